@@ -1,0 +1,1 @@
+"""rexjax: causal, black-box explanations of image classifiers in JAX."""
