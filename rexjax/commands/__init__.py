@@ -1,0 +1,1 @@
+"""One module per `rexjax` sub-command; each defines absl flags and `main(argv)`."""
