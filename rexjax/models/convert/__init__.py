@@ -1,0 +1,1 @@
+"""torch state_dict -> Flax converters: a pure-python .pth reader and key/shape checks."""
