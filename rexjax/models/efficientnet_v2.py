@@ -15,17 +15,18 @@ padding symmetric `(k-1)//2`. Depthwise convs use `rexjax.models.layers.depthwis
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from typing import Mapping
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from rexjax.models.convert.torch_names import dotted_key
+from rexjax.models.torch_port import convert_torch, dotted_key, feature, imagenet_preprocess
 from rexjax.models.layers import DepthwiseConv
 
 BN_EPS = 1e-3
-MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)  # torchvision ImageNet normalisation
-STD_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
 @dataclass(frozen=True)
@@ -155,15 +156,15 @@ class EfficientNetV2(nn.Module):
         cfg = self.config
         stem = cfg.stem_width or cfg.stages[0].cin
         x = _conv_bn(x, stem, 3, 2, "features_0", act=True)
-        self.sow("intermediates", "stem", x)
+        x = feature(self, "stem", x)
         for i, st in enumerate(cfg.stages):
             for j in range(st.layers):
                 x = MBBlock(st.fused, st.expand, st.kernel, st.stride if j == 0 else 1, st.cout, name=f"features_{i + 1}_{j}")(x)
-            self.sow("intermediates", f"stage{i + 1}", x)
+            x = feature(self, f"stage{i + 1}", x)
         x = _conv_bn(x, cfg.last_channel, 1, 1, f"features_{len(cfg.stages) + 1}", act=True)
-        self.sow("intermediates", "head", x)
+        x = feature(self, "head", x)
         x = jnp.mean(x, axis=(1, 2))
-        self.sow("intermediates", "pooled", x)
+        x = feature(self, "pooled", x)
         return nn.Dense(cfg.num_classes, name="classifier_1")(x)
 
 
@@ -175,3 +176,30 @@ def torch_key(path: tuple[str, ...]) -> str:
     """('params','features_4_0','block_2','fc1','kernel') -> 'features.4.0.block.2.fc1.weight';
     ('batch_stats','features_0_1','var') -> 'features.0.1.running_var'."""
     return dotted_key(path)
+
+
+def convert(state_dict: Mapping[str, np.ndarray], config: EfficientNetV2Config = CONFIGS["efficientnet_v2_s"]) -> dict:
+    """torchvision EfficientNet(-V2) state_dict (numpy) -> Flax variables, all checked."""
+    return convert_torch(EfficientNetV2(config), state_dict, source="EfficientNetV2 state_dict")
+
+
+def _register_all() -> None:
+    from rexjax.models.registry import ModelSpec, register
+
+    def spec(name: str, cfg: EfficientNetV2Config) -> ModelSpec:
+        return ModelSpec(
+            name=name,
+            make_module=lambda: EfficientNetV2(cfg),
+            input_size=(384, 384),  # IMAGENET1K_V1 eval size (resize 384, bilinear)
+            num_classes=cfg.num_classes,
+            preprocess=imagenet_preprocess(384, "bilinear"),
+            key_fn=torch_key,
+            feature_names=feature_names(cfg),
+            description=f"torchvision {name} (SiLU, SE, Fused-MBConv; weights: torchvision state_dict .pth)",
+        )
+
+    for name, cfg in CONFIGS.items():
+        register(name, partial(spec, name, cfg))
+
+
+_register_all()

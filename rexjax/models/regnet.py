@@ -15,18 +15,18 @@ Per-stage widths/depths come from the quantised linear rule of the paper (Eq. 2-
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from typing import Mapping
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexjax.models.convert.torch_names import dotted_key
+from rexjax.models.torch_port import convert_torch, dotted_key, feature, imagenet_preprocess
 from rexjax.models.layers import DepthwiseConv
 
 BN_EPS = 1e-5
-MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)  # timm IMAGENET_DEFAULT_MEAN/STD
-STD_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
 @dataclass(frozen=True)
@@ -176,8 +176,9 @@ class RegStage(nn.Module):
 class RegNet(nn.Module):
     """RegNetY: x f32[B,H,W,3] (ImageNet-normalised RGB) -> logits f32[B,num_classes].
 
-    Intermediates sown into `intermediates`: `stem`, `s1`..`s4` (stage outputs; `s4` is the
-    Grad-CAM layer), `pooled`.
+    Intermediates sown into `intermediates`: `stem_out`, `stage1`..`stage4` (outputs of timm
+    `s1`..`s4`; `stage4` is the Grad-CAM layer), `pooled`. (Feature names may not reuse the
+    module names `stem`/`s1`.. because `perturb` scopes share their namespace.)
     """
 
     config: RegNetConfig = CONFIGS["regnety_120"]
@@ -188,20 +189,47 @@ class RegNet(nn.Module):
             raise ValueError(f"RegNet expects x[B,H,W,3], got shape {x.shape}")
         cfg = self.config
         x = ConvNormAct(cfg.stem_width, 3, 2, name="stem")(x)
-        self.sow("intermediates", "stem", x)
+        x = feature(self, "stem_out", x)
         for i, (w, d, g) in enumerate(zip(cfg.widths, cfg.depths, cfg.group_sizes)):
             x = RegStage(d, w, g, cfg.bottle_ratio, cfg.se_ratio, name=f"s{i + 1}")(x)
-            self.sow("intermediates", f"s{i + 1}", x)
+            x = feature(self, f"stage{i + 1}", x)
         x = jnp.mean(x, axis=(1, 2))
-        self.sow("intermediates", "pooled", x)
+        x = feature(self, "pooled", x)
         return nn.Dense(cfg.num_classes, name="head_fc")(x)
 
 
 def feature_names(config: RegNetConfig) -> tuple[str, ...]:
-    return ("stem",) + tuple(f"s{i + 1}" for i in range(len(config.widths))) + ("pooled",)
+    return ("stem_out",) + tuple(f"stage{i + 1}" for i in range(len(config.widths))) + ("pooled",)
 
 
 def torch_key(path: tuple[str, ...]) -> str:
     """('params','s2','b1','se','fc1','kernel') -> 's2.b1.se.fc1.weight';
     ('params','head_fc','bias') -> 'head.fc.bias'."""
     return dotted_key(path)
+
+
+def convert(state_dict: Mapping[str, np.ndarray], config: RegNetConfig = CONFIGS["regnety_120"]) -> dict:
+    """timm RegNet state_dict (numpy) -> Flax variables of `RegNet(config)`, all checked."""
+    return convert_torch(RegNet(config), state_dict, source="RegNet state_dict")
+
+
+def _register_all() -> None:
+    from rexjax.models.registry import ModelSpec, register
+
+    def spec(name: str, cfg: RegNetConfig) -> ModelSpec:
+        return ModelSpec(
+            name=name,
+            make_module=lambda: RegNet(cfg),
+            input_size=(224, 224),
+            num_classes=cfg.num_classes,
+            preprocess=imagenet_preprocess(224, "bicubic"),
+            key_fn=torch_key,
+            feature_names=feature_names(cfg),
+            description=f"timm {name} (weights: timm state_dict .pth)",
+        )
+
+    for name, cfg in CONFIGS.items():
+        register(name, partial(spec, name, cfg))
+
+
+_register_all()

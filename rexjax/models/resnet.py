@@ -14,16 +14,17 @@ variants with the same key layout can be built for parity fixtures.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from typing import Mapping
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from rexjax.models.convert.torch_names import dotted_key
+from rexjax.models.torch_port import convert_torch, dotted_key, feature, imagenet_preprocess
 
 BN_EPS = 1e-5
-MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)  # torchvision ImageNet normalisation
-STD_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
 @dataclass(frozen=True)
@@ -96,15 +97,15 @@ class ResNet(nn.Module):
         cfg = self.config
         x = jax.nn.relu(_bn("bn1")(_conv(cfg.stem_width, 7, 2, "conv1")(x)))
         x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
-        self.sow("intermediates", "stem", x)
+        x = feature(self, "stem", x)
         width_scale = cfg.width_per_group / 64.0
         for s, (depth, planes) in enumerate(zip(cfg.depths, cfg.planes)):
             for b in range(depth):
                 stride = 2 if (s > 0 and b == 0) else 1
                 x = Bottleneck(planes, stride, int(planes * width_scale), cfg.expansion, name=f"layer{s + 1}_{b}")(x)
-            self.sow("intermediates", f"layer{s + 1}", x)
+            x = feature(self, f"layer{s + 1}", x)
         x = jnp.mean(x, axis=(1, 2))
-        self.sow("intermediates", "pooled", x)
+        x = feature(self, "pooled", x)
         return nn.Dense(cfg.num_classes, name="fc")(x)
 
 
@@ -117,3 +118,30 @@ def torch_key(path: tuple[str, ...]) -> str:
     ('params','layer2_0','downsample_0','kernel') -> 'layer2.0.downsample.0.weight';
     ('batch_stats','bn1','mean') -> 'bn1.running_mean'."""
     return dotted_key(path)
+
+
+def convert(state_dict: Mapping[str, np.ndarray], config: ResNetConfig = CONFIGS["resnet50"]) -> dict:
+    """torchvision ResNet state_dict (numpy) -> Flax variables of `ResNet(config)`, all checked."""
+    return convert_torch(ResNet(config), state_dict, source="ResNet state_dict")
+
+
+def _register_all() -> None:
+    from rexjax.models.registry import ModelSpec, register
+
+    def spec(name: str, cfg: ResNetConfig) -> ModelSpec:
+        return ModelSpec(
+            name=name,
+            make_module=lambda: ResNet(cfg),
+            input_size=(224, 224),
+            num_classes=cfg.num_classes,
+            preprocess=imagenet_preprocess(224, "bilinear"),
+            key_fn=torch_key,
+            feature_names=feature_names(cfg),
+            description=f"torchvision {name} (weights: torchvision state_dict .pth)",
+        )
+
+    for name, cfg in CONFIGS.items():
+        register(name, partial(spec, name, cfg))
+
+
+_register_all()

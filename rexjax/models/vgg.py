@@ -13,6 +13,7 @@ instead of transposing activations on every call.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Mapping, Union
 
 import flax.linen as nn
@@ -20,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexjax.models.convert.torch_names import dotted_key
+from rexjax.models.convert.checks import convert_state_dict
+from rexjax.models.torch_port import convert_torch, dotted_key, feature, imagenet_preprocess
 
-from rexjax.models.resnet import MEAN_RGB, STD_RGB  # noqa: F401  (same torchvision normalisation)
 
 Cfg = tuple[Union[int, str], ...]
 
@@ -87,9 +88,9 @@ class VGG(nn.Module):
         for i, v in enumerate(cfg.features):
             if v == "M":
                 if i == last_pool:
-                    self.sow("intermediates", "last_conv", x)
+                    x = feature(self, "last_conv", x)
                 x = nn.max_pool(x, (2, 2), (2, 2))
-                self.sow("intermediates", f"block{block}", x)
+                x = feature(self, f"block{block}", x)
                 block += 1
                 idx += 1
             else:
@@ -97,9 +98,9 @@ class VGG(nn.Module):
                 x = jax.nn.relu(x)
                 idx += 2  # Conv2d, ReLU
         if last_pool < 0:
-            self.sow("intermediates", "last_conv", x)
+            x = feature(self, "last_conv", x)
         x = adaptive_avg_pool(x, (cfg.pool, cfg.pool))
-        self.sow("intermediates", "pooled", x)
+        x = feature(self, "pooled", x)
         x = x.reshape(x.shape[0], -1)  # (7, 7, C) order; see permute_classifier
         x = jax.nn.relu(nn.Dense(cfg.hidden, name="classifier_0")(x))
         x = jax.nn.relu(nn.Dense(cfg.hidden, name="classifier_3")(x))
@@ -132,3 +133,33 @@ def permute_classifier(state_dict: Mapping[str, np.ndarray], config: VGGConfig) 
         )
     return sd
 
+
+
+def convert(state_dict: Mapping[str, np.ndarray], config: VGGConfig = CONFIGS["vgg16"]) -> dict:
+    """torchvision VGG state_dict (numpy) -> Flax variables of `VGG(config)`, all checked."""
+    return convert_torch(VGG(config), state_dict, prepare=lambda sd: permute_classifier(sd, config), source="VGG state_dict")
+
+
+def _register_all() -> None:
+    from rexjax.models.registry import ModelSpec, register
+
+    def spec(name: str, cfg: VGGConfig) -> ModelSpec:
+        def conv(state_dict, template):
+            return convert_state_dict(permute_classifier(state_dict, cfg), template, torch_key, source=f"{name} state_dict")
+
+        return ModelSpec(
+            name=name,
+            make_module=lambda: VGG(cfg),
+            input_size=(224, 224),
+            num_classes=cfg.num_classes,
+            preprocess=imagenet_preprocess(224, "bilinear"),
+            convert=conv,
+            feature_names=feature_names(cfg),
+            description=f"torchvision {name} (weights: torchvision state_dict .pth)",
+        )
+
+    for name, cfg in CONFIGS.items():
+        register(name, partial(spec, name, cfg))
+
+
+_register_all()

@@ -1,0 +1,157 @@
+"""Writes the torch parity fixtures for the zoo's torchvision/timm ports (run once; output committed).
+
+Needs torch + torchvision + timm (not rexjax's runtime deps):
+
+    python tools/make_parity_fixtures.py [--out tests/fixtures/zoo]
+
+For each family (resnet, vgg, regnety, efficientnet_v2) it builds a *small* randomly
+initialised torchvision/timm model with the same module tree (and so the same state_dict
+key layout) as the full-size one, perturbs every BatchNorm's affine parameters and running
+statistics (so eval-mode BN is really exercised), and saves
+  * `<family>_zip.pth`     state_dict, `torch.save` zip format (torch >= 1.6 default),
+  * `<family>_legacy.pth`  the same state_dict with `_use_new_zipfile_serialization=False`,
+  * `<family>.npz`         `x` (NCHW input, float32), `logits`, `feature` (the Grad-CAM layer's
+                           activation, transposed to NHWC) and `torch_version`.
+The Flax side of each tiny configuration lives in tests/models/test_zoo_parity.py
+(`TINY`); the test checks the key sets match exactly, so the two cannot drift silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from functools import partial
+
+import numpy as np
+import torch
+from torch import nn
+
+SEED = 0
+INPUT_SHAPE = (2, 3, 63, 72)  # odd, non-square: exercises stride-2 floor and asymmetric maps
+NUM_CLASSES = 10
+
+
+def perturb_bn(model: nn.Module, gen: torch.Generator) -> None:
+    """Random BN affine params and running stats (var in [0.5, 2])."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            n = m.num_features
+            with torch.no_grad():
+                m.weight.copy_(1.0 + 0.2 * torch.randn(n, generator=gen))
+                m.bias.copy_(0.2 * torch.randn(n, generator=gen))
+                m.running_mean.copy_(0.2 * torch.randn(n, generator=gen))
+                m.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=gen))
+
+
+def tiny_resnet() -> tuple[nn.Module, nn.Module]:
+    """torchvision ResNet with a Bottleneck of expansion 1 (stage widths 64..512, bottleneck
+    widths 16..128 via width_per_group=16), depths (2,1,1,1); returns (model, Grad-CAM layer)."""
+    from torchvision.models.resnet import Bottleneck, ResNet
+
+    class TinyBottleneck(Bottleneck):
+        expansion = 1
+
+    m = ResNet(TinyBottleneck, [2, 1, 1, 1], num_classes=NUM_CLASSES, width_per_group=16)
+    return m, m.layer4
+
+
+def tiny_vgg() -> tuple[nn.Module, nn.Module]:
+    """torchvision VGG over `make_layers` with VGG-16's layout at 1/16 width; the classifier
+    (hard-wired to 512*7*7 -> 4096 in torchvision) is replaced by the same 7-module Sequential
+    at width 32, so the keys are features.{0..28}, classifier.{0,3,6} as in vgg16."""
+    from torchvision.models.vgg import VGG, make_layers
+
+    cfg = [8, 8, "M", 16, 16, "M", 16, 16, 16, "M", 32, 32, 32, "M", 32, 32, 32, "M"]
+    m = VGG(make_layers(cfg, batch_norm=False), num_classes=NUM_CLASSES)
+    hidden = 32
+    m.classifier = nn.Sequential(
+        nn.Linear(32 * 7 * 7, hidden), nn.ReLU(True), nn.Dropout(),
+        nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(),
+        nn.Linear(hidden, NUM_CLASSES),
+    )
+    for lin in (m.classifier[0], m.classifier[3], m.classifier[6]):
+        nn.init.normal_(lin.weight, 0, 0.1)
+        nn.init.normal_(lin.bias, 0, 0.1)
+    return m, m.features[29]  # ReLU after the last conv (as vgg16's features.29)
+
+
+def tiny_regnety() -> tuple[nn.Module, nn.Module]:
+    """timm RegNet(RegNetCfg) with SE and group size 8: 4 stages, grouped (non-depthwise) 3x3."""
+    from timm.models.regnet import RegNet, RegNetCfg
+
+    cfg = RegNetCfg(depth=6, w0=16, wa=10.0, wm=1.5, group_size=8, se_ratio=0.25, stem_width=8)
+    m = RegNet(cfg, num_classes=NUM_CLASSES)
+    return m, m.s4
+
+
+def tiny_efficientnet_v2() -> tuple[nn.Module, nn.Module]:
+    """torchvision EfficientNet with V2 blocks (Fused-MBConv e=1 and e=4, MBConv + SE) at
+    small widths, BN eps 1e-3 as efficientnet_v2_s."""
+    from torchvision.models.efficientnet import EfficientNet, FusedMBConvConfig, MBConvConfig
+
+    setting = [
+        FusedMBConvConfig(1, 3, 1, 8, 8, 2),
+        FusedMBConvConfig(4, 3, 2, 8, 16, 2),
+        MBConvConfig(4, 3, 2, 16, 24, 2),
+        MBConvConfig(6, 3, 1, 24, 32, 2),
+    ]
+    m = EfficientNet(
+        setting,
+        dropout=0.2,
+        stochastic_depth_prob=0.2,
+        num_classes=NUM_CLASSES,
+        norm_layer=partial(nn.BatchNorm2d, eps=1e-3),
+        last_channel=64,
+    )
+    return m, m.features[-1]
+
+
+FAMILIES = {
+    "resnet": tiny_resnet,
+    "vgg": tiny_vgg,
+    "regnety": tiny_regnety,
+    "efficientnet_v2": tiny_efficientnet_v2,
+}
+
+
+def run_with_feature(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    got = {}
+    handle = layer.register_forward_hook(lambda _m, _i, out: got.__setitem__("f", out.detach().clone()))
+    with torch.no_grad():
+        logits = model(x)
+    handle.remove()
+    return logits.numpy(), got["f"].permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=os.path.join("tests", "fixtures", "zoo"))
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    torch.use_deterministic_algorithms(True)
+    for family, build in FAMILIES.items():
+        torch.manual_seed(SEED)
+        gen = torch.Generator().manual_seed(SEED + 1)
+        model, layer = build()
+        perturb_bn(model, gen)
+        model.eval()
+        x = torch.randn(INPUT_SHAPE, generator=gen)
+        logits, feature = run_with_feature(model, layer, x)
+        sd = model.state_dict()
+        torch.save(sd, os.path.join(args.out, f"{family}_zip.pth"))
+        torch.save(sd, os.path.join(args.out, f"{family}_legacy.pth"), _use_new_zipfile_serialization=False)
+        np.savez_compressed(
+            os.path.join(args.out, f"{family}.npz"),
+            x=x.numpy(),
+            logits=logits,
+            feature=feature,
+            torch_version=np.array(torch.__version__),
+        )
+        n = sum(p.numel() for p in model.parameters())
+        print(f"{family}: {n} params, {len(sd)} keys, logits {logits.shape}, feature {feature.shape}")
+    total = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
+    print(f"total fixture size {total / 1e6:.2f} MB in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
