@@ -30,7 +30,13 @@ from rexjax.models.registry import (
     register,
 )
 
-ZOO_MODULES = ("rexjax.models.efficientnet_lite",)
+ZOO_MODULES = (
+    "rexjax.models.efficientnet_lite",
+    "rexjax.models.resnet",
+    "rexjax.models.vgg",
+    "rexjax.models.regnet",
+    "rexjax.models.efficientnet_v2",
+)
 
 _imported = False
 
