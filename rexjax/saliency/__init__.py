@@ -1,0 +1,9 @@
+"""Saliency baselines in JAX: batched, keyed, on the masked-classifier abstraction."""
+
+from rexjax.saliency._common import Saliency
+from rexjax.saliency.gradcam import gradcam
+from rexjax.saliency.gradcam_pp import gradcam_pp
+from rexjax.saliency.integrated_gradients import integrated_gradients
+from rexjax.saliency.occlusion import occlusion
+from rexjax.saliency.rise import rise, rise_masks
+from rexjax.saliency.shape import shape

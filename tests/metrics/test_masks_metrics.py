@@ -1,0 +1,79 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.spatial.distance
+
+from rexjax.metrics import area_ratio, dice, hausdorff, in_out, iid_backgrounds, rho, rho_robustness, solid_backgrounds
+
+
+def test_area_inout_dice_by_hand():
+    e = np.zeros((4, 5), bool)
+    e[0, :4] = True  # 4 pixels
+    s = np.zeros((4, 5), bool)
+    s[0, 2:] = True
+    s[1, :] = True  # 8 pixels, overlap with e: (0,2), (0,3)
+    assert area_ratio(e) == pytest.approx(4 / 20)
+    io = in_out(e, s)
+    assert io.inside == pytest.approx(0.5) and io.outside == pytest.approx(0.5)
+    assert dice(e, s) == pytest.approx(2 * 2 / (4 + 8))
+    assert dice(e, e) == 1.0 and dice(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
+    assert np.isnan(in_out(np.zeros((4, 5)), s).inside)
+
+
+def test_hausdorff_by_hand_and_vs_scipy():
+    a = np.zeros((10, 10), bool)
+    b = np.zeros((10, 10), bool)
+    a[0, 0] = True
+    b[3, 4] = True
+    b[0, 1] = True
+    # from a: nearest b is (0,1) -> 1; from b: (3,4) is 5 from (0,0)
+    assert hausdorff(a, b) == pytest.approx(5.0)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a, b = rng.random((2, 17, 13)) > 0.9
+        want = max(scipy.spatial.distance.directed_hausdorff(np.argwhere(a), np.argwhere(b))[0],
+                   scipy.spatial.distance.directed_hausdorff(np.argwhere(b), np.argwhere(a))[0])
+        assert hausdorff(a, b) == pytest.approx(want)
+    assert hausdorff(a, np.zeros_like(a)) == float("inf")
+
+
+def test_mask_shape_errors():
+    with pytest.raises(ValueError, match="segment"):
+        in_out(np.zeros((3, 3)), np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="mask"):
+        area_ratio(np.zeros(3))
+
+
+def region_only_classifier(region, target=2, k=4):
+    """A model that looks only at `region`: class `target` iff the region's mean is > 0.5."""
+
+    def classify(x, masks):
+        img = x[None] * masks[..., None]
+        v = (img * region[None, :, :, None]).sum((1, 2, 3)) / (region.sum() * x.shape[-1])
+        logits = jnp.zeros((masks.shape[0], k)).at[:, target].set(10 * (v - 0.5))
+        return jax.nn.softmax(logits, -1)
+
+    return classify
+
+
+def test_rho_is_one_for_model_looking_only_at_explanation():
+    region = jnp.zeros((8, 8)).at[2:5, 3:7].set(1.0)
+    x = jnp.ones((8, 8, 3))
+    clf = region_only_classifier(region)
+    r = rho_robustness(jax.random.key(0), clf, x, region, 2, k_solid=10, k_iid=7, bounds=(-3.0, 3.0), batch_size=4)
+    assert r.rho_solid == 1.0 and r.rho_iid == 1.0 and r.forward_images == 17
+    # an explanation that misses the region is not robust on dark backgrounds
+    miss = jnp.zeros((8, 8)).at[6:, :].set(1.0)
+    dark = jnp.full((5, 8, 8, 3), -1.0)
+    assert rho(clf, x, miss, 2, dark) == 0.0
+
+
+def test_backgrounds_in_bounds_and_keyed():
+    x = jnp.stack([jnp.full((6, 6), v) for v in (-1.0, 0.0, 2.0)], -1).at[0, 0].set(jnp.array([1.0, 1.0, 3.0]))
+    s = solid_backgrounds(jax.random.key(1), 5, x)
+    assert s.shape == (5, 6, 6, 3) and bool((s == s[:, :1, :1]).all())
+    n = iid_backgrounds(jax.random.key(1), 5, x)
+    lo, hi = x.min((0, 1)), x.max((0, 1))
+    assert bool((n >= lo).all() and (n <= hi).all())
+    np.testing.assert_array_equal(n, iid_backgrounds(jax.random.key(1), 5, x))

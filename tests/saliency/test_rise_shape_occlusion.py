@@ -1,0 +1,105 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rexjax.saliency import occlusion, rise, rise_masks, shape
+from saliency_models import linear_masked
+
+H = W = 12
+S = 3
+P = 0.5
+
+
+def interpolation_matrices(grid, hw):
+    """A_s[HW, s*s] for every crop shift s: mask = A_s @ cells (bilinear is linear)."""
+    ch, cw = -(-hw[0] // grid), -(-hw[1] // grid)
+    basis = jnp.eye(grid * grid).reshape(-1, grid, grid)
+    up = jax.vmap(lambda g: jax.image.resize(g, ((grid + 1) * ch, (grid + 1) * cw), "bilinear"))(basis)
+    mats = [up[:, dy:dy + hw[0], dx:dx + hw[1]].reshape(grid * grid, -1).T for dy in range(ch) for dx in range(cw)]
+    return np.stack(mats)
+
+
+def test_rise_masks_are_keyed_and_have_mean_p():
+    m = rise_masks(jax.random.key(3), 2000, S, P, (H, W))
+    assert m.shape == (2000, H, W) and float(m.min()) >= 0 and float(m.max()) <= 1
+    assert float(m.mean()) == pytest.approx(P, abs=0.01)
+    np.testing.assert_array_equal(m, rise_masks(jax.random.key(3), 2000, S, P, (H, W)))
+    # shifts cover [0, ceil(H/s)): masks are not all aligned to the grid
+    assert len({tuple(np.asarray(r).round(4)) for r in m[:50, 0, :]}) > 10
+
+
+def test_rise_linear_model_matches_closed_form():
+    # f(x . M) = sum_mu c_mu M_mu + b  =>  E[RISE(l)] = (1-p) sum_mu c_mu E_s[A_s A_s^T]_{mu l} + p sum(c) + b
+    c = jax.random.normal(jax.random.key(0), (H, W)) * 0.05
+    b = 0.3
+    A = interpolation_matrices(S, (H, W))
+    second = np.mean([a @ a.T for a in A], axis=0)
+    closed = (1 - P) * (second @ np.asarray(c).reshape(-1)) + P * float(c.sum()) + b
+    n = 20000
+    sal = rise(n_masks=n, grid=S, p=P, batch_size=500)(jax.random.key(1), linear_masked(c, b), jnp.ones((H, W, 3)), 0)
+    assert sal.forward_images == n
+    err = np.abs(np.asarray(sal.map).reshape(-1) - closed)
+    # Monte-Carlo standard error of the estimate is about 0.005 here; allow 5 sigma
+    assert err.max() < 0.025, err.max()
+    assert np.corrcoef(np.asarray(sal.map).reshape(-1), closed)[0, 1] > 0.95
+
+
+def test_rise_and_shape_deterministic_and_batch_invariant():
+    c = jax.random.normal(jax.random.key(0), (H, W))
+    clf = linear_masked(c, 1.0)
+    x = jnp.ones((H, W, 3))
+    for factory in (rise, shape):
+        f7 = factory(n_masks=100, grid=S, p=0.3, batch_size=7)
+        f64 = factory(n_masks=100, grid=S, p=0.3, batch_size=64)
+        a = f7(jax.random.key(5), clf, x, 0).map
+        np.testing.assert_array_equal(a, f7(jax.random.key(5), clf, x, 0).map)
+        np.testing.assert_allclose(a, f64(jax.random.key(5), clf, x, 0).map, rtol=1e-5, atol=1e-5)
+        assert not np.allclose(a, f7(jax.random.key(6), clf, x, 0).map)
+
+
+def test_shape_is_eq6_on_the_rise_masks():
+    c = jax.random.normal(jax.random.key(2), (H, W))
+    clf = linear_masked(c, 0.5)
+    x = jnp.ones((H, W, 3))
+    n, p = 300, 0.1
+    key = jax.random.key(9)
+    sal = shape(n_masks=n, grid=S, p=p, batch_size=32)(key, clf, x, 0)
+    m = np.asarray(rise_masks(key, n, S, p, (H, W)), np.float64)
+    f_full = float(c.sum()) + 0.5
+    f_masked = (m * np.asarray(c)[None]).sum((1, 2)) + 0.5
+    want = np.einsum("n,nhw->hw", f_full - f_masked, 1 - m) / ((1 - p) * n)
+    np.testing.assert_allclose(sal.map, want, rtol=1e-4, atol=1e-4)
+    assert sal.forward_images == n + 1
+    # and RISE on the same key is Eq. 6 of RISE on the same masks
+    r = rise(n_masks=n, grid=S, p=p, batch_size=32)(key, clf, x, 0)
+    np.testing.assert_allclose(r.map, np.einsum("n,nhw->hw", f_masked, m) / (p * n), rtol=1e-4, atol=1e-4)
+
+
+def test_occlusion_linear_model_by_hand():
+    c = np.zeros((10, 9))
+    c[4, 6] = 2.0
+    c[0, 0] = -1.0
+    window, stride = 4, 3
+    sal = occlusion(window=window, stride=stride, batch_size=5)(None, linear_masked(jnp.asarray(c)), jnp.ones((10, 9, 1)), 0)
+    rows, cols = [0, 3, 6], [0, 3, 5]  # 6 = 10-4 reached; 5 = 9-4 added as last position
+    total, count = np.zeros((10, 9)), np.zeros((10, 9))
+    for r in rows:
+        for q in cols:
+            total[r:r + window, q:q + window] += c[r:r + window, q:q + window].sum()
+            count[r:r + window, q:q + window] += 1
+    np.testing.assert_allclose(sal.map, total / count, atol=1e-6)
+    assert sal.forward_images == 10
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="p "):
+        rise(p=0.0)
+    with pytest.raises(ValueError, match="n_masks"):
+        rise(n_masks=0)
+    with pytest.raises(ValueError, match="rank 3"):
+        rise(n_masks=4)(jax.random.key(0), linear_masked(jnp.ones((4, 4))), jnp.ones((4, 4)), 0)
+    with pytest.raises(ValueError, match="target"):
+        rise(n_masks=4)(jax.random.key(0), linear_masked(jnp.ones((4, 4))), jnp.ones((4, 4, 1)), 7)
+    with pytest.raises(ValueError, match="window"):
+        occlusion(window=20)(None, linear_masked(jnp.ones((8, 8))), jnp.ones((8, 8, 1)), 0)
