@@ -84,7 +84,7 @@ def integrated_gradients(
     score_of = functools.partial(target_logit_fn, output=output)
     score_of(lambda z: z)  # validates `output`
 
-    @functools.partial(jax.jit, static_argnums=1)
+    @functools.partial(jax.jit, static_argnums=0)
     def ig(logits_fn, x, base, target):
         return path_attributions(
             score_of(logits_fn), x, base, target, jnp.asarray(alphas, x.dtype),
@@ -95,7 +95,10 @@ def integrated_gradients(
         del key
         x = check_image(x)
         t = check_target(target, num_classes_logits(logits_fn, x))
-        base = jnp.broadcast_to(jnp.asarray(baseline, x.dtype), x.shape)
+        base = jnp.asarray(baseline, x.dtype)
+        if base.ndim and base.shape != x.shape:
+            raise ValueError(f"baseline must be a number or shaped like x {x.shape}, got {base.shape}")
+        base = jnp.broadcast_to(base, x.shape)
         return ig(logits_fn, x, base, t)
 
     def explain(key, logits_fn, x, target) -> Saliency:
