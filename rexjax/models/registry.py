@@ -276,10 +276,11 @@ def load(name: str, weights: Optional[str | os.PathLike] = None, *, use_cache: b
     )
 
 
-def list_models() -> list[ModelInfo]:
-    """One ModelInfo per registered model (parameter counts via jax.eval_shape: fast)."""
+def list_models(names: Optional[Sequence[str]] = None) -> list[ModelInfo]:
+    """One ModelInfo per registered model (or per name in `names`); parameter counts come
+    from `jax.eval_shape` (no weights are read or allocated)."""
     out = []
-    for name in known_models():
+    for name in known_models() if names is None else names:
         spec = get_spec(name)
         template = _template(spec.make_module(), spec.input_size)
         count = int(sum(np.prod(s.shape) for s in jax.tree_util.tree_leaves(template.get("params", {}))))

@@ -72,14 +72,14 @@ def test_features_shapes_and_head_consistency(lite0):
 
 def test_feature_gradients_via_perturbations(lite0):
     """d logit / d head computed through perturbations equals the analytic head->logit map."""
-    x = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, (1, 224, 224, 3)), jnp.float32)
-    _, feats = lite0.features_fn(lite0.variables, x)
+    x = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, (1, 64, 64, 3)), jnp.float32)
+    _, feats = jax.jit(lite0.features_fn)(lite0.variables, x)
     zeros = jax.tree_util.tree_map(jnp.zeros_like, feats)
-    grads = jax.grad(lambda p: lite0.features_fn(lite0.variables, x, p)[0][0, 301])(zeros)
+    grads = jax.jit(jax.grad(lambda p: lite0.features_fn(lite0.variables, x, p)[0][0, 301]))(zeros)
     w = lite0.variables["params"]["fc"]["kernel"][:, 301]
     np.testing.assert_allclose(grads["pooled"][0], w, rtol=1e-5, atol=1e-7)
-    # head is averaged over 7x7 before fc; the pooled perturbation adds to the same path
-    np.testing.assert_allclose(grads["head"][0], jnp.broadcast_to(w / 49, (7, 7, 1280)), rtol=1e-4, atol=1e-7)
+    # head (2x2 at 64 px) is averaged before fc
+    np.testing.assert_allclose(grads["head"][0], jnp.broadcast_to(w / 4, (2, 2, 1280)), rtol=1e-4, atol=1e-7)
 
 
 def test_bad_input_rank_and_channels(lite0):

@@ -10,8 +10,9 @@ names the torch tensor it comes from. Layouts are derived from the leaf:
 * everything else (BN scale/bias/mean/var, biases): unchanged.
 
 Missing, unexpected (minus `ignore`d keys such as `num_batches_tracked`) and mismatched keys
-are all collected and reported by name; the error's first line names the first bad key and
-its expected torch shape. Nothing is ever partially loaded.
+are all collected and reported by name, in checkpoint order (missing keys last); the
+error's first line names the first bad key and its expected torch shape. Nothing is ever
+partially loaded.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from flax import traverse_util
 KeyFn = Callable[[tuple[str, ...]], str]
 
 DEFAULT_IGNORE = re.compile(r"(^|\.)num_batches_tracked$")
+MAX_SHOWN = 25
+
+
+def _natural(key: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key)]
 
 
 class CheckpointMismatchError(ValueError):
@@ -35,7 +41,10 @@ class CheckpointMismatchError(ValueError):
     def __init__(self, problems: list[str], source: str = "checkpoint"):
         self.problems = problems
         head = f"{source} does not match the model: {problems[0]}"
-        more = "" if len(problems) == 1 else f"\n({len(problems)} problems in all)\n  " + "\n  ".join(problems)
+        shown = problems[:MAX_SHOWN]
+        more = "" if len(problems) == 1 else f"\n({len(problems)} problems in all)\n  " + "\n  ".join(shown)
+        if len(problems) > len(shown):
+            more += f"\n  ... and {len(problems) - len(shown)} more (see .problems)"
         super().__init__(head + more)
 
 
@@ -79,7 +88,8 @@ def convert_state_dict(
     Raises CheckpointMismatchError listing every missing, unexpected and mismatched key.
     """
     flat = traverse_util.flatten_dict(jax.tree_util.tree_map(lambda a: a, template))
-    problems: list[str] = []
+    order = {k: i for i, k in enumerate(state_dict)}
+    problems: list[tuple[tuple, str]] = []  # (sort key: checkpoint order, missing keys last)
     used: set[str] = set()
     out = {}
     for path, leaf in flat.items():
@@ -87,20 +97,22 @@ def convert_state_dict(
         layout = _layout(tuple(leaf.shape), path[-1])
         want = torch_shape(tuple(leaf.shape), layout)
         if key not in state_dict:
-            problems.append(f"missing key {key!r} (expected shape {want})")
+            problems.append(((1, _natural(key)), f"missing key {key!r} (expected shape {want})"))
             continue
         used.add(key)
         arr = np.asarray(state_dict[key])
+        where = (0, order[key])
         if tuple(arr.shape) != want:
-            problems.append(f"shape mismatch for {key!r}: checkpoint {tuple(arr.shape)}, expected shape {want}")
+            problems.append((where, f"shape mismatch for {key!r}: checkpoint {tuple(arr.shape)}, expected shape {want}"))
             continue
         if not (np.issubdtype(arr.dtype, np.floating) or arr.dtype == ml_dtypes.bfloat16):
-            problems.append(f"dtype of {key!r} is {arr.dtype}, expected a floating type")
+            problems.append((where, f"dtype of {key!r} is {arr.dtype}, expected a floating type"))
             continue
         out[path] = to_flax(arr, layout).astype(leaf.dtype)
     for key in state_dict:
         if key not in used and not ignore(key):
-            problems.append(f"unexpected key {key!r} (shape {tuple(np.shape(state_dict[key]))})")
+            problems.append(((0, order[key]), f"unexpected key {key!r} (shape {tuple(np.shape(state_dict[key]))})"))
     if problems:
-        raise CheckpointMismatchError(problems, source)
+        problems.sort(key=lambda p: p[0])
+        raise CheckpointMismatchError([msg for _, msg in problems], source)
     return traverse_util.unflatten_dict(out)

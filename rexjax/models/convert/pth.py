@@ -114,6 +114,10 @@ _ALLOWED.update({("torch", name): _StorageType(dt) for name, dt in STORAGE_DTYPE
 _ALLOWED.update({("torch", name): dt for name, dt in TORCH_DTYPES.items()})
 
 
+class UnsafePickleError(pickle.UnpicklingError):
+    """The file asks for a global outside the allow-list (possibly malicious)."""
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file: BinaryIO, persistent_load: Callable[[Any], Any] | None = None):
         super().__init__(file)
@@ -123,7 +127,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
+            raise UnsafePickleError(
                 f"refusing to unpickle global {module}.{name}: a state_dict file may only contain "
                 "tensors, storages and OrderedDicts"
             ) from None
@@ -182,7 +186,7 @@ def _materialise(name: str, ref: _TensorRef, data: Mapping[str, bytes]) -> np.nd
     view = np.lib.stride_tricks.as_strided(
         flat[ref.offset :], shape=ref.size, strides=tuple(s * item for s in ref.stride)
     )
-    return np.array(view, dtype=ref.dtype.newbyteorder("="), copy=True)
+    return np.array(view, dtype=ref.dtype.newbyteorder("="), copy=True, order="C")
 
 
 def _flatten(obj: Any, data: Mapping[str, bytes], prefix: str = "") -> dict[str, np.ndarray]:
@@ -258,8 +262,9 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
     Nested dicts are flattened with '.'; if the file holds a checkpoint dict with a
     `state_dict` (or `model`) entry, that entry is returned. Non-tensor leaves are skipped.
-    Raises ValueError for files that are not torch pickles or are truncated, and
-    pickle.UnpicklingError for globals outside the allow-list.
+    Raises ValueError (naming the file) for files that are not torch pickles or are
+    truncated, and UnsafePickleError (a pickle.UnpicklingError) for globals outside the
+    allow-list.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -271,10 +276,10 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         else:
             with open(path, "rb") as f:
                 out = _load_legacy(f)
-    except (EOFError, struct.error, zipfile.BadZipFile) as e:
+    except UnsafePickleError as e:
+        raise UnsafePickleError(f"{path!r}: {e}") from e
+    except (EOFError, struct.error, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as e:
         raise ValueError(f"{path!r} is not a readable torch .pth file ({e})") from e
-    except pickle.UnpicklingError as e:
-        raise pickle.UnpicklingError(f"{path!r}: {e}") from e
     for nested in ("state_dict", "model"):
         sub = {k[len(nested) + 1 :]: v for k, v in out.items() if k.startswith(nested + ".")}
         if sub and len(sub) == len(out):

