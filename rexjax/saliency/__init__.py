@@ -7,3 +7,7 @@ from rexjax.saliency.integrated_gradients import integrated_gradients
 from rexjax.saliency.occlusion import occlusion
 from rexjax.saliency.rise import rise, rise_masks
 from rexjax.saliency.shape import shape
+from rexjax.saliency.gradient_shap import gradient_shap
+from rexjax.saliency.kernel_shap import kernel_shap
+from rexjax.saliency.lime import lime
+from rexjax.saliency.noise_tunnel import noise_tunnel

@@ -1,0 +1,149 @@
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rexjax.saliency import gradient_shap, integrated_gradients, kernel_shap, lime, noise_tunnel
+from rexjax.saliency.superpixels import superpixels
+from saliency_models import small_cnn
+
+SEG = np.repeat(np.repeat(np.arange(6).reshape(2, 3), 4, 0), 3, 1)  # 8 x 9, 6 superpixels
+
+
+def game_classifier(value):
+    """MaskedClassifier whose class-1 score is value(v), v_j = visible fraction of superpixel j."""
+    seg = jnp.asarray(SEG)
+    onehot = jax.nn.one_hot(seg, 6)  # [H, W, 6]
+
+    def classify(x, masks):
+        v = jnp.einsum("bhw,hwj->bj", masks, onehot) / onehot.sum((0, 1))
+        f = value(v)
+        return jnp.stack([1 - f, f], -1)
+
+    return classify
+
+
+def nonlinear(v):
+    return 0.3 * v[:, 0] * v[:, 1] + 0.2 * v[:, 2] + 0.1 * jnp.maximum(v[:, 3], v[:, 4]) - 0.05 * v[:, 5] * v[:, 0] + 0.1
+
+
+def exact_shapley(f, m):
+    def v(s):
+        z = np.zeros((1, m))
+        z[0, list(s)] = 1
+        return float(f(jnp.asarray(z))[0])
+
+    phi = np.zeros(m)
+    for i in range(m):
+        rest = [j for j in range(m) if j != i]
+        for r in range(m):
+            for s in itertools.combinations(rest, r):
+                wgt = math.factorial(r) * math.factorial(m - r - 1) / math.factorial(m)
+                phi[i] += wgt * (v(s + (i,)) - v(s))
+    return phi
+
+
+def test_kernel_shap_exact_shapley_values():
+    x = jnp.ones((8, 9, 3))
+    ks = kernel_shap(n_samples=100, batch_size=16)  # 2^6 - 2 = 62 <= 100: enumeration
+    sal = ks(jax.random.key(0), game_classifier(nonlinear), x, 1, segments=SEG)
+    phi = exact_shapley(nonlinear, 6)
+    np.testing.assert_allclose(np.asarray(sal.map), phi[SEG], atol=1e-5)
+    assert sal.forward_images == 64
+
+
+def test_kernel_shap_sampling_is_keyed_and_efficient():
+    x = jnp.ones((8, 9, 3))
+    ks = kernel_shap(n_samples=40, batch_size=7)
+    clf = game_classifier(nonlinear)
+    a = ks(jax.random.key(1), clf, x, 1, segments=SEG).map
+    np.testing.assert_array_equal(a, ks(jax.random.key(1), clf, x, 1, segments=SEG).map)
+    b = kernel_shap(n_samples=40, batch_size=40)(jax.random.key(1), clf, x, 1, segments=SEG).map
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    phi = np.asarray(a)[[0, 0, 0, 4, 4, 4], [0, 3, 6, 0, 3, 6]]
+    # efficiency holds exactly by construction; values close to the exact ones
+    assert phi.sum() == pytest.approx(float(nonlinear(jnp.ones((1, 6)))[0] - nonlinear(jnp.zeros((1, 6)))[0]), abs=1e-5)
+    exact = exact_shapley(nonlinear, 6)
+    np.testing.assert_allclose(phi, exact, atol=0.1)
+    assert np.corrcoef(phi, exact)[0, 1] > 0.9
+
+
+def test_lime_recovers_linear_weights():
+    w = jnp.array([0.3, -0.2, 0.1, 0.05, 0.0, 0.25])
+    clf = game_classifier(lambda v: v @ w + 0.1)
+    x = jnp.ones((8, 9, 3))
+    exact = lime(n_samples=300, alpha=1e-6, batch_size=64)(jax.random.key(2), clf, x, 1, segments=SEG)
+    np.testing.assert_allclose(np.asarray(exact.map), np.asarray(w)[SEG], atol=1e-4)
+    shrunk = lime(n_samples=1000)(jax.random.key(2), clf, x, 1, segments=SEG).map  # lime's alpha = 1
+    np.testing.assert_allclose(np.asarray(shrunk), np.asarray(w)[SEG], atol=0.01)
+    assert exact.forward_images == 300
+
+
+def test_lime_keyed_and_batch_invariant():
+    clf = game_classifier(nonlinear)
+    x = jnp.ones((8, 9, 3))
+    a = lime(n_samples=50, batch_size=7)(jax.random.key(3), clf, x, 1, segments=SEG).map
+    b = lime(n_samples=50, batch_size=50)(jax.random.key(3), clf, x, 1, segments=SEG).map
+    c = lime(n_samples=50, batch_size=7)(jax.random.key(4), clf, x, 1, segments=SEG).map
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert not np.allclose(a, c)
+
+
+def test_superpixels_host():
+    # four colour quadrants (+ a little noise): no superpixel straddles a colour edge
+    x = np.zeros((64, 64, 3), np.float32)
+    x[:32, 32:] = [1, 0, 0]
+    x[32:, :32] = [0, 1, 0]
+    x[32:, 32:] = [0, 0, 1]
+    x += np.random.default_rng(0).random(x.shape).astype(np.float32) * 0.05
+    quadrant = (np.arange(64)[:, None] // 32) * 2 + np.arange(64)[None, :] // 32
+    for method in ("slic", "quickshift", "grid"):
+        seg, m = superpixels(x, method)
+        assert seg.shape == (64, 64) and seg.min() == 0 and seg.max() == m - 1 and m >= 4
+        assert len(np.unique(seg)) == m
+        assert all(len(np.unique(quadrant[seg == k])) == 1 for k in range(m)), method
+    with pytest.raises(ValueError, match="superpixel method"):
+        superpixels(x, "watershed")
+
+
+LIN_W = jax.random.normal(jax.random.key(5), (6, 6, 2, 3))
+
+
+def linear_logits(xb):
+    return jnp.einsum("bhwc,hwck->bk", xb, LIN_W)
+
+
+def test_gradient_shap_linear_model_exact_and_cnn_completeness():
+    x = jax.random.normal(jax.random.key(6), (6, 6, 2))
+    gs = gradient_shap(n_samples=8, batch_size=3)
+    sal = gs(jax.random.key(0), linear_logits, x, 1)
+    np.testing.assert_allclose(sal.map, (x * LIN_W[..., 1]).sum(-1), rtol=1e-5, atol=1e-5)
+    # on a CNN its expectation is IG: completeness in expectation
+    cnn = small_cnn(jax.random.key(0), channels=2)
+    big = gradient_shap(n_samples=256, batch_size=256)(jax.random.key(1), cnn, x, 2)
+    want = float(cnn(x[None])[0, 2] - cnn(jnp.zeros_like(x)[None])[0, 2])
+    assert float(big.map.sum()) == pytest.approx(want, rel=0.05)
+    a = gs(jax.random.key(3), cnn, x, 2).map
+    np.testing.assert_array_equal(a, gs(jax.random.key(3), cnn, x, 2).map)
+    np.testing.assert_allclose(a, gradient_shap(n_samples=8, batch_size=8)(jax.random.key(3), cnn, x, 2).map, rtol=1e-5, atol=1e-6)
+
+
+def test_noise_tunnel():
+    x = jax.random.normal(jax.random.key(6), (6, 6, 2))
+    ig = integrated_gradients(n_steps=8)
+    base = ig(None, linear_logits, x, 0).map
+    np.testing.assert_allclose(noise_tunnel(ig, n_samples=3, stdev=0.0)(jax.random.key(0), linear_logits, x, 0).map, base, rtol=1e-6)
+    nt = noise_tunnel(ig, n_samples=4, stdev=0.2)
+    s = nt(jax.random.key(1), linear_logits, x, 0)
+    assert s.forward_images == 32
+    np.testing.assert_array_equal(s.map, nt(jax.random.key(1), linear_logits, x, 0).map)
+    assert not np.allclose(s.map, base)
+    # linear model: E[(x + eps) . w] = x . w; the mean of 4 samples is within noise of it
+    assert np.abs(np.asarray(s.map - base)).max() < 4 * 0.2 * float(x.max() - x.min()) * float(jnp.abs(LIN_W).max()) * 2
+    v = noise_tunnel(ig, n_samples=4, stdev=0.2, nt_type="vargrad")(jax.random.key(1), linear_logits, x, 0).map
+    assert float(v.min()) >= -1e-6
+    with pytest.raises(ValueError, match="nt_type"):
+        noise_tunnel(ig, nt_type="mean")
