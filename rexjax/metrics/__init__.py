@@ -1,6 +1,6 @@
 """Evaluation metrics for saliency maps and explanations (see each module)."""
 
-from rexjax.metrics.area import area_ratio
+from rexjax.metrics.area import area_ratio, explanation_area, make_area
 from rexjax.metrics.inout import InOut, in_out
 from rexjax.metrics.insertion_deletion import (
     CONVENTIONS,
@@ -17,6 +17,6 @@ from rexjax.metrics.robustness import Robustness, iid_backgrounds, rho, rho_robu
 
 __all__ = [
     "CONVENTIONS", "REX", "RISE", "Convention", "InOut", "InsertionDeletion", "Robustness",
-    "area_ratio", "convention_classifiers", "dice", "hausdorff", "iid_backgrounds", "in_out",
+    "area_ratio", "convention_classifiers", "explanation_area", "make_area", "dice", "hausdorff", "iid_backgrounds", "in_out",
     "insertion_deletion", "pixel_rank", "rho", "rho_robustness", "solid_backgrounds",
 ]

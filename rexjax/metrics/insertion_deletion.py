@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.integrate
 
+from rexjax.causal.extract import pixel_rank
 from rexjax.masking import masked_classifier, occlusion
 from rexjax.saliency._common import check_image, check_positive, check_target, chunk_map, flatten_chunks, num_classes_masked
 
@@ -56,13 +57,6 @@ class InsertionDeletion(NamedTuple):
     full_confidence: float
     forward_images: int
     convention: Convention
-
-
-def pixel_rank(saliency: jax.Array) -> jax.Array:
-    """i32[H, W]: 0 for the most salient pixel; ties -> larger flat index first (ReX order)."""
-    flat = saliency.reshape(-1)
-    order = jnp.argsort(flat, stable=True)[::-1]
-    return jnp.zeros(flat.shape, jnp.int32).at[order].set(jnp.arange(flat.size, dtype=jnp.int32)).reshape(saliency.shape)
 
 
 def curve_counts(n_pixels: int, step: int, include_start: bool) -> np.ndarray:

@@ -74,3 +74,28 @@ def gradcam_weights(feat, g):
 def gradcam(relu: bool = True, output: str = "logit"):
     """Grad-CAM factory. Returns `(key, features_and_logits, x, target) -> Saliency`."""
     return _cam_factory(gradcam_weights, relu, output)
+
+
+def last_spatial_feature(model) -> str:
+    """Name of the last feature map of a zoo model with spatial extent > 1 (Grad-CAM's layer)."""
+    x = jnp.zeros((1,) + tuple(model.input_size) + (3,), jnp.float32)
+    _, feats = jax.eval_shape(lambda z: model.features_fn(model.variables, z), x)
+    spatial = [n for n in model.feature_names if len(feats[n].shape) == 4 and feats[n].shape[1] * feats[n].shape[2] > 1]
+    if not spatial:
+        raise ValueError(f"{model.name}: no spatial feature map among {model.feature_names}")
+    return spatial[-1]
+
+
+def zoo_features_and_logits(model, layer: str | None = None):
+    """`features_and_logits(x, delta)` for a `rexjax.models.Model` at feature point `layer`
+    (default: `last_spatial_feature`); `delta` goes in through the zoo's `perturb` hooks."""
+    layer = layer or last_spatial_feature(model)
+    if layer not in model.feature_names:
+        raise ValueError(f"layer must be one of {model.feature_names}, got {layer!r}")
+
+    def features_and_logits(xb, delta):
+        pert = None if delta is None else {layer: delta}
+        logits, feats = model.features_fn(model.variables, xb, pert)
+        return feats[layer], logits
+
+    return features_and_logits

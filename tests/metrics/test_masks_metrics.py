@@ -77,3 +77,19 @@ def test_backgrounds_in_bounds_and_keyed():
     lo, hi = x.min((0, 1)), x.max((0, 1))
     assert bool((n >= lo).all() and (n <= hi).all())
     np.testing.assert_array_equal(n, iid_backgrounds(jax.random.key(1), 5, x))
+
+
+def test_explanation_area_uses_rex_extraction():
+    from rexjax.metrics import explanation_area
+
+    # class 0 wins once more than 25 of the 40 region pixels are visible
+    region = jnp.zeros((10, 10)).at[:4, :].set(1.0)
+
+    def classify(x, masks):
+        f = (masks * region).sum((1, 2)) / region.sum()
+        return jnp.stack([f, jnp.full_like(f, 0.625)], -1)
+
+    sal = region * 2 + jnp.arange(100.0).reshape(10, 10) / 1000
+    area, ex = explanation_area(classify, jnp.ones((10, 10, 3)), sal, 0, 1.0, chunk_size=10, batch_size=4)
+    assert ex.sufficient and ex.pixels == 30 and area == pytest.approx(0.3)
+    assert bool(ex.mask[1:4].all()) and not ex.mask[0].any()  # ties: larger index first
