@@ -116,8 +116,10 @@ def test_wrong_architecture_checkpoint_names_first_bad_key():
     with pytest.raises(CheckpointMismatchError) as e:
         convert(sd, cfg)
     first = str(e.value).splitlines()[0]
-    assert "missing key" in first and "expected shape" in first
-    assert any("unexpected key 'layer1.0.conv1.weight'" in p for p in e.value.problems)
+    assert "RegNet state_dict does not match the model: unexpected key 'conv1.weight'" in first
+    problems = e.value.problems
+    assert "missing key 'stem.conv.weight' (expected shape (8, 3, 3, 3))" in problems
+    assert any("unexpected key 'layer1.0.conv1.weight'" in p for p in problems)
 
 
 def test_truncated_checkpoint_fails_naming_a_key(tmp_path):
@@ -173,8 +175,9 @@ def test_regnet_stages_follow_timm():
 def test_efficientnet_v2_depthwise_convs_are_named_equations():
     cls, cfg, _, _ = TINY["efficientnet_v2"]
     module = cls(cfg)
-    variables = module.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
-    eqns = jax.make_jaxpr(lambda v, x: module.apply(v, x))(variables, jnp.zeros((1, 32, 32, 3))).jaxpr.eqns
+    x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+    variables = jax.eval_shape(module.init, jax.random.key(0), x)
+    eqns = jax.make_jaxpr(module.apply)(variables, x).jaxpr.eqns
     names = [e.params.get("name") for e in eqns]
     assert names.count("depthwise_conv") == 4  # one per MBConv block (2 stages x 2)
     assert not any(e.params.get("feature_group_count", 1) > 1 for e in eqns)
