@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Callable, Union
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -45,7 +47,7 @@ def parse_mask_value(value: MaskMode) -> MaskMode:
     if isinstance(value, bool):
         raise ValueError(f"mask value must be a number or a name, got {value!r}")
     if isinstance(value, (int, float)):
-        if not jnp.isfinite(value):
+        if not math.isfinite(value):
             raise ValueError(f"mask value must be finite, got {value!r}")
         return float(value)
     if isinstance(value, str):

@@ -1,0 +1,242 @@
+"""Responsibility search: refinement rounds and iterations, all iterations in lockstep.
+
+ReX paper Alg. 2-3; reference behaviour Sec. 4. Each iteration (one random partition
+lineage, Alg. 3's N) holds a queue of `Q` jobs. A job is a set of up to 3 *active* boxes
+(split in this round, one at a time) plus a *static* visible region (boxes held at their
+original values while another box is refined, paper Sec. 5.2). Splitting active box `a`
+of job `q` gives 4 children and 14 mutants: visible = static | other active boxes | the
+subset of children. Passing mutants (top-1 = target, confidence >= filter x full) credit
+responsibility to their children; the `Q` smallest passing mutants of the round become the
+next jobs, their children active and everything else they showed static.
+
+One round = one jitted call for all `iters` iterations: the round's mutants are laid out
+with fixed shape `[iters, Q, 3, 14]`, compacted on device to the valid ones, and pushed
+through the model in chunks of `batch_size` inside a `lax.while_loop`; masks are rendered
+from rectangles on device. The host only checks between rounds whether all are done.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from rexjax.causal.partition import N_MUTANTS, SUBSETS, box_area, paint, render, split_box
+from rexjax.causal.responsibility import child_responsibility
+from rexjax.types import RexConfig
+
+MAX_ACTIVE = 3  # a passing mutant shows at most 3 of the 4 children
+
+
+class IterState(NamedTuple):
+    """State of one iteration (a leading `iters` axis when batched)."""
+
+    key: jax.Array  # PRNG key of the iteration
+    static: jax.Array  # bool[Q, H, W] region each job shows but does not refine
+    active: jax.Array  # int32[Q, 3, 4] boxes each job refines
+    active_valid: jax.Array  # bool[Q, 3]
+    depth: jax.Array  # int32[Q] tree depth of the active boxes (root 0)
+    job_valid: jax.Array  # bool[Q]
+    resp: jax.Array  # f32[H, W] this iteration's responsibility
+    depth_reached: jax.Array  # int32, deepest children queued
+    work: jax.Array  # int32, mutants evaluated
+    done: jax.Array  # bool
+
+
+class SearchResult(NamedTuple):
+    responsibility: np.ndarray  # f32[H, W], sum over kept iterations
+    per_iteration: np.ndarray  # f32[iters, H, W]
+    depth_reached: np.ndarray  # int32[iters]
+    forward_images: int
+    rounds: int
+
+
+def init_state(key: jax.Array, height: int, width: int, capacity: int) -> IterState:
+    """One job per iteration: the root box, nothing static."""
+    active = jnp.zeros((capacity, MAX_ACTIVE, 4), jnp.int32).at[0, 0].set(
+        jnp.array([0, 0, height, width], jnp.int32)
+    )
+    return IterState(
+        key=key,
+        static=jnp.zeros((capacity, height, width), bool),
+        active=active,
+        active_valid=jnp.zeros((capacity, MAX_ACTIVE), bool).at[0, 0].set(True),
+        depth=jnp.zeros((capacity,), jnp.int32),
+        job_valid=jnp.zeros((capacity,), bool).at[0].set(True),
+        resp=jnp.zeros((height, width), jnp.float32),
+        depth_reached=jnp.zeros((), jnp.int32),
+        work=jnp.zeros((), jnp.int32),
+        done=jnp.zeros((), bool),
+    )
+
+
+class _Plan(NamedTuple):
+    children: jax.Array  # int32[Q, 3, 4, 4]
+    evaluated: jax.Array  # bool[Q, 3]
+    rects: jax.Array  # int32[Q, 3, 14, 7, 4] visible rectangles of each mutant (+ static)
+    rect_valid: jax.Array  # bool[Q, 3, 14, 7]
+    others_valid: jax.Array  # bool[Q, 3, 3] the other active boxes of the job
+    area: jax.Array  # int32[Q, 3, 14] visible pixels of each mutant
+
+
+def _plan(st: IterState, cfg: RexConfig) -> _Plan:
+    """Splits every active box of every job; lays out the 14 mutants of each split."""
+    split = lambda box, depth: split_box(
+        st.key,
+        box,
+        depth,
+        min_box_size=cfg.min_box_size,
+        tree_depth=cfg.tree_depth,
+        distribution=cfg.distribution,
+        distribution_args=cfg.distribution_args,
+    )
+    q, a = st.active.shape[:2]
+    depth = jnp.broadcast_to(st.depth[:, None], (q, a))
+    children, splittable = jax.vmap(jax.vmap(split))(st.active, depth)
+    evaluated = st.job_valid[:, None] & st.active_valid & splittable & ~st.done
+    others_valid = st.active_valid[:, None, :] & ~jnp.eye(a, dtype=bool)[None]
+    rects = jnp.concatenate(
+        [
+            jnp.broadcast_to(children[:, :, None], (q, a, N_MUTANTS, 4, 4)),
+            jnp.broadcast_to(st.active[:, None, None], (q, a, N_MUTANTS, a, 4)),
+        ],
+        axis=3,
+    )
+    rect_valid = jnp.concatenate(
+        [
+            jnp.broadcast_to(jnp.asarray(SUBSETS), (q, a, N_MUTANTS, 4)),
+            jnp.broadcast_to(others_valid[:, :, None], (q, a, N_MUTANTS, a)),
+        ],
+        axis=3,
+    )
+    static_area = st.static.sum(axis=(1, 2), dtype=jnp.int32)
+    area = static_area[:, None, None] + (box_area(rects) * rect_valid).sum(-1)
+    return _Plan(children, evaluated, rects, rect_valid, others_valid, area)
+
+
+def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: RexConfig) -> IterState:
+    """Credits responsibility and builds the next queue of one iteration."""
+    q, a = plan.evaluated.shape
+    h, w = st.resp.shape
+    passes = plan.evaluated[..., None] & (top1 == target) & (conf >= threshold)
+    inc = jax.vmap(jax.vmap(lambda p, c: child_responsibility(p, c, cfg.responsibility)))(passes, conf)
+    inc = jnp.where(plan.evaluated[..., None], inc, 0.0)
+    resp = paint(st.resp, plan.children.reshape(-1, 4), inc.reshape(-1))
+
+    # Next queue: the Q smallest passing mutants of the whole round (stable: ties keep
+    # job, box and combination order).
+    cap = st.job_valid.shape[0]
+    key_area = jnp.where(passes, plan.area, jnp.iinfo(jnp.int32).max).reshape(-1)
+    pick = jnp.argsort(key_area, stable=True)[:cap]
+    ok = passes.reshape(-1)[pick]
+    pq, pa, ps = jnp.unravel_index(pick, passes.shape)
+    others = jax.vmap(lambda boxes, valid: render(boxes, valid, h, w))(
+        st.active[pq], plan.others_valid[pq, pa]
+    )
+    subsets = jnp.asarray(SUBSETS)[ps]  # [cap, 4]
+    order = jnp.argsort(~subsets, axis=1, stable=True)[:, :MAX_ACTIVE]
+    new_active = jnp.take_along_axis(plan.children[pq, pa], order[..., None], axis=1)
+    new_depth = st.depth[pq] + 1
+    depth_reached = jnp.maximum(st.depth_reached, jnp.max(jnp.where(ok, new_depth, 0)))
+    work = st.work + N_MUTANTS * plan.evaluated.sum(dtype=jnp.int32)
+    done = st.done | ~ok.any()
+    if cfg.search_limit is not None:
+        done = done | (work > cfg.search_limit)
+    return IterState(
+        key=st.key,
+        static=st.static[pq] | others,
+        active=new_active,
+        active_valid=jnp.take_along_axis(subsets, order, axis=1),
+        depth=new_depth,
+        job_valid=ok,
+        resp=resp,
+        depth_reached=depth_reached,
+        work=work,
+        done=done,
+    )
+
+
+def make_round(classify: Callable, cfg: RexConfig) -> Callable:
+    """Returns jitted `round(x, state, target, threshold) -> (state, forward_images)`.
+
+    `classify` is a MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`; `state` an
+    IterState with a leading `iters` axis; `threshold` the absolute confidence a passing
+    mutant needs.
+    """
+    cfg = cfg.resolved()
+    batch = cfg.batch_size
+
+    def round_fn(x, state: IterState, target, threshold):
+        h, w = x.shape[:2]
+        plan = jax.vmap(lambda st: _plan(st, cfg))(state)
+        iters, cap = plan.evaluated.shape[:2]
+        shape = (iters, cap, MAX_ACTIVE, N_MUTANTS)
+        m = int(np.prod(shape))
+        valid = jnp.broadcast_to(plan.evaluated[..., None], shape).reshape(m)
+        count = valid.sum()
+        idx = jnp.nonzero(valid, size=m + batch, fill_value=m)[0]
+        rects = plan.rects.reshape(m, -1, 4)
+        rect_valid = plan.rect_valid.reshape(m, -1)
+        static = state.static.reshape(iters * cap, h, w)
+        job_of = jnp.arange(m) // (MAX_ACTIVE * N_MUTANTS)
+
+        def body(carry):
+            i, top1, conf = carry
+            sel = jax.lax.dynamic_slice(idx, (i * batch,), (batch,))
+            safe = jnp.minimum(sel, m - 1)
+            drawn = jax.vmap(lambda r, v: render(r, v, h, w))(rects[safe], rect_valid[safe])
+            probs = classify(x, static[job_of[safe]] | drawn)
+            top1 = top1.at[sel].set(jnp.argmax(probs, -1).astype(jnp.int32), mode="drop")
+            conf = conf.at[sel].set(probs[:, target], mode="drop")
+            return i + 1, top1, conf
+
+        init = (jnp.zeros((), jnp.int32), jnp.full((m,), -1, jnp.int32), jnp.zeros((m,), jnp.float32))
+        chunks, top1, conf = jax.lax.while_loop(lambda c: c[0] * batch < count, body, init)
+        new = jax.vmap(lambda st, p, t, c: _update(st, p, t, c, target, threshold, cfg))(
+            state, plan, top1.reshape(shape), conf.reshape(shape)
+        )
+        return new, chunks * batch
+
+    return jax.jit(round_fn)
+
+
+def make_search(classify: Callable, cfg: RexConfig) -> Callable:
+    """Returns `search(key, x, target, full_confidence, progress=False) -> SearchResult`.
+
+    Iteration `p` (1-based) uses `fold_in(key, p)`, mirroring the reference's `seed + p`.
+    Compiles once per image shape; reuse the returned function across images.
+    """
+    cfg = cfg.resolved()
+    round_fn = make_round(classify, cfg)
+    max_rounds = cfg.tree_depth + 2  # depth grows by one each round; +1 to observe `done`
+
+    def search(key, x, target, full_confidence, progress: bool = False) -> SearchResult:
+        h, w = x.shape[:2]
+        keys = jax.vmap(lambda p: jax.random.fold_in(key, p))(jnp.arange(1, cfg.iters + 1))
+        state = jax.vmap(lambda k: init_state(k, h, w, cfg.queue_capacity))(keys)
+        threshold = jnp.float32(cfg.confidence_filter * full_confidence)
+        target = jnp.int32(target)
+        forward = []
+        rounds = 0
+        bar = tqdm(total=max_rounds, desc="ReX rounds", leave=False, disable=not progress)
+        for rounds in range(1, max_rounds + 1):
+            state, n = round_fn(x, state, target, threshold)
+            forward.append(n)
+            bar.update(1)
+            if bool(state.done.all()):
+                break
+        bar.close()
+        keep = state.depth_reached > 1 if cfg.discard_shallow else jnp.ones_like(state.done)
+        total = jnp.where(keep[:, None, None], state.resp, 0.0).sum(axis=0)
+        return SearchResult(
+            responsibility=np.asarray(total),
+            per_iteration=np.asarray(state.resp),
+            depth_reached=np.asarray(state.depth_reached),
+            forward_images=int(sum(int(n) for n in forward)),
+            rounds=rounds,
+        )
+
+    return search
