@@ -9,8 +9,9 @@ spec's bundled default; converted variables are cached with orbax-checkpoint und
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import hashlib
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -189,13 +190,27 @@ def _cache_path(name: str, weights: str) -> Path:
     return cache_dir() / f"{name}-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
 
 
+@contextlib.contextmanager
+def _quiet_orbax():
+    """orbax logs a dozen INFO lines per save/restore through absl; keep CLIs readable."""
+    from absl import logging as absl_logging
+
+    logger = absl_logging.get_absl_logger()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _restore_cached(path: Path, template: dict) -> Optional[dict]:
     if not path.is_dir():
         return None
     import orbax.checkpoint as ocp
 
     try:
-        with ocp.StandardCheckpointer() as ckpt:
+        with _quiet_orbax(), ocp.StandardCheckpointer() as ckpt:
             restored = ckpt.restore(path, jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), template))
     except Exception as e:  # a corrupt cache entry is rebuilt, never trusted
         warnings.warn(f"ignoring unreadable weights cache {path} ({e})")
@@ -211,7 +226,7 @@ def _save_cache(path: Path, variables: dict) -> None:
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with ocp.StandardCheckpointer() as ckpt:
+        with _quiet_orbax(), ocp.StandardCheckpointer() as ckpt:
             ckpt.save(path, variables, force=True)
             ckpt.wait_until_finished()
     except Exception as e:  # caching is an optimisation; a read-only cache dir is not fatal
