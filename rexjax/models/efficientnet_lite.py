@@ -118,7 +118,7 @@ class MBConv(nn.Module):
 class EfficientNetLite(nn.Module):
     """EfficientNet-Lite: x f32[B,H,W,3] (model input space, (pixel-127)/128) -> logits f32[B,K].
 
-    Intermediates sown into the `intermediates` collection (see FEATURE_NAMES): `stem`,
+    Feature points (`feature_names()`; sown into `intermediates`, perturbable): `stem`,
     `block_<i>` (output of MBConv i), `head` (last conv map, ReLU6'd, for Grad-CAM), `pooled`.
     """
 
