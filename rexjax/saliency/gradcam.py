@@ -94,7 +94,11 @@ def zoo_features_and_logits(model, layer: str | None = None):
         raise ValueError(f"layer must be one of {model.feature_names}, got {layer!r}")
 
     def features_and_logits(xb, delta):
-        pert = None if delta is None else {layer: delta}
+        pert = None
+        if delta is not None:  # Flax wants every perturbation point: zeros except `layer`
+            _, shapes = jax.eval_shape(lambda z: model.features_fn(model.variables, z), xb)
+            pert = {n: jnp.zeros(s.shape, s.dtype) for n, s in shapes.items()}
+            pert[layer] = delta
         logits, feats = model.features_fn(model.variables, xb, pert)
         return feats[layer], logits
 
