@@ -47,6 +47,34 @@ def _valid_or_ones(mask: Mask) -> np.ndarray:
     return np.ones(shape, np.float32)
 
 
+def _window_count_1d(n, k, stride, pad, lhs_dil=1, rhs_dil=1) -> np.ndarray:
+    """Real (non-padding, non-hole) input positions under each window along one axis."""
+    lo, hi = pad
+    n_dil = (n - 1) * lhs_dil + 1 if n > 0 else 0
+    n_out = max(0, (n_dil + lo + hi - ((k - 1) * rhs_dil + 1)) // stride + 1)
+    start = np.arange(n_out)[:, None] * stride - lo + np.arange(k)[None, :] * rhs_dil
+    real = (start >= 0) & (start < n_dil) & (start % lhs_dil == 0)
+    return real.sum(1).astype(np.float32)
+
+
+def _full_count(mask: Mask, ksize, strides, pads, lhs_dil, rhs_dil, out_axes, out_rank, traced) -> np.ndarray:
+    """`full` of `_threshold`: the window count of an all-real map, in numpy when the
+    validity map is separable (no explicit pad), else by running `traced` at trace time.
+
+    ksize/strides/... are per input spatial axis (in `mask.spatial` order); `out_axes`
+    are the matching output axes.
+    """
+    if mask.valid is not None:
+        return _concrete(lambda: traced(jnp.asarray(_valid_or_ones(mask))))
+    full = np.ones([1] * out_rank, np.float32)
+    for i, (a, b) in enumerate(zip(mask.spatial, out_axes)):
+        c = _window_count_1d(mask.m.shape[a], ksize[i], strides[i], pads[i], lhs_dil[i], rhs_dil[i])
+        shape = [1] * out_rank
+        shape[b] = c.shape[0]
+        full = full * c.reshape(shape)
+    return full
+
+
 def _threshold(ctx: Options, count: jax.Array, full: np.ndarray) -> jax.Array:
     """`M' = 1(Phi > tau)` with `Phi = count / full` (Definition 4, padding not counted).
 
@@ -416,7 +444,19 @@ def conv(ctx, eqn, vals, masks):
             precision=lax.Precision.HIGHEST,
         )
 
-    full = _concrete(lambda: count_of(jnp.asarray(_valid_or_ones(mask))))
+    # spatial axes in mask.spatial order, with their kernel/output axes
+    order = [lhs_sp.index(a) for a in mask.spatial]
+    full = _full_count(
+        mask,
+        [ksize[i] for i in order],
+        [p["window_strides"][i] for i in order],
+        [tuple(p["padding"][i]) for i in order],
+        [p["lhs_dilation"][i] for i in order],
+        [p["rhs_dilation"][i] for i in order],
+        [dn.out_spec[2 + i] for i in order],
+        y.ndim,
+        count_of,
+    )
     count = count_of(mask.m)
     spatial = tuple(sorted(dn.out_spec[2:]))
     return [y], [Mask(_threshold(ctx, count, full), spatial, None)]
@@ -486,7 +526,18 @@ def reduce_window(ctx, eqn, vals, masks):
     def count_of(m):
         return lax.reduce_window(m, 0.0, lax.add, wd, ws, pads, bdil, wdil)
 
-    full = _concrete(lambda: count_of(jnp.asarray(_valid_or_ones(mask))))
+    sp = mask.spatial
+    full = _full_count(
+        mask,
+        [wd[a] for a in sp],
+        [ws[a] for a in sp],
+        [tuple(pads[a]) for a in sp],
+        [bdil[a] for a in sp],
+        [wdil[a] for a in sp],
+        sp,
+        rank,
+        count_of,
+    )
     count = count_of(mask.m)
     y = bind(eqn, [deactivate(x, mask, REDUCE_FILL[name])])[0]
     if name == "reduce_window_sum" and ctx.pool == "masked_mean":

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from ad_helpers import check_exact_deactivation, check_theorem1, perturb_variables, random_masks
+from ad_helpers import check_convad, init_model, random_masks
 from rexjax.ad import UnsupportedPrimitiveError, convad
 from rexjax.masking import masked_classifier
 from rexjax.models.layers import DepthwiseConv
@@ -74,7 +74,7 @@ def test_one_conv_by_hand(tau, pool):
     m[0, 1:5, 2:6] = 0
     m[1, :, :3] = 0
     m[1, 0, 5] = 0
-    out = np.asarray(convad(one_conv, tau=tau, pool=pool)(v, x, jnp.asarray(m)))
+    out = np.asarray(jax.jit(convad(one_conv, tau=tau, pool=pool))(v, x, jnp.asarray(m)))
 
     xn, w, b = np.asarray(x, np.float64), np.asarray(v["w"], np.float64), np.asarray(v["b"], np.float64)
     y = np_conv(xn * m[..., None], w, b, 1, ((1, 1), (1, 1)))
@@ -162,20 +162,14 @@ class SmallNet(nn.Module):
 def small_net():
     net = SmallNet()
     x = jax.random.normal(jax.random.key(1), (4, 32, 32, 3))
-    v = perturb_variables(net.init(KEY, x), jax.random.key(2))
+    v = init_model(net, x)
     return net.apply, v, x
 
 
-def test_small_net_theorem1(small_net):
+def test_small_net_theorem1_and_exact_deactivation(small_net):
     apply_fn, v, x = small_net
-    check_theorem1(apply_fn, v, x)
-    check_theorem1(apply_fn, v, x, taus=(0.5,), pool="masked_mean")
-
-
-def test_small_net_exact_deactivation(small_net):
-    apply_fn, v, x = small_net
-    check_exact_deactivation(apply_fn, v, x, jax.random.key(3))
-    check_exact_deactivation(apply_fn, v, x, jax.random.key(4), taus=(0.5,), pool="masked_mean")
+    check_convad(apply_fn, v, x, jax.random.key(3))
+    check_convad(apply_fn, v, x, jax.random.key(4), taus=(0.5,), pool="masked_mean")
 
 
 def test_vmap_over_masks_matches_batch(small_net):
@@ -215,8 +209,8 @@ def test_depthwise_named_jit_equals_grouped_conv():
     x = jax.random.normal(jax.random.key(2), (4, 17, 17, 4))
     masks = random_masks(jax.random.key(3), 4, 17, 17)
     for tau in (0.0, 0.5):
-        a = convad(net(False), tau=tau)(v, x, masks)
-        b = convad(net(True), tau=tau)(v, x, masks)
+        a = jax.jit(convad(net(False), tau=tau))(v, x, masks)
+        b = jax.jit(convad(net(True), tau=tau))(v, x, masks)
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
         assert (np.asarray(b) == 0).any() and (np.asarray(b) != 0).any()
 
