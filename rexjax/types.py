@@ -28,6 +28,11 @@ class RexConfig:
     tree_depth: boxes deeper than this are not split (root depth 0).
     queue_len: passing mutants refined per round and iteration, smallest area first.
     queue_style: "area" (queue_len smallest) or "all" (every passing mutant, up to 14).
+    max_active: boxes of a job split in one round (each with the others held visible).
+    refine_static: False (default): boxes held visible while a sibling was split stay
+        visible but are not refined further (fixes the reference, which drops them);
+        True: they are refined in the next round too (paper Sec. 5.2, "then reversing the
+        procedure"), about 2x the forward images.
     distribution: split-point law, "uniform" or "betabinom" with `distribution_args` (a, b).
     responsibility: "rex" (1/n per passing mutant), "weighted", or "minimal_k" (paper, 1/(k+1)).
     confidence_filter: a mutant passes when its top-1 is the target and its confidence is at
@@ -45,6 +50,8 @@ class RexConfig:
     tree_depth: int = 10
     queue_len: int = 1
     queue_style: str = "area"
+    max_active: int = 3
+    refine_static: bool = False
     distribution: str = "uniform"
     distribution_args: tuple[float, float] = (1.0, 1.0)
     responsibility: str = "rex"
@@ -65,6 +72,7 @@ class RexConfig:
         need(self.min_box_size >= 1, f"min_box_size must be >= 1, got {self.min_box_size!r}")
         need(self.tree_depth >= 1, f"tree_depth must be >= 1, got {self.tree_depth!r}")
         need(1 <= self.queue_len <= 14, f"queue_len must be in [1, 14], got {self.queue_len!r}")
+        need(self.max_active >= 3, f"max_active must be >= 3, got {self.max_active!r}")
         need(self.queue_style in QUEUE_STYLES, f"queue_style must be one of {QUEUE_STYLES}, got {self.queue_style!r}")
         need(self.distribution in DISTRIBUTIONS, f"distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}")
         need(

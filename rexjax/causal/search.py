@@ -28,7 +28,6 @@ from rexjax.causal.partition import N_MUTANTS, SUBSETS, box_area, paint, render,
 from rexjax.causal.responsibility import child_responsibility
 from rexjax.types import RexConfig
 
-MAX_ACTIVE = 3  # a passing mutant shows at most 3 of the 4 children
 
 
 class IterState(NamedTuple):
@@ -36,8 +35,8 @@ class IterState(NamedTuple):
 
     key: jax.Array  # PRNG key of the iteration
     static: jax.Array  # bool[Q, H, W] region each job shows but does not refine
-    active: jax.Array  # int32[Q, 3, 4] boxes each job refines
-    active_valid: jax.Array  # bool[Q, 3]
+    active: jax.Array  # int32[Q, A, 4] boxes each job refines (A = max_active)
+    active_valid: jax.Array  # bool[Q, A]
     depth: jax.Array  # int32[Q] tree depth of the active boxes (root 0)
     job_valid: jax.Array  # bool[Q]
     resp: jax.Array  # f32[H, W] this iteration's responsibility
@@ -54,16 +53,16 @@ class SearchResult(NamedTuple):
     rounds: int
 
 
-def init_state(key: jax.Array, height: int, width: int, capacity: int) -> IterState:
+def init_state(key: jax.Array, height: int, width: int, capacity: int, max_active: int) -> IterState:
     """One job per iteration: the root box, nothing static."""
-    active = jnp.zeros((capacity, MAX_ACTIVE, 4), jnp.int32).at[0, 0].set(
+    active = jnp.zeros((capacity, max_active, 4), jnp.int32).at[0, 0].set(
         jnp.array([0, 0, height, width], jnp.int32)
     )
     return IterState(
         key=key,
         static=jnp.zeros((capacity, height, width), bool),
         active=active,
-        active_valid=jnp.zeros((capacity, MAX_ACTIVE), bool).at[0, 0].set(True),
+        active_valid=jnp.zeros((capacity, max_active), bool).at[0, 0].set(True),
         depth=jnp.zeros((capacity,), jnp.int32),
         job_valid=jnp.zeros((capacity,), bool).at[0].set(True),
         resp=jnp.zeros((height, width), jnp.float32),
@@ -74,12 +73,12 @@ def init_state(key: jax.Array, height: int, width: int, capacity: int) -> IterSt
 
 
 class _Plan(NamedTuple):
-    children: jax.Array  # int32[Q, 3, 4, 4]
-    evaluated: jax.Array  # bool[Q, 3]
-    rects: jax.Array  # int32[Q, 3, 14, 7, 4] visible rectangles of each mutant (+ static)
-    rect_valid: jax.Array  # bool[Q, 3, 14, 7]
-    others_valid: jax.Array  # bool[Q, 3, 3] the other active boxes of the job
-    area: jax.Array  # int32[Q, 3, 14] visible pixels of each mutant
+    children: jax.Array  # int32[Q, A, 4, 4]
+    evaluated: jax.Array  # bool[Q, A]
+    rects: jax.Array  # int32[Q, A, 14, 4 + A, 4] visible rectangles of each mutant (+ static)
+    rect_valid: jax.Array  # bool[Q, A, 14, 4 + A]
+    others_valid: jax.Array  # bool[Q, A, A] the other active boxes of the job
+    area: jax.Array  # int32[Q, A, 14] visible pixels of each mutant
 
 
 def _plan(st: IterState, cfg: RexConfig) -> _Plan:
@@ -119,7 +118,7 @@ def _plan(st: IterState, cfg: RexConfig) -> _Plan:
 
 def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: RexConfig) -> IterState:
     """Credits responsibility and builds the next queue of one iteration."""
-    q, a = plan.evaluated.shape
+    q, n_active = plan.evaluated.shape
     h, w = st.resp.shape
     passes = plan.evaluated[..., None] & (top1 == target) & (conf >= threshold)
     inc = jax.vmap(jax.vmap(lambda p, c: child_responsibility(p, c, cfg.responsibility)))(passes, conf)
@@ -133,12 +132,28 @@ def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: RexC
     pick = jnp.argsort(key_area, stable=True)[:cap]
     ok = passes.reshape(-1)[pick]
     pq, pa, ps = jnp.unravel_index(pick, passes.shape)
-    others = jax.vmap(lambda boxes, valid: render(boxes, valid, h, w))(
-        st.active[pq], plan.others_valid[pq, pa]
-    )
     subsets = jnp.asarray(SUBSETS)[ps]  # [cap, 4]
-    order = jnp.argsort(~subsets, axis=1, stable=True)[:, :MAX_ACTIVE]
-    new_active = jnp.take_along_axis(plan.children[pq, pa], order[..., None], axis=1)
+    order = jnp.argsort(~subsets, axis=1, stable=True)[:, :3]
+    kids = jnp.take_along_axis(plan.children[pq, pa], order[..., None], axis=1)  # [cap, 3, 4]
+    kids_valid = jnp.take_along_axis(subsets, order, axis=1)
+    held, held_valid = st.active[pq], plan.others_valid[pq, pa]  # shown while `a` was split
+    if cfg.refine_static:
+        # Paper Sec. 5.2: boxes held at their values while another box was refined are
+        # refined in turn next round: children first, then held boxes, `max_active` at most;
+        # the overflow stays visible as static region.
+        boxes = jnp.concatenate([kids, held], axis=1)
+        valid = jnp.concatenate([kids_valid, held_valid], axis=1)
+    else:
+        boxes, valid = kids, kids_valid
+    keep = jnp.argsort(~valid, axis=1, stable=True)
+    boxes = jnp.take_along_axis(boxes, keep[..., None], axis=1)
+    valid = jnp.take_along_axis(valid, keep, axis=1)
+    if cfg.refine_static:
+        to_static, to_static_valid = boxes[:, n_active:], valid[:, n_active:]
+    else:
+        to_static, to_static_valid = held, held_valid
+    static = st.static[pq] | jax.vmap(lambda r, v: render(r, v, h, w))(to_static, to_static_valid)
+    new_active, new_valid = boxes[:, :n_active], valid[:, :n_active]
     new_depth = st.depth[pq] + 1
     depth_reached = jnp.maximum(st.depth_reached, jnp.max(jnp.where(ok, new_depth, 0)))
     work = st.work + N_MUTANTS * plan.evaluated.sum(dtype=jnp.int32)
@@ -147,9 +162,9 @@ def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: RexC
         done = done | (work > cfg.search_limit)
     return IterState(
         key=st.key,
-        static=st.static[pq] | others,
+        static=static,
         active=new_active,
-        active_valid=jnp.take_along_axis(subsets, order, axis=1),
+        active_valid=new_valid,
         depth=new_depth,
         job_valid=ok,
         resp=resp,
@@ -173,7 +188,7 @@ def make_round(classify: Callable, cfg: RexConfig) -> Callable:
         h, w = x.shape[:2]
         plan = jax.vmap(lambda st: _plan(st, cfg))(state)
         iters, cap = plan.evaluated.shape[:2]
-        shape = (iters, cap, MAX_ACTIVE, N_MUTANTS)
+        shape = (iters, cap, cfg.max_active, N_MUTANTS)
         m = int(np.prod(shape))
         valid = jnp.broadcast_to(plan.evaluated[..., None], shape).reshape(m)
         count = valid.sum()
@@ -181,7 +196,7 @@ def make_round(classify: Callable, cfg: RexConfig) -> Callable:
         rects = plan.rects.reshape(m, -1, 4)
         rect_valid = plan.rect_valid.reshape(m, -1)
         static = state.static.reshape(iters * cap, h, w)
-        job_of = jnp.arange(m) // (MAX_ACTIVE * N_MUTANTS)
+        job_of = jnp.arange(m) // (cfg.max_active * N_MUTANTS)
 
         def body(carry):
             i, top1, conf = carry
@@ -216,7 +231,7 @@ def make_search(classify: Callable, cfg: RexConfig) -> Callable:
     def search(key, x, target, full_confidence, progress: bool = False) -> SearchResult:
         h, w = x.shape[:2]
         keys = jax.vmap(lambda p: jax.random.fold_in(key, p))(jnp.arange(1, cfg.iters + 1))
-        state = jax.vmap(lambda k: init_state(k, h, w, cfg.queue_capacity))(keys)
+        state = jax.vmap(lambda k: init_state(k, h, w, cfg.queue_capacity, cfg.max_active))(keys)
         threshold = jnp.float32(cfg.confidence_filter * full_confidence)
         target = jnp.int32(target)
         forward = []

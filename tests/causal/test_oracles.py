@@ -14,13 +14,21 @@ CASES = [  # (h, w, patch row, patch col)
 ]
 
 
+# Area bound per responsibility rule: the paper's minimal-k rule concentrates the map on the
+# patch (measured 1.0-1.5x over 4 cases x 3 keys); the ReX 0.4.1 rule spreads 1/n credit to
+# unneeded siblings and measured 1.4-2.6x on this strict all-pixels oracle (BUILD_NOTES.md).
+AREA_BOUND = {"minimal_k": 2.0, "rex": 3.0}
+
+
+@pytest.mark.parametrize("rule", sorted(AREA_BOUND))
 @pytest.mark.parametrize("h,w,r,c", CASES)
-def test_single_patch_explanation_contains_patch(h, w, r, c):
+def test_single_patch_explanation_contains_patch(h, w, r, c, rule):
     patch = oracles.patch_mask(h, w, r, c)
-    ex = rexjax.explain(oracles.patch_oracle([patch]), oracles.image(h, w), key=1, iters=20)
+    ex = rexjax.explain(oracles.patch_oracle([patch]), oracles.image(h, w), key=1, responsibility=rule)
     assert ex.target == 1 and ex.sufficient
     assert ex.mask[patch].all(), "explanation must contain the hidden patch"
-    assert ex.mask.sum() <= 2 * patch.sum(), f"explanation {ex.mask.sum()} px > 2x patch"
+    bound = AREA_BOUND[rule] * patch.sum()
+    assert ex.mask.sum() <= bound, f"explanation {ex.mask.sum()} px > {bound} px"
     peak = np.unravel_index(np.argmax(ex.responsibility), ex.responsibility.shape)
     assert patch[peak], f"responsibility maximum {peak} lies outside the patch"
 

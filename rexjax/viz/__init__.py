@@ -1,0 +1,1 @@
+"""Figures (matplotlib, Agg backend): explanation panels, overlays, contours."""

@@ -1,0 +1,77 @@
+"""explain(): determinism, batch-size invariance, input validation, the Explanation record."""
+
+import numpy as np
+import pytest
+
+import oracles
+import rexjax
+
+H, W = 48, 48
+PATCH = oracles.patch_mask(H, W, 10, 20)
+ORACLE = oracles.patch_oracle([PATCH])
+IMAGE = oracles.image(H, W)
+
+
+@pytest.fixture(scope="module")
+def explainer():
+    return rexjax.make_explainer(ORACLE, iters=8)
+
+
+def test_same_key_same_result_different_key_differs(explainer):
+    a = explainer(IMAGE, key=5)
+    b = explainer(IMAGE, key=5)
+    c = explainer(IMAGE, key=6)
+    assert np.array_equal(a.responsibility, b.responsibility) and np.array_equal(a.mask, b.mask)
+    assert not np.array_equal(a.responsibility, c.responsibility)
+
+
+def test_batch_size_does_not_change_results():
+    a = rexjax.explain(ORACLE, IMAGE, key=3, iters=8, batch_size=7)
+    b = rexjax.explain(ORACLE, IMAGE, key=3, iters=8, batch_size=64)
+    assert np.array_equal(a.responsibility, b.responsibility)
+    assert np.array_equal(a.mask, b.mask)
+
+
+def test_record_fields(explainer):
+    ex = explainer(IMAGE, key=1)
+    assert ex.responsibility.shape == (H, W) and ex.mask.shape == (H, W) and ex.mask.dtype == bool
+    assert ex.area == pytest.approx(ex.mask.mean())
+    assert ex.forward_images == 1 + ex.forward_images_map + ex.forward_images_extract
+    assert ex.forward_images_map % ex.config.batch_size == 0
+    assert ex.full_confidence > 0.99 and ex.sufficient
+    assert set(ex.stats()) >= {"target", "area", "forward_images", "wall_time_s", "device"}
+
+
+def test_explicit_target_and_queue_options():
+    ex = rexjax.explain(ORACLE, IMAGE, key=0, iters=4, target=1, queue_style="all", refine_static=True)
+    assert ex.target == 1 and ex.mask[PATCH].all()
+
+
+@pytest.mark.parametrize(
+    "image,kwargs,match",
+    [
+        (np.zeros((H, W)), {}, "rank 3"),
+        (np.full((H, W, 3), np.nan, np.float32), {}, "non-finite"),
+        (IMAGE, {"target": 2}, "target must be a class index"),
+        (IMAGE, {"target": -1}, "target must be a class index"),
+        (oracles.image(3, 3), {}, "smaller than the minimum box"),
+        (IMAGE, {"iters": 0}, "iters must be > 0"),
+        (IMAGE, {"mask_value": "purple"}, "unknown mask value"),
+        (IMAGE, {"responsibility": "bogus"}, "responsibility must be one of"),
+    ],
+)
+def test_bad_input_errors(image, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        rexjax.explain(ORACLE, image, **kwargs)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="no_such_model"):
+        rexjax.explain("no_such_model", IMAGE)
+
+
+def test_not_an_image_file(tmp_path):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is not a JPEG")
+    with pytest.raises(ValueError, match="notes.jpg"):
+        rexjax.explain("efficientnet_lite0", str(bad))
