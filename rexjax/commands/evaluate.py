@@ -33,6 +33,7 @@ flags.DEFINE_string("weights", None, "weights file for the model (default: bundl
 flags.DEFINE_string("masks", None, "folder of segmentation masks <image stem>.png (nonzero = segment) for IN/OUT")
 flags.DEFINE_string("mask_mode", "0", "occlusion value for mask-based methods and metrics, or 'ad'")
 flags.DEFINE_enum("convention", "rex", ["rex", "rise"], "insertion/deletion convention")
+flags.DEFINE_integer("step", None, "pixels per insertion/deletion step (default: the convention's, 100 for rex)")
 flags.DEFINE_string("out", "out/evaluate", "output folder (results.csv, summary.txt)")
 flags.DEFINE_integer("seed", 0, "random key for the stochastic methods")
 flags.DEFINE_integer("batch_size", None, "images per model call (default: 16 on CPU, 128 on accelerators)")
@@ -41,7 +42,7 @@ flags.DEFINE_multi_string("set", [], "method hyper-parameter, METHOD.PARAM=VALUE
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 COLUMNS = ["image", "method", "target", "label", "full_confidence", "area", "ins", "del", "IN", "OUT",
-           "time_s", "forward_images", "forward_images_area", "convention"]
+           "time_s", "forward_images", "forward_images_area", "convention", "step"]
 
 
 def list_images(path: str) -> list[Path]:
@@ -114,7 +115,8 @@ def summary_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def evaluate(image_paths, methods, model, *, mask_mode, convention, seed, batch_size, overrides, masks_dir=None, log=print):
+def evaluate(image_paths, methods, model, *, mask_mode, convention, seed, batch_size, overrides, masks_dir=None,
+             step=None, log=print):
     """Runs every method on every image; returns the list of row dicts (COLUMNS)."""
     import jax
     import jax.numpy as jnp
@@ -128,6 +130,8 @@ def evaluate(image_paths, methods, model, *, mask_mode, convention, seed, batch_
     mask_mode = parse_mask_value(mask_mode)
     classify = masked_classifier(model, mask_mode)
     conv = metrics.CONVENTIONS[convention]
+    if step:
+        conv = conv._replace(step=int(step))
     ins_clf, del_clf = metrics.convention_classifiers(model, conv, mask_mode)
     area_of = metrics.make_area(classify, batch_size=batch_size)
     full_probs = jax.jit(lambda x: classify(x, jnp.ones((1,) + x.shape[:2], x.dtype))[0])
@@ -178,7 +182,7 @@ def evaluate(image_paths, methods, model, *, mask_mode, convention, seed, batch_
                 "label": model.labels[target] if target < len(model.labels) else "",
                 "full_confidence": full, "area": area, "ins": curves.insertion_auc, "del": curves.deletion_auc,
                 "IN": io.inside, "OUT": io.outside, "time_s": elapsed, "forward_images": fwd,
-                "forward_images_area": fwd_area, "convention": conv.name,
+                "forward_images_area": fwd_area, "convention": conv.name, "step": conv.step,
             })
             log(f"{path.name:<32} {m:<14} area {area:.4f} ins {curves.insertion_auc:.4f} "
                 f"del {curves.deletion_auc:.4f} time {elapsed:.2f}s fwd {fwd}")
@@ -206,7 +210,7 @@ def main(argv) -> None:
     model = models.load(FLAGS.model, FLAGS.weights)
     rows = evaluate(
         images, methods, model, mask_mode=FLAGS.mask_mode, convention=FLAGS.convention, seed=FLAGS.seed,
-        batch_size=FLAGS.batch_size, overrides=overrides, masks_dir=FLAGS.masks,
+        batch_size=FLAGS.batch_size, overrides=overrides, masks_dir=FLAGS.masks, step=FLAGS.step,
     )
     os.makedirs(FLAGS.out, exist_ok=True)
     csv_path = Path(FLAGS.out) / "results.csv"
@@ -216,7 +220,9 @@ def main(argv) -> None:
         for r in rows:
             w.writerow({k: ("" if r[k] is None else r[k]) for k in COLUMNS})
     table = summary_table(rows)
-    header = f"model {FLAGS.model}, {len(images)} images, convention {FLAGS.convention}, mask_mode {FLAGS.mask_mode}"
+    header = (f"model {FLAGS.model}, {len(images)} images, convention {FLAGS.convention}"
+              f"{f' (step {FLAGS.step})' if FLAGS.step else ''}, mask_mode {FLAGS.mask_mode}"
+              + (f", overrides {' '.join(FLAGS.set)}" if FLAGS.set else ""))
     (Path(FLAGS.out) / "summary.txt").write_text(header + "\n" + table + "\n")
     print(header)
     print(table)
