@@ -74,7 +74,7 @@ def _run(family: str, fmt: str):
 @pytest.mark.parametrize("family", sorted(TINY))
 def test_logits_and_features_match_torch(family):
     logits, feature, ref = _run(family, "zip")
-    assert logits.shape == ref["logits"].shape and np.abs(ref["logits"]).max() > 0.1
+    assert logits.shape == ref["logits"].shape and np.abs(ref["logits"]).max() > 0.5  # not a vacuous check
     assert np.abs(logits - ref["logits"]).max() <= 1e-4
     assert feature.shape == ref["feature"].shape
     np.testing.assert_allclose(feature, ref["feature"], rtol=1e-4, atol=1e-4)
