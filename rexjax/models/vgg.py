@@ -41,8 +41,10 @@ class VGGConfig:
     num_classes: int = 1000
 
     def __post_init__(self):
-        if not self.features or any(not (v == "M" or (isinstance(v, int) and v > 0)) for v in self.features):
-            raise ValueError(f"features must be a non-empty sequence of positive ints and 'M', got {self.features}")
+        if not any(isinstance(v, int) for v in self.features) or any(
+            not (v == "M" or (isinstance(v, int) and v > 0)) for v in self.features
+        ):
+            raise ValueError(f"features must be positive ints (at least one) and 'M', got {self.features}")
 
 
 CONFIGS = {"vgg16": VGGConfig()}
@@ -71,9 +73,10 @@ def adaptive_avg_pool(x: jax.Array, out_hw: tuple[int, int]) -> jax.Array:
 class VGG(nn.Module):
     """VGG: x f32[B,H,W,3] (torchvision-normalised RGB) -> logits f32[B,num_classes].
 
-    Intermediates sown into `intermediates`: `block1`.. (output of each max-pool),
-    `last_conv` (ReLU output of the last conv, torchvision `features.29` for VGG-16: the
-    Grad-CAM layer), `pooled` (after the adaptive average pool).
+    Intermediates sown into `intermediates`, in execution order: `block1`.. (output of
+    each max-pool before the last conv), `last_conv` (ReLU output of the last conv,
+    torchvision `features.29` for VGG-16, 14x14 at 224: the Grad-CAM paper's layer and the
+    last spatial feature), `pooled` (the flattened adaptive-pool output fed to the classifier).
     """
 
     config: VGGConfig = CONFIGS["vgg16"]
@@ -83,32 +86,36 @@ class VGG(nn.Module):
         if x.ndim != 4 or x.shape[-1] != 3:
             raise ValueError(f"VGG expects x[B,H,W,3], got shape {x.shape}")
         cfg = self.config
+        last = _last_conv_index(cfg)
         idx, block = 0, 1
-        last_pool = max(i for i, v in enumerate(cfg.features) if v == "M") if "M" in cfg.features else -1
         for i, v in enumerate(cfg.features):
             if v == "M":
-                if i == last_pool:
-                    x = feature(self, "last_conv", x)
                 x = nn.max_pool(x, (2, 2), (2, 2))
-                x = feature(self, f"block{block}", x)
-                block += 1
+                if i < last:
+                    x = feature(self, f"block{block}", x)
+                    block += 1
                 idx += 1
             else:
                 x = nn.Conv(v, (3, 3), padding=((1, 1), (1, 1)), name=f"features_{idx}")(x)
                 x = jax.nn.relu(x)
+                if i == last:
+                    x = feature(self, "last_conv", x)
                 idx += 2  # Conv2d, ReLU
-        if last_pool < 0:
-            x = feature(self, "last_conv", x)
         x = adaptive_avg_pool(x, (cfg.pool, cfg.pool))
-        x = feature(self, "pooled", x)
         x = x.reshape(x.shape[0], -1)  # (7, 7, C) order; see permute_classifier
+        x = feature(self, "pooled", x)
         x = jax.nn.relu(nn.Dense(cfg.hidden, name="classifier_0")(x))
         x = jax.nn.relu(nn.Dense(cfg.hidden, name="classifier_3")(x))
         return nn.Dense(cfg.num_classes, name="classifier_6")(x)
 
 
+def _last_conv_index(config: VGGConfig) -> int:
+    return max(i for i, v in enumerate(config.features) if v != "M")
+
+
 def feature_names(config: VGGConfig) -> tuple[str, ...]:
-    n = sum(v == "M" for v in config.features)
+    last = _last_conv_index(config)
+    n = sum(v == "M" for v in config.features[:last])
     return tuple(f"block{i + 1}" for i in range(n)) + ("last_conv", "pooled")
 
 

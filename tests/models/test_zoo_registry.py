@@ -26,6 +26,13 @@ PARAMS = {
     "efficientnet_v2_s": 21_458_488,
     "regnety_120": 51_822_544,
 }
+GRADCAM_LAYER = {
+    "resnet50": "layer4",  # 7x7x2048
+    "resnet101": "layer4",
+    "vgg16": "last_conv",  # 14x14x512, conv5_3 after ReLU (Grad-CAM paper)
+    "regnety_120": "stage4",
+    "efficientnet_v2_s": "head",  # 12x12x1280 at 384
+}
 # a few hand-checked keys per architecture (torchvision 0.29 / timm 1.0.31 state_dicts)
 TORCH_KEYS = {
     "resnet50": {"conv1.weight", "bn1.running_var", "layer1.0.downsample.0.weight", "layer4.2.bn3.bias", "fc.weight"},
@@ -52,7 +59,15 @@ def test_full_size_parameter_counts_and_torch_keys(name):
     assert sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(template["params"])) == PARAMS[name]
     got = {dotted_key(p) for p in traverse_util.flatten_dict(template)}
     assert TORCH_KEYS[name] <= got, TORCH_KEYS[name] - got
-    assert set(spec.feature_names) and spec.preprocess.size == spec.input_size
+    assert spec.preprocess.size == spec.input_size
+    # feature points exist, and the last spatial one (in feature_names order) is the Grad-CAM layer
+    module = spec.make_module()
+    x = jax.ShapeDtypeStruct((1, *spec.input_size, 3), jnp.float32)
+    _, state = jax.eval_shape(lambda v, x: module.apply(v, x, mutable=["intermediates"]), template, x)
+    shapes = {k: v[0].shape for k, v in state["intermediates"].items()}
+    assert set(shapes) == set(spec.feature_names)
+    spatial = [n for n in spec.feature_names if len(shapes[n]) == 4 and shapes[n][1] * shapes[n][2] > 1]
+    assert spatial[-1] == GRADCAM_LAYER[name]
 
 
 @pytest.mark.parametrize("name,family", [("vgg16", "vgg"), ("resnet50", "resnet"), ("regnety_120", "regnety")])
