@@ -1,0 +1,89 @@
+"""`rexjax bench`: ReX wall time and throughput against the raw model, per image.
+
+Prints a Markdown table: per image the class, area, wall time (map + extraction, compiled),
+forward images, images/s during `explain`, and the raw model's images/s at the same batch
+size (jitted forward of a full batch, median of several calls). The framework should not
+be the bottleneck: ReX images/s >= 80 % of raw.
+
+Example:
+  rexjax bench --images third_party/images --iters 20
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("images", "third_party/images", "Folder of images (or one image).")
+flags.DEFINE_string("model", "efficientnet_lite0", "Registered model name.")
+flags.DEFINE_integer("iters", 20, "ReX iterations.")
+flags.DEFINE_integer("batch_size", None, "Images per model call (default per backend).")
+flags.DEFINE_integer("seed", 0, "PRNG seed.")
+flags.DEFINE_string("mask_value", "0", "Occlusion value or 'ad'.")
+flags.DEFINE_integer("raw_calls", 5, "Timed raw-model calls per image (median taken).")
+flags.DEFINE_integer("limit", None, "Only the first N images.")
+
+IMAGE_EXT = (".jpg", ".jpeg", ".png")
+
+
+def list_images(path: str) -> list[str]:
+    if os.path.isfile(path):
+        return [path]
+    return sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXT))
+
+
+def raw_throughput(model, x, batch: int, calls: int) -> float:
+    """Images/s of the jitted model on a batch of `batch` copies of `x` (median of calls)."""
+    import jax.numpy as jnp
+
+    xb = jnp.broadcast_to(jnp.asarray(x)[None], (batch,) + x.shape)
+    model(xb).block_until_ready()
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        model(xb).block_until_ready()
+        times.append(time.perf_counter() - t)
+    return batch / statistics.median(times)
+
+
+def main(argv):
+    import jax
+
+    from rexjax import models
+    from rexjax.api import make_explainer
+
+    paths = list_images(FLAGS.images)[: FLAGS.limit]
+    if not paths:
+        print(f"rexjax bench: no images in {FLAGS.images}", file=sys.stderr)
+        return 2
+    model = models.load(FLAGS.model)
+    explainer = make_explainer(model, iters=FLAGS.iters, batch_size=FLAGS.batch_size, mask_value=FLAGS.mask_value)
+    batch = explainer.config.batch_size
+    first = model.preprocess(paths[0])
+    explainer(first, key=FLAGS.seed)  # compile once, not timed
+    print(f"# rexjax bench: {FLAGS.model}, iters {FLAGS.iters}, batch {batch}, mask {FLAGS.mask_value}, device {jax.devices()[0]}")
+    print("| image | class | area | wall s | map s | extract s | forward images | rex img/s | raw img/s | ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    rows = []
+    for path in paths:
+        x = model.preprocess(path)
+        ex = explainer(x, key=FLAGS.seed)
+        rex_ips = ex.forward_images / ex.wall_time
+        raw_ips = raw_throughput(model, x, batch, FLAGS.raw_calls)
+        rows.append((ex.wall_time, ex.forward_images, rex_ips, raw_ips, ex.area))
+        print(
+            f"| {os.path.basename(path)} | {ex.target_label} | {ex.area:.3f} | {ex.wall_time:.1f} | {ex.time_map:.1f} | "
+            f"{ex.time_extract:.1f} | {ex.forward_images} | {rex_ips:.1f} | {raw_ips:.1f} | {rex_ips / raw_ips:.2f} |",
+            flush=True,
+        )
+    med = lambda i: statistics.median(r[i] for r in rows)
+    print(
+        f"| **median** | | {med(4):.3f} | {med(0):.1f} | | | {med(1):.0f} | {med(2):.1f} | {med(3):.1f} | {med(2) / med(3):.2f} |"
+    )
+    print(f"mean area {statistics.mean(r[4] for r in rows):.4f}")
+    return 0
