@@ -35,7 +35,9 @@ def run() -> None:
     module = importlib.import_module(COMMANDS[name][0])
     from absl import app
 
-    app.run(module.main, argv=[f"rexjax {name}"] + sys.argv[2:])
+    # Warnings and errors only by default (JAX's backend probing logs at INFO); a user's
+    # own --verbosity comes later on the command line and wins.
+    app.run(module.main, argv=[f"rexjax {name}", "--verbosity=-1"] + sys.argv[2:])
 
 
 if __name__ == "__main__":
