@@ -192,3 +192,28 @@ def test_bad_configs_raise():
         V.VGGConfig(features=(8, "X"))
     with pytest.raises(ValueError, match=r"x\[B,H,W,3\]"):
         R.ResNet(TINY["resnet"][1]).init(jax.random.key(0), jnp.zeros((1, 32, 32, 4)))
+
+
+@pytest.mark.parametrize("hw", [(56, 56), (40, 48)])  # adaptive pool: identity (7x7) / slice-concat (5x6)
+def test_vgg_under_convad(hw):
+    """ConvAD (tests/ad covers the other families): all-ones mask -> plain logits
+    (Theorem 1); values under a mask do not reach the logits."""
+    from rexjax.ad import convad
+
+    module = V.VGG(V.VGGConfig(features=(8, "M", 16, "M", 16, "M"), hidden=16, num_classes=10))
+    x = jax.random.normal(jax.random.key(1), (1, *hw, 3))
+    rng = np.random.default_rng(0)  # numpy values: compiling a random init is slow on CPU
+    shapes = jax.eval_shape(module.init, jax.random.key(0), x)
+    variables = jax.tree_util.tree_map(
+        lambda s: jnp.asarray(rng.normal(size=s.shape).astype(np.float32) / np.sqrt(np.prod(s.shape[:-1]) or 1)),
+        {"params": shapes["params"]},
+    )
+    mask = jnp.ones(x.shape[:3]).at[:, 5:30, 10:40].set(0.0)
+    x2 = jnp.where(mask[..., None] > 0, x, 5.0 * jax.random.normal(jax.random.key(2), x.shape))
+    f = jax.jit(convad(module.apply))
+    with jax.default_matmul_precision("highest"):
+        out = f(variables, jnp.concatenate([x, x, x2]), jnp.concatenate([jnp.ones_like(mask), mask, mask]))
+        plain = module.apply(variables, x)
+    np.testing.assert_allclose(out[0], plain[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out[1], out[2], rtol=1e-5, atol=1e-5)
+    assert np.abs(np.asarray(out[0] - out[1])).max() > 1e-4  # the mask does something
