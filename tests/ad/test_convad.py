@@ -300,3 +300,19 @@ def test_masked_classifier_ad_mode(small_net):
     want = jax.nn.softmax(convad(apply_fn, tau=0.5)(v, jnp.broadcast_to(x[:1], (3, 32, 32, 3)), masks), axis=-1)
     np.testing.assert_allclose(probs, want, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(np.asarray(probs).sum(-1), 1.0, rtol=1e-5)
+
+
+def test_window_count_matches_conv_of_ones():
+    """The numpy window count (padding not counted) equals a conv of ones, dilations included."""
+    from rexjax.ad.rules import _window_count_1d
+
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        n, k, s = int(rng.integers(3, 12)), int(rng.integers(1, 5)), int(rng.integers(1, 4))
+        pad = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+        ld, rd = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        want = lax.conv_general_dilated(
+            jnp.ones((1, n, 1)), jnp.ones((k, 1, 1)), (s,), (pad,), lhs_dilation=(ld,), rhs_dilation=(rd,),
+            dimension_numbers=("NWC", "WIO", "NWC"),
+        )[0, :, 0]
+        np.testing.assert_array_equal(_window_count_1d(n, k, s, pad, ld, rd), np.asarray(want))
