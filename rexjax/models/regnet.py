@@ -160,6 +160,8 @@ class YBlock(nn.Module):
 
 
 class RegStage(nn.Module):
+    """timm RegStage: `depth` Y-blocks `b1..`, the first with stride 2: [B,H,W,Cin] -> [B,H/2,W/2,out]."""
+
     depth: int
     out: int
     group_size: int
