@@ -75,3 +75,8 @@ def test_not_an_image_file(tmp_path):
     bad.write_text("this is not a JPEG")
     with pytest.raises(ValueError, match="notes.jpg"):
         rexjax.explain("efficientnet_lite0", str(bad))
+
+
+def test_wrong_channels_for_zoo_model():
+    with pytest.raises(ValueError, match="3 channels"):
+        rexjax.explain("efficientnet_lite0", np.zeros((224, 224, 4), np.float32))
