@@ -61,12 +61,12 @@ def test_rho_is_one_for_model_looking_only_at_explanation():
     region = jnp.zeros((8, 8)).at[2:5, 3:7].set(1.0)
     x = jnp.ones((8, 8, 3))
     clf = region_only_classifier(region)
-    r = rho_robustness(jax.random.key(0), clf, x, region, 2, k_solid=10, k_iid=7, bounds=(-3.0, 3.0), batch_size=4)
-    assert r.rho_solid == 1.0 and r.rho_iid == 1.0 and r.forward_images == 17
+    r = rho_robustness(jax.random.key(0), clf, x, region, 2, k_solid=8, k_iid=8, bounds=(-3.0, 3.0), batch_size=4)
+    assert r.rho_solid == 1.0 and r.rho_iid == 1.0 and r.forward_images == 16
     # an explanation that misses the region is not robust on dark backgrounds
     miss = jnp.zeros((8, 8)).at[6:, :].set(1.0)
-    dark = jnp.full((5, 8, 8, 3), -1.0)
-    assert rho(clf, x, miss, 2, dark) == 0.0
+    dark = jnp.full((8, 8, 8, 3), -1.0)
+    assert rho(clf, x, miss, 2, dark, batch_size=4) == 0.0
 
 
 def test_backgrounds_in_bounds_and_keyed():
