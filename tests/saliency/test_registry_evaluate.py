@@ -87,3 +87,34 @@ def test_evaluate_rows_and_summary(tmp_path):
     table = ev.summary_table(rows)
     assert table.splitlines()[0].split()[:7] == ["tool", "area", "std", "ins", "del", "IN", "OUT"]
     assert len(table.splitlines()) == 5
+
+
+def test_mask_based_methods_run_on_convad():
+    import flax.linen as nn
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.relu(nn.Conv(4, (3, 3))(x))
+            return nn.Dense(3)(x.mean((1, 2)))
+
+    class FlaxModel:
+        def __init__(self):
+            self.module = Net()
+            v = self.module.init(jax.random.key(0), jnp.zeros((1, 12, 12, 3)))
+            # a conv bias makes zero-occlusion differ from ConvAD (relu(bias) vs deactivated)
+            v["params"]["Conv_0"]["bias"] = jnp.full((4,), 0.5)
+            self.variables = v
+
+        def apply_fn(self, variables, x):
+            return self.module.apply(variables, x)
+
+        def __call__(self, x):
+            return self.apply_fn(self.variables, x)
+
+    model = FlaxModel()
+    x = jax.random.uniform(jax.random.key(1), (12, 12, 3))
+    ad = saliency.for_model("occlusion", model, mask_mode="ad", window=4, stride=4)(None, x, 0)
+    zero = saliency.for_model("occlusion", model, mask_mode=0.0, window=4, stride=4)(None, x, 0)
+    assert ad.map.shape == (12, 12) and bool(jnp.isfinite(ad.map).all())
+    assert not np.allclose(ad.map, zero.map)
