@@ -5,7 +5,7 @@ Saliency(map f32[H,W], forward_images)`. What `model` is depends on the method's
 
     "masked"    a MaskedClassifier (rexjax.masking): rise, shape, occlusion, kernel_shap, lime
     "logits"    a batched logits function x[B,H,W,C] -> logits[B,K]: integrated_gradients,
-                gradient_shap, noise_tunnel (around IG by default)
+                gradient_shap, noise_tunnel (around IG by default), lrp
     "features"  `features_and_logits(x, delta)` (see gradcam): gradcam, gradcam_pp
 
 `make(name, **cfg)` builds a method by name; `for_model(name, model, mask_mode, **cfg)`
@@ -21,6 +21,7 @@ from rexjax.saliency.gradient_shap import gradient_shap
 from rexjax.saliency.integrated_gradients import integrated_gradients
 from rexjax.saliency.kernel_shap import kernel_shap
 from rexjax.saliency.lime import lime
+from rexjax.saliency.lrp import lrp
 from rexjax.saliency.noise_tunnel import noise_tunnel
 from rexjax.saliency.occlusion import occlusion
 from rexjax.saliency.rise import rise, rise_masks
@@ -35,6 +36,7 @@ METHODS = {
     "integrated_gradients": (integrated_gradients, "logits"),
     "gradient_shap": (gradient_shap, "logits"),
     "noise_tunnel": (noise_tunnel, "logits"),
+    "lrp": (lrp, "logits"),
     "gradcam": (gradcam, "features"),
     "gradcam_pp": (gradcam_pp, "features"),
 }
@@ -79,6 +81,6 @@ def for_model(name: str, model, mask_mode=0.0, layer=None, **cfg):
 
 __all__ = [
     "ALIASES", "METHODS", "Saliency", "canonical", "for_model", "gradcam", "gradcam_pp", "gradient_shap",
-    "integrated_gradients", "kernel_shap", "lime", "make", "model_view", "noise_tunnel", "occlusion",
+    "integrated_gradients", "kernel_shap", "lime", "lrp", "make", "model_view", "noise_tunnel", "occlusion",
     "rise", "rise_masks", "shape", "zoo_features_and_logits",
 ]
