@@ -87,7 +87,8 @@ def main(argv):
             masks = box_masks(jax.random.key(2), b, h, w)
             cp, tp = timed(plain, variables, x, repeats=FLAGS.repeats)
             ca, ta = timed(ad, variables, x, masks, repeats=FLAGS.repeats)
-            print(f"| {name} | {b} | {1e3 * tp:.1f} | {1e3 * ta:.1f} | {ta / tp:.2f} | {cp:.1f} | {ca:.1f} |", flush=True)
+            row = f"| {name} | {b} | {1e3 * tp:.1f} | {1e3 * ta:.1f} | {ta / tp:.2f} | {cp:.1f} | {ca:.1f} |"
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

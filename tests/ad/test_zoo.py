@@ -29,7 +29,8 @@ def small_module(family: str):
     if family == "regnet":
         from rexjax.models.regnet import RegNet, RegNetConfig
 
-        return RegNet(config=RegNetConfig(widths=(8, 16, 24), depths=(1, 2, 1), group_sizes=(4, 8, 8), stem_width=8, num_classes=10))
+        cfg = RegNetConfig(widths=(8, 16, 24), depths=(1, 2, 1), group_sizes=(4, 8, 8), stem_width=8, num_classes=10)
+        return RegNet(config=cfg)
     if family == "efficientnet_v2":
         from rexjax.models.efficientnet_v2 import EfficientNetV2, EfficientNetV2Config, StageConfig as S
 
