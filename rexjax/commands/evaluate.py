@@ -27,7 +27,10 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("images", "third_party/images", "folder of images (or one image file)")
-flags.DEFINE_list("methods", ["rex", "rise", "gradcam", "ig", "lime"], "methods, comma separated ('rex' or a rexjax.saliency name/alias)")
+flags.DEFINE_list(
+    "methods", ["rex", "rise", "gradcam", "ig", "lime"],
+    "methods, comma separated ('rex' or a rexjax.saliency name/alias)",
+)
 flags.DEFINE_string("model", "efficientnet_lite0", "zoo model name (rexjax models)")
 flags.DEFINE_string("weights", None, "weights file for the model (default: bundled)")
 flags.DEFINE_string("masks", None, "folder of segmentation masks <image stem>.png (nonzero = segment) for IN/OUT")

@@ -17,6 +17,7 @@ from rexjax.metrics.robustness import Robustness, iid_backgrounds, rho, rho_robu
 
 __all__ = [
     "CONVENTIONS", "REX", "RISE", "Convention", "InOut", "InsertionDeletion", "Robustness",
-    "area_ratio", "convention_classifiers", "explanation_area", "make_area", "dice", "hausdorff", "iid_backgrounds", "in_out",
+    "area_ratio", "convention_classifiers", "explanation_area", "make_area", "dice", "hausdorff",
+    "iid_backgrounds", "in_out",
     "insertion_deletion", "pixel_rank", "rho", "rho_robustness", "solid_backgrounds",
 ]

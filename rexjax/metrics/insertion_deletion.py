@@ -28,7 +28,14 @@ import scipy.integrate
 
 from rexjax.causal.extract import pixel_rank
 from rexjax.masking import masked_classifier, occlusion
-from rexjax.saliency._common import check_image, check_positive, check_target, chunk_map, flatten_chunks, num_classes_masked
+from rexjax.saliency._common import (
+    check_image,
+    check_positive,
+    check_target,
+    chunk_map,
+    flatten_chunks,
+    num_classes_masked,
+)
 
 
 class Convention(NamedTuple):

@@ -17,7 +17,14 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from rexjax.saliency._common import check_image, check_positive, check_target, chunk_map, flatten_chunks, num_classes_masked
+from rexjax.saliency._common import (
+    check_image,
+    check_positive,
+    check_target,
+    chunk_map,
+    flatten_chunks,
+    num_classes_masked,
+)
 
 
 class Robustness(NamedTuple):

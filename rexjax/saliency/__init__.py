@@ -66,7 +66,9 @@ def model_view(kind: str, model, mask_mode=0.0, layer=None):
         return model
     if kind == "features":
         if not hasattr(model, "features_fn"):
-            raise ValueError("Grad-CAM needs a zoo Model (feature points); pass features_and_logits to gradcam directly")
+            raise ValueError(
+                "Grad-CAM needs a zoo Model (feature points); pass features_and_logits to gradcam directly"
+            )
         return zoo_features_and_logits(model, layer)
     raise ValueError(f"kind must be 'masked', 'logits' or 'features', got {kind!r}")
 

@@ -22,7 +22,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexjax.saliency._common import Saliency, check_image, check_positive, check_target, chunk_map, flatten_chunks, num_classes_masked
+from rexjax.saliency._common import (
+    Saliency,
+    check_image,
+    check_positive,
+    check_target,
+    chunk_map,
+    flatten_chunks,
+    num_classes_masked,
+)
 from rexjax.saliency.superpixels import relabel, superpixels
 
 

@@ -27,7 +27,10 @@ from rexjax.ad.interpreter import bind
 from rexjax.saliency._common import Saliency, check_image, check_target, num_classes_logits
 
 LINEAR = ("conv_general_dilated", "dot_general")
-CALLS = ("pjit", "jit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr", "remat", "checkpoint")
+CALLS = (
+    "pjit", "jit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr",
+    "remat", "checkpoint",
+)
 
 
 def _stabilise(z, eps):

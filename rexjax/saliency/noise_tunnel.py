@@ -19,7 +19,9 @@ from rexjax.saliency._common import Saliency, check_image, check_positive
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
 
-def noise_tunnel(base=None, n_samples: int = 5, stdev: float = 0.15, nt_type: str = "smoothgrad", relative: bool = True):
+def noise_tunnel(
+    base=None, n_samples: int = 5, stdev: float = 0.15, nt_type: str = "smoothgrad", relative: bool = True
+):
     """SmoothGrad factory around `base` (a `(key, model, x, target) -> Saliency` function;
     default: `integrated_gradients()`, the ReX paper's NoiseTunnel). Returns the same signature."""
     check_positive(n_samples=n_samples)

@@ -25,7 +25,8 @@ class TinyModel:
         self.wd = jax.random.normal(k2, (4, 3))
 
     def features_fn(self, variables, xb, perturbations=None):
-        feat = jax.nn.relu(jax.lax.conv_general_dilated(xb, self.w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+        dn = ("NHWC", "HWIO", "NHWC")
+        feat = jax.nn.relu(jax.lax.conv_general_dilated(xb, self.w, (2, 2), "SAME", dimension_numbers=dn))
         if perturbations is not None:
             feat = feat + perturbations["feat"]
         pooled = feat.mean((1, 2))

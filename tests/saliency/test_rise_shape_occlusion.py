@@ -82,7 +82,8 @@ def test_occlusion_linear_model_by_hand():
     c[4, 6] = 2.0
     c[0, 0] = -1.0
     window, stride = 4, 3
-    sal = occlusion(window=window, stride=stride, batch_size=5)(None, linear_masked(jnp.asarray(c)), jnp.ones((10, 9, 1)), 0)
+    occ = occlusion(window=window, stride=stride, batch_size=5)
+    sal = occ(None, linear_masked(jnp.asarray(c)), jnp.ones((10, 9, 1)), 0)
     rows, cols = [0, 3, 6], [0, 3, 5]  # 6 = 10-4 reached; 5 = 9-4 added as last position
     total, count = np.zeros((10, 9)), np.zeros((10, 9))
     for r in rows:
