@@ -131,9 +131,19 @@ class Explanation:
     config: RexConfig
     key: Any
     device: str
+    strategy: str = "global"
+    multiple: Optional["MultiExplanation"] = None
+    contrastive: Optional["ContrastiveExplanation"] = None
 
     def stats(self) -> dict:
         """JSON-serialisable summary (no arrays)."""
+        extra = {}
+        if self.strategy != "global":
+            extra["strategy"] = self.strategy
+        if self.multiple is not None:
+            extra["multiple"] = self.multiple.stats()
+        if self.contrastive is not None:
+            extra["contrastive"] = self.contrastive.stats()
         return {
             "target": self.target,
             "label": self.target_label,
@@ -150,4 +160,104 @@ class Explanation:
             "images_per_s": round(self.forward_images / max(self.wall_time, 1e-9), 2),
             "max_depth": self.max_depth,
             "device": self.device,
+            **extra,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class ExplanationPart:
+    """One of several sufficient explanations (`explain(..., multiple=K)`).
+
+    mask: bool[H, W]; area: fraction of pixels; confidence: target probability on the
+    explanation alone; source: "global", "spatial" or "spotlight"; centre/radius: the passing
+    circle (None for the global one); forward_images: images spent on this one (its circle
+    tests and its prefix search; the shared map is counted in the parent Explanation).
+    """
+
+    mask: np.ndarray
+    area: float
+    confidence: float
+    sufficient: bool
+    source: str
+    forward_images: int
+    centre: Optional[tuple] = None
+    radius: Optional[int] = None
+
+    def stats(self) -> dict:
+        return {
+            "area": round(self.area, 6),
+            "confidence": round(self.confidence, 6),
+            "sufficient": self.sufficient,
+            "source": self.source,
+            "forward_images": self.forward_images,
+            "centre": None if self.centre is None else list(self.centre),
+            "radius": self.radius,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiExplanation:
+    """Spotlight search result: up to K sufficient explanations, pairwise Dice <= permitted_overlap.
+
+    parts: the selected explanations (the primary one first when selected); candidates: the
+    sufficient explanations found before deduplication; dice: f32[n, n] between `parts`;
+    forward_images: images for the spotlights (circle tests + prefix searches), excluding the
+    primary explanation's.
+    """
+
+    parts: tuple
+    candidates: int
+    spotlights: int
+    spotlights_found: int
+    permitted_overlap: float
+    dice: np.ndarray
+    forward_images: int
+    wall_time: float
+
+    def stats(self) -> dict:
+        return {
+            "count": len(self.parts),
+            "candidates": self.candidates,
+            "spotlights": self.spotlights,
+            "spotlights_found": self.spotlights_found,
+            "permitted_overlap": self.permitted_overlap,
+            "max_dice": round(float(np.max(self.dice - np.eye(len(self.parts)), initial=0.0)), 6),
+            "forward_images": self.forward_images,
+            "wall_time_s": round(self.wall_time, 3),
+            "parts": [p.stats() for p in self.parts],
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class ContrastiveExplanation:
+    """Sufficient and necessary: only `mask` visible -> target; `mask` hidden -> not target.
+
+    found: False when no union of the candidate explanations qualifies (`message` says why;
+    `mask` is then all False). subset: indices into the candidates combined; confidence:
+    target probability with only `mask` visible; counterfactual_class / _confidence: top-1
+    class and target probability with `mask` hidden and the rest visible.
+    """
+
+    found: bool
+    mask: np.ndarray
+    subset: tuple
+    candidates: int
+    confidence: float
+    counterfactual_class: int
+    counterfactual_confidence: float
+    area: float
+    forward_images: int
+    message: str
+
+    def stats(self) -> dict:
+        return {
+            "found": self.found,
+            "subset": list(self.subset),
+            "candidates": self.candidates,
+            "area": round(self.area, 6),
+            "confidence": round(self.confidence, 6),
+            "counterfactual_class": self.counterfactual_class,
+            "counterfactual_confidence": round(self.counterfactual_confidence, 6),
+            "forward_images": self.forward_images,
+            "message": self.message,
         }

@@ -4,9 +4,15 @@ For each image: prints one JSON line of statistics (class, confidence, area, for
 time) and writes `<out>/<stem>.png` (input | responsibility heatmap | explanation overlay)
 and `<out>/<stem>.npz` (`responsibility` f32[H,W], `mask` bool[H,W], `target`).
 
+With `--multiple K` it also searches up to K sufficient explanations (spotlights, pairwise
+Dice <= --permitted_overlap) and writes `<out>/<stem>_multiple.png` (each contoured in its
+colour) and `multiple_masks` in the .npz; `--contrastive` adds a sufficient-and-necessary
+explanation (`contrastive_mask`, third panel of the composite; reported when none exists).
+
 Example:
   rexjax explain third_party/images/ladybird.jpg --out out/demo
   rexjax explain third_party/images/*.jpg --iters 10 --mask_mode ad --seed 3
+  rexjax explain --multiple 4 third_party/images/starfish.jpg
 """
 
 from __future__ import annotations
@@ -29,6 +35,11 @@ flags.DEFINE_integer("batch_size", None, "Images per model call (default 16 on C
 flags.DEFINE_enum("responsibility", "rex", ["rex", "weighted", "minimal_k"], "Responsibility rule.")
 flags.DEFINE_float("min_confidence", 0.0, "Fraction of the full-image confidence the explanation keeps.")
 flags.DEFINE_integer("min_box_size", 10, "Boxes with fewer pixels are not split.")
+flags.DEFINE_enum("strategy", "global", ["global", "spatial"], "Extraction: global prefix search or spatial circles.")
+flags.DEFINE_integer("multiple", 0, "Search up to this many sufficient explanations (0: off).")
+flags.DEFINE_bool("contrastive", False, "Also find a sufficient and necessary (contrastive) explanation.")
+flags.DEFINE_float("permitted_overlap", 0.0, "Largest Dice between two of the multiple explanations.")
+flags.DEFINE_integer("spotlights", 9, "Spotlight slots searched besides the main explanation.")
 flags.DEFINE_string("out", "out/explain", "Output directory for PNG and .npz files.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 
@@ -43,6 +54,7 @@ def main(argv):
 
     from rexjax import models
     from rexjax.api import make_explainer
+    from rexjax.causal.multiple import SpotlightConfig
     from rexjax.viz.explanation import display_image, save_explanation_figure
 
     missing = [p for p in images if not os.path.isfile(p)]
@@ -58,6 +70,7 @@ def main(argv):
         responsibility=FLAGS.responsibility,
         min_confidence=FLAGS.min_confidence,
         min_box_size=FLAGS.min_box_size,
+        spotlight=SpotlightConfig(spotlights=FLAGS.spotlights),
     )
     os.makedirs(FLAGS.out, exist_ok=True)
     status = 0
@@ -65,16 +78,35 @@ def main(argv):
         stem = os.path.splitext(os.path.basename(path))[0]
         try:
             x = model.preprocess(path)
-            ex = explainer(x, target=FLAGS.target, key=FLAGS.seed, progress=FLAGS.progress)
+            ex = explainer(
+                x, target=FLAGS.target, key=FLAGS.seed, progress=FLAGS.progress, strategy=FLAGS.strategy,
+                multiple=FLAGS.multiple or None, contrastive=FLAGS.contrastive,
+                permitted_overlap=FLAGS.permitted_overlap,
+            )
         except ValueError as err:
             print(json.dumps({"image": path, "error": str(err)}), flush=True)
             status = 1
             continue
+        arrays = {}
+        if ex.multiple is not None:
+            arrays["multiple_masks"] = np.stack([p.mask for p in ex.multiple.parts]) if ex.multiple.parts else np.zeros((0,) + ex.mask.shape, bool)
+        if ex.contrastive is not None:
+            arrays["contrastive_mask"] = ex.contrastive.mask
         np.savez_compressed(
-            os.path.join(FLAGS.out, f"{stem}.npz"), responsibility=ex.responsibility, mask=ex.mask, target=ex.target
+            os.path.join(FLAGS.out, f"{stem}.npz"), responsibility=ex.responsibility, mask=ex.mask, target=ex.target, **arrays
         )
         png = os.path.join(FLAGS.out, f"{stem}.png")
         title = f"{stem}: {ex.target_label} ({ex.target}), p={ex.full_confidence:.3f}"
         save_explanation_figure(png, display_image(model, x), ex.responsibility, ex.mask, title)
-        print(json.dumps({"image": path, "model": FLAGS.model, **ex.stats(), "png": png}), flush=True)
+        written = {"png": png}
+        if ex.multiple is not None:
+            from rexjax.viz.multiple import save_multiple_figure
+
+            written["composite_png"] = os.path.join(FLAGS.out, f"{stem}_multiple.png")
+            contrastive = ex.contrastive.mask if ex.contrastive is not None and ex.contrastive.found else None
+            save_multiple_figure(written["composite_png"], display_image(model, x), ex.responsibility,
+                                 ex.multiple.parts if FLAGS.multiple else (), title, contrastive)
+        if ex.contrastive is not None and not ex.contrastive.found:
+            print(f"rexjax explain: {path}: no contrastive explanation: {ex.contrastive.message}", file=sys.stderr)
+        print(json.dumps({"image": path, "model": FLAGS.model, **ex.stats(), **written}), flush=True)
     return status
