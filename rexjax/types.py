@@ -200,7 +200,8 @@ class MultiExplanation:
     """Spotlight search result: up to K sufficient explanations, pairwise Dice <= permitted_overlap.
 
     parts: the selected explanations (the primary one first when selected); candidates: the
-    sufficient explanations found before deduplication; dice: f32[n, n] between `parts`;
+    sufficient explanations found before deduplication (primary included); spotlights_found:
+    the sufficient spotlight explanations among them; dice: f32[n, n] between `parts`;
     forward_images: images for the spotlights (circle tests + prefix searches), excluding the
     primary explanation's.
     """

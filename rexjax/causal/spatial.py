@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -211,7 +211,8 @@ def make_spatial_extractor(
         radii_p, valid = padded(radii, batch_size)
         centres = np.broadcast_to(np.asarray(centre, np.int32), (radii_p.shape[0], 2))
         threshold = jnp.float32(min_confidence * full_confidence)
-        passes, images = tester(x, (jnp.asarray(centres), jnp.asarray(radii_p)), jnp.asarray(valid), None, target, threshold)
+        params = (jnp.asarray(centres), jnp.asarray(radii_p))
+        passes, images = tester(x, params, jnp.asarray(valid), None, target, threshold)
         passes, images = np.asarray(passes), int(images)
         tested = min(len(radii), images)
         if not passes.any():

@@ -87,14 +87,12 @@ def main(argv):
             print(json.dumps({"image": path, "error": str(err)}), flush=True)
             status = 1
             continue
-        arrays = {}
+        arrays = {"responsibility": ex.responsibility, "mask": ex.mask, "target": ex.target}
         if ex.multiple is not None:
-            arrays["multiple_masks"] = np.stack([p.mask for p in ex.multiple.parts]) if ex.multiple.parts else np.zeros((0,) + ex.mask.shape, bool)
+            arrays["multiple_masks"] = np.stack([p.mask for p in ex.multiple.parts] + [np.zeros_like(ex.mask)])[:-1]
         if ex.contrastive is not None:
             arrays["contrastive_mask"] = ex.contrastive.mask
-        np.savez_compressed(
-            os.path.join(FLAGS.out, f"{stem}.npz"), responsibility=ex.responsibility, mask=ex.mask, target=ex.target, **arrays
-        )
+        np.savez_compressed(os.path.join(FLAGS.out, f"{stem}.npz"), **arrays)
         png = os.path.join(FLAGS.out, f"{stem}.png")
         title = f"{stem}: {ex.target_label} ({ex.target}), p={ex.full_confidence:.3f}"
         save_explanation_figure(png, display_image(model, x), ex.responsibility, ex.mask, title)

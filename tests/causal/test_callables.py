@@ -66,7 +66,8 @@ def build():
 @pytest.fixture(scope="module")
 def vit():
     fn, x = build()
-    return fn, x, rexjax.make_explainer(fn, iters=4, spotlight=SpotlightConfig(spotlights=3, initial_radius=8, budget=4))
+    spot = SpotlightConfig(spotlights=3, initial_radius=8, budget=4)
+    return fn, x, rexjax.make_explainer(fn, iters=4, spotlight=spot)
 
 
 def top1(fn, x):

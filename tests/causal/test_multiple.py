@@ -1,6 +1,10 @@
 """Multiple explanations: spotlight centres, Dice dedup, the 3-patch OR oracle end to end."""
 
 import itertools
+import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +16,7 @@ import rexjax
 from rexjax.causal.multiple import SpotlightConfig, dice_matrix, sample_centres, select_compatible
 
 H, W = 80, 112  # non-square, not 224
-PATCHES = [oracles.patch_mask(H, W, 4, 4, 16), oracles.patch_mask(H, W, 4, 92, 16), oracles.patch_mask(H, W, 60, 48, 16)]
+PATCHES = [oracles.patch_mask(H, W, r, c, 16) for r, c in [(4, 4), (4, 92), (60, 48)]]
 MODEL = oracles.patch_oracle(PATCHES, "or")  # fires when any one of the 3 patches is visible
 X = oracles.image(H, W, seed=3)
 SPOT = SpotlightConfig(spotlights=5, initial_radius=14)
@@ -121,7 +125,8 @@ def test_sample_centres_respect_mass_exclusion_and_keys():
     resp[20:25, 30:35] = 1.0
     exclude = np.zeros((30, 40), bool)
     fixed = np.zeros(2, bool)
-    args = (jnp.asarray(resp), jnp.asarray(exclude), jnp.zeros((2, 2), jnp.int32), jnp.zeros(2, jnp.int32), jnp.asarray(fixed))
+    args = (jnp.asarray(resp), jnp.asarray(exclude), jnp.zeros((2, 2), jnp.int32), jnp.zeros(2, jnp.int32),
+            jnp.asarray(fixed))
     sample = jax.jit(sample_centres, static_argnames=("radius", "weighted", "floor_quantile"))
     c = np.asarray(sample(jax.random.key(0), *args, radius=6, weighted=True))
     assert all(resp[r, k] > 0 for r, k in c), c
@@ -143,3 +148,48 @@ def test_bad_spotlight_config():
         SpotlightConfig(spotlights=0)
     with pytest.raises(ValueError, match="centres"):
         SpotlightConfig(centres="random_walk")
+
+
+@pytest.mark.slow
+def test_starfish_cli_multiple_4_on_lite0(tmp_path):
+    """`rexjax explain --multiple 4 starfish.jpg`: >= 2 sufficient, disjoint explanations + composite."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    image = os.path.join(root, "third_party", "images", "starfish.jpg")
+    cmd = [sys.executable, "-c", "from rexjax.cli import run; run()", "explain", "--multiple", "4", image,
+           "--out", str(tmp_path), "--progress=false"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=3000)
+    assert res.returncode == 0, res.stderr[-2000:]
+    line = json.loads(res.stdout.strip().splitlines()[-1])
+    print(json.dumps(line))  # numbers for BUILD_NOTES.md (pytest -s)
+    multi = line["multiple"]
+    assert line["label"] == "starfish" and multi["count"] >= 2 and multi["max_dice"] <= 0.0
+    assert all(p["sufficient"] for p in multi["parts"])
+    assert os.path.getsize(line["composite_png"]) > 10_000
+    masks = np.load(os.path.join(tmp_path, "starfish.npz"))["multiple_masks"]
+    assert len(masks) == multi["count"]
+    for a, b in itertools.combinations(masks, 2):
+        assert not (a & b).any()
+    from rexjax import models
+
+    lite0 = models.load("efficientnet_lite0")
+    x = lite0.preprocess(image)
+    logits = lite0(jnp.asarray(x)[None] * jnp.asarray(masks)[..., None])  # independent sufficiency check
+    assert (np.argmax(np.asarray(logits), -1) == line["target"]).all()
+
+
+def test_composite_figure(tmp_path):
+    from rexjax.types import ExplanationPart
+    from rexjax.viz.multiple import composite_image, part_colours, save_multiple_figure
+
+    image = np.full((20, 30, 3), 200, np.uint8)
+    a = np.zeros((20, 30), bool)
+    a[2:8, 3:9] = True
+    b = np.zeros((20, 30), bool)
+    b[10:18, 20:28] = True
+    out = composite_image(image, [a, b], dim=0.5)
+    assert (out[a | b] == 200).all() and (out[~(a | b)] == 100).all()
+    assert len({tuple(c) for c in part_colours(12)}) == 12
+    parts = [ExplanationPart(m, float(m.mean()), 0.9, True, "spotlight", 10, (5, 5), 4) for m in (a, b)]
+    path = tmp_path / "composite.png"
+    save_multiple_figure(path, image, np.random.default_rng(0).uniform(size=(20, 30)), parts, "t", contrastive_mask=a | b)
+    assert path.stat().st_size > 1000

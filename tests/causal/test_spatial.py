@@ -35,7 +35,11 @@ def test_radius_schedule_grows_and_covers():
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [({"initial_radius": 0}, "initial_radius"), ({"radius_eta": -0.1}, "eta"), ({"expansion_limit": 0}, "expansion_limit")],
+    [
+        ({"initial_radius": 0}, "initial_radius"),
+        ({"radius_eta": -0.1}, "eta"),
+        ({"expansion_limit": 0}, "expansion_limit"),
+    ],
 )
 def test_bad_spatial_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
