@@ -33,8 +33,12 @@ def run() -> None:
         print(f"rexjax: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         sys.exit(2)
     module = importlib.import_module(COMMANDS[name][0])
-    from absl import app
+    from absl import app, flags
 
+    if any(a in ("-h", "--help", "-help", "--helpshort") for a in sys.argv[2:]):
+        # absl's own --help lists only flags of `__main__`; show the command's instead.
+        print((module.__doc__ or "").strip() + "\n\nflags:\n" + flags.FLAGS.module_help(module))
+        sys.exit(0)
     # Warnings and errors only by default (JAX's backend probing logs at INFO); a user's
     # own --verbosity comes later on the command line and wins.
     app.run(module.main, argv=[f"rexjax {name}", "--verbosity=-1"] + sys.argv[2:])
