@@ -7,18 +7,23 @@ with four independent explanations). Besides the primary explanation (global or 
 * centres: "responsibility" (default) draws each open slot's centre with probability
   proportional to the responsibility above its `floor_quantile` quantile (default the
   minimum: ReX maps carry a broad floor of credit from large passing boxes), outside the
-  explanations held so far (the primary one included), the passing circles of the slots
+  primary explanation, the explanations held or rejected so far, the passing circles of the slots
   already held and the first circles of the slots drawn before it in this attempt (so slots
   spread over different peaks, like k-means++ seeding); "uniform" draws uniformly over the
   image (the reference's objective "none").
 * each attempt tests the circles of radii `r_0, ..., r_{expansions-1}` (the spatial schedule,
   `spatial.radius_schedule`) around every open slot's centre, all open slots batched in one
-  model call per radius. A slot whose circle passes gets its explanation at once: the circle
-  restricts the map and the global prefix search runs on it (`spatial.restrict_map`,
-  `extract.make_global_extractor`). If it overlaps an explanation already held by Dice >
+  model call per radius, with the pixels of the spotlight explanations already held kept
+  hidden inside the circles (deviation: the reference tests plain circles, so a circle that
+  merely contains a held explanation passes and yields a duplicate; the primary explanation
+  is not hidden, as a global one can be large and cut through other peaks). A slot whose
+  circle passes gets its explanation at once: the circle less the held pixels restricts the
+  map and the global prefix search runs on it (`spatial.restrict_map`,
+  `extract.make_global_extractor`). If it overlaps a held explanation by Dice >
   `permitted_overlap` it is kept as a candidate only, its pixels are avoided from then on and
   the slot draws again; otherwise the slot holds it.
-* the search stops when `enough` compatible explanations are held, every slot holds one, after
+* the search stops when `enough` compatible explanations are held (the primary counts when it
+  is compatible with the held ones), every slot holds one, after
   `budget` relocations (reference `max_spotlight_budget`) or after `patience` attempts in a row
   that found nothing (bounds the work spent on slots pushed off the peaks; a deviation from
   the reference's fixed budget).
@@ -135,12 +140,13 @@ def make_spotlight_search(
     """Returns `search(key, x, resp, target, full_confidence, primary=None, enough=None,
     permitted_overlap=0.0) -> SpotlightResult`.
 
-    `classify`: MaskedClassifier. `primary` bool[H, W]: an explanation already held (weighted
-    centres avoid it; it counts towards `enough`). A slot whose explanation overlaps an
-    accepted one by Dice > `permitted_overlap` is reopened (its explanation is still returned
-    as a candidate and its pixels are avoided from then on). The search stops when `enough`
-    pairwise-compatible explanations are held (greedy), every slot holds one, the budget is
-    spent or `patience` attempts in a row found nothing new. Compiles once per image shape.
+    `classify`: MaskedClassifier. `primary` bool[H, W]: an explanation already found (weighted
+    centres avoid it; it counts towards `enough` while compatible with the held ones). A slot
+    whose explanation overlaps a held one by Dice > `permitted_overlap` is reopened (its
+    explanation is still returned as a candidate and its pixels are avoided from then on).
+    The search stops when `enough` pairwise-compatible explanations are held (greedy), every
+    slot holds one, the budget is spent or `patience` attempts in a row found nothing new.
+    Compiles once per image shape.
     """
     cfg = config
     prefix = global_extractor or make_global_extractor(
@@ -156,9 +162,18 @@ def make_spotlight_search(
         resp = jnp.asarray(resp, jnp.float32)
         radii = radius_schedule(h, w, cfg.initial_radius, cfg.radius_eta, cfg.expansions)
         threshold = jnp.float32(min_confidence * full_confidence)
-        accepted = [] if primary is None or not np.any(primary) else [np.asarray(primary, bool)]
-        avoid = np.zeros((h, w), bool) if primary is None else np.asarray(primary, bool).copy()
-        enough = slots + len(accepted) if enough is None else int(enough)
+        primary = np.zeros((h, w), bool) if primary is None else np.asarray(primary, bool)
+        accepted = []  # spotlight explanations held, pairwise compatible
+        held = np.zeros((h, w), bool)  # their union: hidden inside circles, left out of regions
+        avoid = primary.copy()  # no weighted centres on the primary, held ones, duplicates
+        enough = slots + 1 if enough is None else int(enough)
+
+        def count():  # held explanations, plus the primary when compatible with all of them
+            if not primary.any():
+                return len(accepted)
+            d = dice_matrix(np.stack([primary] + accepted))[0, 1:]
+            return len(accepted) + int(np.all(d <= permitted_overlap))
+
         found = np.zeros(slots, bool)
         centres = np.zeros((slots, 2), np.int32)
         radius = np.zeros(slots, np.int32)
@@ -166,7 +181,7 @@ def make_spotlight_search(
         parts = []
         images = attempts = idle = 0
         for attempt in range(cfg.budget + 1):
-            if len(accepted) >= enough or found.all():
+            if count() >= enough or found.all():
                 break
             attempts += 1
             progress = False
@@ -180,13 +195,13 @@ def make_spotlight_search(
                 if not open_.any():
                     break
                 params = (jnp.asarray(drawn), jnp.full((slots,), r, jnp.int32))
-                passes, n = tester(x, params, jnp.asarray(open_), None, target, threshold)
+                passes, n = tester(x, params, jnp.asarray(open_), jnp.asarray(held), target, threshold)
                 images += int(n)
                 spent[open_] += 1
                 hit = np.asarray(passes) & open_
                 open_ &= ~hit
                 for j in np.flatnonzero(hit):
-                    region = circle(jnp.asarray(drawn[j]), int(r), h, w)
+                    region = circle(jnp.asarray(drawn[j]), int(r), h, w) & ~jnp.asarray(held)
                     ex = prefix(x, restrict_map(resp, region), target, full_confidence)
                     images += ex.forward_images
                     part = ExplanationPart(
@@ -200,8 +215,10 @@ def make_spotlight_search(
                     parts.append(part)
                     progress = True
                     d = dice_matrix(np.stack([ex.mask] + accepted))[0, 1:]
-                    if np.all(d <= permitted_overlap) and len(accepted) < enough:
+                    if np.all(d <= permitted_overlap) and count() < enough:
                         accepted.append(ex.mask)
+                        held |= ex.mask
+                        avoid |= ex.mask
                         found[j], centres[j], radius[j] = True, drawn[j], r
                     else:
                         avoid |= ex.mask  # a duplicate: look elsewhere from now on

@@ -101,9 +101,15 @@ def circle(centre: jax.Array, radius: jax.Array, height: int, width: int) -> jax
 
 
 def render_circles(params, aux, height: int, width: int) -> jax.Array:
-    """params = (centres int32[b, 2], radii int32[b]) -> masks bool[b, 1, H, W]."""
+    """params = (centres int32[b, 2], radii int32[b]) -> masks bool[b, 1, H, W].
+
+    aux: None, or bool[H, W] pixels kept hidden inside every circle.
+    """
     centres, radii = params
-    return jax.vmap(lambda c, r: circle(c, r, height, width))(centres, radii)[:, None]
+    masks = jax.vmap(lambda c, r: circle(c, r, height, width))(centres, radii)
+    if aux is not None:
+        masks = masks & ~aux
+    return masks[:, None]
 
 
 def radius_schedule(
