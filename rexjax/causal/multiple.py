@@ -13,12 +13,12 @@ with four independent explanations). Besides the primary explanation (global or 
   image (the reference's objective "none").
 * each attempt tests the circles of radii `r_0, ..., r_{expansions-1}` (the spatial schedule,
   `spatial.radius_schedule`) around every open slot's centre, all open slots batched in one
-  model call per radius, with the pixels of the spotlight explanations already held kept
-  hidden inside the circles (deviation: the reference tests plain circles, so a circle that
-  merely contains a held explanation passes and yields a duplicate; the primary explanation
-  is not hidden, as a global one can be large and cut through other peaks). A slot whose
-  circle passes gets its explanation at once: the circle less the held pixels restricts the
-  map and the global prefix search runs on it (`spatial.restrict_map`,
+  model call per radius (option `hide_held`: with the pixels of the spotlight explanations
+  already held kept hidden inside the circles, so that a circle that merely contains a held
+  explanation does not pass again; the primary explanation is never hidden, as a global one
+  can be large and cut through other peaks). A slot whose circle passes gets its explanation
+  at once: the circle (less the held pixels with `hide_held`) restricts the map and the
+  global prefix search runs on it (`spatial.restrict_map`,
   `extract.make_global_extractor`). If it overlaps a held explanation by Dice >
   `permitted_overlap` it is kept as a candidate only, its pixels are avoided from then on and
   the slot draws again; otherwise the slot holds it.
@@ -66,6 +66,9 @@ class SpotlightConfig:
     centres: "responsibility" (weighted, spread out) or "uniform" (as the reference).
     patience: stop after this many consecutive attempts that closed no slot (None: never).
     floor_quantile: weighted centres use max(resp - quantile(resp, q), 0) (0: resp - min).
+    hide_held: hide the spotlight explanations already held inside later circles and leave
+        them out of later regions (new explanations are then disjoint by construction, but
+        fewer circles pass); False (default): plain circles, as the reference.
     """
 
     spotlights: int = 9
@@ -76,6 +79,7 @@ class SpotlightConfig:
     centres: str = "responsibility"
     patience: Optional[int] = 10
     floor_quantile: float = 0.0
+    hide_held: bool = False
 
     def __post_init__(self):
         if self.patience is not None and not (isinstance(self.patience, (int, np.integer)) and self.patience >= 1):
@@ -195,13 +199,16 @@ def make_spotlight_search(
                 if not open_.any():
                     break
                 params = (jnp.asarray(drawn), jnp.full((slots,), r, jnp.int32))
-                passes, n = tester(x, params, jnp.asarray(open_), jnp.asarray(held), target, threshold)
+                hidden = jnp.asarray(held) if cfg.hide_held else None
+                passes, n = tester(x, params, jnp.asarray(open_), hidden, target, threshold)
                 images += int(n)
                 spent[open_] += 1
                 hit = np.asarray(passes) & open_
                 open_ &= ~hit
                 for j in np.flatnonzero(hit):
-                    region = circle(jnp.asarray(drawn[j]), int(r), h, w) & ~jnp.asarray(held)
+                    region = circle(jnp.asarray(drawn[j]), int(r), h, w)
+                    if cfg.hide_held:
+                        region = region & ~jnp.asarray(held)
                     ex = prefix(x, restrict_map(resp, region), target, full_confidence)
                     images += ex.forward_images
                     part = ExplanationPart(

@@ -193,3 +193,20 @@ def test_composite_figure(tmp_path):
     path = tmp_path / "composite.png"
     save_multiple_figure(path, image, np.random.default_rng(0).uniform(size=(20, 30)), parts, "t", contrastive_mask=a | b)
     assert path.stat().st_size > 1000
+
+
+def test_hide_held_spotlights_are_disjoint_and_distinct():
+    from rexjax.causal.extract import make_global_extractor
+    from rexjax.causal.multiple import make_spotlight_search
+    from rexjax.masking import occlusion
+
+    classify = occlusion(MODEL)
+    resp = (sum(p * (3.0 - i) for i, p in enumerate(PATCHES)) + np.linspace(0, 0.5, H * W).reshape(H, W))
+    cfg = SpotlightConfig(spotlights=3, initial_radius=14, hide_held=True)
+    search = make_spotlight_search(classify, batch_size=8, config=cfg,
+                                   global_extractor=make_global_extractor(classify, batch_size=8))
+    res = search(jax.random.key(0), jnp.asarray(X), resp.astype(np.float32), 1, 0.99)
+    assert len(res.parts) == 3
+    for a, b in itertools.combinations([p.mask for p in res.parts], 2):
+        assert not (a & b).any()
+    assert sorted(next(i for i, q in enumerate(PATCHES) if p.mask[q].all()) for p in res.parts) == [0, 1, 2]
