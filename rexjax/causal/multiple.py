@@ -22,8 +22,8 @@ with four independent explanations). Besides the primary explanation (global or 
   `extract.make_global_extractor`). If it overlaps a held explanation by Dice >
   `permitted_overlap` it is kept as a candidate only, its pixels are avoided from then on and
   the slot draws again; otherwise the slot holds it.
-* the search stops when `enough` compatible explanations are held (the primary counts when it
-  is compatible with the held ones), every slot holds one, after
+* the search stops when `enough` compatible explanations are held (the primary included),
+  every slot holds one, after
   `budget` relocations (reference `max_spotlight_budget`) or after `patience` attempts in a row
   that found nothing (bounds the work spent on slots pushed off the peaks; a deviation from
   the reference's fixed budget).
@@ -144,8 +144,8 @@ def make_spotlight_search(
     """Returns `search(key, x, resp, target, full_confidence, primary=None, enough=None,
     permitted_overlap=0.0) -> SpotlightResult`.
 
-    `classify`: MaskedClassifier. `primary` bool[H, W]: an explanation already found (weighted
-    centres avoid it; it counts towards `enough` while compatible with the held ones). A slot
+    `classify`: MaskedClassifier. `primary` bool[H, W]: an explanation already held (weighted
+    centres avoid it; it counts towards `enough`; never hidden with `hide_held`). A slot
     whose explanation overlaps a held one by Dice > `permitted_overlap` is reopened (its
     explanation is still returned as a candidate and its pixels are avoided from then on).
     The search stops when `enough` pairwise-compatible explanations are held (greedy), every
@@ -167,16 +167,10 @@ def make_spotlight_search(
         radii = radius_schedule(h, w, cfg.initial_radius, cfg.radius_eta, cfg.expansions)
         threshold = jnp.float32(min_confidence * full_confidence)
         primary = np.zeros((h, w), bool) if primary is None else np.asarray(primary, bool)
-        accepted = []  # spotlight explanations held, pairwise compatible
-        held = np.zeros((h, w), bool)  # their union: hidden inside circles, left out of regions
+        accepted = [primary] if primary.any() else []  # explanations held, pairwise compatible
+        held = np.zeros((h, w), bool)  # union of the held spotlight ones (for `hide_held`)
         avoid = primary.copy()  # no weighted centres on the primary, held ones, duplicates
         enough = slots + 1 if enough is None else int(enough)
-
-        def count():  # held explanations, plus the primary when compatible with all of them
-            if not primary.any():
-                return len(accepted)
-            d = dice_matrix(np.stack([primary] + accepted))[0, 1:]
-            return len(accepted) + int(np.all(d <= permitted_overlap))
 
         found = np.zeros(slots, bool)
         centres = np.zeros((slots, 2), np.int32)
@@ -185,7 +179,7 @@ def make_spotlight_search(
         parts = []
         images = attempts = idle = 0
         for attempt in range(cfg.budget + 1):
-            if count() >= enough or found.all():
+            if len(accepted) >= enough or found.all():
                 break
             attempts += 1
             progress = False
@@ -222,7 +216,7 @@ def make_spotlight_search(
                     parts.append(part)
                     progress = True
                     d = dice_matrix(np.stack([ex.mask] + accepted))[0, 1:]
-                    if np.all(d <= permitted_overlap) and count() < enough:
+                    if np.all(d <= permitted_overlap) and len(accepted) < enough:
                         accepted.append(ex.mask)
                         held |= ex.mask
                         avoid |= ex.mask
