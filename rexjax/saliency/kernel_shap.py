@@ -31,7 +31,7 @@ from rexjax.saliency._common import (
     flatten_chunks,
     num_classes_masked,
 )
-from rexjax.saliency.superpixels import relabel, superpixels
+from rexjax.saliency.superpixels import resolve_segments
 
 
 def coalition_values(classify, x, target, segments, z, batch_size):
@@ -93,12 +93,7 @@ def kernel_shap(n_samples: int = 256, superpixel: str = "slic", batch_size: int 
     def explain(key, classify, x, target, segments=None) -> Saliency:
         x = check_image(x)
         t = check_target(target, num_classes_masked(classify, x))
-        if segments is None:
-            segments, m = superpixels(x, superpixel, **superpixel_kwargs)
-        else:
-            if np.shape(segments) != x.shape[:2]:
-                raise ValueError(f"segments must be [H, W] = {x.shape[:2]}, got {np.shape(segments)}")
-            segments, m = relabel(segments)
+        segments, m = resolve_segments(x, segments, superpixel, **superpixel_kwargs)
         if m < 2:
             raise ValueError(f"KernelSHAP needs at least 2 superpixels, got {m}")
         phi = shap_values(classify, x, t, jnp.asarray(segments), m, key)

@@ -19,11 +19,10 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from rexjax.saliency._common import Saliency, check_image, check_positive, check_target, num_classes_masked
 from rexjax.saliency.kernel_shap import coalition_values
-from rexjax.saliency.superpixels import relabel, superpixels
+from rexjax.saliency.superpixels import resolve_segments
 
 
 def weighted_ridge(z, y, w, alpha):
@@ -66,12 +65,7 @@ def lime(
     def explain(key, classify, x, target, segments=None) -> Saliency:
         x = check_image(x)
         t = check_target(target, num_classes_masked(classify, x))
-        if segments is None:
-            segments, m = superpixels(x, superpixel, **superpixel_kwargs)
-        else:
-            if np.shape(segments) != x.shape[:2]:
-                raise ValueError(f"segments must be [H, W] = {x.shape[:2]}, got {np.shape(segments)}")
-            segments, m = relabel(segments)
+        segments, m = resolve_segments(x, segments, superpixel, **superpixel_kwargs)
         beta = coefficients(classify, x, t, jnp.asarray(segments), m, key)
         return Saliency(beta[jnp.asarray(segments)], n_samples)
 

@@ -21,6 +21,15 @@ def relabel(segments) -> tuple[np.ndarray, int]:
     return inv, int(inv.max()) + 1
 
 
+def resolve_segments(x, segments=None, method: str = "slic", **kwargs) -> tuple[np.ndarray, int]:
+    """User `segments` (int [H, W], relabelled) or host superpixels of x -> (i32[H, W], M)."""
+    if segments is None:
+        return superpixels(x, method, **kwargs)
+    if np.shape(segments) != tuple(x.shape[:2]):
+        raise ValueError(f"segments must be [H, W] = {tuple(x.shape[:2])}, got {np.shape(segments)}")
+    return relabel(segments)
+
+
 def superpixels(x, method: str = "slic", **kwargs) -> tuple[np.ndarray, int]:
     """Segments of x[H, W, C] -> (i32[H, W] labels 0..M-1, M).
 
