@@ -1,12 +1,10 @@
 """Spatial extraction: radius schedule, circles, restricted map, termination on adversarial oracles."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import oracles
-import rexjax
 from rexjax.causal.extract import pixel_rank
 from rexjax.causal.spatial import SpatialConfig, circle, make_spatial_extractor, radius_schedule, restrict_map
 from rexjax.masking import occlusion

@@ -1,8 +1,6 @@
 """The pure-python .pth reader: real legacy checkpoint, hand-written pickles of both formats
 (no torch needed), torch round trips of both formats (when torch is installed), refusals."""
 
-import io
-import os
 import pickle
 import struct
 import zipfile

@@ -1,4 +1,3 @@
-import csv
 
 import jax
 import jax.numpy as jnp
