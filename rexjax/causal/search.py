@@ -118,7 +118,7 @@ def _plan(st: IterState, cfg: RexConfig) -> _Plan:
 
 def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: RexConfig) -> IterState:
     """Credits responsibility and builds the next queue of one iteration."""
-    q, n_active = plan.evaluated.shape
+    n_active = plan.evaluated.shape[1]
     h, w = st.resp.shape
     passes = plan.evaluated[..., None] & (top1 == target) & (conf >= threshold)
     inc = jax.vmap(jax.vmap(lambda p, c: child_responsibility(p, c, cfg.responsibility)))(passes, conf)
@@ -143,8 +143,9 @@ def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: RexC
         # the overflow stays visible as static region.
         boxes = jnp.concatenate([kids, held], axis=1)
         valid = jnp.concatenate([kids_valid, held_valid], axis=1)
-    else:
-        boxes, valid = kids, kids_valid
+    else:  # pad to `max_active` slots so the state keeps its shape
+        boxes = jnp.concatenate([kids, jnp.zeros_like(held[:, 3:])], axis=1)
+        valid = jnp.concatenate([kids_valid, jnp.zeros_like(held_valid[:, 3:])], axis=1)
     keep = jnp.argsort(~valid, axis=1, stable=True)
     boxes = jnp.take_along_axis(boxes, keep[..., None], axis=1)
     valid = jnp.take_along_axis(valid, keep, axis=1)

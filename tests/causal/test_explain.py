@@ -80,3 +80,9 @@ def test_not_an_image_file(tmp_path):
 def test_wrong_channels_for_zoo_model():
     with pytest.raises(ValueError, match="3 channels"):
         rexjax.explain("efficientnet_lite0", np.zeros((224, 224, 4), np.float32))
+
+
+@pytest.mark.parametrize("refine_static", [False, True])
+def test_more_active_boxes_per_job(refine_static):
+    ex = rexjax.explain(ORACLE, IMAGE, key=0, iters=4, max_active=5, refine_static=refine_static)
+    assert ex.sufficient and ex.mask[PATCH].all()
