@@ -1,11 +1,21 @@
 """rexjax: causal, black-box explanations of image classifiers in JAX.
 
     import rexjax
-    ex = rexjax.explain("efficientnet_lite0", "third_party/images/ladybird.jpg")
+    ex = rexjax.explain("efficientnet_lite0", "third_party/images/ladybird.jpg", key=0)
     ex.mask, ex.responsibility, ex.stats()
+
+    clf = rexjax.Classifier.of("efficientnet_lite0")
+    rise = rexjax.methods.make("rise", n_masks=1000)
+    attribution = rise(0, clf, x, target)        # Attribution(map, forward_images, record)
 """
 
+from rexjax import methods
 from rexjax.api import Explainer, explain, make_explainer
-from rexjax.types import Explanation, RexConfig
+from rexjax.causal import RexConfig, SpatialConfig, SpotlightConfig
+from rexjax.classifier import Classifier
+from rexjax.types import Attribution, Explanation
 
-__all__ = ["explain", "make_explainer", "Explainer", "Explanation", "RexConfig"]
+__all__ = [
+    "Attribution", "Classifier", "Explainer", "Explanation", "RexConfig", "SpatialConfig", "SpotlightConfig",
+    "explain", "make_explainer", "methods",
+]

@@ -2,29 +2,28 @@
 
     MaskedClassifier: (x: f32[H, W, C], masks: f32|bool[B, H, W]) -> f32[B, K] probabilities
 
-A mask value of 1/True means *visible*. Two families:
+A mask value of 1/True means *visible*. The occlusion concept has one name, `mask_mode`:
 
-* `occlusion(logits_fn, value)`: `x*m + v*(1-m)` in the model's input space, with `v` a
-  constant (default 0, as ReX), the image's per-channel min/max/mean, or a Gaussian-blurred
-  copy of the image (`"blur"` or `"blur:SIGMA"`).
-* `"ad"` (ConvAD, `rexjax.ad.convad`): the mask travels through the network beside the
-  activations, so masked pixels never reach the logits.
+* a number, or "zero" / "min" / "max" / "mean" (the image's per-channel statistic), or "blur"
+  / "blur:SIGMA" (a Gaussian-blurred copy): `painted(probs_fn, mask_mode)` shows
+  `x*m + v*(1-m)` in the model's input space;
+* "ad" (ConvAD, `rexjax.ad.convad`): `deactivated(apply_fn, variables, to_probs)` carries the
+  mask through the network beside the activations, so masked pixels never reach the logits.
 
-Methods (ReX, RISE, LIME, metrics, ...) take a MaskedClassifier and never know which one
-they got: `masked_classifier(model, mask_mode)` builds it from a model.
+Methods (ReX, RISE, LIME, the metrics, ...) take a MaskedClassifier from
+`Classifier.masked(mask_mode)` and never know which one they got.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Union
-
 import math
+from typing import Callable, Union
 
 import jax
 import jax.numpy as jnp
 
-MaskedClassifier = Callable[[jax.Array, jax.Array], jax.Array]
-LogitsFn = Callable[[jax.Array], jax.Array]
+from rexjax.types import MaskedClassifier
+
 MaskMode = Union[float, int, str]
 
 NAMED_VALUES = ("zero", "min", "max", "mean", "blur")
@@ -42,17 +41,20 @@ def gaussian_blur(x: jax.Array, sigma: float) -> jax.Array:
     return sum(k[i] * xp[:, i : i + x.shape[1]] for i in range(2 * radius + 1))
 
 
-def parse_mask_value(value: MaskMode) -> MaskMode:
-    """Validates a mask value: a number, one of NAMED_VALUES, "blur:SIGMA", or "ad"."""
+def parse_mask_mode(value: MaskMode, name: str = "mask_mode") -> MaskMode:
+    """Validates a mask mode: a number, one of NAMED_VALUES, "blur:SIGMA", or "ad".
+
+    Numbers (and numeric strings) come back as float, names as given.
+    """
     if isinstance(value, bool):
-        raise ValueError(f"mask value must be a number or a name, got {value!r}")
+        raise ValueError(f"{name} must be a number or a name, got {value!r}")
     if isinstance(value, (int, float)):
         if not math.isfinite(value):
-            raise ValueError(f"mask value must be finite, got {value!r}")
+            raise ValueError(f"{name} must be finite, got {value!r}")
         return float(value)
     if isinstance(value, str):
         try:
-            return float(value)
+            return parse_mask_mode(float(value), name)
         except ValueError:
             pass
         if value in NAMED_VALUES or value == "ad":
@@ -62,17 +64,16 @@ def parse_mask_value(value: MaskMode) -> MaskMode:
                 sigma = float(value[5:])
             except ValueError:
                 sigma = -1.0
-            if sigma > 0:
+            if sigma > 0 and math.isfinite(sigma):
                 return value
     raise ValueError(
-        f"unknown mask value {value!r}: expected a number, one of {NAMED_VALUES}, "
-        "'blur:SIGMA' (SIGMA > 0) or 'ad'"
+        f"unknown {name} {value!r}: expected a number, one of {NAMED_VALUES}, 'blur:SIGMA' (SIGMA > 0) or 'ad'"
     )
 
 
-def fill_image(x: jax.Array, value: MaskMode) -> jax.Array:
+def fill_image(x: jax.Array, mask_mode: MaskMode) -> jax.Array:
     """The substrate shown at masked pixels, broadcastable to `x[H, W, C]`."""
-    value = parse_mask_value(value)
+    value = parse_mask_mode(mask_mode)
     if isinstance(value, float):
         return jnp.full((1, 1, x.shape[-1]), value, x.dtype)
     if value == "zero":
@@ -84,7 +85,7 @@ def fill_image(x: jax.Array, value: MaskMode) -> jax.Array:
     if value == "mean":
         return x.mean(axis=(0, 1), keepdims=True)
     if value == "ad":
-        raise ValueError("mask mode 'ad' has no fill image; use masked_classifier(model, 'ad')")
+        raise ValueError("mask_mode 'ad' has no fill image; use Classifier.masked('ad')")
     sigma = 10.0 if value == "blur" else float(value[5:])
     return gaussian_blur(x, sigma)
 
@@ -95,36 +96,31 @@ def apply_masks(x: jax.Array, masks: jax.Array, fill: jax.Array) -> jax.Array:
     return x[None] * m + fill[None] * (1 - m)
 
 
-def occlusion(logits_fn: LogitsFn, value: MaskMode = 0.0) -> MaskedClassifier:
-    """Masked classifier that paints masked pixels with `value` (see module doc)."""
-    value = parse_mask_value(value)
+def painted(probs_fn: Callable[[jax.Array], jax.Array], mask_mode: MaskMode = 0.0) -> MaskedClassifier:
+    """MaskedClassifier painting masked pixels with `mask_mode` (a value, statistic or blur).
+
+    probs_fn: batched `x[B,H,W,C] -> probabilities[B,K]`.
+    """
+    value = parse_mask_mode(mask_mode)
+    if value == "ad":
+        raise ValueError("painted() takes a value; mask_mode 'ad' is built by deactivated()")
 
     def classify(x: jax.Array, masks: jax.Array) -> jax.Array:
-        return jax.nn.softmax(logits_fn(apply_masks(x, masks, fill_image(x, value))), axis=-1)
+        return probs_fn(apply_masks(x, masks, fill_image(x, value)))
 
     return classify
 
 
-def masked_classifier(model, mask_mode: MaskMode = 0.0, **ad_options) -> MaskedClassifier:
-    """Builds the masked classifier for `model` (a batched callable `x[B,H,W,C] -> logits`).
+def deactivated(apply_fn: Callable, variables, to_probs: Callable, **ad_options) -> MaskedClassifier:
+    """MaskedClassifier with Activation-Deactivation (ConvAD): `apply_fn(variables, x)` is
+    traced and re-evaluated with the mask beside every activation; `to_probs` maps its
+    outputs to probabilities (softmax for logits, identity for a model that returns them)."""
+    from rexjax.ad import convad  # the jaxpr interpreter is only needed for "ad"
 
-    `mask_mode="ad"` needs a model with `apply_fn(variables, x)` and `variables`
-    (every zoo model has them) and uses ConvAD; anything else is an occlusion value.
-    """
-    mask_mode = parse_mask_value(mask_mode)
-    if mask_mode != "ad":
-        return occlusion(model, mask_mode)
-    if not (hasattr(model, "apply_fn") and hasattr(model, "variables")):
-        raise ValueError(
-            "mask_mode='ad' needs a Flax model with `apply_fn` and `variables` "
-            "(e.g. rexjax.models.load(name)); a plain callable can only be occluded"
-        )
-    from rexjax.ad import convad  # ConvAD is optional at import time
-
-    ad_logits = convad(model.apply_fn, **ad_options)
+    ad_outputs = convad(apply_fn, **ad_options)
 
     def classify(x: jax.Array, masks: jax.Array) -> jax.Array:
         xb = jnp.broadcast_to(x[None], (masks.shape[0],) + x.shape)
-        return jax.nn.softmax(ad_logits(model.variables, xb, masks.astype(x.dtype)), axis=-1)
+        return to_probs(ad_outputs(variables, xb, masks.astype(x.dtype)))
 
     return classify

@@ -1,102 +1,58 @@
-"""Records shared across rexjax: the ReX configuration and the Explanation result."""
+"""Records and Protocols shared across rexjax. Imports nothing from rexjax.
+
+Protocols (what the layers exchange):
+
+    MaskedClassifier  (x f32[H, W, C], masks f32|bool[B, H, W]) -> probs f32[B, K]
+                      1/True = visible; built by `Classifier.masked(mask_mode)`
+    Method            (key, classifier, x f32[H, W, C], target int) -> Attribution
+                      every explainer, ReX included (`rexjax.methods.make(name, **config)`)
+
+Records: `Attribution` (what every Method returns), and ReX's richer `Explanation` with its
+parts (`ExplanationPart`, `MultiExplanation`, `ContrastiveExplanation`), which a ReX
+Attribution carries as its `record`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional, Protocol
 
 import jax
 import numpy as np
 
-from rexjax.causal.partition import DISTRIBUTIONS
-from rexjax.causal.responsibility import RULES
 
-QUEUE_STYLES = ("area", "all")
+class MaskedClassifier(Protocol):
+    """What the model says when only the pixels in each mask are visible."""
 
-
-def default_batch_size() -> int:
-    """Mutant batch size per backend: small on CPU (cache-bound), large on accelerators."""
-    return 16 if jax.default_backend() == "cpu" else 128
+    def __call__(self, x: jax.Array, masks: jax.Array) -> jax.Array:
+        """x f32[H, W, C], masks f32|bool[B, H, W] (1 = visible) -> probabilities f32[B, K]."""
 
 
-@dataclasses.dataclass(frozen=True)
-class RexConfig:
-    """ReX hyper-parameters. Defaults reproduce rex-xai 0.4.1 (see BUILD_NOTES.md).
+class Attribution(NamedTuple):
+    """What every Method returns.
 
-    iters: independent random partitions (Alg. 3's N), summed.
-    min_box_size: a box with fewer pixels is not split (bounds the parent, as ReX).
-    tree_depth: boxes deeper than this are not split (root depth 0).
-    queue_len: passing mutants refined per round and iteration, smallest area first.
-    queue_style: "area" (queue_len smallest) or "all" (every passing mutant, up to 14).
-    max_active: boxes of a job split in one round (each with the others held visible).
-    refine_static: False (default): boxes held visible while a sibling was split stay
-        visible but are not refined further (fixes the reference, which drops them);
-        True: they are refined in the next round too (paper Sec. 5.2, "then reversing the
-        procedure"), about 2x the forward images.
-    distribution: split-point law, "uniform" or "betabinom" with `distribution_args` (a, b).
-    responsibility: "rex" (1/n per passing mutant), "weighted", or "minimal_k" (paper, 1/(k+1)).
-    confidence_filter: a mutant passes when its top-1 is the target and its confidence is at
-        least this fraction of the full-image confidence.
-    search_limit: stop an iteration after this many mutants (None = unbounded).
-    discard_shallow: drop iterations that never got below the root's children (as ReX).
-    chunk_size: pixels added per extraction step (None = min_box_size).
-    min_confidence: gamma, the fraction of the full-image confidence the explanation keeps.
-    batch_size: images per model call (None = 16 on CPU, 128 on accelerators).
-    mask_value: occlusion value (number, "min", "max", "mean", "blur", "blur:SIGMA") or "ad".
+    map: f32[H, W], higher = more important for the target.
+    forward_images: images pushed through the model (padding of the last chunk included; a
+        gradient evaluation of one image counts as one image).
+    record: the method's richer result, or None (ReX: its `Explanation`).
     """
 
-    iters: int = 20
-    min_box_size: int = 10
-    tree_depth: int = 10
-    queue_len: int = 1
-    queue_style: str = "area"
-    max_active: int = 3
-    refine_static: bool = False
-    distribution: str = "uniform"
-    distribution_args: tuple[float, float] = (1.0, 1.0)
-    responsibility: str = "rex"
-    confidence_filter: float = 0.0
-    search_limit: Optional[int] = None
-    discard_shallow: bool = True
-    chunk_size: Optional[int] = None
-    min_confidence: float = 0.0
-    batch_size: Optional[int] = None
-    mask_value: Any = 0.0
+    map: Any
+    forward_images: int
+    record: Any = None
 
-    def __post_init__(self):
-        def need(ok: bool, what: str):
-            if not ok:
-                raise ValueError(f"RexConfig: {what}")
 
-        need(isinstance(self.iters, int) and self.iters > 0, f"iters must be > 0, got {self.iters!r}")
-        need(self.min_box_size >= 1, f"min_box_size must be >= 1, got {self.min_box_size!r}")
-        need(self.tree_depth >= 1, f"tree_depth must be >= 1, got {self.tree_depth!r}")
-        need(1 <= self.queue_len <= 14, f"queue_len must be in [1, 14], got {self.queue_len!r}")
-        need(self.max_active >= 3, f"max_active must be >= 3, got {self.max_active!r}")
-        need(self.queue_style in QUEUE_STYLES, f"queue_style must be one of {QUEUE_STYLES}, got {self.queue_style!r}")
-        need(self.distribution in DISTRIBUTIONS, f"distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}")
-        need(
-            len(self.distribution_args) == 2 and min(self.distribution_args) > 0,
-            f"distribution_args must be two positive numbers, got {self.distribution_args!r}",
-        )
-        need(self.responsibility in RULES, f"responsibility must be one of {RULES}, got {self.responsibility!r}")
-        need(0.0 <= self.confidence_filter <= 1.0, f"confidence_filter must be in [0, 1], got {self.confidence_filter!r}")
-        need(self.search_limit is None or self.search_limit > 0, f"search_limit must be > 0 or None, got {self.search_limit!r}")
-        need(self.chunk_size is None or self.chunk_size >= 1, f"chunk_size must be >= 1, got {self.chunk_size!r}")
-        need(0.0 <= self.min_confidence <= 1.0, f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
-        need(self.batch_size is None or self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size!r}")
+class Method(Protocol):
+    """An explainer: `method(key, classifier, x, target) -> Attribution`.
 
-    @property
-    def queue_capacity(self) -> int:
-        return 14 if self.queue_style == "all" else self.queue_len
+    key: a `jax.random` key or an integer seed (required, also by deterministic methods);
+    classifier: a `rexjax.classifier.Classifier`; x: f32[H, W, C] in the model's input space;
+    target: class index.
+    """
 
-    def resolved(self) -> "RexConfig":
-        """Copy with `chunk_size` and `batch_size` filled in."""
-        return dataclasses.replace(
-            self,
-            chunk_size=self.chunk_size or self.min_box_size,
-            batch_size=self.batch_size or default_batch_size(),
-        )
+    name: str
+
+    def __call__(self, key: Any, classifier: Any, x: jax.Array, target: int) -> Attribution: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +84,7 @@ class Explanation:
     time_map: float
     time_extract: float
     max_depth: int
-    config: RexConfig
+    config: Any  # rexjax.causal.RexConfig
     key: Any
     device: str
     strategy: str = "global"

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rexjax.causal.config import RexConfig
 from rexjax.causal.spatial import make_tester
 from rexjax.types import ContrastiveExplanation
 
@@ -47,15 +48,14 @@ def judge_contrastive(probs: jax.Array, target, threshold) -> jax.Array:
     return sufficient & (jnp.argmax(probs[:, 1], -1) != target)
 
 
-def make_contrastive_search(
-    classify: Callable, *, batch_size: int = 16, min_confidence: float = 0.0, max_candidates: int = 10
-) -> Callable:
+def make_contrastive_search(classify: Callable, config: RexConfig) -> Callable:
     """Returns `search(x, candidates bool[n, H, W], target, full_confidence) -> ContrastiveExplanation`.
 
-    Only the first `max_candidates` distinct candidates are combined (2^max - 1 subsets).
+    Only the first `config.spotlight.max_candidates` distinct candidates are combined
+    (2^max - 1 subsets); `config.min_confidence` and `config.batch_size` apply.
     """
-    if not 1 <= max_candidates <= 16:
-        raise ValueError(f"max_candidates must be in [1, 16], got {max_candidates!r}")
+    rex = config.resolved()
+    max_candidates, batch_size, min_confidence = rex.spotlight.max_candidates, rex.batch_size, rex.min_confidence
     table = jnp.asarray(subset_table(max_candidates))
     tester = make_tester(classify, render_unions, max(1, batch_size // 2), judge=judge_contrastive, first_only=True)
     pair = jax.jit(lambda x, union: classify(x, jnp.stack([union, ~union])))

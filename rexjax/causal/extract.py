@@ -18,6 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rexjax.batching import push
+from rexjax.causal.config import RexConfig
+
 
 class Extraction(NamedTuple):
     mask: np.ndarray  # bool[H, W], the explanation (True = kept)
@@ -38,43 +41,37 @@ def pixel_rank(resp: jax.Array) -> jax.Array:
     return jnp.zeros_like(index).at[order].set(index).reshape(resp.shape).astype(jnp.int32)
 
 
-def make_global_extractor(
-    classify: Callable, *, chunk_size: int = 10, min_confidence: float = 0.0, batch_size: int = 16
-) -> Callable:
-    """Returns jitted `extract(x, resp, target, full_confidence) -> Extraction`.
+def make_global_extractor(classify: Callable, config: RexConfig) -> Callable:
+    """Returns `extract(x, resp, target, full_confidence) -> Extraction` (jitted core).
 
-    `classify`: MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`.
+    `classify`: MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`; `config`: its
+    `chunk_size`, `min_confidence` and `batch_size` are used.
     """
-    if chunk_size < 1 or batch_size < 1:
-        raise ValueError(f"chunk_size and batch_size must be >= 1, got {chunk_size}, {batch_size}")
+    cfg = config.resolved()
+    chunk, batch_size = cfg.chunk_size, cfg.batch_size
 
     @jax.jit
     def run(x, resp, target, full_confidence):
         rank = pixel_rank(resp)
         n = rank.size
-        steps = -(-n // chunk_size)  # prefixes k = 1..steps; the last shows every pixel
-        threshold = min_confidence * full_confidence
+        steps = -(-n // chunk)  # prefixes k = 1..steps; the last shows every pixel
+        threshold = cfg.min_confidence * full_confidence
 
-        def cond(c):
-            start, found = c[0], c[1]
-            return (~found) & (start < steps)
+        def evaluate(idx):  # candidate i is the prefix of (i + 1) chunks
+            masks = rank[None] < jnp.minimum((idx + 1) * chunk, n)[:, None, None]
+            return classify(x, masks)
 
-        def body(c):
-            start, _, k, conf, blocks = c
-            ks = start + 1 + jnp.arange(batch_size)
-            masks = rank[None] < jnp.minimum(ks * chunk_size, n)[:, None, None]
-            probs = classify(x, masks)
-            hit = (jnp.argmax(probs, -1) == target) & (probs[:, target] >= threshold) & (ks <= steps)
-            first = jnp.argmax(hit)
-            found = hit.any()
-            k = jnp.where(found, ks[first], k)
-            conf = jnp.where(found, probs[first, target], conf)
-            return start + batch_size, found, k, conf, blocks + 1
+        def read(probs, idx):
+            hit = (jnp.argmax(probs, -1) == target) & (probs[:, target] >= threshold)
+            return hit, probs[:, target]
 
-        init = (jnp.int32(0), jnp.bool_(False), jnp.int32(steps), jnp.float32(0.0), jnp.int32(0))
-        _, found, k, conf, blocks = jax.lax.while_loop(cond, body, init)
-        mask = rank < jnp.minimum(k * chunk_size, n)
-        return mask, conf, found, blocks * batch_size
+        out = push(evaluate, steps, batch_size=batch_size, read=read, stop=lambda v: v[0])
+        hit, conf = out.values
+        found = hit.any()
+        first = jnp.argmax(hit)
+        k = jnp.where(found, first + 1, steps)
+        mask = rank < jnp.minimum(k * chunk, n)
+        return mask, jnp.where(found, conf[first], 0.0), found, out.forward_images
 
     def extract(x, resp, target, full_confidence) -> Extraction:
         mask, conf, found, forward = run(x, jnp.asarray(resp, jnp.float32), target, full_confidence)
@@ -82,8 +79,3 @@ def make_global_extractor(
         return Extraction(mask, float(conf), bool(found), int(mask.sum()), int(forward))
 
     return extract
-
-
-def extract_global(classify, x, resp, target, full_confidence, **options) -> Extraction:
-    """One-off convenience around `make_global_extractor` (compiles on every call)."""
-    return make_global_extractor(classify, **options)(x, resp, target, full_confidence)

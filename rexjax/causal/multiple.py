@@ -40,59 +40,18 @@ Fixed versus the reference: `spotlight_size`/`spotlight_eta` are not dead parame
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
+import time
 from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rexjax.causal.config import RexConfig
 from rexjax.causal.extract import make_global_extractor
 from rexjax.causal.spatial import circle, make_tester, radius_schedule, render_circles, restrict_map
-from rexjax.types import ExplanationPart
-
-CENTRES = ("responsibility", "uniform")
-
-
-@dataclasses.dataclass(frozen=True)
-class SpotlightConfig:
-    """Spotlight search (reference `[explanation.multi]`).
-
-    spotlights: slots searched in parallel besides the primary explanation (reference 10 - 1).
-    initial_radius, radius_eta: the spotlight circles' first radius and growth rate.
-    expansions: radii tried per centre (reference `no_expansions` 4).
-    budget: relocations per slot after the first centre (reference `max_spotlight_budget` 40).
-    centres: "responsibility" (weighted, spread out) or "uniform" (as the reference).
-    patience: stop after this many consecutive attempts that closed no slot (None: never).
-    floor_quantile: weighted centres use max(resp - quantile(resp, q), 0) (0: resp - min).
-    hide_held: hide the spotlight explanations already held inside later circles and leave
-        them out of later regions (new explanations are then disjoint by construction, but
-        fewer circles pass); False (default): plain circles, as the reference.
-    """
-
-    spotlights: int = 9
-    initial_radius: int = 25
-    radius_eta: float = 0.2
-    expansions: int = 4
-    budget: int = 40
-    centres: str = "responsibility"
-    patience: Optional[int] = 10
-    floor_quantile: float = 0.0
-    hide_held: bool = False
-
-    def __post_init__(self):
-        if self.patience is not None and not (isinstance(self.patience, (int, np.integer)) and self.patience >= 1):
-            raise ValueError(f"patience must be an integer >= 1 or None, got {self.patience!r}")
-        if not (isinstance(self.spotlights, (int, np.integer)) and self.spotlights >= 1):
-            raise ValueError(f"spotlights must be an integer >= 1, got {self.spotlights!r}")
-        if not (isinstance(self.budget, (int, np.integer)) and self.budget >= 0):
-            raise ValueError(f"budget must be an integer >= 0, got {self.budget!r}")
-        if not 0.0 <= self.floor_quantile < 1.0:
-            raise ValueError(f"floor_quantile must be in [0, 1), got {self.floor_quantile!r}")
-        if self.centres not in CENTRES:
-            raise ValueError(f"centres must be one of {CENTRES}, got {self.centres!r}")
-        radius_schedule(2, 2, self.initial_radius, self.radius_eta, self.expansions)  # validates
+from rexjax.types import ExplanationPart, MultiExplanation
 
 
 class SpotlightResult(NamedTuple):
@@ -132,15 +91,7 @@ def sample_centres(key, resp, exclude, centres, radii, fixed, radius: int, weigh
     return jax.lax.fori_loop(0, s, body, (excl, centres.astype(jnp.int32)))[1]
 
 
-def make_spotlight_search(
-    classify: Callable,
-    *,
-    chunk_size: int = 10,
-    min_confidence: float = 0.0,
-    batch_size: int = 16,
-    config: SpotlightConfig = SpotlightConfig(),
-    global_extractor: Optional[Callable] = None,
-) -> Callable:
+def make_spotlight_search(classify: Callable, config: RexConfig, global_extractor: Optional[Callable] = None) -> Callable:
     """Returns `search(key, x, resp, target, full_confidence, primary=None, enough=None,
     permitted_overlap=0.0) -> SpotlightResult`.
 
@@ -150,14 +101,14 @@ def make_spotlight_search(
     explanation is still returned as a candidate and its pixels are avoided from then on).
     The search stops when `enough` pairwise-compatible explanations are held (greedy), every
     slot holds one, the budget is spent or `patience` attempts in a row found nothing new.
-    Compiles once per image shape.
+    Compiles once per image shape. `config.spotlight` holds the search's settings.
     """
-    cfg = config
-    prefix = global_extractor or make_global_extractor(
-        classify, chunk_size=chunk_size, min_confidence=min_confidence, batch_size=batch_size
-    )
+    rex = config.resolved()
+    cfg = rex.spotlight
+    min_confidence = rex.min_confidence
+    prefix = global_extractor or make_global_extractor(classify, rex)
     slots = cfg.spotlights
-    tester = make_tester(classify, render_circles, min(batch_size, slots))
+    tester = make_tester(classify, render_circles, min(rex.batch_size, slots))
     weighted = cfg.centres == "responsibility"
     sampler = jax.jit(sample_centres, static_argnames=("radius", "weighted", "floor_quantile"))
 
@@ -273,3 +224,51 @@ def select_compatible(dice: np.ndarray, areas, permitted_overlap: float, limit: 
         if best is not None:
             return list(best[2])
     return []
+
+
+def make_multiple(classify: Callable, config: RexConfig, global_extractor: Optional[Callable] = None) -> Callable:
+    """Returns `multiple(key, x, resp, target, full_confidence, primary, source, k,
+    permitted_overlap) -> (MultiExplanation, candidates)`: the spotlight search around the primary explanation
+    (`primary`: an Extraction or SpatialExtraction, `source` its strategy name), then the
+    largest compatible set of at most `k` sufficient explanations (`select_compatible`).
+    candidates: every sufficient, non-empty explanation found (primary first when it is one).
+
+    Keys: the spotlight search uses `fold_in(key, 0)` (the search's iterations use 1..iters).
+    """
+    rex = config.resolved()
+    spotlights = make_spotlight_search(classify, rex, global_extractor)
+
+    def multiple(key, x, resp, target, full_confidence, primary, source: str, k: int, permitted_overlap: float):
+        start = time.perf_counter()
+        h, w = x.shape[:2]
+        first = ExplanationPart(
+            mask=primary.mask, area=primary.pixels / float(h * w), confidence=primary.confidence,
+            sufficient=primary.sufficient, source=source, forward_images=primary.forward_images,
+            centre=getattr(primary, "centre", None), radius=getattr(primary, "radius", None),
+        )
+        held = primary.mask if primary.sufficient else None
+        spots = spotlights(
+            jax.random.fold_in(key, 0), x, resp, target, full_confidence, primary=held, enough=k,
+            permitted_overlap=permitted_overlap,
+        )
+        candidates = [p for p in [first] + spots.parts if p.sufficient and p.mask.any()]
+        if not candidates:
+            dice, chosen = np.zeros((0, 0)), []
+        else:
+            d = dice_matrix(np.stack([p.mask for p in candidates]))
+            prefer = 0 if candidates[0] is first else None
+            chosen = select_compatible(d, [p.area for p in candidates], permitted_overlap, k, prefer)
+            dice = d[np.ix_(chosen, chosen)]
+        result = MultiExplanation(
+            parts=tuple(candidates[i] for i in chosen),
+            candidates=len(candidates),
+            spotlights=rex.spotlight.spotlights,
+            spotlights_found=len(spots.parts),  # sufficient spotlight explanations, duplicates included
+            permitted_overlap=float(permitted_overlap),
+            dice=dice,
+            forward_images=spots.forward_images,
+            wall_time=time.perf_counter() - start,
+        )
+        return result, candidates
+
+    return multiple

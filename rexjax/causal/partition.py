@@ -27,7 +27,6 @@ SUBSETS = np.array(
 )
 N_MUTANTS = len(SUBSETS)  # 14
 
-DISTRIBUTIONS = ("uniform", "betabinom")
 
 
 def box_area(box: jax.Array) -> jax.Array:

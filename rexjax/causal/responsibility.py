@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rexjax.causal.config import RESPONSIBILITY_RULES
 from rexjax.causal.partition import SUBSETS
 
-RULES = ("rex", "weighted", "minimal_k")
 
 # Extended subset table: rows 0..13 are the mutants, 14 the empty set, 15 the full set.
 _EXT = np.concatenate([SUBSETS, np.zeros((1, 4), bool), np.ones((1, 4), bool)])
@@ -45,4 +45,4 @@ def child_responsibility(passes: jax.Array, confidence: jax.Array, rule: str = "
         k = 4 - ext_sub.sum(axis=1)  # masked children of each subset
         value = jnp.where(critical, 1.0 / (k[:, None] + 1.0), 0.0)
         return value.max(axis=0)
-    raise ValueError(f"unknown responsibility rule {rule!r}; expected one of {RULES}")
+    raise ValueError(f"unknown responsibility rule {rule!r}; expected one of {RESPONSIBILITY_RULES}")

@@ -12,7 +12,7 @@ next jobs, their children active and everything else they showed static.
 One round = one jitted call for all `iters` iterations: the round's mutants are laid out
 with fixed shape `[iters, Q, 3, 14]`, compacted on device to the valid ones, and pushed
 through the model in chunks of `batch_size` inside a `lax.while_loop`; masks are rendered
-from rectangles on device. The host only checks between rounds whether all are done.
+from rectangles on device (`rexjax.batching.push`). The host only checks between rounds whether all are done.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from rexjax.batching import push
+from rexjax.causal.config import RexConfig
 from rexjax.causal.partition import N_MUTANTS, SUBSETS, box_area, paint, render, split_box
 from rexjax.causal.responsibility import child_responsibility
-from rexjax.types import RexConfig
 
 
 
@@ -180,10 +181,9 @@ def make_round(classify: Callable, cfg: RexConfig) -> Callable:
 
     `classify` is a MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`; `state` an
     IterState with a leading `iters` axis; `threshold` the absolute confidence a passing
-    mutant needs.
+    mutant needs. The round's valid mutants go through `batching.push` (compacted).
     """
     cfg = cfg.resolved()
-    batch = cfg.batch_size
 
     def round_fn(x, state: IterState, target, threshold):
         h, w = x.shape[:2]
@@ -192,29 +192,25 @@ def make_round(classify: Callable, cfg: RexConfig) -> Callable:
         shape = (iters, cap, cfg.max_active, N_MUTANTS)
         m = int(np.prod(shape))
         valid = jnp.broadcast_to(plan.evaluated[..., None], shape).reshape(m)
-        count = valid.sum()
-        idx = jnp.nonzero(valid, size=m + batch, fill_value=m)[0]
         rects = plan.rects.reshape(m, -1, 4)
         rect_valid = plan.rect_valid.reshape(m, -1)
         static = state.static.reshape(iters * cap, h, w)
         job_of = jnp.arange(m) // (cfg.max_active * N_MUTANTS)
 
-        def body(carry):
-            i, top1, conf = carry
-            sel = jax.lax.dynamic_slice(idx, (i * batch,), (batch,))
-            safe = jnp.minimum(sel, m - 1)
-            drawn = jax.vmap(lambda r, v: render(r, v, h, w))(rects[safe], rect_valid[safe])
-            probs = classify(x, static[job_of[safe]] | drawn)
-            top1 = top1.at[sel].set(jnp.argmax(probs, -1).astype(jnp.int32), mode="drop")
-            conf = conf.at[sel].set(probs[:, target], mode="drop")
-            return i + 1, top1, conf
+        def evaluate(idx):
+            drawn = jax.vmap(lambda r, v: render(r, v, h, w))(rects[idx], rect_valid[idx])
+            return classify(x, static[job_of[idx]] | drawn)
 
-        init = (jnp.zeros((), jnp.int32), jnp.full((m,), -1, jnp.int32), jnp.zeros((m,), jnp.float32))
-        chunks, top1, conf = jax.lax.while_loop(lambda c: c[0] * batch < count, body, init)
+        def read(probs, idx):
+            return jnp.argmax(probs, -1).astype(jnp.int32), probs[:, target]
+
+        init = (jnp.full((m,), -1, jnp.int32), jnp.zeros((m,), jnp.float32))
+        out = push(evaluate, m, batch_size=cfg.batch_size, read=read, init=init, valid=valid)
+        top1, conf = out.values
         new = jax.vmap(lambda st, p, t, c: _update(st, p, t, c, target, threshold, cfg))(
             state, plan, top1.reshape(shape), conf.reshape(shape)
         )
-        return new, chunks * batch
+        return new, out.forward_images
 
     return jax.jit(round_fn)
 

@@ -19,14 +19,12 @@ restricted map ranks the circle's pixels first (in responsibility order) and the
 them in responsibility order, instead of zeroing the outside (which ranks outside pixels and
 zero-responsibility inside pixels together by descending flat index, i.e. bottom-right first).
 
-`make_tester` is the shared batched primitive: test N candidate mask sets (circles here,
-spotlights in `multiple.py`, subset unions in `contrastive.py`) `batch_size` at a time inside
-one jitted `lax.while_loop`, compacting the valid ones first (like `search.make_round`).
+`make_tester` tests N candidate mask sets (circles here, spotlights in `multiple.py`, subset
+unions in `contrastive.py`) through `rexjax.batching.push` with a pass/fail judge.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Callable, NamedTuple, Optional
 
@@ -34,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rexjax.batching import push, resolve_batch_size
+from rexjax.causal.config import RexConfig, check_radius_schedule
 from rexjax.causal.extract import make_global_extractor, pixel_rank
 
 
@@ -58,37 +58,29 @@ def make_tester(
     judge(probs[b, M, K], target, threshold) -> bool[b].
     first_only: stop after the first block of `batch_size` candidates (in index order) that
     holds a pass; then `argmax(passes)` is the first passing candidate.
-    forward: images pushed through the model (whole blocks, padding included).
+    forward: images pushed through the model (`batching.push`: whole blocks, padding included).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    batch = int(batch_size)
+    batch = resolve_batch_size(batch_size)
 
     @jax.jit
     def test(x, params, valid, aux, target, threshold):
         h, w = x.shape[:2]
         n = valid.shape[0]
-        count = valid.sum()
-        idx = jnp.nonzero(valid, size=n + batch, fill_value=n)[0]
 
-        def cond(c):
-            i, passes, _ = c
-            more = i * batch < count
-            return (more & ~passes.any()) if first_only else more
+        def evaluate(idx):
+            masks = render(jax.tree_util.tree_map(lambda a: a[idx], params), aux, h, w)
+            b, m = masks.shape[:2]
+            return classify(x, masks.reshape((b * m, h, w))).reshape((b, m, -1))
 
-        def body(c):
-            i, passes, images = c
-            sel = jax.lax.dynamic_slice(idx, (i * batch,), (batch,))
-            safe = jnp.minimum(sel, n - 1)
-            masks = render(jax.tree_util.tree_map(lambda a: a[safe], params), aux, h, w)
-            m = masks.shape[1]
-            probs = classify(x, masks.reshape((batch * m, h, w)))
-            ok = judge(probs.reshape((batch, m, -1)), target, threshold)
-            return i + 1, passes.at[sel].set(ok, mode="drop"), images + batch * m
+        def read(probs, idx):
+            return judge(probs, target, threshold)
 
-        init = (jnp.int32(0), jnp.zeros((n,), bool), jnp.int32(0))
-        _, passes, images = jax.lax.while_loop(cond, body, init)
-        return passes, images
+        m = jax.eval_shape(lambda p: render(p, aux, h, w), jax.tree_util.tree_map(lambda a: a[:1], params)).shape[1]
+        out = push(
+            evaluate, n, batch_size=batch, read=read, valid=valid, stop=(lambda ok: ok) if first_only else None,
+            images_per_candidate=m,
+        )
+        return out.values, out.forward_images
 
     return test
 
@@ -120,12 +112,7 @@ def radius_schedule(
     Ends at the first radius that covers the image from any centre (clipped to it) or after
     `limit` radii, so it has at most `ceil(hypot(H-1, W-1)) - initial + 1` entries.
     """
-    if not (isinstance(initial_radius, (int, np.integer)) and initial_radius >= 1):
-        raise ValueError(f"initial_radius must be an integer >= 1, got {initial_radius!r}")
-    if not (eta >= 0 and math.isfinite(eta)):
-        raise ValueError(f"radius eta must be finite and >= 0, got {eta!r}")
-    if limit is not None and not (isinstance(limit, (int, np.integer)) and limit >= 1):
-        raise ValueError(f"expansion_limit must be an integer >= 1 or None, got {limit!r}")
+    check_radius_schedule("radius_schedule", initial_radius, eta, limit)
     full = max(1, math.ceil(math.hypot(height - 1, width - 1)))
     radii, r = [], int(initial_radius)
     while True:
@@ -144,22 +131,6 @@ def restrict_map(resp: jax.Array, region: jax.Array) -> jax.Array:
     n = resp.size
     score = (n - pixel_rank(resp)).astype(jnp.float32)
     return jnp.where(region, score + n, score)
-
-
-@dataclasses.dataclass(frozen=True)
-class SpatialConfig:
-    """Spatial strategy (reference `[explanation.spatial]`): circle radius schedule.
-
-    initial_radius: first radius in pixels (reference 25); radius_eta: growth rate (0.2);
-    expansion_limit: at most this many radii (None: until the circle covers the image).
-    """
-
-    initial_radius: int = 25
-    radius_eta: float = 0.2
-    expansion_limit: Optional[int] = None
-
-    def __post_init__(self):
-        radius_schedule(2, 2, self.initial_radius, self.radius_eta, self.expansion_limit)  # validates
 
 
 class SpatialExtraction(NamedTuple):
@@ -182,28 +153,17 @@ def padded(values: np.ndarray, multiple: int) -> tuple[np.ndarray, np.ndarray]:
     return out, np.arange(size) < n
 
 
-def make_spatial_extractor(
-    classify: Callable,
-    *,
-    chunk_size: int = 10,
-    min_confidence: float = 0.0,
-    batch_size: int = 16,
-    initial_radius: int = 25,
-    radius_eta: float = 0.2,
-    expansion_limit: Optional[int] = None,
-    global_extractor: Optional[Callable] = None,
-) -> Callable:
+def make_spatial_extractor(classify: Callable, config: RexConfig, global_extractor: Optional[Callable] = None) -> Callable:
     """Returns `extract(x, resp, target, full_confidence, centre=None) -> SpatialExtraction`.
 
-    `classify`: MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`. `centre` (row, col)
-    overrides the argmax of `resp` (spotlights). `global_extractor` (from
-    `make_global_extractor` with the same settings) is reused when given.
+    `classify`: MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`; `config.spatial`
+    is the radius schedule. `centre` (row, col) overrides the argmax of `resp` (spotlights).
+    `global_extractor` (from `make_global_extractor` with the same config) is reused when given.
     """
-    SpatialConfig(initial_radius, radius_eta, expansion_limit)  # validates
-    prefix = global_extractor or make_global_extractor(
-        classify, chunk_size=chunk_size, min_confidence=min_confidence, batch_size=batch_size
-    )
-    tester = make_tester(classify, render_circles, batch_size, first_only=True)
+    cfg = config.resolved()
+    sc = cfg.spatial
+    prefix = global_extractor or make_global_extractor(classify, cfg)
+    tester = make_tester(classify, render_circles, cfg.batch_size, first_only=True)
 
     def extract(x, resp, target, full_confidence, centre=None) -> SpatialExtraction:
         h, w = x.shape[:2]
@@ -213,10 +173,10 @@ def make_spatial_extractor(
         centre = (int(centre[0]), int(centre[1]))
         if not (0 <= centre[0] < h and 0 <= centre[1] < w):
             raise ValueError(f"centre must lie in the {h}x{w} image, got {centre}")
-        radii = radius_schedule(h, w, initial_radius, radius_eta, expansion_limit)
-        radii_p, valid = padded(radii, batch_size)
+        radii = radius_schedule(h, w, sc.initial_radius, sc.radius_eta, sc.expansion_limit)
+        radii_p, valid = padded(radii, cfg.batch_size)
         centres = np.broadcast_to(np.asarray(centre, np.int32), (radii_p.shape[0], 2))
-        threshold = jnp.float32(min_confidence * full_confidence)
+        threshold = jnp.float32(cfg.min_confidence * full_confidence)
         params = (jnp.asarray(centres), jnp.asarray(radii_p))
         passes, images = tester(x, params, jnp.asarray(valid), None, target, threshold)
         passes, images = np.asarray(passes), int(images)

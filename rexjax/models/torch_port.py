@@ -22,10 +22,10 @@ from typing import Callable, Mapping, Optional
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from rexjax.models.convert.checks import convert_state_dict
+from rexjax.models.model import variables_template
 from rexjax.models.preprocess import Preprocess
 
 LEAF_NAMES = {"kernel": "weight", "scale": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}
@@ -53,13 +53,6 @@ def imagenet_preprocess(size: int, resample: str = "bilinear") -> Preprocess:
     return Preprocess((size, size), IMAGENET_MEAN, IMAGENET_STD, resample)
 
 
-def variables_template(module: nn.Module, input_hw: tuple[int, int] = (64, 64)) -> dict:
-    """Shapes of `module`'s variables (params, batch_stats) via `jax.eval_shape` (no compute)."""
-    x = jax.ShapeDtypeStruct((1, *input_hw, 3), jnp.float32)
-    shapes = jax.eval_shape(module.init, jax.random.key(0), x)
-    return {k: v for k, v in shapes.items() if k not in ("perturbations", "intermediates")}
-
-
 def convert_torch(
     module: nn.Module,
     state_dict: Mapping[str, np.ndarray],
@@ -72,7 +65,7 @@ def convert_torch(
     first bad key and its expected torch shape). `prepare` rewrites the state_dict first
     (VGG's classifier column order)."""
     sd = prepare(state_dict) if prepare is not None else state_dict
-    return convert_state_dict(sd, variables_template(module), dotted_key, source=source)
+    return convert_state_dict(sd, variables_template(module, (64, 64)), dotted_key, source=source)
 
 
 def param_count(module: nn.Module, input_hw: tuple[int, int] = (64, 64)) -> int:

