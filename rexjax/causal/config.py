@@ -34,11 +34,11 @@ def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def check_radius_schedule(owner: str, initial_radius, eta, limit) -> None:
-    """initial_radius >= 1 (int), eta >= 0 (finite), limit None or an int >= 1."""
+def check_radius_schedule(owner: str, initial_radius, eta, limit, limit_name: str = "expansion_limit") -> None:
+    """initial_radius >= 1 (int), eta >= 0 (finite), limit (called `limit_name`) None or an int >= 1."""
     _need(_is_int(initial_radius) and initial_radius >= 1, owner, f"initial_radius must be an integer >= 1, got {initial_radius!r}")
     _need(isinstance(eta, (int, float)) and math.isfinite(eta) and eta >= 0, owner, f"radius_eta must be finite and >= 0, got {eta!r}")
-    _need(limit is None or (_is_int(limit) and limit >= 1), owner, f"expansion limit must be an integer >= 1 or None, got {limit!r}")
+    _need(limit is None or (_is_int(limit) and limit >= 1), owner, f"{limit_name} must be an integer >= 1 or None, got {limit!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +95,7 @@ class SpotlightConfig:
         _need(self.centres in CENTRES, own, f"centres must be one of {CENTRES}, got {self.centres!r}")
         _need(_is_int(self.max_candidates) and 1 <= self.max_candidates <= 16, own,
               f"max_candidates must be in [1, 16], got {self.max_candidates!r}")
-        check_radius_schedule(own, self.initial_radius, self.radius_eta, self.expansions)
+        check_radius_schedule(own, self.initial_radius, self.radius_eta, self.expansions, "expansions")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,7 @@ flags.DEFINE_string("model", "efficientnet_lite0", "Registered model name.")
 flags.DEFINE_integer("iters", 20, "ReX iterations.")
 flags.DEFINE_integer("batch_size", None, "Images per model call (default per backend).")
 flags.DEFINE_integer("seed", 0, "PRNG seed.")
-flags.DEFINE_string("mask_value", "0", "Occlusion value or 'ad'.")
+flags.DEFINE_string("mask_mode", "0", "What masked pixels show: a number, min, max, mean, blur[:SIGMA], or 'ad'.")
 flags.DEFINE_integer("raw_calls", 5, "Timed raw-model calls per image (median taken).")
 flags.DEFINE_integer("limit", None, "Only the first N images.")
 
@@ -62,11 +62,11 @@ def main(argv):
         print(f"rexjax bench: no images in {FLAGS.images}", file=sys.stderr)
         return 2
     model = models.load(FLAGS.model)
-    explainer = make_explainer(model, iters=FLAGS.iters, batch_size=FLAGS.batch_size, mask_value=FLAGS.mask_value)
+    explainer = make_explainer(model, iters=FLAGS.iters, batch_size=FLAGS.batch_size, mask_mode=FLAGS.mask_mode)
     batch = explainer.config.batch_size
     first = model.preprocess(paths[0])
     explainer(first, key=FLAGS.seed)  # compile once, not timed
-    print(f"# rexjax bench: {FLAGS.model}, iters {FLAGS.iters}, batch {batch}, mask {FLAGS.mask_value}, device {jax.devices()[0]}")
+    print(f"# rexjax bench: {FLAGS.model}, iters {FLAGS.iters}, batch {batch}, mask_mode {FLAGS.mask_mode}, device {jax.devices()[0]}")
     print("| image | class | area | wall s | map s | extract s | forward images | rex img/s | raw img/s | ratio |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = []

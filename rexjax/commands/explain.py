@@ -29,8 +29,10 @@ flags.DEFINE_string("weights", None, "Optional torch state_dict (.pth) for the m
 flags.DEFINE_integer("target", None, "Class to explain (default: the model's top-1 class).")
 flags.DEFINE_integer("iters", 20, "ReX iterations (independent random partitions).")
 flags.DEFINE_integer("seed", 0, "PRNG seed; the same seed gives the same map and mask.")
-flags.DEFINE_string("mask_value", "0", "Occlusion value: a number, min, max, mean, blur, blur:SIGMA.")
-flags.DEFINE_string("mask_mode", None, "'ad' for Activation-Deactivation (ConvAD) instead of painting.")
+flags.DEFINE_string(
+    "mask_mode", "0",
+    "What masked pixels show: a number, min, max, mean, blur, blur:SIGMA, or 'ad' (Activation-Deactivation).",
+)
 flags.DEFINE_integer("batch_size", None, "Images per model call (default 16 on CPU, 128 on GPU).")
 flags.DEFINE_enum("responsibility", "rex", ["rex", "weighted", "minimal_k"], "Responsibility rule.")
 flags.DEFINE_float("min_confidence", 0.0, "Fraction of the full-image confidence the explanation keeps.")
@@ -54,35 +56,39 @@ def main(argv):
 
     from rexjax import models
     from rexjax.api import make_explainer
-    from rexjax.causal.multiple import SpotlightConfig
+    from rexjax.causal import RexConfig, SpotlightConfig
     from rexjax.viz.explanation import display_image, save_explanation_figure
 
     missing = [p for p in images if not os.path.isfile(p)]
     if missing:
         print(f"rexjax explain: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
+    try:
+        config = RexConfig(
+            iters=FLAGS.iters,
+            mask_mode=FLAGS.mask_mode,
+            batch_size=FLAGS.batch_size,
+            responsibility=FLAGS.responsibility,
+            min_confidence=FLAGS.min_confidence,
+            min_box_size=FLAGS.min_box_size,
+            strategy=FLAGS.strategy,
+            multiple=FLAGS.multiple or None,
+            contrastive=FLAGS.contrastive,
+            permitted_overlap=FLAGS.permitted_overlap,
+            spotlight=SpotlightConfig(spotlights=FLAGS.spotlights),
+        )
+    except ValueError as err:  # one clear line before any model is loaded
+        print(f"rexjax explain: {err}", file=sys.stderr)
+        return 2
     model = models.load(FLAGS.model, weights=FLAGS.weights)
-    explainer = make_explainer(
-        model,
-        iters=FLAGS.iters,
-        mask_value=FLAGS.mask_mode or FLAGS.mask_value,
-        batch_size=FLAGS.batch_size,
-        responsibility=FLAGS.responsibility,
-        min_confidence=FLAGS.min_confidence,
-        min_box_size=FLAGS.min_box_size,
-        spotlight=SpotlightConfig(spotlights=FLAGS.spotlights),
-    )
+    explainer = make_explainer(model, config)
     os.makedirs(FLAGS.out, exist_ok=True)
     status = 0
     for path in tqdm(images, desc="images", disable=not FLAGS.progress or len(images) == 1):
         stem = os.path.splitext(os.path.basename(path))[0]
         try:
             x = model.preprocess(path)
-            ex = explainer(
-                x, target=FLAGS.target, key=FLAGS.seed, progress=FLAGS.progress, strategy=FLAGS.strategy,
-                multiple=FLAGS.multiple or None, contrastive=FLAGS.contrastive,
-                permitted_overlap=FLAGS.permitted_overlap,
-            )
+            ex = explainer(x, target=FLAGS.target, key=FLAGS.seed, progress=FLAGS.progress)
         except ValueError as err:
             print(json.dumps({"image": path, "error": str(err)}), flush=True)
             status = 1

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rexjax
-from rexjax.causal.multiple import SpotlightConfig
+from rexjax.causal import SpotlightConfig
 
 H, W = 40, 56  # non-square, not 224; 5 x 7 patches of 8 px
 

@@ -8,8 +8,9 @@ import pytest
 import oracles
 from rexjax.causal.contrastive import make_contrastive_search, subset_table
 from rexjax.causal.extract import make_global_extractor
-from rexjax.causal.multiple import SpotlightConfig, make_spotlight_search
-from rexjax.masking import occlusion
+from rexjax.causal import RexConfig, SpotlightConfig
+from rexjax.causal.multiple import make_spotlight_search
+from rexjax.classifier import Classifier
 
 H, W = 64, 96
 A = oracles.patch_mask(H, W, 6, 6, 16)
@@ -25,7 +26,9 @@ def top1(model, x):
 
 @pytest.fixture(scope="module")
 def search_or():
-    return make_contrastive_search(occlusion(OR), batch_size=8, max_candidates=4)
+    return make_contrastive_search(
+        Classifier(OR).masked(0.0), RexConfig(batch_size=8, spotlight=SpotlightConfig(max_candidates=4))
+    )
 
 
 def test_subset_table_order():
@@ -35,10 +38,11 @@ def test_subset_table_order():
 
 def test_or_oracle_contrastive_covers_both_patches(search_or):
     # Candidates as the spotlight search finds them on a map with both patches hot.
-    classify = occlusion(OR)
+    classify = Classifier(OR).masked(0.0)
     resp = (A * 2.0 + B * 1.5 + np.linspace(0, 0.5, H * W).reshape(H, W)).astype(np.float32)
-    spots = make_spotlight_search(classify, batch_size=8, config=SpotlightConfig(spotlights=3, initial_radius=14),
-                                  global_extractor=make_global_extractor(classify, batch_size=8))
+    spots = make_spotlight_search(
+        classify, RexConfig(batch_size=8, spotlight=SpotlightConfig(spotlights=3, initial_radius=14))
+    )
     found = spots(jax.random.key(0), jnp.asarray(X), resp, 1, 0.99)
     assert len(found.parts) >= 2
     ex = search_or(jnp.asarray(X), np.stack([p.mask for p in found.parts]), 1, 0.99)
@@ -65,7 +69,9 @@ def test_none_exists_is_reported_not_exit(search_or):
 
 
 def test_and_oracle_single_explanation_is_contrastive():
-    search = make_contrastive_search(occlusion(AND), batch_size=8, max_candidates=2)
+    search = make_contrastive_search(
+        Classifier(AND).masked(0.0), RexConfig(batch_size=8, spotlight=SpotlightConfig(max_candidates=2))
+    )
     ex = search(jnp.asarray(X), np.stack([A | B]), 1, 0.99)
     assert ex.found and ex.subset == (0,)
     assert top1(AND, X * ~ex.mask[..., None]) == 0

@@ -56,30 +56,33 @@ def test_explicit_target_and_queue_options():
         (IMAGE, {"target": -1}, "target must be a class index"),
         (oracles.image(3, 3), {}, "smaller than the minimum box"),
         (IMAGE, {"iters": 0}, "iters must be > 0"),
-        (IMAGE, {"mask_value": "purple"}, "unknown mask value"),
+        (IMAGE, {"mask_mode": "purple"}, "unknown mask_mode"),
+        (IMAGE, {"key": None}, "key is required"),
+        (IMAGE, {"mask_value": 0}, "unknown option"),
         (IMAGE, {"responsibility": "bogus"}, "responsibility must be one of"),
     ],
 )
 def test_bad_input_errors(image, kwargs, match):
+    kwargs = {"key": 0, **kwargs}
     with pytest.raises(ValueError, match=match):
         rexjax.explain(ORACLE, image, **kwargs)
 
 
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="no_such_model"):
-        rexjax.explain("no_such_model", IMAGE)
+        rexjax.explain("no_such_model", IMAGE, key=0)
 
 
 def test_not_an_image_file(tmp_path):
     bad = tmp_path / "notes.jpg"
     bad.write_text("this is not a JPEG")
     with pytest.raises(ValueError, match="notes.jpg"):
-        rexjax.explain("efficientnet_lite0", str(bad))
+        rexjax.explain("efficientnet_lite0", str(bad), key=0)
 
 
 def test_wrong_channels_for_zoo_model():
     with pytest.raises(ValueError, match="3 channels"):
-        rexjax.explain("efficientnet_lite0", np.zeros((224, 224, 4), np.float32))
+        rexjax.explain("efficientnet_lite0", np.zeros((224, 224, 4), np.float32), key=0)
 
 
 @pytest.mark.parametrize("refine_static", [False, True])

@@ -13,7 +13,8 @@ import pytest
 
 import oracles
 import rexjax
-from rexjax.causal.multiple import SpotlightConfig, dice_matrix, sample_centres, select_compatible
+from rexjax.causal import RexConfig, SpotlightConfig
+from rexjax.causal.multiple import dice_matrix, sample_centres, select_compatible
 
 H, W = 80, 112  # non-square, not 224
 PATCHES = [oracles.patch_mask(H, W, r, c, 16) for r, c in [(4, 4), (4, 92), (60, 48)]]
@@ -83,11 +84,11 @@ def test_spatial_strategy_end_to_end(explainer):
     assert any(ex.mask[p].all() for p in PATCHES)
     assert ex.forward_images == 1 + ex.forward_images_map + ex.forward_images_extract
     with pytest.raises(ValueError, match="strategy must be one of"):
-        explainer(X, strategy="spiral")
+        explainer(X, key=0, strategy="spiral")
     with pytest.raises(ValueError, match="multiple must be"):
-        explainer(X, multiple=0)
+        explainer(X, key=0, multiple=0)
     with pytest.raises(ValueError, match="permitted_overlap"):
-        explainer(X, multiple=2, permitted_overlap=1.5)
+        explainer(X, key=0, multiple=2, permitted_overlap=1.5)
 
 
 def test_dice_matrix_hand_case():
@@ -196,15 +197,13 @@ def test_composite_figure(tmp_path):
 
 
 def test_hide_held_spotlights_are_disjoint_and_distinct():
-    from rexjax.causal.extract import make_global_extractor
     from rexjax.causal.multiple import make_spotlight_search
-    from rexjax.masking import occlusion
+    from rexjax.classifier import Classifier
 
-    classify = occlusion(MODEL)
+    classify = Classifier(MODEL).masked(0.0)
     resp = (sum(p * (3.0 - i) for i, p in enumerate(PATCHES)) + np.linspace(0, 0.5, H * W).reshape(H, W))
     cfg = SpotlightConfig(spotlights=3, initial_radius=14, hide_held=True)
-    search = make_spotlight_search(classify, batch_size=8, config=cfg,
-                                   global_extractor=make_global_extractor(classify, batch_size=8))
+    search = make_spotlight_search(classify, RexConfig(batch_size=8, spotlight=cfg))
     res = search(jax.random.key(0), jnp.asarray(X), resp.astype(np.float32), 1, 0.99)
     assert len(res.parts) == 3
     for a, b in itertools.combinations([p.mask for p in res.parts], 2):

@@ -6,8 +6,9 @@ import pytest
 
 import oracles
 from rexjax.causal.extract import pixel_rank
-from rexjax.causal.spatial import SpatialConfig, circle, make_spatial_extractor, radius_schedule, restrict_map
-from rexjax.masking import occlusion
+from rexjax.causal import RexConfig, SpatialConfig
+from rexjax.causal.spatial import circle, make_spatial_extractor, radius_schedule, restrict_map
+from rexjax.classifier import Classifier
 
 H, W = 48, 64
 
@@ -86,7 +87,10 @@ CASES = [(name, 25, 0.2) for name in sorted(ORACLES)] + [("and", 1, 0.0), ("full
 @pytest.mark.parametrize("name,radius,eta", CASES)
 def test_spatial_sufficient_on_every_oracle_and_terminates(name, radius, eta):
     model, needed = ORACLES[name]
-    extract = make_spatial_extractor(occlusion(model), batch_size=16, initial_radius=radius, radius_eta=eta)
+    extract = make_spatial_extractor(
+        Classifier(model).masked(0.0),
+        RexConfig(batch_size=16, spatial=SpatialConfig(initial_radius=radius, radius_eta=eta)),
+    )
     ex = extract(jnp.asarray(X), RESP, 1, 0.99)
     schedule = radius_schedule(H, W, radius, eta)
     assert ex.sufficient and independent_top1(model, X, ex.mask) == 1
@@ -106,7 +110,9 @@ def test_spatial_sufficient_on_every_oracle_and_terminates(name, radius, eta):
 
 def test_spatial_expansion_limit_one_is_one_circle_and_no_pass_is_reported():
     model = ORACLES["and"][0]
-    extract = make_spatial_extractor(occlusion(model), batch_size=4, initial_radius=5, expansion_limit=1)
+    extract = make_spatial_extractor(
+        Classifier(model).masked(0.0), RexConfig(batch_size=4, spatial=SpatialConfig(initial_radius=5, expansion_limit=1))
+    )
     ex = extract(jnp.asarray(X), RESP, 1, 0.99)
     assert not ex.sufficient and ex.radius == -1 and not ex.mask.any()
     assert ex.circles_tested == 1 and ex.forward_images == 4  # one padded block, not unlimited
@@ -114,7 +120,10 @@ def test_spatial_expansion_limit_one_is_one_circle_and_no_pass_is_reported():
     def never_target(x):  # class 1 always wins: target 0 never passes, not even the full image
         return jnp.tile(jnp.array([[0.0, 1.0]]), (x.shape[0], 1))
 
-    extract = make_spatial_extractor(occlusion(never_target), batch_size=16, initial_radius=2, radius_eta=0.0)
+    extract = make_spatial_extractor(
+        Classifier(never_target).masked(0.0),
+        RexConfig(batch_size=16, spatial=SpatialConfig(initial_radius=2, radius_eta=0.0)),
+    )
     ex = extract(jnp.asarray(X), RESP, 0, 0.5)
     n = len(radius_schedule(H, W, 2, 0.0))
     assert not ex.sufficient and ex.circles_tested == n and ex.forward_images == -(-n // 16) * 16
