@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple, Optional
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -103,6 +104,7 @@ def push(
         order = jnp.arange(n_chunks * b, dtype=jnp.int32)
         count = jnp.int32(n)
     else:
+        chex.assert_shape(valid, (n,))
         order = jnp.nonzero(valid, size=n_chunks * b, fill_value=n)[0].astype(jnp.int32)
         count = valid.sum(dtype=jnp.int32)
 
@@ -136,8 +138,8 @@ def push(
         if read is not None:
             got = read(out, idx)
             values = jax.tree_util.tree_map(lambda v, g: v.at[idx].set(g, mode="drop"), values, got)
-            if stop is not None:
-                hit = jnp.any(stop(got) & (idx < n))
+            if stop is not None:  # padding rows only ever fill the last chunk: no guard needed
+                hit = jnp.any(stop(got))
         if fold is not None:
             part = fold(out, idx, (idx < n).astype(jnp.float32))
             partials = jax.tree_util.tree_map(lambda p, q: p.at[i].set(q), partials, part)

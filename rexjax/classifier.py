@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Optional, Sequence
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -65,7 +66,7 @@ class Classifier:
         self._masked: dict = {}
         self._features: dict = {}
         self._num_classes: dict = {}
-        self._full = jax.jit(lambda x: self.probs(x[None])[0])
+        self._full = jax.jit(self._full_probs)
 
     @classmethod
     def of(cls, model: Any, **options) -> "Classifier":
@@ -95,6 +96,12 @@ class Classifier:
         """Probabilities f32[K] of the whole image x f32[H,W,C] (jitted; the only place they
         are computed)."""
         return self._full(x)
+
+    def _full_probs(self, x: jax.Array) -> jax.Array:
+        chex.assert_rank(x, 3)
+        probs = self.probs(x[None])
+        chex.assert_rank(probs, 2)
+        return probs[0]
 
     def num_classes_for(self, x: jax.Array) -> int:
         """K for images shaped like x f32[H,W,C] (shape inference only, no model call)."""

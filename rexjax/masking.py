@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Union
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -92,6 +93,8 @@ def fill_image(x: jax.Array, mask_mode: MaskMode) -> jax.Array:
 
 def apply_masks(x: jax.Array, masks: jax.Array, fill: jax.Array) -> jax.Array:
     """`x[H,W,C]`, `masks[B,H,W]` (1 = visible), `fill` -> mutants `[B,H,W,C]`."""
+    chex.assert_rank([x, masks], [3, 3])
+    chex.assert_equal_shape_suffix([x[..., 0], masks], 2)
     m = masks.astype(x.dtype)[..., None]
     return x[None] * m + fill[None] * (1 - m)
 
