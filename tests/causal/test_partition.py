@@ -1,5 +1,6 @@
 """Boxes, splits, rendering and painting (deterministic, hand-checked)."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,12 +34,30 @@ def test_reference_split_point_areas():
     assert np.asarray(P.box_area(kids)).tolist() == [210, 174, 2030, 1682]
 
 
-def test_split_is_a_function_of_box_and_key():
-    box = jnp.array([0, 0, 50, 40], jnp.int32)
-    a = P.split_box(jax.random.key(1), box, jnp.int32(2), min_box_size=10, tree_depth=10)[0]
-    b = P.split_box(jax.random.key(1), box, jnp.int32(2), min_box_size=10, tree_depth=10)[0]
-    c = P.split_box(jax.random.key(2), box, jnp.int32(2), min_box_size=10, tree_depth=10)[0]
-    assert (np.asarray(a) == np.asarray(b)).all() and not (np.asarray(a) == np.asarray(c)).all()
+class SplitVariants(chex.TestCase):
+    """split_box and paint are pure: jitted and eager give the same answer."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_split_is_a_function_of_box_and_key(self):
+        box = jnp.array([0, 0, 50, 40], jnp.int32)
+        split = self.variant(lambda k, b, d: P.split_box(k, b, d, min_box_size=10, tree_depth=10)[0])
+        a = split(jax.random.key(1), box, jnp.int32(2))
+        b = split(jax.random.key(1), box, jnp.int32(2))
+        c = split(jax.random.key(2), box, jnp.int32(2))
+        chex.assert_shape(a, (4, 4))
+        assert (np.asarray(a) == np.asarray(b)).all() and not (np.asarray(a) == np.asarray(c)).all()
+        eager = P.split_box(jax.random.key(1), box, jnp.int32(2), min_box_size=10, tree_depth=10)[0]
+        np.testing.assert_array_equal(a, eager)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_render_and_paint_agree(self):
+        boxes = jnp.array([[0, 0, 3, 4], [2, 1, 6, 5]], jnp.int32)
+        render = self.variant(lambda b, v: P.render(b, v, 7, 6))
+        paint = self.variant(lambda c, b, v: P.paint(c, b, v))
+        cover = np.asarray(render(boxes, jnp.array([True, True])))
+        painted = np.asarray(paint(jnp.zeros((7, 6)), boxes, jnp.ones(2)))
+        np.testing.assert_array_equal(cover, painted > 0)
+        assert painted.max() == 2.0 and cover.sum() == 12 + 16 - 3
 
 
 def test_unsplittable_boxes():
