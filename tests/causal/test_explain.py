@@ -89,3 +89,21 @@ def test_wrong_channels_for_zoo_model():
 def test_more_active_boxes_per_job(refine_static):
     ex = rexjax.explain(ORACLE, IMAGE, key=0, iters=4, max_active=5, refine_static=refine_static)
     assert ex.sufficient and ex.mask[PATCH].all()
+
+
+def test_engines_are_built_lazily(explainer):
+    """A global explanation builds neither the spatial nor the spotlight/contrastive engines."""
+    explainer(IMAGE, key=0)
+    assert not {"_spatial", "_multiple", "_contrastive"} & set(vars(explainer))
+    explainer(IMAGE, key=0, strategy="spatial")
+    assert "_spatial" in vars(explainer) and "_multiple" not in vars(explainer)
+
+
+def test_config_from_nested_dicts_and_unknown_options():
+    cfg = rexjax.RexConfig.from_dict({"iters": 3, "spatial": {"initial_radius": 7}, "spotlight": {"spotlights": 2},
+                                      "distribution_args": [2, 3]})
+    assert cfg.spatial.initial_radius == 7 and cfg.spotlight.spotlights == 2 and cfg.distribution_args == (2, 3)
+    with pytest.raises(ValueError, match="unknown option.*itters"):
+        rexjax.RexConfig.from_dict({"itters": 3})
+    with pytest.raises(ValueError, match="spotlights must be"):
+        rexjax.RexConfig.from_dict({"spotlight": {"spotlights": 0}})
