@@ -23,10 +23,10 @@ from typing import Literal
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from rexjax.models.layers import DepthwiseConv, same_padding, symmetric_padding
 from rexjax.models.model import ModelSpec
+from rexjax.models.torch_port import LEAF_NAMES, check_rgb_batch, feature, pooled_logits
 
 PaddingMode = Literal["same", "symmetric"]
 
@@ -130,28 +130,21 @@ class EfficientNetLite(nn.Module):
     num_classes: int = 1000
     padding: PaddingMode = "same"
 
-    def _feature(self, name: str, x: jax.Array) -> jax.Array:
-        x = self.perturb(name, x)  # no-op unless a 'perturbations' collection is passed
-        self.sow("intermediates", name, x)
-        return x
-
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"EfficientNetLite expects x[B,H,W,3], got shape {x.shape}")
+        check_rgb_batch(self, x)
         bn = lambda name: nn.BatchNorm(use_running_average=True, epsilon=BN_EPS, name=name)
         pad = _pad(self.padding, x.shape[1:3], 3, 2)
         x = nn.Conv(32, (3, 3), (2, 2), padding=pad, use_bias=False, name="conv_stem")(x)
         x = jax.nn.relu6(bn("bn0")(x))
-        x = self._feature("stem", x)
+        x = feature(self, "stem", x)
         for i, cfg in enumerate(block_configs(self.width, self.depth)):
             x = MBConv(cfg, self.padding, name=f"blocks_{i}")(x)
-            x = self._feature(f"block_{i}", x)
+            x = feature(self, f"block_{i}", x)
         x = nn.Conv(1280, (1, 1), use_bias=False, name="conv_head")(x)
         x = jax.nn.relu6(bn("bn1")(x))
-        x = self._feature("head", x)
-        x = self._feature("pooled", jnp.mean(x, axis=(1, 2)))
-        return nn.Dense(self.num_classes, name="fc")(x)
+        x = feature(self, "head", x)
+        return pooled_logits(self, x, self.num_classes, "fc")
 
 
 def feature_names(width: float, depth: float) -> tuple[str, ...]:
@@ -169,8 +162,7 @@ def torch_key(path: tuple[str, ...]) -> str:
             parts += ["_blocks", m[len("blocks_") :]]
         else:
             parts.append("_" + m)
-    leaf = {"kernel": "weight", "scale": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}[leaf]
-    return ".".join(parts + [leaf])
+    return ".".join(parts + [LEAF_NAMES[leaf]])
 
 
 def bundled_weights(variant: int) -> str | None:

@@ -15,16 +15,12 @@ padding symmetric `(k-1)//2`. Depthwise convs use `rexjax.models.layers.depthwis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
-import numpy as np
 
-from rexjax.models.model import ModelSpec
-from rexjax.models.torch_port import convert_torch, dotted_key, feature, imagenet_preprocess
-from rexjax.models.layers import DepthwiseConv
+from rexjax.models.torch_port import TorchPort, check_rgb_batch, feature, pooled_logits, stage_feature_names
+from rexjax.models.layers import DepthwiseConv, SqueezeExcitation
 
 BN_EPS = 1e-3
 
@@ -64,6 +60,10 @@ class EfficientNetV2Config:
             if s.layers < 1 or s.expand < 1 or s.kernel < 1 or s.stride not in (1, 2):
                 raise ValueError(f"bad stage config {s}")
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return stage_feature_names("stem", "stage", len(self.stages), "head", "pooled")
+
 
 S = StageConfig
 CONFIGS = {
@@ -94,48 +94,35 @@ def _conv_bn(x, features: int, kernel: int, stride: int, prefix: str, act: bool,
     return jax.nn.silu(x) if act else x
 
 
-class SqueezeExcitation(nn.Module):
-    """torchvision.ops.SqueezeExcitation with SiLU: x * sigmoid(fc2(silu(fc1(mean_hw x))))."""
-
-    squeeze: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        s = jnp.mean(x, axis=(1, 2), keepdims=True)
-        s = jax.nn.silu(nn.Conv(self.squeeze, (1, 1), name="fc1")(s))
-        s = nn.Conv(x.shape[-1], (1, 1), name="fc2")(s)
-        return x * jax.nn.sigmoid(s)
-
-
 class MBBlock(nn.Module):
-    """One (Fused-)MBConv block, torch submodules `block.<k>`: x[B,H,W,cin] -> [B,H/s,W/s,cout]."""
+    """One (Fused-)MBConv block of `stage` (its fused/expand/kernel/cout; `stride` is the
+    stage's on its first block, else 1), torch submodules `block.<k>`:
+    x[B,H,W,cin] -> [B,H/stride,W/stride,cout]."""
 
-    fused: bool
-    expand: int
-    kernel: int
+    stage: StageConfig
     stride: int
-    cout: int
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        st, stride = self.stage, self.stride
         cin = x.shape[-1]
-        mid = make_divisible(cin * self.expand)
+        mid = make_divisible(cin * st.expand)
         h = x
-        if self.fused:
+        if st.fused:
             if mid != cin:
-                h = _conv_bn(h, mid, self.kernel, self.stride, "block_0", act=True)
-                h = _conv_bn(h, self.cout, 1, 1, "block_1", act=False)
+                h = _conv_bn(h, mid, st.kernel, stride, "block_0", act=True)
+                h = _conv_bn(h, st.cout, 1, 1, "block_1", act=False)
             else:
-                h = _conv_bn(h, self.cout, self.kernel, self.stride, "block_0", act=True)
+                h = _conv_bn(h, st.cout, st.kernel, stride, "block_0", act=True)
         else:
             k = 0
             if mid != cin:
                 h = _conv_bn(h, mid, 1, 1, "block_0", act=True)
                 k = 1
-            h = _conv_bn(h, mid, self.kernel, self.stride, f"block_{k}", act=True, depthwise=True)
-            h = SqueezeExcitation(max(1, cin // 4), name=f"block_{k + 1}")(h)
-            h = _conv_bn(h, self.cout, 1, 1, f"block_{k + 2}", act=False)
-        if self.stride == 1 and cin == self.cout:
+            h = _conv_bn(h, mid, st.kernel, stride, f"block_{k}", act=True, depthwise=True)
+            h = SqueezeExcitation(max(1, cin // 4), jax.nn.silu, name=f"block_{k + 1}")(h)
+            h = _conv_bn(h, st.cout, 1, 1, f"block_{k + 2}", act=False)
+        if stride == 1 and cin == st.cout:
             h = h + x
         return h
 
@@ -151,48 +138,23 @@ class EfficientNetV2(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"EfficientNetV2 expects x[B,H,W,3], got shape {x.shape}")
+        check_rgb_batch(self, x)
         cfg = self.config
         stem = cfg.stem_width or cfg.stages[0].cin
         x = _conv_bn(x, stem, 3, 2, "features_0", act=True)
         x = feature(self, "stem", x)
         for i, st in enumerate(cfg.stages):
             for j in range(st.layers):
-                x = MBBlock(st.fused, st.expand, st.kernel, st.stride if j == 0 else 1, st.cout, name=f"features_{i + 1}_{j}")(x)
+                x = MBBlock(st, st.stride if j == 0 else 1, name=f"features_{i + 1}_{j}")(x)
             x = feature(self, f"stage{i + 1}", x)
         x = _conv_bn(x, cfg.last_channel, 1, 1, f"features_{len(cfg.stages) + 1}", act=True)
         x = feature(self, "head", x)
-        x = jnp.mean(x, axis=(1, 2))
-        x = feature(self, "pooled", x)
-        return nn.Dense(cfg.num_classes, name="classifier_1")(x)
+        return pooled_logits(self, x, cfg.num_classes, "classifier_1")
 
 
-def feature_names(config: EfficientNetV2Config) -> tuple[str, ...]:
-    return ("stem",) + tuple(f"stage{i + 1}" for i in range(len(config.stages))) + ("head", "pooled")
-
-
-def torch_key(path: tuple[str, ...]) -> str:
-    """('params','features_4_0','block_2','fc1','kernel') -> 'features.4.0.block.2.fc1.weight';
-    ('batch_stats','features_0_1','var') -> 'features.0.1.running_var'."""
-    return dotted_key(path)
-
-
-def convert(state_dict: Mapping[str, np.ndarray], config: EfficientNetV2Config = CONFIGS["efficientnet_v2_s"]) -> dict:
-    """torchvision EfficientNet(-V2) state_dict (numpy) -> Flax variables, all checked."""
-    return convert_torch(EfficientNetV2(config), state_dict, source="EfficientNetV2 state_dict")
-
-
-def spec(name: str) -> ModelSpec:
-    """The ModelSpec of `name` in `CONFIGS`."""
-    cfg = CONFIGS[name]
-    return ModelSpec(
-        name=name,
-        make_module=lambda: EfficientNetV2(cfg),
-        input_size=(384, 384),  # IMAGENET1K_V1 eval size (resize 384, bilinear)
-        num_classes=cfg.num_classes,
-        preprocess=imagenet_preprocess(384, "bilinear"),
-        key_fn=torch_key,
-        feature_names=feature_names(cfg),
-        description=f"torchvision {name} (SiLU, SE, Fused-MBConv; weights: torchvision state_dict .pth)",
-    )
+# 384: the IMAGENET1K_V1 eval size (resize 384, bilinear)
+PORT = TorchPort(
+    EfficientNetV2, CONFIGS, 384, "bilinear",
+    "torchvision {name} (SiLU, SE, Fused-MBConv; weights: torchvision state_dict .pth)",
+)
+spec, convert = PORT.spec, PORT.convert

@@ -1,6 +1,7 @@
 """Shared layers for the Flax zoo.
 
-`depthwise_conv` is one `jax.jit`-wrapped function, so it appears in a jaxpr as a single
+`SqueezeExcitation` is the squeeze-excitation block of RegNetY (timm `SEModule`, ReLU) and
+EfficientNet-V2 (torchvision `ops.SqueezeExcitation`, SiLU). `depthwise_conv` is one `jax.jit`-wrapped function, so it appears in a jaxpr as a single
 named equation (`name=depthwise_conv`) that ConvAD's interpreter treats as a convolution.
 On CPU it is a sum of k*k strided, shifted slices (XLA:CPU's grouped convolution is 5-13x
 slower, see BUILD_NOTES.md); elsewhere it is `lax.conv_general_dilated` with
@@ -10,7 +11,7 @@ slower, see BUILD_NOTES.md); elsewhere it is `lax.conv_general_dilated` with
 from __future__ import annotations
 
 from functools import partial
-from typing import Sequence
+from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -107,3 +108,21 @@ class DepthwiseConv(nn.Module):
         c = x.shape[-1]
         kernel = self.param("kernel", self.kernel_init, (self.kernel_size, self.kernel_size, 1, c), jnp.float32)
         return depthwise_conv(x, kernel.astype(x.dtype), self.stride, _check_padding(self.padding))
+
+
+class SqueezeExcitation(nn.Module):
+    """Squeeze-excitation `x * sigmoid(fc2(activation(fc1(mean_hw x))))`: x[B,H,W,C] -> x[B,H,W,C].
+
+    fc1 (C -> `features`) and fc2 (`features` -> C) are 1x1 convs with bias, named as the
+    torch modules (`fc1`/`fc2`) of both timm `SEModule` and torchvision `SqueezeExcitation`.
+    """
+
+    features: int
+    activation: Callable[[jax.Array], jax.Array]
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        s = jnp.mean(x, axis=(1, 2), keepdims=True)
+        s = self.activation(nn.Conv(self.features, (1, 1), name="fc1")(s))
+        s = nn.Conv(x.shape[-1], (1, 1), name="fc2")(s)
+        return x * jax.nn.sigmoid(s)

@@ -15,16 +15,13 @@ Per-stage widths/depths come from the quantised linear rule of the paper (Eq. 2-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from rexjax.models.model import ModelSpec
-from rexjax.models.torch_port import convert_torch, dotted_key, feature, imagenet_preprocess
-from rexjax.models.layers import DepthwiseConv
+from rexjax.models.torch_port import TorchPort, check_rgb_batch, feature, pooled_logits, stage_feature_names
+from rexjax.models.layers import DepthwiseConv, SqueezeExcitation
 
 BN_EPS = 1e-5
 
@@ -52,6 +49,10 @@ class RegNetConfig:
             b = int(round(w * self.bottle_ratio))
             if g < 1 or b % g:
                 raise ValueError(f"bottleneck width {b} is not divisible by group size {g}")
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return stage_feature_names("stem_out", "stage", len(self.widths), "pooled")
 
 
 def regnet_stages(
@@ -123,19 +124,6 @@ class ConvNormAct(nn.Module):
         return jax.nn.relu(x) if self.act else x
 
 
-class SqueezeExcite(nn.Module):
-    """timm SEModule: x * sigmoid(fc2(relu(fc1(mean_hw x)))), fc = 1x1 conv with bias."""
-
-    reduced: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        s = jnp.mean(x, axis=(1, 2), keepdims=True)
-        s = jax.nn.relu(nn.Conv(self.reduced, (1, 1), name="fc1")(s))
-        s = nn.Conv(x.shape[-1], (1, 1), name="fc2")(s)
-        return x * jax.nn.sigmoid(s)
-
-
 class YBlock(nn.Module):
     """timm regnet Bottleneck: x[B,H,W,Cin] -> [B,H/s,W/s,out]."""
 
@@ -152,7 +140,7 @@ class YBlock(nn.Module):
         h = ConvNormAct(mid, 1, name="conv1")(x)
         h = ConvNormAct(mid, 3, self.stride, groups=mid // self.group_size, name="conv2")(h)
         if self.se_ratio:
-            h = SqueezeExcite(int(round(cin * self.se_ratio)), name="se")(h)
+            h = SqueezeExcitation(int(round(cin * self.se_ratio)), jax.nn.relu, name="se")(h)
         h = ConvNormAct(self.out, 1, act=False, name="conv3")(h)
         if cin != self.out or self.stride != 1:
             x = ConvNormAct(self.out, 1, self.stride, act=False, name="downsample")(x)
@@ -187,44 +175,15 @@ class RegNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"RegNet expects x[B,H,W,3], got shape {x.shape}")
+        check_rgb_batch(self, x)
         cfg = self.config
         x = ConvNormAct(cfg.stem_width, 3, 2, name="stem")(x)
         x = feature(self, "stem_out", x)
         for i, (w, d, g) in enumerate(zip(cfg.widths, cfg.depths, cfg.group_sizes)):
             x = RegStage(d, w, g, cfg.bottle_ratio, cfg.se_ratio, name=f"s{i + 1}")(x)
             x = feature(self, f"stage{i + 1}", x)
-        x = jnp.mean(x, axis=(1, 2))
-        x = feature(self, "pooled", x)
-        return nn.Dense(cfg.num_classes, name="head_fc")(x)
+        return pooled_logits(self, x, cfg.num_classes, "head_fc")
 
 
-def feature_names(config: RegNetConfig) -> tuple[str, ...]:
-    return ("stem_out",) + tuple(f"stage{i + 1}" for i in range(len(config.widths))) + ("pooled",)
-
-
-def torch_key(path: tuple[str, ...]) -> str:
-    """('params','s2','b1','se','fc1','kernel') -> 's2.b1.se.fc1.weight';
-    ('params','head_fc','bias') -> 'head.fc.bias'."""
-    return dotted_key(path)
-
-
-def convert(state_dict: Mapping[str, np.ndarray], config: RegNetConfig = CONFIGS["regnety_120"]) -> dict:
-    """timm RegNet state_dict (numpy) -> Flax variables of `RegNet(config)`, all checked."""
-    return convert_torch(RegNet(config), state_dict, source="RegNet state_dict")
-
-
-def spec(name: str) -> ModelSpec:
-    """The ModelSpec of `name` in `CONFIGS`."""
-    cfg = CONFIGS[name]
-    return ModelSpec(
-        name=name,
-        make_module=lambda: RegNet(cfg),
-        input_size=(224, 224),
-        num_classes=cfg.num_classes,
-        preprocess=imagenet_preprocess(224, "bicubic"),
-        key_fn=torch_key,
-        feature_names=feature_names(cfg),
-        description=f"timm {name} (weights: timm state_dict .pth)",
-    )
+PORT = TorchPort(RegNet, CONFIGS, 224, "bicubic", "timm {name} (weights: timm state_dict .pth)")
+spec, convert = PORT.spec, PORT.convert

@@ -14,15 +14,11 @@ variants with the same key layout can be built for parity fixtures.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
-import numpy as np
 
-from rexjax.models.model import ModelSpec
-from rexjax.models.torch_port import convert_torch, dotted_key, feature, imagenet_preprocess
+from rexjax.models.torch_port import TorchPort, check_rgb_batch, feature, pooled_logits, stage_feature_names
 
 BN_EPS = 1e-5
 
@@ -45,6 +41,10 @@ class ResNetConfig:
     def __post_init__(self):
         if len(self.depths) != len(self.planes) or not self.depths or min(self.depths) < 1:
             raise ValueError(f"depths {self.depths} and planes {self.planes} must be non-empty, equal length, >= 1")
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return stage_feature_names("stem", "layer", len(self.depths), "pooled")
 
 
 CONFIGS = {
@@ -84,7 +84,7 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """ResNet: x f32[B,H,W,3] (torchvision-normalised RGB) -> logits f32[B,num_classes].
 
-    Intermediates sown into `intermediates` (see `feature_names`): `stem` (after max-pool),
+    Intermediates sown into `intermediates` (see `ResNetConfig.feature_names`): `stem` (after max-pool),
     `layer1`..`layer4` (stage outputs; `layer4` is the Grad-CAM layer), `pooled`.
     """
 
@@ -92,8 +92,7 @@ class ResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"ResNet expects x[B,H,W,3], got shape {x.shape}")
+        check_rgb_batch(self, x)
         cfg = self.config
         x = jax.nn.relu(_bn("bn1")(_conv(cfg.stem_width, 7, 2, "conv1")(x)))
         x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
@@ -104,37 +103,8 @@ class ResNet(nn.Module):
                 stride = 2 if (s > 0 and b == 0) else 1
                 x = Bottleneck(planes, stride, int(planes * width_scale), cfg.expansion, name=f"layer{s + 1}_{b}")(x)
             x = feature(self, f"layer{s + 1}", x)
-        x = jnp.mean(x, axis=(1, 2))
-        x = feature(self, "pooled", x)
-        return nn.Dense(cfg.num_classes, name="fc")(x)
+        return pooled_logits(self, x, cfg.num_classes, "fc")
 
 
-def feature_names(config: ResNetConfig) -> tuple[str, ...]:
-    return ("stem",) + tuple(f"layer{i + 1}" for i in range(len(config.depths))) + ("pooled",)
-
-
-def torch_key(path: tuple[str, ...]) -> str:
-    """Flax variable path -> torchvision key, e.g.
-    ('params','layer2_0','downsample_0','kernel') -> 'layer2.0.downsample.0.weight';
-    ('batch_stats','bn1','mean') -> 'bn1.running_mean'."""
-    return dotted_key(path)
-
-
-def convert(state_dict: Mapping[str, np.ndarray], config: ResNetConfig = CONFIGS["resnet50"]) -> dict:
-    """torchvision ResNet state_dict (numpy) -> Flax variables of `ResNet(config)`, all checked."""
-    return convert_torch(ResNet(config), state_dict, source="ResNet state_dict")
-
-
-def spec(name: str) -> ModelSpec:
-    """The ModelSpec of `name` in `CONFIGS`."""
-    cfg = CONFIGS[name]
-    return ModelSpec(
-        name=name,
-        make_module=lambda: ResNet(cfg),
-        input_size=(224, 224),
-        num_classes=cfg.num_classes,
-        preprocess=imagenet_preprocess(224, "bilinear"),
-        key_fn=torch_key,
-        feature_names=feature_names(cfg),
-        description=f"torchvision {name} (weights: torchvision state_dict .pth)",
-    )
+PORT = TorchPort(ResNet, CONFIGS, 224, "bilinear", "torchvision {name} (weights: torchvision state_dict .pth)")
+spec, convert = PORT.spec, PORT.convert

@@ -20,9 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexjax.models.convert.checks import convert_state_dict
-from rexjax.models.model import ModelSpec
-from rexjax.models.torch_port import convert_torch, dotted_key, feature, imagenet_preprocess
+from rexjax.models.torch_port import TorchPort, check_rgb_batch, feature
 
 
 Cfg = tuple[Union[int, str], ...]
@@ -45,6 +43,12 @@ class VGGConfig:
             not (v == "M" or (isinstance(v, int) and v > 0)) for v in self.features
         ):
             raise ValueError(f"features must be positive ints (at least one) and 'M', got {self.features}")
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        last = _last_conv_index(self)
+        n = sum(v == "M" for v in self.features[:last])
+        return tuple(f"block{i + 1}" for i in range(n)) + ("last_conv", "pooled")
 
 
 CONFIGS = {"vgg16": VGGConfig()}
@@ -83,8 +87,7 @@ class VGG(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"VGG expects x[B,H,W,3], got shape {x.shape}")
+        check_rgb_batch(self, x)
         cfg = self.config
         last = _last_conv_index(cfg)
         idx, block = 0, 1
@@ -113,18 +116,6 @@ def _last_conv_index(config: VGGConfig) -> int:
     return max(i for i, v in enumerate(config.features) if v != "M")
 
 
-def feature_names(config: VGGConfig) -> tuple[str, ...]:
-    last = _last_conv_index(config)
-    n = sum(v == "M" for v in config.features[:last])
-    return tuple(f"block{i + 1}" for i in range(n)) + ("last_conv", "pooled")
-
-
-def torch_key(path: tuple[str, ...]) -> str:
-    """('params','features_28','kernel') -> 'features.28.weight';
-    ('params','classifier_6','bias') -> 'classifier.6.bias'."""
-    return dotted_key(path)
-
-
 def permute_classifier(state_dict: Mapping[str, np.ndarray], config: VGGConfig) -> dict[str, np.ndarray]:
     """Returns a copy of `state_dict` whose `classifier.0.weight` columns are reordered from
     torch's (C, p, p) flatten order to the port's (p, p, C). Wrong shapes are left untouched
@@ -141,26 +132,8 @@ def permute_classifier(state_dict: Mapping[str, np.ndarray], config: VGGConfig) 
     return sd
 
 
-
-def convert(state_dict: Mapping[str, np.ndarray], config: VGGConfig = CONFIGS["vgg16"]) -> dict:
-    """torchvision VGG state_dict (numpy) -> Flax variables of `VGG(config)`, all checked."""
-    return convert_torch(VGG(config), state_dict, prepare=lambda sd: permute_classifier(sd, config), source="VGG state_dict")
-
-
-def spec(name: str) -> ModelSpec:
-    """The ModelSpec of `name` in `CONFIGS`."""
-    cfg = CONFIGS[name]
-
-    def conv(state_dict, template):
-        return convert_state_dict(permute_classifier(state_dict, cfg), template, torch_key, source=f"{name} state_dict")
-
-    return ModelSpec(
-        name=name,
-        make_module=lambda: VGG(cfg),
-        input_size=(224, 224),
-        num_classes=cfg.num_classes,
-        preprocess=imagenet_preprocess(224, "bilinear"),
-        convert=conv,
-        feature_names=feature_names(cfg),
-        description=f"torchvision {name} (weights: torchvision state_dict .pth)",
-    )
+PORT = TorchPort(
+    VGG, CONFIGS, 224, "bilinear", "torchvision {name} (weights: torchvision state_dict .pth)",
+    prepare=permute_classifier,
+)
+spec, convert = PORT.spec, PORT.convert

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from rexjax.viz.figure import composite_image, finish_figure, outline, responsibility_panel
 
 
 def display_image(model, x: np.ndarray) -> np.ndarray:
@@ -29,17 +28,8 @@ def save_explanation_figure(path, image: np.ndarray, responsibility: np.ndarray,
     fig, axes = plt.subplots(1, 3, figsize=(11, 4.0))
     axes[0].imshow(image)
     axes[0].set_title("input")
-    im = axes[1].imshow(responsibility, cmap="magma")
-    axes[1].set_title("responsibility")
-    fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04)
-    dimmed = (image.astype(np.float32) * np.where(mask[..., None], 1.0, 0.25)).astype(np.uint8)
-    axes[2].imshow(dimmed)
-    axes[2].contour(mask.astype(float), levels=[0.5], colors=["#00e5ff"], linewidths=1.2)
+    responsibility_panel(fig, axes[1], responsibility)
+    axes[2].imshow(composite_image(image, [mask], dim=0.25))
+    outline(axes[2], mask, "#00e5ff", 1.2)
     axes[2].set_title(f"explanation ({100 * mask.mean():.1f}% of pixels)")
-    for ax in axes:
-        ax.set_axis_off()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish_figure(fig, axes, path, title)

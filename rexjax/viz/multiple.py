@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
+from rexjax.viz.figure import composite_image, finish_figure, outline, responsibility_panel
+
+__all__ = ["composite_image", "part_colours", "save_multiple_figure"]
 
 
 def part_colours(n: int) -> np.ndarray:
@@ -23,14 +24,6 @@ def part_colours(n: int) -> np.ndarray:
     if n <= 10:
         return plt.get_cmap("tab10")(np.arange(n))
     return plt.get_cmap("hsv")(np.linspace(0, 1, n, endpoint=False))
-
-
-def composite_image(image: np.ndarray, masks: Sequence[np.ndarray], dim: float = 0.3) -> np.ndarray:
-    """uint8[H, W, 3] with the pixels outside every mask dimmed to `dim` of their value."""
-    union = np.zeros(image.shape[:2], bool)
-    for m in masks:
-        union |= np.asarray(m, bool)
-    return (image.astype(np.float32) * np.where(union[..., None], 1.0, dim)).astype(np.uint8)
 
 
 def save_multiple_figure(
@@ -48,15 +41,12 @@ def save_multiple_figure(
     """
     panels = 3 if contrastive_mask is not None else 2
     fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.6))
-    im = axes[0].imshow(responsibility, cmap="magma")
-    axes[0].set_title("responsibility")
-    fig.colorbar(im, ax=axes[0], fraction=0.046, pad=0.04)
+    responsibility_panel(fig, axes[0], responsibility)
     colours = part_colours(max(len(parts), 1))
     axes[1].imshow(composite_image(image, [p.mask for p in parts]))
     handles = []
     for i, (p, c) in enumerate(zip(parts, colours)):
-        if p.mask.any() and not p.mask.all():
-            axes[1].contour(p.mask.astype(float), levels=[0.5], colors=[c], linewidths=1.8)
+        outline(axes[1], p.mask, c, 1.8)
         if p.centre is not None:
             axes[1].plot(p.centre[1], p.centre[0], "+", color=c, markersize=8)
         label = f"{i}: {p.source}, {100 * p.area:.1f}%, p={p.confidence:.3f}"
@@ -67,13 +57,6 @@ def save_multiple_figure(
     axes[1].set_title(f"{len(parts)} explanation(s)")
     if contrastive_mask is not None:
         axes[2].imshow(composite_image(image, [contrastive_mask]))
-        if contrastive_mask.any() and not contrastive_mask.all():
-            axes[2].contour(contrastive_mask.astype(float), levels=[0.5], colors=["#00e5ff"], linewidths=1.8)
+        outline(axes[2], contrastive_mask, "#00e5ff", 1.8)
         axes[2].set_title(f"contrastive ({100 * contrastive_mask.mean():.1f}% of pixels)")
-    for ax in axes:
-        ax.set_axis_off()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    finish_figure(fig, axes, path, title, bbox_inches="tight")
