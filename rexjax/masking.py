@@ -23,6 +23,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from rexjax.ad import convad
 from rexjax.types import MaskedClassifier
 
 MaskMode = Union[float, int, str]
@@ -118,8 +119,6 @@ def deactivated(apply_fn: Callable, variables, to_probs: Callable, **ad_options)
     """MaskedClassifier with Activation-Deactivation (ConvAD): `apply_fn(variables, x)` is
     traced and re-evaluated with the mask beside every activation; `to_probs` maps its
     outputs to probabilities (softmax for logits, identity for a model that returns them)."""
-    from rexjax.ad import convad  # the jaxpr interpreter is only needed for "ad"
-
     ad_outputs = convad(apply_fn, **ad_options)
 
     def classify(x: jax.Array, masks: jax.Array) -> jax.Array:

@@ -1,125 +1,85 @@
-"""ConvAD forward pass (Activation-Deactivation, Alg. 1) as a jaxpr interpreter.
+"""ConvAD forward pass (Activation-Deactivation, Alg. 1) on the generic jaxpr walker.
 
 `convad(apply_fn, tau=...)` traces `apply_fn(variables, x)` to a jaxpr once per input shape
-and evaluates it equation by equation. Every value carries, beside it, either `None`
-(no spatial extent, or an unmasked constant / parameter) or a `Mask`: the binary map `M'_i`
-of Definition 5 at that value's resolution. The per-primitive rules live in `rules.py`.
+and walks it with `rexjax.jaxpr.eval_jaxpr`. Every env entry is a pair `(value, mask)`:
+`mask` is either None (no spatial extent, or an unmasked constant / parameter) or a `Mask`,
+the binary map `M'_i` of Definition 5 at that value's resolution. This module owns the rule
+table `PRIMITIVE_RULES` (primitive name -> rule from `rules_*.py`); the override handed to
+the walker (`_step`) binds equations without masked inputs as they are, hands masked ones to
+their rule, and lets the walker descend into call-like equations (jit, custom_jvp, ...).
 
-Invariant kept by every rule ("lazy deactivation"): a masked value may hold anything at
-positions where its mask is 0, but its entries at mask-1 positions, and *all* entries of
-unmasked values, depend only on visible input pixels. Position-mixing operations
-(convolutions, pooling, reductions, combinations of differently masked values) are the
-paper's checkpoints: they first switch off (`where(M, z, 0)`, Eq. 1) the masked positions
-of their inputs, so masked pixels never reach the logits. Shape-preserving pointwise ops
-(activations, BN, SE gating) pass the mask through untouched, which is why deactivating at
-the next checkpoint is equivalent to the paper's checkpoint "immediately after the last
-operation prior to the convolutional layer".
+Checkpoints (`mask.deactivate`, Eq. 1) happen in position-mixing rules (convolutions,
+pooling, reductions, combinations of differently masked values); shape-preserving
+pointwise ops (activations, BN, SE gating) pass the mask through untouched, which is why
+deactivating at the next checkpoint is equivalent to the paper's checkpoint "immediately
+after the last operation prior to the convolutional layer" (invariant: `ad/mask.py`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.extend import core as jcore
 
-POOL_MODES = ("deactivate", "masked_mean")
+from rexjax import jaxpr as jaxpr_walker
+from rexjax.ad import rules_conv, rules_elementwise, rules_reduce, rules_shape
+from rexjax.ad.mask import POOL_MODES, Mask, Options, deactivate, unsupported
 
+PRIMITIVE_RULES: dict = {
+    **{name: rules_elementwise.elementwise for name in rules_elementwise.PRIMITIVES},
+    "optimization_barrier": rules_elementwise.passthrough_each,
+    "broadcast_in_dim": rules_shape.broadcast_in_dim,
+    "reshape": rules_shape.reshape,
+    "transpose": rules_shape.transpose,
+    "squeeze": rules_shape.squeeze,
+    "rev": rules_shape.rev,
+    "slice": rules_shape.slice_,
+    "pad": rules_shape.pad,
+    "concatenate": rules_shape.concatenate,
+    "split": rules_shape.split,
+    "conv_general_dilated": rules_conv.conv,
+    "dot_general": rules_conv.dot_general,
+    "reduce_window_sum": rules_reduce.reduce_window,
+    "reduce_window_max": rules_reduce.reduce_window,
+    "reduce_window_min": rules_reduce.reduce_window,
+    "reduce_sum": rules_reduce.reduce,
+    "reduce_max": rules_reduce.reduce,
+    "reduce_min": rules_reduce.reduce,
+}
+"""Primitive name -> ConvAD rule `(ctx, eqn, vals, masks) -> (outvals, outmasks)`.
 
-class Mask(NamedTuple):
-    """The mask `M'_i` travelling beside one activation.
-
-    m: float32 array of 0/1 with the value's rank, size 1 on every axis where the mask does
-       not vary (channels), so `m` broadcasts against the value. 1 = active (visible).
-    spatial: sorted tuple of the value's spatial axes (the axes convolutions slide over).
-    valid: None (every position is a real one) or a static numpy bool array shaped like `m`
-       with size 1 on non-spatial axes: False where an explicit `pad` inserted the
-       position. Padding is neither visible nor masked: it is never switched off and does
-       not count in the position-attribution ratio (Definition 4 counts input features).
-    """
-
-    m: jax.Array
-    spatial: tuple
-    valid: Optional[np.ndarray] = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-    """ConvAD hyperparameters (see `convad`)."""
-
-    tau: float = 0.0
-    pool: str = "deactivate"
-    conv_like: tuple = ("depthwise_conv",)
-
-
-class UnsupportedPrimitiveError(NotImplementedError):
-    """A primitive without a ConvAD rule touched a masked activation."""
+Call-like primitives (`rexjax.jaxpr.CALL_PRIMITIVES`) have no entry: the walker evaluates
+their bodies with the same rules, except named conv-like jit functions (`Options.conv_like`),
+which take `rules_conv.conv_like`."""
 
 
-def unsupported(eqn, why: str = "") -> UnsupportedPrimitiveError:
-    """The error raised when no rule (or no case of a rule) covers `eqn`."""
-    name = eqn.primitive.name
-    msg = f"ConvAD has no rule for primitive '{name}' applied to a masked activation"
-    if why:
-        msg += f" ({why})"
-    return UnsupportedPrimitiveError(f"{msg}; equation: {eqn}")
+def _lift(value):
+    """Constants and literals carry no mask."""
+    return value, None
 
 
-def bind(eqn, invals: Sequence[Any]) -> list:
-    """Evaluates `eqn` on plain values, exactly as `jax.core.eval_jaxpr` does."""
-    params = eqn.primitive.get_bind_params(eqn.params)
-    with eqn.ctx.manager:
-        out = eqn.primitive.bind(*invals, **params)
-    return list(out) if eqn.primitive.multiple_results else [out]
+def _step(ctx: Options) -> Callable:
+    """The walker override: `(eqn, [(value, mask), ...]) -> [(value, mask), ...] | None`."""
 
-
-def eval_jaxpr(
-    ctx: Options,
-    jaxpr: jcore.Jaxpr,
-    consts: Sequence[Any],
-    vals: Sequence[Any],
-    masks: Sequence[Optional[Mask]],
-) -> tuple[list, list]:
-    """Evaluates `jaxpr` on (value, mask) pairs; returns the output values and masks."""
-    from rexjax.ad.rules import RULES  # rules import this module
-
-    env: dict = {}
-
-    def read(v):
-        if isinstance(v, jcore.Literal):
-            return v.val, None
-        return env[v]
-
-    for var, c in zip(jaxpr.constvars, consts):
-        env[var] = (c, None)
-    for var, val, mask in zip(jaxpr.invars, vals, masks):
-        env[var] = (val, mask)
-    for eqn in jaxpr.eqns:
-        invals, inmasks = zip(*(read(v) for v in eqn.invars)) if eqn.invars else ((), ())
-        if all(mk is None for mk in inmasks):
-            outvals, outmasks = bind(eqn, invals), [None] * len(eqn.outvars)
+    def step(eqn, entries):
+        vals = [v for v, _ in entries]
+        masks = [mk for _, mk in entries]
+        if all(mk is None for mk in masks):
+            return [(o, None) for o in jaxpr_walker.bind(eqn, vals)]
+        name = eqn.primitive.name
+        if name in ("jit", "pjit") and eqn.params.get("name") in ctx.conv_like:
+            rule = rules_conv.conv_like
+        elif jaxpr_walker.sub_jaxpr(eqn) is not None:
+            return None  # the walker descends into the body
         else:
-            rule = RULES.get(eqn.primitive.name)
+            rule = PRIMITIVE_RULES.get(name)
             if rule is None:
                 raise unsupported(eqn)
-            outvals, outmasks = rule(ctx, eqn, list(invals), list(inmasks))
-        for var, val, mask in zip(eqn.outvars, outvals, outmasks):
-            env[var] = (val, mask)
-    outs = [read(v) for v in jaxpr.outvars]
-    return [o[0] for o in outs], [o[1] for o in outs]
+        outvals, outmasks = rule(ctx, eqn, vals, masks)
+        return list(zip(outvals, outmasks))
 
-
-def deactivate(x: jax.Array, mask: Optional[Mask], fill: float = 0.0) -> jax.Array:
-    """Checkpoint (Eq. 1): `x` with masked real positions replaced by `fill`."""
-    if mask is None:
-        return x
-    keep = mask.m > 0
-    if mask.valid is not None:
-        keep = keep | ~mask.valid
-    return jnp.where(keep, x, jnp.asarray(fill, x.dtype))
+    return step
 
 
 def convad(
@@ -154,7 +114,7 @@ def convad(
         raise ValueError(f"pool must be one of {POOL_MODES}, got {pool!r}")
     if isinstance(conv_like, str):
         raise ValueError("conv_like must be a sequence of function names, not a string")
-    ctx = Options(tau=float(tau), pool=pool, conv_like=tuple(conv_like))
+    step = _step(Options(tau=float(tau), pool=pool, conv_like=tuple(conv_like)))
 
     def forward(variables, x: jax.Array, mask: jax.Array):
         if x.ndim != 4:
@@ -165,12 +125,12 @@ def convad(
         leaves = jax.tree_util.tree_leaves(variables)
         m = (mask > 0).astype(jnp.float32)[..., None]
         in_mask = Mask(m=m, spatial=(1, 2))
-        vals = leaves + [deactivate(x, in_mask)]  # Alg. 1: the input is multiplied by M
-        masks = [None] * len(leaves) + [in_mask]
-        if len(vals) != len(closed.jaxpr.invars):
+        # Alg. 1: the input is multiplied by M
+        args = [(leaf, None) for leaf in leaves] + [(deactivate(x, in_mask), in_mask)]
+        if len(args) != len(closed.jaxpr.invars):
             raise ValueError("apply_fn must take exactly (variables, x)")
-        outs, out_masks = eval_jaxpr(ctx, closed.jaxpr, closed.consts, vals, masks)
-        outs = [deactivate(o, mk) for o, mk in zip(outs, out_masks)]
+        outs = jaxpr_walker.eval_jaxpr(closed.jaxpr, closed.consts, args, step, lift=_lift)
+        outs = [deactivate(o, mk) for o, mk in outs]
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape), outs)
 
     return forward

@@ -8,10 +8,11 @@ primitive (`conv_general_dilated`, `dot_general`) the backward pass uses the rul
     gamma:    g_a = (W + gamma W+)^T (g * z / (z_gamma + eps sign z_gamma)),
               z_gamma = (W + gamma W+) a          (LRP-gamma; convolutions only, gamma -> inf = z+)
 
-`lrp(logits_fn)` traces the model to a jaxpr and evaluates it with those custom VJPs; all
-other primitives keep their gradients (ReLU passes relevance where it is active). z is the
-output of the linear primitive itself: biases are separate `add`s, so they neither absorb
-nor receive relevance, and eps = 0 on a bias-free ReLU network gives exactly gradient x input.
+`lrp()` traces `classifier.logits` to a jaxpr and walks it (`rexjax.jaxpr.eval_jaxpr`) with
+those custom VJPs as overrides; all other primitives keep their gradients (ReLU passes
+relevance where it is active). z is the output of the linear primitive itself: biases are
+separate `add`s, so they neither absorb nor receive relevance, and eps = 0 on a bias-free
+ReLU network gives exactly gradient x input.
 The map sums relevance over channels. forward_images = 1.
 """
 
@@ -21,16 +22,12 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from jax.extend import core as jcore
 
-from rexjax.ad.interpreter import bind
-from rexjax.saliency._common import Saliency, check_image, check_target, num_classes_logits
+from rexjax import checks
+from rexjax.jaxpr import eval_jaxpr
+from rexjax.types import Attribution
 
 LINEAR = ("conv_general_dilated", "dot_general")
-CALLS = (
-    "pjit", "jit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr",
-    "remat", "checkpoint",
-)
 
 
 def _stabilise(z, eps):
@@ -68,38 +65,25 @@ def _linear_rule(eqn, eps: float, gamma: float):
     return f
 
 
-def _eval(jaxpr, consts, args, eps, gamma):
-    env = {}
+def lrp_overrides(eps: float, gamma: float) -> dict:
+    """Walker overrides (`rexjax.jaxpr.eval_jaxpr`): every two-operand linear equation gets
+    the LRP backward pass of `_linear_rule`; everything else keeps its gradient."""
 
-    def read(v):
-        return v.val if isinstance(v, jcore.Literal) else env[v]
+    def linear(eqn, invals):
+        if len(invals) != 2:
+            return None
+        return [_linear_rule(eqn, eps, gamma)(*invals)]
 
-    for v, c in zip(jaxpr.constvars, consts):
-        env[v] = c
-    for v, a in zip(jaxpr.invars, args):
-        env[v] = a
-    for eqn in jaxpr.eqns:
-        invals = [read(v) for v in eqn.invars]
-        name = eqn.primitive.name
-        sub = eqn.params.get("jaxpr", eqn.params.get("call_jaxpr", eqn.params.get("fun_jaxpr")))
-        if name in CALLS and sub is not None:
-            closed = sub if hasattr(sub, "consts") else jcore.ClosedJaxpr(sub, ())
-            outs = _eval(closed.jaxpr, closed.consts, invals, eps, gamma)
-        elif name in LINEAR and len(invals) == 2:
-            outs = [_linear_rule(eqn, eps, gamma)(*invals)]
-        else:
-            outs = bind(eqn, invals)
-        for v, o in zip(eqn.outvars, outs):
-            env[v] = o
-    return [read(v) for v in jaxpr.outvars]
+    return {name: linear for name in LINEAR}
 
 
 def lrp_logits(logits_fn, eps: float = 1e-6, gamma: float = 0.0):
     """x[B,H,W,C] -> logits with LRP backward rules (forward values unchanged)."""
+    overrides = lrp_overrides(eps, gamma)
 
     def f(xb):
         closed = jax.make_jaxpr(logits_fn)(xb)
-        return _eval(closed.jaxpr, closed.consts, [xb], eps, gamma)[0]
+        return eval_jaxpr(closed.jaxpr, closed.consts, [xb], overrides)[0]
 
     return f
 
@@ -107,26 +91,26 @@ def lrp_logits(logits_fn, eps: float = 1e-6, gamma: float = 0.0):
 def lrp(eps: float = 1e-6, gamma: float = 0.0):
     """LRP factory: eps for every linear layer, gamma (> 0) for convolutions.
 
-    Returns `(key, logits_fn, x, target) -> Saliency` (key unused); `.attribute` gives the
+    Returns `fn(key, classifier, x, target) -> Attribution` (key unused; the relevance of
+    `classifier.logits`) with `fn.attribute(key, classifier, x, target)` giving the
     per-channel relevance f32[H, W, C].
     """
-    if not eps >= 0 or not gamma >= 0:
-        raise ValueError(f"eps and gamma must be >= 0, got {eps!r}, {gamma!r}")
+    eps = checks.in_range("eps", eps, 0.0, float("inf"))
+    gamma = checks.in_range("gamma", gamma, 0.0, float("inf"))
 
     @functools.partial(jax.jit, static_argnums=0)
-    def relevance(logits_fn, x, target):
-        f = lrp_logits(logits_fn, eps, gamma)
+    def relevance(classifier, x, target):
+        f = lrp_logits(classifier.logits, eps, gamma)
         g = jax.grad(lambda z: f(z[None])[0, target])(x)
         return x * g
 
-    def attribute(key, logits_fn, x, target):
+    def attribute(key, classifier, x, target) -> jax.Array:
         del key
-        x = check_image(x)
-        t = check_target(target, num_classes_logits(logits_fn, x))
-        return relevance(logits_fn, x, t)
+        x, t = classifier.check(x, target)
+        return relevance(classifier, x, t)
 
-    def explain(key, logits_fn, x, target) -> Saliency:
-        return Saliency(attribute(key, logits_fn, x, target).sum(-1), 1)
+    def explain(key, classifier, x, target) -> Attribution:
+        return Attribution(attribute(key, classifier, x, target).sum(-1), 1)
 
     explain.attribute = attribute
     return explain

@@ -11,7 +11,7 @@ from jax import lax
 
 from ad_helpers import check_convad, init_model, random_masks
 from rexjax.ad import UnsupportedPrimitiveError, convad
-from rexjax.masking import masked_classifier
+from rexjax.classifier import Classifier
 from rexjax.models.layers import DepthwiseConv
 
 KEY = jax.random.key(0)
@@ -285,7 +285,8 @@ def test_bad_arguments():
         f(v, jnp.ones((5, 5, 2)), jnp.ones((5, 5)))
 
 
-def test_masked_classifier_ad_mode(small_net):
+def test_classifier_masked_ad_mode(small_net):
+    """`Classifier.masked("ad")` hands the model to ConvAD: softmax of `convad` outputs."""
     apply_fn, v, x = small_net
 
     class Model:
@@ -295,8 +296,11 @@ def test_masked_classifier_ad_mode(small_net):
         def apply_fn(variables, xb):
             return apply_fn(variables, xb)
 
+        def __call__(self, xb):
+            return apply_fn(v, xb)
+
     masks = random_masks(jax.random.key(7), 3, 32, 32)
-    probs = masked_classifier(Model(), "ad", tau=0.5)(x[0], masks)
+    probs = Classifier(Model()).masked("ad", tau=0.5)(x[0], masks)
     want = jax.nn.softmax(convad(apply_fn, tau=0.5)(v, jnp.broadcast_to(x[:1], (3, 32, 32, 3)), masks), axis=-1)
     np.testing.assert_allclose(probs, want, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(np.asarray(probs).sum(-1), 1.0, rtol=1e-5)
@@ -304,7 +308,7 @@ def test_masked_classifier_ad_mode(small_net):
 
 def test_window_count_matches_conv_of_ones():
     """The numpy window count (padding not counted) equals a conv of ones, dilations included."""
-    from rexjax.ad.rules import _window_count_1d
+    from rexjax.ad.mask import window_count_1d
 
     rng = np.random.default_rng(0)
     for _ in range(12):
@@ -315,4 +319,4 @@ def test_window_count_matches_conv_of_ones():
             jnp.ones((1, n, 1)), jnp.ones((k, 1, 1)), (s,), (pad,), lhs_dilation=(ld,), rhs_dilation=(rd,),
             dimension_numbers=("NWC", "WIO", "NWC"),
         )[0, :, 0]
-        np.testing.assert_array_equal(_window_count_1d(n, k, s, pad, ld, rd), np.asarray(want))
+        np.testing.assert_array_equal(window_count_1d(n, k, s, pad, ld, rd), np.asarray(want))

@@ -19,13 +19,13 @@ IMAGES = sorted(
 @pytest.mark.slow
 def test_rex_ad_lite0_sufficient_on_vendored_images():
     from rexjax.api import make_explainer
-    from rexjax.masking import masked_classifier
+    from rexjax.classifier import Classifier
     from rexjax.models import load
 
     assert IMAGES, "no vendored images"
     model = load("efficientnet_lite0")
-    explainer = make_explainer(model, mask_value="ad")
-    classify = masked_classifier(model, "ad")
+    explainer = make_explainer(model, mask_mode="ad")
+    classify = Classifier.of(model).masked("ad")
     for path in IMAGES:
         ex = explainer(path, key=0)
         x = jnp.asarray(model.preprocess(path))

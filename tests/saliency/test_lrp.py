@@ -1,8 +1,15 @@
+from pathlib import Path
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rexjax.classifier import Classifier
 from rexjax.saliency.lrp import lrp
+
+REPO = Path(__file__).resolve().parents[2]
+KEY = jax.random.key(0)
 
 
 def bias_free_cnn():
@@ -27,18 +34,58 @@ X = jax.random.uniform(jax.random.key(1), (8, 8, 3))
 
 def test_lrp0_equals_gradient_times_input():
     f = bias_free_cnn()
-    r = lrp(eps=0.0).attribute(None, f, X, 1)
+    r = lrp(eps=0.0).attribute(KEY, Classifier(f), X, 1)
     gxi = X * jax.grad(lambda z: f(z[None])[0, 1])(X)
+    assert r.shape == X.shape and r.dtype == jnp.float32
     np.testing.assert_allclose(r, gxi, rtol=1e-4, atol=1e-6)
 
 
 def test_lrp_eps_and_gamma_conserve_relevance():
     f = bias_free_cnn()
+    clf = Classifier(f)
     logit = float(f(X[None])[0, 1])
     for kw in ({"eps": 1e-3}, {"eps": 1e-6, "gamma": 0.25}):
-        s = lrp(**kw)(None, f, X, 1)
+        s = lrp(**kw)(KEY, clf, X, 1)
+        assert s.forward_images == 1 and s.map.shape == X.shape[:2]
         assert float(s.map.sum()) == pytest.approx(logit, rel=0.02), kw
     # the gamma rule changes the redistribution (favours positive weights) but not the total
-    assert not np.allclose(lrp(eps=1e-6, gamma=0.25)(None, f, X, 1).map, lrp(eps=1e-6)(None, f, X, 1).map, rtol=1e-3)
+    assert not np.allclose(lrp(eps=1e-6, gamma=0.25)(KEY, clf, X, 1).map, lrp(eps=1e-6)(KEY, clf, X, 1).map, rtol=1e-3)
     # epsilon absorbs relevance: a large eps shrinks the total
-    assert abs(float(lrp(eps=10.0)(None, f, X, 1).map.sum())) < abs(logit)
+    assert abs(float(lrp(eps=10.0)(KEY, clf, X, 1).map.sum())) < abs(logit)
+
+
+def test_lrp_rules_reach_inside_jitted_layers():
+    """A model whose layers are `jax.jit` functions gets the same relevance as the flat one."""
+    f = bias_free_cnn()
+    jitted = jax.jit(lambda xb: jax.jit(f)(xb))
+    for kw in ({"eps": 1e-3}, {"eps": 1e-6, "gamma": 0.25}):
+        np.testing.assert_allclose(
+            lrp(**kw).attribute(KEY, Classifier(jitted), X, 2), lrp(**kw).attribute(KEY, Classifier(f), X, 2),
+            rtol=1e-5, atol=1e-6,
+        )
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="eps"):
+        lrp(eps=-1.0)
+    with pytest.raises(ValueError, match="gamma"):
+        lrp(gamma=-0.5)
+    method, clf = lrp(), Classifier(bias_free_cnn())
+    with pytest.raises(ValueError, match="target"):
+        method(KEY, clf, X, 4)
+    with pytest.raises(ValueError, match="x must be"):
+        method(KEY, clf, X[None], 1)
+
+
+def test_golden_lite0_ladybird():
+    """Bit-identical to the map frozen before the API refactor (tools/make_golden.py)."""
+    from rexjax.models import load
+
+    model = load("efficientnet_lite0")
+    clf = Classifier.of(model)
+    x = jnp.asarray(model.preprocess(str(REPO / "third_party/images/ladybird.jpg")))
+    target = int(np.argmax(np.asarray(clf.full_probs(x))))
+    a = lrp()(jax.random.key(1), clf, x, target)
+    golden = np.load(REPO / "tests/fixtures/golden/golden.npz")["baseline/lrp"]
+    assert a.forward_images == 1
+    np.testing.assert_array_equal(np.asarray(a.map), golden)
