@@ -1,24 +1,29 @@
-"""Freezes the golden arrays of issue 10 (run once, before the API refactor).
+"""Freezes the golden arrays of issue 10 (written once, before the API refactor; rerun it to
+check that the current API still gives them).
 
-    .venv/bin/python tools/make_golden.py   # writes tests/fixtures/golden/golden.npz
+    .venv/bin/python tools/make_golden.py                    # writes tests/fixtures/golden/golden.npz
+    .venv/bin/python tools/make_golden.py /tmp/golden.npz    # writes elsewhere, e.g. to compare
 
 ReX (EfficientNet-Lite0, iters 4, key 0, batch 16, defaults otherwise): responsibility map and
 mask on 3 vendored images. Every baseline's map on ladybird.jpg with small settings (see
-BASELINES), key 1, batch 16. `tests/test_golden.py` recomputes the same calls through the
-current API and asserts identical arrays.
+BASELINES), key 1, mask_mode 0 (the defaults), through `rexjax.methods.make(name, **cfg)`.
+`tests/test_golden.py` (ReX) and `tests/saliency/test_golden_baselines.py` recompute the same
+calls and assert identical arrays.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import jax
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+GOLDEN = REPO / "tests/fixtures/golden/golden.npz"
 IMAGES = ("ladybird.jpg", "peacock.jpg", "starfish.jpg")
 BASELINE_IMAGE = "ladybird.jpg"
 REX = dict(iters=4, batch_size=16)
+BASELINE_KEY = 1
 BASELINES = {
     "rise": dict(n_masks=48, batch_size=16),
     "shape": dict(n_masks=48, batch_size=16),
@@ -27,39 +32,47 @@ BASELINES = {
     "lime": dict(n_samples=32, batch_size=16),
     "integrated_gradients": dict(n_steps=4, batch_size=4),
     "gradient_shap": dict(n_samples=4, batch_size=4),
-    "noise_tunnel": dict(n_samples=2),
+    "noise_tunnel": dict(n_samples=2, base_config=dict(n_steps=4, batch_size=4)),
     "lrp": dict(),
     "gradcam": dict(),
     "gradcam_pp": dict(),
 }
 
 
-def main() -> None:
-    import rexjax
-    from rexjax import models, saliency
+def image(classifier, name: str):
+    """A vendored image in the classifier's input space."""
+    return classifier.prepare(str(REPO / "third_party/images" / name))
 
-    model = models.load("efficientnet_lite0")
+
+def top1(classifier, x) -> int:
+    return int(np.argmax(np.asarray(classifier.full_probs(x))))
+
+
+def main(argv) -> None:
+    from rexjax import methods
+    from rexjax.classifier import Classifier
+
+    path = Path(argv[1]) if len(argv) > 1 else GOLDEN
+    clf = Classifier.of("efficientnet_lite0")
     out = {}
-    explainer = rexjax.make_explainer(model, **REX)
+    rex = methods.make("rex", **REX)
     for name in IMAGES:
-        ex = explainer(str(REPO / "third_party/images" / name), key=0)
-        out[f"rex/{name}/responsibility"] = ex.responsibility
+        x = image(clf, name)
+        a = rex(0, clf, x, top1(clf, x))
+        ex = a.record
+        out[f"rex/{name}/responsibility"] = np.asarray(a.map)
         out[f"rex/{name}/mask"] = ex.mask
         out[f"rex/{name}/target"] = np.int32(ex.target)
-        print(name, ex.target, ex.area, ex.forward_images)
-    x = jax.numpy.asarray(model.preprocess(str(REPO / "third_party/images" / BASELINE_IMAGE)))
-    target = int(np.argmax(np.asarray(model(x[None]))[0]))
+        print(name, ex.target, ex.area, a.forward_images)
+    x = image(clf, BASELINE_IMAGE)
+    target = top1(clf, x)
     for name, cfg in BASELINES.items():
-        kw = dict(cfg)
-        if name == "noise_tunnel":
-            kw["base"] = saliency.integrated_gradients(n_steps=4, batch_size=4)
-        s = saliency.for_model(name, model, 0.0, **kw)(jax.random.key(1), x, target)
-        out[f"baseline/{name}"] = np.asarray(s.map)
-        print(name, float(np.abs(np.asarray(s.map)).max()), s.forward_images)
-    path = REPO / "tests/fixtures/golden/golden.npz"
+        a = methods.make(name, **cfg)(BASELINE_KEY, clf, x, target)
+        out[f"baseline/{name}"] = np.asarray(a.map)
+        print(name, float(np.abs(np.asarray(a.map)).max()), a.forward_images)
     np.savez_compressed(path, **out)
     print("wrote", path, path.stat().st_size, "bytes")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv)

@@ -1,6 +1,16 @@
-"""Evaluation metrics for saliency maps and explanations (see each module)."""
+"""Evaluation metrics for saliency maps and explanations.
 
-from rexjax.metrics.area import area_ratio, explanation_area, make_area
+    insertion_deletion(classifier, x, saliency, target, convention=REX)  curves and AUCs (REX / RISE)
+    make_area(classifier)(x, saliency, target, full_confidence)        ReX-extraction area of any map
+    area_ratio(mask), in_out(explanation, segment)                      area; IN / OUT vs a segmentation
+    dice(a, b), hausdorff(a, b)                                         overlap of two pixel sets
+    rho(...), rho_robustness(key, classifier, x, mask, target)          rho-robustness (ConvAD paper)
+
+`classifier` is a `rexjax.classifier.Classifier`; `batch_size=None` means
+`rexjax.batching.default_batch_size()`.
+"""
+
+from rexjax.metrics.area import area_ratio, make_area
 from rexjax.metrics.inout import InOut, in_out
 from rexjax.metrics.insertion_deletion import (
     CONVENTIONS,
@@ -8,16 +18,15 @@ from rexjax.metrics.insertion_deletion import (
     RISE,
     Convention,
     InsertionDeletion,
-    convention_classifiers,
     insertion_deletion,
     pixel_rank,
+    resolve_convention,
 )
 from rexjax.metrics.overlap import dice, hausdorff
 from rexjax.metrics.robustness import Robustness, iid_backgrounds, rho, rho_robustness, solid_backgrounds
 
 __all__ = [
     "CONVENTIONS", "REX", "RISE", "Convention", "InOut", "InsertionDeletion", "Robustness",
-    "area_ratio", "convention_classifiers", "explanation_area", "make_area", "dice", "hausdorff",
-    "iid_backgrounds", "in_out",
-    "insertion_deletion", "pixel_rank", "rho", "rho_robustness", "solid_backgrounds",
+    "area_ratio", "dice", "hausdorff", "iid_backgrounds", "in_out", "insertion_deletion", "make_area",
+    "pixel_rank", "resolve_convention", "rho", "rho_robustness", "solid_backgrounds",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
+from rexjax import checks
 
 
 class InOut(NamedTuple):
@@ -18,19 +18,10 @@ class InOut(NamedTuple):
     outside: float
 
 
-def _bool_mask(m, name: str, shape=None) -> np.ndarray:
-    m = np.asarray(m)
-    if m.ndim != 2:
-        raise ValueError(f"{name} must be a mask [H, W], got shape {m.shape}")
-    if shape is not None and m.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {m.shape}")
-    return m.astype(bool) if m.dtype == bool else m > 0.5
-
-
 def in_out(explanation, segment) -> InOut:
     """IN and OUT fractions of boolean `explanation[H, W]` w.r.t. `segment[H, W]`."""
-    e = _bool_mask(explanation, "explanation")
-    s = _bool_mask(segment, "segment", e.shape)
+    e = checks.bool_mask(explanation, "explanation")
+    s = checks.bool_mask(segment, "segment", e.shape)
     n = e.sum()
     if n == 0:
         return InOut(float("nan"), float("nan"))

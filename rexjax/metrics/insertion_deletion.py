@@ -3,11 +3,13 @@
 Pixels are ranked by the saliency map, descending, ties broken by descending flat index
 (ReX's order, reference section 5.1). Curve point k shows the top `min(k step, H W)`
 pixels (insertion) or hides them (deletion); the value is the target-class probability from
-the MaskedClassifier (hidden pixels show its substrate).
+the convention's MaskedClassifiers `classifier.masked(substrate)` (hidden pixels show the
+substrate), the points pushed `batch_size` at a time (`rexjax.batching.push`).
 
-* `REX` (rex-xai `--analyse`, ReX paper Table 1): zero substrate for both curves, step 100,
-  points k = 1..ceil(N/step) (no 0-pixel point), AUC = SciPy `simpson(curve, dx=step)`
-  divided by `full-image confidence * floor(N/step) * step` (may exceed 1).
+* `REX` (rex-xai `--analyse`, ReX paper Table 1): the caller's `mask_mode` (ReX: 0) for both
+  curves, step 100, points k = 1..ceil(N/step) (no 0-pixel point), AUC = SciPy
+  `simpson(curve, dx=step)` divided by `full-image confidence * floor(N/step) * step` (may
+  exceed 1); the full-image confidence is `classifier.full_probs(x)[target]`.
 * `RISE` (eclique/RISE `CausalMetric`): insertion over a Gaussian-blurred copy (sigma 5;
   rexjax's `gaussian_blur` truncates at 3 sigma where RISE uses an 11-tap kernel), deletion
   over zeros, step 224, points k = 0..ceil(N/step), AUC = trapezoid on [0, 1]
@@ -26,16 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.integrate
 
-from rexjax.causal.extract import pixel_rank
-from rexjax.masking import masked_classifier, occlusion
-from rexjax.saliency._common import (
-    check_image,
-    check_positive,
-    check_target,
-    chunk_map,
-    flatten_chunks,
-    num_classes_masked,
-)
+from rexjax import batching, checks
+from rexjax.causal import pixel_rank
+from rexjax.masking import MaskMode
 
 
 class Convention(NamedTuple):
@@ -43,7 +38,7 @@ class Convention(NamedTuple):
 
     name: str
     step: int
-    insertion_substrate: str  # mask value given to `masking`, or "mask_mode" (caller's)
+    insertion_substrate: str  # a mask_mode for `Classifier.masked`, or "mask_mode" (the caller's)
     deletion_substrate: str
     include_start: bool  # a 0-pixel point at the start of the curves
     auc_rule: str  # "simpson" (dx = step) or "trapezoid" (x in [0, 1])
@@ -62,7 +57,7 @@ class InsertionDeletion(NamedTuple):
     insertion_auc: float
     deletion_auc: float
     full_confidence: float
-    forward_images: int
+    forward_images: int  # 2 x points rounded up to whole chunks + 1 (the full image)
     convention: Convention
 
 
@@ -86,15 +81,13 @@ def auc(curve: np.ndarray, convention: Convention, n_pixels: int, full_confidenc
     return area
 
 
-def convention_classifiers(model, convention: Convention, mask_mode=0.0):
-    """(insertion, deletion) MaskedClassifiers for a batched logits `model`.
-
-    A substrate of "mask_mode" uses the caller's `mask_mode` (0 = ReX's zero, or "ad").
-    """
-    def build(sub):
-        return masked_classifier(model, mask_mode) if sub == "mask_mode" else occlusion(model, sub)
-
-    return build(convention.insertion_substrate), build(convention.deletion_substrate)
+def resolve_convention(convention) -> Convention:
+    """A Convention, or its name in CONVENTIONS."""
+    if isinstance(convention, str):
+        return CONVENTIONS[checks.one_of("convention", convention, sorted(CONVENTIONS))]
+    if not isinstance(convention, Convention):
+        raise ValueError(f"convention must be a Convention or one of {sorted(CONVENTIONS)}, got {convention!r}")
+    return convention
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 5))
@@ -102,48 +95,42 @@ def _curves(ins_classify, del_classify, x, saliency, target, batch_size, counts)
     rank = pixel_rank(saliency)
     n = counts.shape[0]
 
-    def chunk(idx):
-        c = counts[jnp.minimum(idx, n - 1)][:, None, None]
-        shown = (rank[None] < c).astype(x.dtype)
+    def evaluate(idx):
+        shown = (rank[None] < counts[idx][:, None, None]).astype(x.dtype)
         return ins_classify(x, shown)[:, target], del_classify(x, 1 - shown)[:, target]
 
-    ins, dele = chunk_map(chunk, n, batch_size)
-    full = ins_classify(x, jnp.ones((1,) + x.shape[:2], x.dtype))[0, target]
-    return flatten_chunks(ins, n), flatten_chunks(dele, n), full
+    return batching.push(evaluate, n, batch_size=batch_size, read=lambda out, idx: out).values
 
 
 def insertion_deletion(
-    classify,
+    classifier,
     x,
     saliency,
     target,
     convention: Convention = REX,
-    batch_size: int = 64,
-    deletion_classify: Optional[object] = None,
+    batch_size: Optional[int] = None,
+    mask_mode: MaskMode = 0.0,
 ) -> InsertionDeletion:
     """Insertion/deletion curves of `saliency[H, W]` for `target` on `x[H, W, C]`.
 
-    `classify` is the MaskedClassifier for insertion (and deletion unless
-    `deletion_classify` is given); `convention_classifiers` builds the pair a convention
-    asks for. forward_images = 2 * points + 1.
+    classifier: a `rexjax.classifier.Classifier`; the convention's substrates become
+    `classifier.masked(...)` ("mask_mode" = the caller's `mask_mode`, e.g. 0 or "ad").
     """
-    x = check_image(x)
-    saliency = jnp.asarray(saliency, jnp.float32)
-    if saliency.shape != x.shape[:2]:
-        raise ValueError(f"saliency must be [H, W] = {x.shape[:2]}, got {saliency.shape}")
-    if isinstance(convention, str):
-        if convention not in CONVENTIONS:
-            raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, got {convention!r}")
-        convention = CONVENTIONS[convention]
-    check_positive(step=convention.step, batch_size=batch_size)
-    t = check_target(target, num_classes_masked(classify, x))
+    x, t = classifier.check(x, target)
+    saliency = checks.saliency(saliency, x.shape[:2])
+    convention = resolve_convention(convention)
+    checks.positive_int(step=convention.step)
+    batch_size = batching.resolve_batch_size(batch_size)
+    ins_classify, del_classify = (
+        classifier.masked(mask_mode if sub == "mask_mode" else sub)
+        for sub in (convention.insertion_substrate, convention.deletion_substrate)
+    )
     n_pixels = x.shape[0] * x.shape[1]
     counts = curve_counts(n_pixels, convention.step, convention.include_start)
-    ins, dele, full = _curves(
-        classify, deletion_classify or classify, x, saliency, t, batch_size, jnp.asarray(counts)
-    )
-    ins, dele, full = np.asarray(ins), np.asarray(dele), float(full)
+    ins, dele = _curves(ins_classify, del_classify, x, saliency, t, batch_size, jnp.asarray(counts))
+    ins, dele = np.asarray(ins), np.asarray(dele)
+    full = float(classifier.full_probs(x)[t])
     return InsertionDeletion(
         ins, dele, counts, auc(ins, convention, n_pixels, full), auc(dele, convention, n_pixels, full),
-        full, 2 * len(counts) + 1, convention,
+        full, 2 * batching.padded_count(len(counts), batch_size) + 1, convention,
     )

@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage
 
-from rexjax.metrics.inout import _bool_mask
+from rexjax import checks
 
 
 def dice(a, b) -> float:
     """Sorensen-Dice coefficient of boolean masks a, b [H, W]."""
-    a = _bool_mask(a, "a")
-    b = _bool_mask(b, "b", a.shape)
+    a = checks.bool_mask(a, "a")
+    b = checks.bool_mask(b, "b", a.shape)
     total = a.sum() + b.sum()
     return 1.0 if total == 0 else float(2 * (a & b).sum() / total)
 
@@ -30,8 +30,8 @@ def _directed(a: np.ndarray, b: np.ndarray) -> float:
 
 def hausdorff(a, b) -> float:
     """Symmetric Hausdorff distance (pixels) between boolean masks a, b [H, W]."""
-    a = _bool_mask(a, "a")
-    b = _bool_mask(b, "b", a.shape)
+    a = checks.bool_mask(a, "a")
+    b = checks.bool_mask(b, "b", a.shape)
     if not a.any() and not b.any():
         return 0.0
     if not a.any() or not b.any():

@@ -6,7 +6,7 @@ Contexts: K1 solid colours and K2 IID-noise images (`solid_backgrounds`, `iid_ba
 uniform per channel between the bounds of the model input space, by default the
 per-channel min/max of x), or any images the caller supplies (the paper's K2 uses images of
 other classes: pass them as `backgrounds`). The pasted images are classified whole (all
-pixels visible) by the MaskedClassifier.
+pixels visible) with `classifier.probs`, `batch_size` at a time (`rexjax.batching.push`).
 """
 
 from __future__ import annotations
@@ -17,14 +17,7 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from rexjax.saliency._common import (
-    check_image,
-    check_positive,
-    check_target,
-    chunk_map,
-    flatten_chunks,
-    num_classes_masked,
-)
+from rexjax import batching, checks
 
 
 class Robustness(NamedTuple):
@@ -54,41 +47,40 @@ def iid_backgrounds(key, k: int, x, bounds=None) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 5))
-def _hits(classify, x, mask, backgrounds, target, batch_size):
-    n = backgrounds.shape[0]
-    ones = jnp.ones((1,) + x.shape[:2], x.dtype)
+def _hits(classifier, x, mask, backgrounds, target, batch_size):
     m = mask.astype(x.dtype)[..., None]
 
-    def chunk(idx):
-        pasted = x * m + backgrounds[jnp.minimum(idx, n - 1)] * (1 - m)
-        probs = jax.vmap(lambda img: classify(img, ones)[0])(pasted)
-        return jnp.argmax(probs, axis=-1) == target
+    def evaluate(idx):
+        pasted = x[None] * m + backgrounds[idx] * (1 - m)
+        return jnp.argmax(classifier.probs(pasted), axis=-1) == target
 
-    return flatten_chunks(chunk_map(chunk, n, batch_size), n)
+    return batching.push(evaluate, backgrounds.shape[0], batch_size=batch_size, read=lambda v, idx: v).values
 
 
-def rho(classify, x, mask, target, backgrounds, batch_size: int = 32) -> float:
+def rho(classifier, x, mask, target, backgrounds, batch_size: Optional[int] = None) -> float:
     """Fraction of `backgrounds[K, H, W, C]` on which x's pixels under `mask` give `target`."""
-    x = check_image(x)
-    mask = jnp.asarray(mask)
-    if mask.shape != x.shape[:2]:
-        raise ValueError(f"mask must be [H, W] = {x.shape[:2]}, got {mask.shape}")
+    x, t = classifier.check(x, target)
+    mask = jnp.asarray(checks.bool_mask(mask, "mask", x.shape[:2]))
     backgrounds = jnp.asarray(backgrounds, x.dtype)
     if backgrounds.ndim != 4 or backgrounds.shape[1:] != x.shape or backgrounds.shape[0] == 0:
         raise ValueError(f"backgrounds must be [K>0, {', '.join(map(str, x.shape))}], got {backgrounds.shape}")
-    check_positive(batch_size=batch_size)
-    t = check_target(target, num_classes_masked(classify, x))
-    return float(_hits(classify, x, mask, backgrounds, t, batch_size).mean())
+    batch_size = batching.resolve_batch_size(batch_size)
+    return float(_hits(classifier, x, mask, backgrounds, t, batch_size).mean())
 
 
 def rho_robustness(
-    key, classify, x, mask, target, k_solid: int = 100, k_iid: int = 100,
-    bounds: Optional[tuple] = None, batch_size: int = 32,
+    key, classifier, x, mask, target, k_solid: int = 100, k_iid: int = 100,
+    bounds: Optional[tuple] = None, batch_size: Optional[int] = None,
 ) -> Robustness:
-    """rho against `k_solid` solid colours and `k_iid` IID-noise backgrounds (paper: 100 each)."""
-    check_positive(k_solid=k_solid, k_iid=k_iid)
-    x = check_image(x)
-    ks, ki = jax.random.split(key)
-    r1 = rho(classify, x, mask, target, solid_backgrounds(ks, k_solid, x, bounds), batch_size)
-    r2 = rho(classify, x, mask, target, iid_backgrounds(ki, k_iid, x, bounds), batch_size)
-    return Robustness(r1, r2, k_solid + k_iid)
+    """rho against `k_solid` solid colours and `k_iid` IID-noise backgrounds (paper: 100 each).
+
+    key: an integer seed or a `jax.random` key (required). forward_images counts the
+    backgrounds rounded up to whole chunks.
+    """
+    checks.positive_int(k_solid=k_solid, k_iid=k_iid)
+    batch_size = batching.resolve_batch_size(batch_size)
+    x = checks.image(x)
+    ks, ki = jax.random.split(checks.key(key))
+    r1 = rho(classifier, x, mask, target, solid_backgrounds(ks, k_solid, x, bounds), batch_size)
+    r2 = rho(classifier, x, mask, target, iid_backgrounds(ki, k_iid, x, bounds), batch_size)
+    return Robustness(r1, r2, batching.padded_count(k_solid, batch_size) + batching.padded_count(k_iid, batch_size))

@@ -1,88 +1,39 @@
-"""Saliency baselines in JAX: batched, keyed, on the masked-classifier abstraction.
+"""Saliency baselines in JAX: batched, keyed, every one a `rexjax.types.Method`.
 
-Each method is a factory (hyper-parameters) returning `(key, model, x[H,W,C], target) ->
-Saliency(map f32[H,W], forward_images)`. What `model` is depends on the method's KIND:
+A method module holds a factory: `factory(**config)` validates its config at once and returns
 
-    "masked"    a MaskedClassifier (rexjax.masking): rise, shape, occlusion, kernel_shap, lime
-    "logits"    a batched logits function x[B,H,W,C] -> logits[B,K]: integrated_gradients,
-                gradient_shap, noise_tunnel (around IG by default), lrp
-    "features"  `features_and_logits(x, delta)` (see gradcam): gradcam, gradcam_pp
+    fn(key, classifier, x f32[H, W, C], target) -> rexjax.types.Attribution(map f32[H, W], forward_images, record)
 
-`make(name, **cfg)` builds a method by name; `for_model(name, model, mask_mode, **cfg)`
-adapts a zoo `Model` (or, for "masked"/"logits", any batched logits callable) to it and
-returns `(key, x, target) -> Saliency`.
+`classifier` is a `rexjax.classifier.Classifier`; each method takes what it needs from it:
+
+    occlusion-style   classifier.masked(mask_mode)    rise, shape, occlusion, kernel_shap, lime
+    gradients         classifier.logits               integrated_gradients, gradient_shap,
+                                                      noise_tunnel (around any Method), lrp
+    feature maps      classifier.features(layer)      gradcam, gradcam_pp
+
+`batch_size=None` means `rexjax.batching.default_batch_size()`; candidates go through the
+model with `rexjax.batching.push`, and `forward_images` counts the rows the model saw
+(padding of the last chunk included, plus the full image where a method uses f_t(x)).
+`key` is required (deterministic methods ignore it). By name, with the same config keys:
+`rexjax.methods.make("rise", n_masks=1000)(key, classifier, x, target)` (the registry).
+
+Extras: `integrated_gradients(...).attribute` / `gradient_shap(...).attribute` give the
+per-channel attributions f32[H, W, C]; LIME and KernelSHAP take fixed `segments` (config, or
+per call) and return their coefficients in the record (`LimeRecord`, `ShapRecord`).
 """
 
-from rexjax.masking import masked_classifier
-from rexjax.saliency._common import Saliency
-from rexjax.saliency.gradcam import gradcam, zoo_features_and_logits
-from rexjax.saliency.gradcam_pp import gradcam_pp
+from rexjax.saliency.gradcam import gradcam, gradcam_pp
 from rexjax.saliency.gradient_shap import gradient_shap
 from rexjax.saliency.integrated_gradients import integrated_gradients
-from rexjax.saliency.kernel_shap import kernel_shap
-from rexjax.saliency.lime import lime
+from rexjax.saliency.kernel_shap import ShapRecord, kernel_shap
+from rexjax.saliency.lime import LimeRecord, lime
 from rexjax.saliency.lrp import lrp
 from rexjax.saliency.noise_tunnel import noise_tunnel
 from rexjax.saliency.occlusion import occlusion
 from rexjax.saliency.rise import rise, rise_masks
 from rexjax.saliency.shape import shape
 
-METHODS = {
-    "rise": (rise, "masked"),
-    "shape": (shape, "masked"),
-    "occlusion": (occlusion, "masked"),
-    "kernel_shap": (kernel_shap, "masked"),
-    "lime": (lime, "masked"),
-    "integrated_gradients": (integrated_gradients, "logits"),
-    "gradient_shap": (gradient_shap, "logits"),
-    "noise_tunnel": (noise_tunnel, "logits"),
-    "lrp": (lrp, "logits"),
-    "gradcam": (gradcam, "features"),
-    "gradcam_pp": (gradcam_pp, "features"),
-}
-ALIASES = {"ig": "integrated_gradients", "smoothgrad": "noise_tunnel", "noisetunnel": "noise_tunnel",
-           "kernelshap": "kernel_shap", "gradientshap": "gradient_shap", "gradcampp": "gradcam_pp",
-           "grad_cam": "gradcam"}
-
-
-def canonical(name: str) -> str:
-    """Method name or alias -> registry name (ValueError if unknown)."""
-    n = ALIASES.get(name.lower(), name.lower())
-    if n not in METHODS:
-        raise ValueError(f"unknown saliency method {name!r}; known: {sorted(METHODS)} (aliases {sorted(ALIASES)})")
-    return n
-
-
-def make(name: str, **cfg):
-    """The method's explain function `(key, model_view, x, target) -> Saliency`."""
-    return METHODS[canonical(name)][0](**cfg)
-
-
-def model_view(kind: str, model, mask_mode=0.0, layer=None):
-    """What a method of `kind` takes, built from a zoo Model or a batched logits callable."""
-    if kind == "masked":
-        return masked_classifier(model, mask_mode)
-    if kind == "logits":
-        return model
-    if kind == "features":
-        if not hasattr(model, "features_fn"):
-            raise ValueError(
-                "Grad-CAM needs a zoo Model (feature points); pass features_and_logits to gradcam directly"
-            )
-        return zoo_features_and_logits(model, layer)
-    raise ValueError(f"kind must be 'masked', 'logits' or 'features', got {kind!r}")
-
-
-def for_model(name: str, model, mask_mode=0.0, layer=None, **cfg):
-    """`(key, x, target) -> Saliency` for method `name` on `model` (built once; reuse it)."""
-    factory, kind = METHODS[canonical(name)]
-    explain = factory(**cfg)
-    view = model_view(kind, model, mask_mode, layer)
-    return lambda key, x, target: explain(key, view, x, target)
-
-
 __all__ = [
-    "ALIASES", "METHODS", "Saliency", "canonical", "for_model", "gradcam", "gradcam_pp", "gradient_shap",
-    "integrated_gradients", "kernel_shap", "lime", "lrp", "make", "model_view", "noise_tunnel", "occlusion",
-    "rise", "rise_masks", "shape", "zoo_features_and_logits",
+    "LimeRecord", "ShapRecord", "gradcam", "gradcam_pp", "gradient_shap", "integrated_gradients",
+    "kernel_shap", "lime", "lrp", "noise_tunnel", "occlusion", "rise", "rise_masks", "shape",
 ]

@@ -2,32 +2,29 @@
 
     IG_i(x) = (x_i - x'_i) * int_0^1 d f_t(x' + a (x - x')) / d x_i  da        (IG Eq. 1)
 
-The integral uses `n_steps` nodes of Gauss-Legendre (Captum's default) or a Riemann rule.
-f_t is the target logit (`output="logit"`, Captum's convention on an un-softmaxed model) or
-probability (`output="prob"`). The map is the attribution summed over channels, so
-sum(map) ~= f_t(x) - f_t(x') (completeness). forward_images = n_steps.
+The integral uses `n_steps` nodes of Gauss-Legendre (Captum's default) or a Riemann rule;
+the path points are pushed through `classifier.logits` `batch_size` at a time
+(`rexjax.batching.push`). f_t is the target logit (`output="logit"`, Captum's convention on
+an un-softmaxed model) or probability (`output="prob"`). The map is the attribution summed
+over channels, so sum(map) ~= f_t(x) - f_t(x') (completeness); `method.attribute(key,
+classifier, x, target)` gives the per-channel attributions f32[H, W, C].
+forward_images = n_steps rounded up to whole chunks (one gradient = one image).
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexjax.saliency._common import (
-    Saliency,
-    check_image,
-    check_positive,
-    check_target,
-    chunk_map,
-    num_classes_logits,
-    target_logit_fn,
-    valid,
-)
+from rexjax import batching, checks
+from rexjax.saliency.gradients import OUTPUTS, input_gradients, target_score
+from rexjax.types import Attribution
 
-RULES = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+QUADRATURES = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
 
 
 def quadrature(n_steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
@@ -44,13 +41,8 @@ def quadrature(n_steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
         return a, w
     offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}.get(rule)
     if offset is None:
-        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+        raise ValueError(f"rule must be one of {QUADRATURES}, got {rule!r}")
     return (np.arange(n_steps) + offset) / n_steps, np.full(n_steps, 1.0 / n_steps)
-
-
-def input_gradients(score, xb: jax.Array, target) -> jax.Array:
-    """d f_t / d x for each image of a batch `xb[B,H,W,C]` (images are independent)."""
-    return jax.grad(lambda z: score(z, target).sum())(xb)
 
 
 def path_attributions(score, x, baseline, target, alphas, weights, batch_size):
@@ -58,13 +50,14 @@ def path_attributions(score, x, baseline, target, alphas, weights, batch_size):
     n = alphas.shape[0]
     delta = x - baseline
 
-    def chunk(idx):
-        k = jnp.minimum(idx, n - 1)
+    def evaluate(k):
         pts = baseline[None] + alphas[k, None, None, None] * delta[None]
-        g = input_gradients(score, pts, target)
-        return jnp.einsum("b,bhwc->hwc", weights[k] * valid(idx, n), g)
+        return input_gradients(score, pts, target)
 
-    return delta * chunk_map(chunk, n, batch_size).sum(0)
+    def fold(g, idx, ok):
+        return jnp.einsum("b,bhwc->hwc", weights[jnp.minimum(idx, n - 1)] * ok, g)
+
+    return delta * batching.push(evaluate, n, batch_size=batch_size, fold=fold).total
 
 
 def integrated_gradients(
@@ -72,37 +65,37 @@ def integrated_gradients(
     rule: str = "gausslegendre",
     baseline=0.0,
     output: str = "logit",
-    batch_size: int = 32,
+    batch_size: Optional[int] = None,
 ):
-    """IG factory. `baseline`: a number or an array [H, W, C] in model input space.
+    """IG factory. `baseline`: a number or an array [H, W, C] in the model's input space.
 
-    Returns `(key, logits_fn, x, target) -> Saliency` (key unused); logits_fn maps
-    x[B,H,W,C] -> logits[B,K].
+    Returns `fn(key, classifier, x, target) -> Attribution` (key unused) with
+    `fn.attribute(key, classifier, x, target) -> f32[H, W, C]`.
     """
-    check_positive(n_steps=n_steps, batch_size=batch_size)
+    checks.positive_int(n_steps=n_steps)
+    batch_size = batching.resolve_batch_size(batch_size)
     alphas, weights = quadrature(n_steps, rule)
-    score_of = functools.partial(target_logit_fn, output=output)
-    score_of(lambda z: z)  # validates `output`
+    checks.one_of("output", output, OUTPUTS)
+    if np.ndim(baseline) not in (0, 3):
+        raise ValueError(f"baseline must be a number or an image [H, W, C], got shape {np.shape(baseline)}")
 
     @functools.partial(jax.jit, static_argnums=0)
-    def ig(logits_fn, x, base, target):
+    def ig(classifier, x, base, target):
         return path_attributions(
-            score_of(logits_fn), x, base, target, jnp.asarray(alphas, x.dtype),
+            target_score(classifier, output), x, base, target, jnp.asarray(alphas, x.dtype),
             jnp.asarray(weights, x.dtype), batch_size,
         )
 
-    def attribute(key, logits_fn, x, target) -> jax.Array:
+    def attribute(key, classifier, x, target) -> jax.Array:
         del key
-        x = check_image(x)
-        t = check_target(target, num_classes_logits(logits_fn, x))
+        x, t = classifier.check(x, target)
         base = jnp.asarray(baseline, x.dtype)
         if base.ndim and base.shape != x.shape:
             raise ValueError(f"baseline must be a number or shaped like x {x.shape}, got {base.shape}")
-        base = jnp.broadcast_to(base, x.shape)
-        return ig(logits_fn, x, base, t)
+        return ig(classifier, x, jnp.broadcast_to(base, x.shape), t)
 
-    def explain(key, logits_fn, x, target) -> Saliency:
-        return Saliency(attribute(key, logits_fn, x, target).sum(-1), n_steps)
+    def explain(key, classifier, x, target) -> Attribution:
+        return Attribution(attribute(key, classifier, x, target).sum(-1), batching.padded_count(n_steps, batch_size))
 
     explain.attribute = attribute
     return explain

@@ -9,7 +9,10 @@ the Shapley values solve the weighted least squares
 solved by eliminating phi_M. When `n_samples >= 2^M - 2` every coalition is enumerated
 with weight pi (the solution is then the exact Shapley value); otherwise coalition sizes
 are drawn from pi's size marginal, members uniformly, each with weight 1 (as shap/Captum).
-The map paints phi_j on superpixel j. forward_images = rows + 2.
+Coalitions are shown through `classifier.masked(mask_mode)`, `batch_size` at a time.
+The map paints phi_j on superpixel j; the Attribution's record is a `ShapRecord`
+(segments, shap_values). forward_images = 2 (v(0), v(1) in one chunk) + the coalition rows
+rounded up to whole chunks.
 """
 
 from __future__ import annotations
@@ -17,32 +20,32 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexjax.saliency._common import (
-    Saliency,
-    check_image,
-    check_positive,
-    check_target,
-    chunk_map,
-    flatten_chunks,
-    num_classes_masked,
-)
-from rexjax.saliency.superpixels import resolve_segments
+from rexjax import batching, checks
+from rexjax.masking import MaskMode, parse_mask_mode
+from rexjax.saliency.superpixels import check_options, relabel, resolve_segments
+from rexjax.types import Attribution
+
+
+class ShapRecord(NamedTuple):
+    """KernelSHAP's extras: the superpixels i32[H, W] (labels 0..M-1) and phi f32[M]."""
+
+    segments: np.ndarray
+    shap_values: jax.Array
 
 
 def coalition_values(classify, x, target, segments, z, batch_size):
-    """v(z) for rows of z f32[N, M] -> f32[N] (chunked)."""
-    n = z.shape[0]
+    """v(z) for rows of z f32[N, M] -> f32[N] (`batch_size` rows per model call)."""
 
-    def chunk(idx):
-        masks = z[jnp.minimum(idx, n - 1)][:, segments]
-        return classify(x, masks)[:, target]
+    def evaluate(idx):
+        return classify(x, z[idx][:, segments])[:, target]
 
-    return flatten_chunks(chunk_map(chunk, n, batch_size), n)
+    return batching.push(evaluate, z.shape[0], batch_size=batch_size, read=lambda v, idx: v).values
 
 
 def all_coalitions(m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,12 +75,32 @@ def constrained_wls(z, y, w, total):
     return jnp.concatenate([phi, (total - phi.sum())[None]])
 
 
-def kernel_shap(n_samples: int = 256, superpixel: str = "slic", batch_size: int = 64, **superpixel_kwargs):
-    """KernelSHAP factory. Returns `(key, classify, x, target, segments=None) -> Saliency`.
+def coalition_rows(n_samples: int, m: int) -> int:
+    """Coalitions evaluated for M superpixels: all 2^M - 2 proper ones, or n_samples."""
+    return 2**m - 2 if n_samples >= 2**m - 2 else n_samples
 
-    `segments` (int [H, W]) overrides the host superpixels (`superpixel` method + kwargs).
+
+def kernel_shap(
+    n_samples: int = 256,
+    superpixel: str = "slic",
+    segments=None,
+    mask_mode: MaskMode = 0.0,
+    batch_size: Optional[int] = None,
+    **superpixel_options,
+):
+    """KernelSHAP factory. Returns `fn(key, classifier, x, target, segments=None) -> Attribution`.
+
+    superpixel: "slic", "quickshift" or "grid", with its options (`superpixels.superpixels`);
+    segments: fixed superpixels int [H, W] for every image instead (the call's `segments=`
+    overrides both for one image).
     """
-    check_positive(n_samples=n_samples, batch_size=batch_size)
+    checks.positive_int(n_samples=n_samples)
+    check_options(superpixel, superpixel_options)
+    if segments is not None:
+        relabel(segments)  # validates now
+    mask_mode = parse_mask_mode(mask_mode)
+    batch_size = batching.resolve_batch_size(batch_size)
+    default_segments = segments
 
     @functools.partial(jax.jit, static_argnums=(0, 4))
     def shap_values(classify, x, target, segments, m, key):
@@ -90,15 +113,15 @@ def kernel_shap(n_samples: int = 256, superpixel: str = "slic", batch_size: int 
         y = coalition_values(classify, x, target, segments, z, batch_size) - v0
         return constrained_wls(z, y, w, v1 - v0)
 
-    def explain(key, classify, x, target, segments=None) -> Saliency:
-        x = check_image(x)
-        t = check_target(target, num_classes_masked(classify, x))
-        segments, m = resolve_segments(x, segments, superpixel, **superpixel_kwargs)
+    def explain(key, classifier, x, target, segments=None) -> Attribution:
+        x, t = classifier.check(x, target)
+        seg = default_segments if segments is None else segments
+        seg, m = resolve_segments(x, seg, superpixel, **superpixel_options)
         if m < 2:
             raise ValueError(f"KernelSHAP needs at least 2 superpixels, got {m}")
-        phi = shap_values(classify, x, t, jnp.asarray(segments), m, key)
-        rows = 2**m - 2 if n_samples >= 2**m - 2 else n_samples
-        return Saliency(phi[jnp.asarray(segments)], rows + 2)
+        seg_j = jnp.asarray(seg)
+        phi = shap_values(classifier.masked(mask_mode), x, t, seg_j, m, key)
+        fwd = 2 + batching.padded_count(coalition_rows(n_samples, m), batch_size)
+        return Attribution(phi[seg_j], fwd, ShapRecord(seg, phi))
 
-    explain.shap_values = shap_values
     return explain

@@ -9,20 +9,34 @@ d = 1 - sqrt(|z| / M) to the all-ones row, kernel weight sqrt(exp(-d^2 / width^2
 
 The map paints beta_j on superpixel j. Deviations: hidden superpixels show the
 MaskedClassifier's substrate (lime: each superpixel's mean colour), and all M coefficients
-are kept (lime's `num_features` selection only affects its own visualisation).
-forward_images = n_samples.
+are kept (lime's `num_features` selection only affects its own visualisation). Samples are
+shown through `classifier.masked(mask_mode)`, `batch_size` at a time; the Attribution's
+record is a `LimeRecord` (segments, coefficients, intercept).
+forward_images = n_samples rounded up to whole chunks.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from rexjax.saliency._common import Saliency, check_image, check_positive, check_target, num_classes_masked
+from rexjax import batching, checks
+from rexjax.masking import MaskMode, parse_mask_mode
 from rexjax.saliency.kernel_shap import coalition_values
-from rexjax.saliency.superpixels import resolve_segments
+from rexjax.saliency.superpixels import check_options, relabel, resolve_segments
+from rexjax.types import Attribution
+
+
+class LimeRecord(NamedTuple):
+    """LIME's extras: superpixels i32[H, W] (labels 0..M-1), beta f32[M] and the intercept."""
+
+    segments: np.ndarray
+    coefficients: jax.Array
+    intercept: jax.Array
 
 
 def weighted_ridge(z, y, w, alpha):
@@ -46,28 +60,44 @@ def lime(
     kernel_width: float = 0.25,
     alpha: float = 1.0,
     superpixel: str = "quickshift",
-    batch_size: int = 64,
-    **superpixel_kwargs,
+    segments=None,
+    mask_mode: MaskMode = 0.0,
+    batch_size: Optional[int] = None,
+    **superpixel_options,
 ):
-    """LIME factory (lime defaults). Returns `(key, classify, x, target, segments=None) -> Saliency`."""
-    check_positive(n_samples=n_samples, batch_size=batch_size)
+    """LIME factory (lime defaults). Returns `fn(key, classifier, x, target, segments=None) -> Attribution`.
+
+    superpixel: "quickshift", "slic" or "grid", with its options (`superpixels.superpixels`);
+    segments: fixed superpixels int [H, W] for every image instead (the call's `segments=`
+    overrides both for one image).
+    """
+    checks.positive_int(n_samples=n_samples)
+    for name, v in (("kernel_width", kernel_width), ("alpha", alpha)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} must be a number, got {v!r}")
     if not kernel_width > 0 or not alpha >= 0:
         raise ValueError(f"kernel_width must be > 0 and alpha >= 0, got {kernel_width}, {alpha}")
+    check_options(superpixel, superpixel_options)
+    if segments is not None:
+        relabel(segments)  # validates now
+    mask_mode = parse_mask_mode(mask_mode)
+    batch_size = batching.resolve_batch_size(batch_size)
+    default_segments = segments
 
     @functools.partial(jax.jit, static_argnums=(0, 4))
-    def coefficients(classify, x, target, segments, m, key):
+    def fit(classify, x, target, segments, m, key):
         z = lime_samples(key, n_samples, m)
         y = coalition_values(classify, x, target, segments, z, batch_size)
         d = 1.0 - jnp.sqrt(z.sum(1) / m)
         w = jnp.sqrt(jnp.exp(-(d**2) / kernel_width**2))
-        return weighted_ridge(z, y, w, alpha)[0]
+        return weighted_ridge(z, y, w, alpha)
 
-    def explain(key, classify, x, target, segments=None) -> Saliency:
-        x = check_image(x)
-        t = check_target(target, num_classes_masked(classify, x))
-        segments, m = resolve_segments(x, segments, superpixel, **superpixel_kwargs)
-        beta = coefficients(classify, x, t, jnp.asarray(segments), m, key)
-        return Saliency(beta[jnp.asarray(segments)], n_samples)
+    def explain(key, classifier, x, target, segments=None) -> Attribution:
+        x, t = classifier.check(x, target)
+        seg = default_segments if segments is None else segments
+        seg, m = resolve_segments(x, seg, superpixel, **superpixel_options)
+        seg_j = jnp.asarray(seg)
+        beta, intercept = fit(classifier.masked(mask_mode), x, t, seg_j, m, key)
+        return Attribution(beta[seg_j], batching.padded_count(n_samples, batch_size), LimeRecord(seg, beta, intercept))
 
-    explain.coefficients = coefficients
     return explain

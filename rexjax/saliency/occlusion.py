@@ -1,29 +1,25 @@
 """Sliding-window occlusion (Zeiler & Fergus 2014; Captum `Occlusion` semantics).
 
-Each window position occludes a `window x window` box (mask 0 there, so the
-MaskedClassifier decides what the box shows: a value, blur, or ConvAD). The map is, per
-pixel, the mean over the windows covering it of f_t(x) - f_t(x with the window hidden).
-Window positions are 0, stride, 2 stride, ... and, unlike Captum, one extra last position
-flush with the border when the stride does not reach it, so every pixel is covered.
+Each window position occludes a `window x window` box (mask 0 there, so
+`classifier.masked(mask_mode)` decides what the box shows: a value, blur, or ConvAD). The
+map is, per pixel, the mean over the windows covering it of f_t(x) - f_t(x with the window
+hidden), with f_t(x) from `classifier.full_probs`. Window positions are 0, stride,
+2 stride, ... and, unlike Captum, one extra last position flush with the border when the
+stride does not reach it, so every pixel is covered.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexjax.saliency._common import (
-    Saliency,
-    check_image,
-    check_positive,
-    check_target,
-    chunk_map,
-    num_classes_masked,
-    valid,
-)
+from rexjax import batching, checks
+from rexjax.masking import MaskMode, parse_mask_mode
+from rexjax.types import Attribution
 
 
 def _starts(size: int, window: int, stride: int) -> np.ndarray:
@@ -49,36 +45,41 @@ def box_masks(corners: jax.Array, window: int, hw: tuple[int, int]) -> jax.Array
     return inside.astype(jnp.float32)
 
 
-def occlusion(window: int = 16, stride: int = 8, batch_size: int = 64):
-    """Occlusion factory. Returns `(key, classify, x, target) -> Saliency` (key unused).
+def occlusion(window: int = 16, stride: int = 8, mask_mode: MaskMode = 0.0, batch_size: Optional[int] = None):
+    """Occlusion factory. Returns `fn(key, classifier, x, target) -> Attribution` (key unused).
 
-    forward_images = number of window positions + 1 (the unoccluded image).
+    forward_images = window positions rounded up to whole chunks + 1 (the unoccluded image).
     """
-    check_positive(window=window, stride=stride, batch_size=batch_size)
+    checks.positive_int(window=window, stride=stride)
+    mask_mode = parse_mask_mode(mask_mode)
+    batch_size = batching.resolve_batch_size(batch_size)
 
     @functools.partial(jax.jit, static_argnums=0)
-    def occ_map(classify, x, target):
+    def occ_map(classifier, x, target):
         hw = x.shape[:2]
         corners = jnp.asarray(window_corners(hw, window, stride))
         n = corners.shape[0]
-        full = classify(x, jnp.ones((1,) + hw, x.dtype))[0, target]
+        classify = classifier.masked(mask_mode)
+        full = classifier.full_probs(x)[target]  # traced here: the same program as before the refactor
 
-        def chunk(idx):
-            boxes = box_masks(corners[jnp.minimum(idx, n - 1)], window, hw)
-            drop = full - classify(x, 1.0 - boxes)[:, target]
-            return jnp.einsum("b,bhw->hw", drop * valid(idx, n), boxes)
+        def evaluate(idx):
+            boxes = box_masks(corners[idx], window, hw)
+            return classify(x, 1.0 - boxes)[:, target], boxes
 
-        total = chunk_map(chunk, n, batch_size).sum(0)
+        def fold(out, idx, ok):
+            drop = full - out[0]
+            return jnp.einsum("b,bhw->hw", drop * ok, out[1])
+
+        total = batching.push(evaluate, n, batch_size=batch_size, fold=fold).total
         count = box_masks(corners, window, hw).sum(0)
         return total / count
 
-    def explain(key, classify, x, target) -> Saliency:
+    def explain(key, classifier, x, target) -> Attribution:
         del key
-        x = check_image(x)
+        x, t = classifier.check(x, target)
         if window > min(x.shape[:2]):
-            raise ValueError(f"window ({window}) must fit in the image {x.shape[:2]}")
-        t = check_target(target, num_classes_masked(classify, x))
+            raise ValueError(f"window ({window}) must fit in the image {tuple(x.shape[:2])}")
         n = len(window_corners(x.shape[:2], window, stride))
-        return Saliency(occ_map(classify, x, t), n + 1)
+        return Attribution(occ_map(classifier, x, t), batching.padded_count(n, batch_size) + 1)
 
     return explain

@@ -3,11 +3,13 @@
 Masks (as eclique/RISE): an s x s Bernoulli(p) grid, bilinearly upsampled to
 (s+1)*ceil(H/s) x (s+1)*ceil(W/s), then cropped to H x W at a random shift in
 [0, ceil(H/s)) x [0, ceil(W/s)). Mask i depends only on row i of
-`uniform(key, (N, s*s + 2))`, so the set of masks does not depend on the batch size. The map is the Monte-Carlo estimate
+`uniform(key, (N, s*s + 2))`, so the set of masks does not depend on the batch size. The
+map is the Monte-Carlo estimate
 
     S(lambda) = 1 / (N p) * sum_i f_t(x (.) M_i) M_i(lambda)          (RISE Eq. 6)
 
-with f_t the target-class probability from the MaskedClassifier.
+with f_t the target-class probability from `classifier.masked(mask_mode)`, the masks pushed
+`batch_size` at a time (`rexjax.batching.push`).
 Deviation: jax.image.resize clamps at the border where skimage (RISE) reflects; the
 interpolated values differ only in the half cell at the border of the upsampled grid,
 which the random crop mostly removes.
@@ -17,25 +19,23 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from rexjax.saliency._common import (
-    Saliency,
-    check_image,
-    check_positive,
-    check_target,
-    chunk_map,
-    num_classes_masked,
-    valid,
-)
+from rexjax import batching, checks
+from rexjax.masking import MaskMode, parse_mask_mode
+from rexjax.types import Attribution
 
 
-def _check_rise_args(n_masks, grid, p, batch_size):
-    check_positive(n_masks=n_masks, grid=grid, batch_size=batch_size)
-    if not 0.0 < float(p) <= 1.0:
+def check_mask_args(n_masks, grid, p) -> float:
+    """Validates the RISE mask stream settings (shared with SHAPE); returns p as a float."""
+    checks.positive_int(n_masks=n_masks, grid=grid)
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0.0 < float(p) <= 1.0:
         raise ValueError(f"p (probability a grid cell is kept) must be in (0, 1], got {p!r}")
+    return float(p)
 
 
 def _interp_matrix(grid: int, size: int) -> jax.Array:
@@ -81,21 +81,27 @@ def masked_scores_sum(classify, x, target, key, n_masks, grid, p, batch_size, we
     hw = x.shape[:2]
     u = mask_uniforms(key, n_masks, grid)
 
-    def chunk(idx):
-        m = jax.vmap(lambda r: rise_mask(r, grid, p, hw))(u[jnp.minimum(idx, n_masks - 1)])
-        return weight(classify(x, m)[:, target], m, valid(idx, n_masks))
+    def evaluate(idx):
+        m = jax.vmap(lambda r: rise_mask(r, grid, p, hw))(u[idx])
+        return classify(x, m)[:, target], m
 
-    return chunk_map(chunk, n_masks, batch_size).sum(0)
+    def fold(out, idx, ok):
+        return weight(out[0], out[1], ok)
+
+    return batching.push(evaluate, n_masks, batch_size=batch_size, fold=fold).total
 
 
-def rise(n_masks: int = 4000, grid: int = 7, p: float = 0.5, batch_size: int = 64):
+def rise(
+    n_masks: int = 4000, grid: int = 7, p: float = 0.5, mask_mode: MaskMode = 0.0, batch_size: Optional[int] = None
+):
     """RISE factory (defaults: RISE paper N 4000, s 7, p 0.5; SHAPE's setting: 6000, 7, 0.1).
 
-    Returns `(key, classify, x[H,W,C], target) -> Saliency`; classify is a MaskedClassifier.
-    forward_images = n_masks.
+    Returns `fn(key, classifier, x[H,W,C], target) -> Attribution`; the masks are shown
+    through `classifier.masked(mask_mode)`. forward_images = n_masks rounded up to whole chunks.
     """
-    _check_rise_args(n_masks, grid, p, batch_size)
-    p = float(p)
+    p = check_mask_args(n_masks, grid, p)
+    mask_mode = parse_mask_mode(mask_mode)
+    batch_size = batching.resolve_batch_size(batch_size)
 
     def weight(probs, m, ok):
         return jnp.einsum("b,bhw->hw", probs * ok, m)
@@ -105,9 +111,10 @@ def rise(n_masks: int = 4000, grid: int = 7, p: float = 0.5, batch_size: int = 6
         total = masked_scores_sum(classify, x, target, key, n_masks, grid, p, batch_size, weight)
         return total / (n_masks * p)
 
-    def explain(key, classify, x, target) -> Saliency:
-        x = check_image(x)
-        t = check_target(target, num_classes_masked(classify, x))
-        return Saliency(rise_map(key, classify, x, t), n_masks)
+    def explain(key, classifier, x, target) -> Attribution:
+        x, t = classifier.check(x, target)
+        return Attribution(
+            rise_map(key, classifier.masked(mask_mode), x, t), batching.padded_count(n_masks, batch_size)
+        )
 
     return explain

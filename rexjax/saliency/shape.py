@@ -3,45 +3,50 @@
     N(lambda) = 1 / (P[M(lambda) = 0] N) * sum_i [f_t(x) - f_t(x (.) M_i)] (1 - M_i(lambda))
                                                                          (SHAPE Eq. 6)
 
-with the RISE masks (`rexjax.saliency.rise.rise_mask`; same key -> same masks as RISE) and
-P[M(lambda) = 0] = 1 - p (bilinear upsampling keeps E[M(lambda)] = p). The paper's
-setting is N 6000, s 7, p 0.1 (the default here).
+with the RISE masks (`rexjax.saliency.rise.rise_mask`; same key -> same masks as RISE),
+f_t(x) from `classifier.full_probs` and P[M(lambda) = 0] = 1 - p (bilinear upsampling keeps
+E[M(lambda)] = p). The paper's setting is N 6000, s 7, p 0.1 (the default here).
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 
-from rexjax.saliency._common import Saliency, check_image, check_target, num_classes_masked
-from rexjax.saliency.rise import _check_rise_args, masked_scores_sum
+from rexjax import batching
+from rexjax.masking import MaskMode, parse_mask_mode
+from rexjax.saliency.rise import check_mask_args, masked_scores_sum
+from rexjax.types import Attribution
 
 
-def shape(n_masks: int = 6000, grid: int = 7, p: float = 0.1, batch_size: int = 64):
-    """SHAPE factory. Returns `(key, classify, x, target) -> Saliency`.
+def shape(
+    n_masks: int = 6000, grid: int = 7, p: float = 0.1, mask_mode: MaskMode = 0.0, batch_size: Optional[int] = None
+):
+    """SHAPE factory. Returns `fn(key, classifier, x, target) -> Attribution`.
 
-    forward_images = n_masks + 1 (the unmasked image for f_t(x)).
+    forward_images = n_masks rounded up to whole chunks + 1 (the unmasked image for f_t(x)).
     """
-    _check_rise_args(n_masks, grid, p, batch_size)
-    p = float(p)
+    p = check_mask_args(n_masks, grid, p)
     if p >= 1.0:
         raise ValueError("p must be < 1 for SHAPE (P[M(lambda) = 0] = 1 - p is the divisor)")
+    mask_mode = parse_mask_mode(mask_mode)
+    batch_size = batching.resolve_batch_size(batch_size)
 
     @functools.partial(jax.jit, static_argnums=1)
-    def shape_map(key, classify, x, target):
-        full = classify(x, jnp.ones((1,) + x.shape[:2], x.dtype))[0, target]
+    def shape_map(key, classifier, x, target):
+        full = classifier.full_probs(x)[target]  # traced here: the same program as before the refactor
 
         def weight(probs, m, ok):
             return jnp.einsum("b,bhw->hw", (full - probs) * ok, 1.0 - m)
 
-        total = masked_scores_sum(classify, x, target, key, n_masks, grid, p, batch_size, weight)
+        total = masked_scores_sum(classifier.masked(mask_mode), x, target, key, n_masks, grid, p, batch_size, weight)
         return total / ((1.0 - p) * n_masks)
 
-    def explain(key, classify, x, target) -> Saliency:
-        x = check_image(x)
-        t = check_target(target, num_classes_masked(classify, x))
-        return Saliency(shape_map(key, classify, x, t), n_masks + 1)
+    def explain(key, classifier, x, target) -> Attribution:
+        x, t = classifier.check(x, target)
+        return Attribution(shape_map(key, classifier, x, t), batching.padded_count(n_masks, batch_size) + 1)
 
     return explain

@@ -8,7 +8,21 @@ from __future__ import annotations
 
 import numpy as np
 
-METHODS = ("slic", "quickshift", "grid")
+SUPERPIXELS = ("slic", "quickshift", "grid")
+OPTIONS = {
+    "slic": ("n_segments", "compactness"),
+    "quickshift": ("kernel_size", "max_dist", "ratio", "seed"),
+    "grid": ("cells",),
+}
+
+
+def check_options(method: str, options: dict) -> None:
+    """`method` must be one of SUPERPIXELS and `options` among its keywords (see `superpixels`)."""
+    if method not in SUPERPIXELS:
+        raise ValueError(f"superpixel method must be one of {SUPERPIXELS}, got {method!r}")
+    unknown = sorted(set(options) - set(OPTIONS[method]))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for superpixel={method!r}; valid: {OPTIONS[method]}")
 
 
 def relabel(segments) -> tuple[np.ndarray, int]:
@@ -60,5 +74,5 @@ def superpixels(x, method: str = "slic", **kwargs) -> tuple[np.ndarray, int]:
         h, w = img.shape[:2]
         seg = (np.arange(h)[:, None] * cells // h) * cells + (np.arange(w)[None, :] * cells // w)
     else:
-        raise ValueError(f"superpixel method must be one of {METHODS}, got {method!r}")
+        raise ValueError(f"superpixel method must be one of {SUPERPIXELS}, got {method!r}")
     return relabel(seg)

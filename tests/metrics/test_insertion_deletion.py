@@ -3,19 +3,39 @@ import numpy as np
 import pytest
 import scipy.integrate
 
-from rexjax.masking import occlusion
+from rexjax.classifier import Classifier
+from rexjax.masking import parse_mask_mode
 from rexjax.metrics import REX, RISE, insertion_deletion, pixel_rank
 
 
-def fraction_model(region=None):
-    """MaskedClassifier: p(class 0) = visible fraction of `region` (whole image if None)."""
+def fraction_scores(region=None):
+    """scores(xb): p(class 0) = the mean of channel 0 over `region` (whole image if None).
+    On an all-ones image painted with 0 (mask_mode 0) that is the visible fraction of the region."""
 
-    def classify(x, masks):
-        r = jnp.ones(masks.shape[1:]) if region is None else region
-        f = (masks * r).sum((1, 2)) / r.sum()
+    def scores(xb):
+        r = jnp.ones(xb.shape[1:3]) if region is None else region
+        f = (xb[..., 0] * r).sum((1, 2)) / r.sum()
         return jnp.stack([f, 1 - f], axis=-1)
 
-    return classify
+    return scores
+
+
+def fraction_model(region=None):
+    return Classifier(fraction_scores(region), outputs="probs")
+
+
+class AnySubstrate(Classifier):
+    """Every masked view shows the mask itself (hidden = 0 whatever the substrate), and the
+    mask modes asked for are recorded: the RISE convention's blur substrate would otherwise
+    repaint an all-ones image with ones."""
+
+    def __init__(self, region=None):
+        super().__init__(fraction_scores(region), outputs="probs")
+        self.asked = []
+
+    def masked(self, mask_mode=0.0, **ad_options):
+        self.asked.append(parse_mask_mode(mask_mode))
+        return super().masked(0.0)
 
 
 def test_pixel_rank_rex_tie_order():
@@ -35,7 +55,8 @@ def test_rex_convention_linear_curve_exact_auc():
     assert res.insertion_auc == pytest.approx(300 * (0.25 + 1.0) / 2 / 400)
     assert res.deletion_auc == pytest.approx(300 * 0.75 / 2 / 400)
     assert res.full_confidence == pytest.approx(1.0)
-    assert res.forward_images == 9 and res.convention.name == "rex"
+    # 4 points in 2 chunks of 3 (padded to 6), two curves, + the full image
+    assert res.forward_images == 2 * 6 + 1 and res.convention.name == "rex"
 
 
 def test_rex_normalisation_and_simpson_match_scipy():
@@ -52,30 +73,55 @@ def test_rex_normalisation_and_simpson_match_scipy():
     assert res.insertion_auc == pytest.approx(want)
 
 
-def test_rise_convention_trapezoid_and_blur_substrate():
+def test_full_confidence_normalises_the_rex_auc():
+    """The full-image confidence (classifier.full_probs) divides the ReX AUC: an image at 0.5
+    halves every point and leaves the AUC unchanged."""
+    x = jnp.full((20, 20, 3), 0.5)
+    sal = jnp.arange(400.0).reshape(20, 20)
+    res = insertion_deletion(fraction_model(), x, sal, 0, REX, batch_size=4)
+    assert res.full_confidence == pytest.approx(0.5)
+    np.testing.assert_allclose(res.insertion, [0.125, 0.25, 0.375, 0.5], atol=1e-6)
+    assert res.insertion_auc == pytest.approx(300 * (0.25 + 1.0) / 2 / 400)
+
+
+def test_rise_convention_trapezoid_and_substrates():
     x = jnp.ones((16, 16, 1))
     sal = jnp.arange(256.0).reshape(16, 16)
-    res = insertion_deletion(fraction_model(), x, sal, 0, RISE._replace(step=64))
+    clf = AnySubstrate()
+    res = insertion_deletion(clf, x, sal, 0, RISE._replace(step=64), mask_mode="ad")
+    assert clf.asked == ["blur:5", 0.0]  # the convention's substrates, not the caller's mask_mode
     np.testing.assert_allclose(res.insertion, [0, 0.25, 0.5, 0.75, 1.0], atol=1e-6)
     assert res.insertion_auc == pytest.approx(0.5)  # trapezoid on [0, 1] of y = t
     assert res.deletion_auc == pytest.approx(0.5)
-    # a real occlusion classifier: deletion/insertion over different substrates
-    logits = lambda xb: jnp.stack([xb.mean((1, 2, 3)), -xb.mean((1, 2, 3))], -1)
-    ins = occlusion(logits, "blur:5")
-    dele = occlusion(logits, 0.0)
+    clf = AnySubstrate()
+    insertion_deletion(clf, x, sal, 0, REX, mask_mode=0.5)
+    assert clf.asked == [0.5, 0.5]  # ReX: the caller's mask_mode for both curves
+    # a real painted classifier: deletion/insertion over different substrates
+    logits = Classifier(lambda xb: jnp.stack([xb.mean((1, 2, 3)), -xb.mean((1, 2, 3))], -1))
     img = jnp.linspace(0, 1, 256).reshape(16, 16, 1)
-    r = insertion_deletion(ins, img, sal, 0, RISE._replace(step=64), deletion_classify=dele)
+    r = insertion_deletion(logits, img, sal, 0, RISE._replace(step=64))
     assert r.insertion[-1] == pytest.approx(r.deletion[0])  # both the full image
     assert r.insertion[0] != pytest.approx(r.deletion[-1])  # blur vs zeros
 
 
-def test_batch_size_does_not_change_curves():
+def test_matches_a_reference_loop_with_padding():
+    """Curves equal one model call per point (no batching) at 1e-6, whatever the chunking."""
     region = jnp.zeros((12, 12)).at[2:6, 3:9].set(1.0)
     sal = jnp.sin(jnp.arange(144.0)).reshape(12, 12)
-    a = insertion_deletion(fraction_model(region), jnp.ones((12, 12, 3)), sal, 0, REX._replace(step=5), batch_size=1)
-    b = insertion_deletion(fraction_model(region), jnp.ones((12, 12, 3)), sal, 0, REX._replace(step=5), batch_size=64)
-    np.testing.assert_array_equal(a.insertion, b.insertion)
-    assert a.insertion_auc == b.insertion_auc
+    x = jnp.ones((12, 12, 3))
+    clf = fraction_model(region)
+    rank = np.asarray(pixel_rank(sal))
+    counts = np.minimum(np.arange(1, -(-144 // 5) + 1) * 5, 144)
+    classify = clf.masked(0.0)
+    ins = [float(classify(x, jnp.asarray(rank < c, jnp.float32)[None])[0, 0]) for c in counts]
+    dele = [float(classify(x, jnp.asarray(rank >= c, jnp.float32)[None])[0, 0]) for c in counts]
+    results = {b: insertion_deletion(clf, x, sal, 0, REX._replace(step=5), batch_size=b) for b in (1, 7, 64)}
+    for b, res in results.items():  # 29 points: 7 leaves a padded last chunk
+        np.testing.assert_allclose(res.insertion, ins, atol=1e-6)
+        np.testing.assert_allclose(res.deletion, dele, atol=1e-6)
+        np.testing.assert_array_equal(res.insertion, results[1].insertion)
+        assert res.insertion_auc == results[1].insertion_auc
+    assert [r.forward_images for r in results.values()] == [2 * 29 + 1, 2 * 35 + 1, 2 * 29 + 1]
 
 
 def test_bad_input():
@@ -85,3 +131,5 @@ def test_bad_input():
         insertion_deletion(fraction_model(), jnp.ones((8, 8, 3)), jnp.ones((8, 8)), 5)
     with pytest.raises(ValueError, match="convention"):
         insertion_deletion(fraction_model(), jnp.ones((8, 8, 3)), jnp.ones((8, 8)), 0, "nope")
+    with pytest.raises(ValueError, match="batch_size"):
+        insertion_deletion(fraction_model(), jnp.ones((8, 8, 3)), jnp.ones((8, 8)), 0, batch_size=0)

@@ -1,17 +1,40 @@
-"""Small synthetic models for the saliency tests."""
+"""Small synthetic models for the saliency tests, as `rexjax.classifier.Classifier`s.
+
+The occlusion-style synthetic models score *which pixels are visible*. They are plain model
+functions of the image, declared `outputs="probs"` so their scores reach the methods
+unchanged (never softmaxed): shown an all-ones image through the default painted masking
+(`mask_mode=0`), the model's input is `1 * m + 0 * (1 - m) = m`, so its first channel is
+exactly the mask. Use them with `x = ones`.
+"""
 
 import jax
 import jax.numpy as jnp
 
+from rexjax.classifier import Classifier
 
-def linear_masked(c, b=0.0, k=2):
-    """MaskedClassifier whose class-0 score is sum(c * m) + b (c: f32[H, W])."""
 
-    def classify(x, masks):
-        f = (masks * c[None]).sum((1, 2)) + b
-        return jnp.concatenate([f[:, None], jnp.zeros((masks.shape[0], k - 1))], -1)
+def linear_model(c, b=0.0, k=2):
+    """Classifier whose class-0 score is sum(c * m) + b on an all-ones image (c: f32[H, W])."""
+    c = jnp.asarray(c)
 
-    return classify
+    def scores(xb):
+        f = (xb[..., 0] * c[None]).sum((1, 2)) + b
+        return jnp.concatenate([f[:, None], jnp.zeros((xb.shape[0], k - 1))], -1)
+
+    return Classifier(scores, outputs="probs", name="linear")
+
+
+def visible_game(segments, value):
+    """Classifier whose class-1 score is value(v) on an all-ones image, v_j = visible
+    fraction of superpixel j of `segments` (int [H, W], labels 0..M-1); class 0 = 1 - value."""
+    onehot = jax.nn.one_hot(jnp.asarray(segments), int(segments.max()) + 1)  # [H, W, M]
+
+    def scores(xb):
+        v = jnp.einsum("bhw,hwj->bj", xb[..., 0], onehot) / onehot.sum((0, 1))
+        f = value(v)
+        return jnp.stack([1 - f, f], -1)
+
+    return Classifier(scores, outputs="probs", name="game")
 
 
 def small_cnn(key, channels=3, k=5):

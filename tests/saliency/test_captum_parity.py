@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rexjax.masking import occlusion
+from rexjax.classifier import Classifier
 from rexjax.saliency import gradient_shap, integrated_gradients, kernel_shap, noise_tunnel
 
 pytestmark = pytest.mark.slow
@@ -49,7 +49,7 @@ def model_pair():
         h = jax.nn.relu(conv(h, w2))
         return h.mean((1, 2)) @ wd.T
 
-    return Net().eval(), logits
+    return Net().eval(), Classifier(logits)
 
 
 def to_torch(x):
@@ -64,46 +64,47 @@ X = np.random.default_rng(1).random((H, W, 3)).astype(np.float32)
 
 
 def test_models_agree():
-    net, logits = model_pair()
-    np.testing.assert_allclose(net(to_torch(X)).detach().numpy(), logits(jnp.asarray(X)[None]), rtol=1e-4, atol=1e-5)
+    net, clf = model_pair()
+    ours = clf.logits(jnp.asarray(X)[None])
+    np.testing.assert_allclose(net(to_torch(X)).detach().numpy(), ours, rtol=1e-4, atol=1e-5)
 
 
 def test_integrated_gradients_matches_captum():
-    net, logits = model_pair()
+    net, clf = model_pair()
     theirs = captum_attr.IntegratedGradients(net).attribute(to_torch(X), target=2, n_steps=64, method="gausslegendre")
-    ours = integrated_gradients(n_steps=64).attribute(None, logits, jnp.asarray(X), 2)
+    ours = integrated_gradients(n_steps=64).attribute(0, clf, jnp.asarray(X), 2)
     np.testing.assert_allclose(ours, from_torch(theirs), rtol=1e-3, atol=1e-4)
 
 
 def test_gradient_shap_matches_captum_in_expectation():
-    net, logits = model_pair()
+    net, clf = model_pair()
     torch.manual_seed(0)
     theirs = captum_attr.GradientShap(net).attribute(
         to_torch(X), baselines=torch.zeros(1, 3, H, W), target=2, n_samples=4000, stdevs=0.0)
-    ours = gradient_shap(n_samples=4000, batch_size=500).attribute(jax.random.key(0), logits, jnp.asarray(X), 2)
+    ours = gradient_shap(n_samples=4000, batch_size=500).attribute(jax.random.key(0), clf, jnp.asarray(X), 2)
     a, b = np.asarray(ours).sum(-1), from_torch(theirs).sum(-1)
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.98
     assert a.sum() == pytest.approx(b.sum(), rel=0.03)
 
 
 def test_noise_tunnel_matches_captum_in_expectation():
-    net, logits = model_pair()
+    net, clf = model_pair()
     torch.manual_seed(0)
     nt = captum_attr.NoiseTunnel(captum_attr.IntegratedGradients(net))
     theirs = nt.attribute(to_torch(X), target=2, nt_type="smoothgrad", nt_samples=200, stdevs=0.05, n_steps=16)
     ours = noise_tunnel(integrated_gradients(n_steps=16), n_samples=200, stdev=0.05, relative=False)(
-        jax.random.key(0), logits, jnp.asarray(X), 2)
+        jax.random.key(0), clf, jnp.asarray(X), 2)
     b = from_torch(theirs).sum(-1)
     assert np.corrcoef(np.asarray(ours.map).ravel(), b.ravel())[0, 1] > 0.95
 
 
 def test_kernel_shap_matches_captum():
     pytest.importorskip("sklearn")  # Captum fits its surrogate with scikit-learn
-    net, logits = model_pair()
+    net, clf = model_pair()
     seg = np.repeat(np.repeat(np.arange(6).reshape(2, 3), 6, 0), 4, 1)
     torch.manual_seed(0)
     theirs = captum_attr.KernelShap(lambda t: torch.softmax(net(t), -1)).attribute(
         to_torch(X), target=2, n_samples=3000, feature_mask=torch.from_numpy(seg)[None, None].expand(1, 3, H, W),
         perturbations_per_eval=100)
-    ours = kernel_shap(n_samples=100)(jax.random.key(0), occlusion(logits, 0.0), jnp.asarray(X), 2, segments=seg)
+    ours = kernel_shap(n_samples=100, mask_mode=0.0)(jax.random.key(0), clf, jnp.asarray(X), 2, segments=seg)
     np.testing.assert_allclose(np.asarray(ours.map), from_torch(theirs)[..., 0], atol=0.02)

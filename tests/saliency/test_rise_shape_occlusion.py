@@ -3,8 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rexjax import batching
 from rexjax.saliency import occlusion, rise, rise_masks, shape
-from saliency_models import linear_masked
+from saliency_models import linear_model
 
 H = W = 12
 S = 3
@@ -37,7 +38,7 @@ def test_rise_linear_model_matches_closed_form():
     second = np.mean([a @ a.T for a in A], axis=0)
     closed = (1 - P) * (second @ np.asarray(c).reshape(-1)) + P * float(c.sum()) + b
     n = 20000
-    sal = rise(n_masks=n, grid=S, p=P, batch_size=500)(jax.random.key(1), linear_masked(c, b), jnp.ones((H, W, 3)), 0)
+    sal = rise(n_masks=n, grid=S, p=P, batch_size=500)(jax.random.key(1), linear_model(c, b), jnp.ones((H, W, 3)), 0)
     assert sal.forward_images == n
     err = np.abs(np.asarray(sal.map).reshape(-1) - closed)
     # Monte-Carlo standard error of the estimate is about 0.005 here; allow 5 sigma
@@ -49,11 +50,13 @@ def test_rise_deterministic_and_batch_invariant():
     # SHAPE shares RISE's chunked core (`masked_scores_sum`); its key -> masks link is
     # checked against Eq. 6 below
     c = jax.random.normal(jax.random.key(0), (H, W))
-    clf = linear_masked(c, 1.0)
+    clf = linear_model(c, 1.0)
     x = jnp.ones((H, W, 3))
     f7 = rise(n_masks=100, grid=S, p=0.3, batch_size=7)
     f64 = rise(n_masks=100, grid=S, p=0.3, batch_size=64)
-    a = f7(jax.random.key(5), clf, x, 0).map
+    out = f7(jax.random.key(5), clf, x, 0)
+    a = out.map
+    assert out.forward_images == 105  # 15 chunks of 7: the padding of the last chunk counts
     np.testing.assert_array_equal(a, f7(jax.random.key(5), clf, x, 0).map)
     np.testing.assert_allclose(a, f64(jax.random.key(5), clf, x, 0).map, rtol=1e-5, atol=1e-5)
     assert not np.allclose(a, f7(jax.random.key(6), clf, x, 0).map)
@@ -61,7 +64,7 @@ def test_rise_deterministic_and_batch_invariant():
 
 def test_shape_is_eq6_on_the_rise_masks():
     c = jax.random.normal(jax.random.key(2), (H, W))
-    clf = linear_masked(c, 0.5)
+    clf = linear_model(c, 0.5)
     x = jnp.ones((H, W, 3))
     n, p = 300, 0.1
     key = jax.random.key(9)
@@ -71,7 +74,7 @@ def test_shape_is_eq6_on_the_rise_masks():
     f_masked = (m * np.asarray(c)[None]).sum((1, 2)) + 0.5
     want = np.einsum("n,nhw->hw", f_full - f_masked, 1 - m) / ((1 - p) * n)
     np.testing.assert_allclose(sal.map, want, rtol=1e-4, atol=1e-4)
-    assert sal.forward_images == n + 1
+    assert sal.forward_images == batching.padded_count(n, 32) + 1 == 321
     # and RISE on the same key is Eq. 6 of RISE on the same masks
     r = rise(n_masks=n, grid=S, p=p, batch_size=32)(key, clf, x, 0)
     np.testing.assert_allclose(r.map, np.einsum("n,nhw->hw", f_masked, m) / (p * n), rtol=1e-4, atol=1e-4)
@@ -83,7 +86,7 @@ def test_occlusion_linear_model_by_hand():
     c[0, 0] = -1.0
     window, stride = 4, 3
     occ = occlusion(window=window, stride=stride, batch_size=5)
-    sal = occ(None, linear_masked(jnp.asarray(c)), jnp.ones((10, 9, 1)), 0)
+    sal = occ(0, linear_model(c), jnp.ones((10, 9, 1)), 0)
     rows, cols = [0, 3, 6], [0, 3, 5]  # 6 = 10-4 reached; 5 = 9-4 added as last position
     total, count = np.zeros((10, 9)), np.zeros((10, 9))
     for r in rows:
@@ -91,17 +94,33 @@ def test_occlusion_linear_model_by_hand():
             total[r:r + window, q:q + window] += c[r:r + window, q:q + window].sum()
             count[r:r + window, q:q + window] += 1
     np.testing.assert_allclose(sal.map, total / count, atol=1e-6)
-    assert sal.forward_images == 10
+    assert sal.forward_images == 11  # 9 windows in 2 chunks of 5, + the full image
 
 
 def test_bad_arguments():
+    clf = linear_model(jnp.ones((4, 4)))
     with pytest.raises(ValueError, match="p "):
         rise(p=0.0)
     with pytest.raises(ValueError, match="n_masks"):
         rise(n_masks=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        shape(batch_size=0)
+    with pytest.raises(ValueError, match="mask_mode"):
+        occlusion(mask_mode="purple")
     with pytest.raises(ValueError, match="rank 3"):
-        rise(n_masks=4)(jax.random.key(0), linear_masked(jnp.ones((4, 4))), jnp.ones((4, 4)), 0)
+        rise(n_masks=4)(jax.random.key(0), clf, jnp.ones((4, 4)), 0)
     with pytest.raises(ValueError, match="target"):
-        rise(n_masks=4)(jax.random.key(0), linear_masked(jnp.ones((4, 4))), jnp.ones((4, 4, 1)), 7)
+        rise(n_masks=4)(jax.random.key(0), clf, jnp.ones((4, 4, 1)), 7)
     with pytest.raises(ValueError, match="window"):
-        occlusion(window=20)(None, linear_masked(jnp.ones((8, 8))), jnp.ones((8, 8, 1)), 0)
+        occlusion(window=20)(0, linear_model(jnp.ones((8, 8))), jnp.ones((8, 8, 1)), 0)
+
+
+def test_mask_mode_reaches_the_model():
+    """The painted value is what hidden pixels show: x = 0 everywhere, painted 1 -> the
+    linear model's score counts the hidden pixels, so occlusion's drop changes sign."""
+    c = jnp.ones((6, 6))
+    x = jnp.zeros((6, 6, 1))
+    zero = occlusion(window=3, stride=3, batch_size=4)(0, linear_model(c), x, 0).map
+    one = occlusion(window=3, stride=3, mask_mode=1.0, batch_size=4)(0, linear_model(c), x, 0).map
+    np.testing.assert_allclose(zero, 0.0, atol=1e-6)
+    np.testing.assert_allclose(one, -9.0, atol=1e-5)  # f(x) - f(window painted 1) = 0 - 9

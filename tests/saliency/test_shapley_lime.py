@@ -6,24 +6,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rexjax import methods
+from rexjax.classifier import Classifier
 from rexjax.saliency import gradient_shap, integrated_gradients, kernel_shap, lime, noise_tunnel
+from rexjax.saliency.kernel_shap import ShapRecord
+from rexjax.saliency.lime import LimeRecord
 from rexjax.saliency.superpixels import superpixels
-from saliency_models import small_cnn
+from saliency_models import small_cnn, visible_game
 
 SEG = np.repeat(np.repeat(np.arange(6).reshape(2, 3), 4, 0), 3, 1)  # 8 x 9, 6 superpixels
 
 
 def game_classifier(value):
-    """MaskedClassifier whose class-1 score is value(v), v_j = visible fraction of superpixel j."""
-    seg = jnp.asarray(SEG)
-    onehot = jax.nn.one_hot(seg, 6)  # [H, W, 6]
-
-    def classify(x, masks):
-        v = jnp.einsum("bhw,hwj->bj", masks, onehot) / onehot.sum((0, 1))
-        f = value(v)
-        return jnp.stack([1 - f, f], -1)
-
-    return classify
+    """Class-1 score value(v), v_j = visible fraction of superpixel j of SEG (x = ones)."""
+    return visible_game(SEG, value)
 
 
 def nonlinear(v):
@@ -53,7 +49,14 @@ def test_kernel_shap_exact_shapley_values():
     sal = ks(jax.random.key(0), game_classifier(nonlinear), x, 1, segments=SEG)
     phi = exact_shapley(nonlinear, 6)
     np.testing.assert_allclose(np.asarray(sal.map), phi[SEG], atol=1e-5)
-    assert sal.forward_images == 64
+    assert sal.forward_images == 2 + 64  # v(0), v(1); 62 coalitions in 4 chunks of 16
+    assert isinstance(sal.record, ShapRecord)
+    np.testing.assert_array_equal(sal.record.segments, SEG)
+    np.testing.assert_allclose(np.asarray(sal.record.shap_values), phi, atol=1e-5)
+    # fixed segments as a config option, through the registry
+    by_name = methods.make("kernel_shap", n_samples=100, batch_size=16, segments=SEG)
+    by_name = by_name(0, game_classifier(nonlinear), x, 1)
+    np.testing.assert_array_equal(by_name.map, sal.map)
 
 
 def test_kernel_shap_sampling_is_keyed_and_efficient():
@@ -80,7 +83,11 @@ def test_lime_recovers_linear_weights_keyed_and_batch_invariant():
     l7 = lime(n_samples=300, alpha=1e-6, batch_size=7)
     exact = l64(jax.random.key(2), linear, x, 1, segments=SEG)
     np.testing.assert_allclose(np.asarray(exact.map), np.asarray(w)[SEG], atol=1e-4)
-    assert exact.forward_images == 300
+    assert exact.forward_images == 320  # 5 chunks of 64
+    assert isinstance(exact.record, LimeRecord)
+    np.testing.assert_allclose(np.asarray(exact.record.coefficients), w, atol=1e-4)
+    assert float(exact.record.intercept) == pytest.approx(0.1, abs=1e-4)
+    assert l7(jax.random.key(3), linear, x, 1, segments=SEG).forward_images == 301  # 43 chunks of 7
     clf = game_classifier(nonlinear)
     a = l7(jax.random.key(3), clf, x, 1, segments=SEG).map
     np.testing.assert_array_equal(a, l7(jax.random.key(3), clf, x, 1, segments=SEG).map)
@@ -116,45 +123,71 @@ def test_superpixels_host():
         assert all(len(np.unique(quadrant[seg == k])) == 1 for k in range(m)), method
     with pytest.raises(ValueError, match="superpixel method"):
         superpixels(x, "watershed")
+    # options are checked when the method is built (a typo is not silently ignored)
+    with pytest.raises(ValueError, match="n_segment"):
+        lime(superpixel="slic", n_segment=10)
+    with pytest.raises(ValueError, match="superpixel method"):
+        kernel_shap(superpixel="watershed")
+    with pytest.raises(ValueError, match="segments"):
+        lime(segments=np.zeros(5))
 
 
 LIN_W = jax.random.normal(jax.random.key(5), (6, 6, 2, 3))
-
-
-def linear_logits(xb):
-    return jnp.einsum("bhwc,hwck->bk", xb, LIN_W)
+LINEAR = Classifier(lambda xb: jnp.einsum("bhwc,hwck->bk", xb, LIN_W), name="linear")
 
 
 def test_gradient_shap_linear_model_exact_and_cnn_completeness():
     x = jax.random.normal(jax.random.key(6), (6, 6, 2))
     gs = gradient_shap(n_samples=8, batch_size=3)
-    sal = gs(jax.random.key(0), linear_logits, x, 1)
+    sal = gs(jax.random.key(0), LINEAR, x, 1)
     np.testing.assert_allclose(sal.map, (x * LIN_W[..., 1]).sum(-1), rtol=1e-5, atol=1e-5)
+    assert sal.forward_images == 9  # 3 chunks of 3
     # on a CNN its expectation is IG: completeness in expectation (32 keys x 8 samples)
-    cnn = small_cnn(jax.random.key(0), channels=2)
+    logits = small_cnn(jax.random.key(0), channels=2)
+    cnn = Classifier(logits)
     total = np.mean([float(gs(jax.random.key(100 + i), cnn, x, 2).map.sum()) for i in range(32)])
-    want = float(cnn(x[None])[0, 2] - cnn(jnp.zeros_like(x)[None])[0, 2])
+    want = float(logits(x[None])[0, 2] - logits(jnp.zeros_like(x)[None])[0, 2])
     assert total == pytest.approx(want, rel=0.05)
     a = gs(jax.random.key(3), cnn, x, 2).map
     np.testing.assert_array_equal(a, gs(jax.random.key(3), cnn, x, 2).map)
     b = gradient_shap(n_samples=8, batch_size=8)(jax.random.key(3), cnn, x, 2).map
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert gs.attribute(jax.random.key(3), cnn, x, 2).shape == x.shape
 
 
 def test_noise_tunnel():
     x = jax.random.normal(jax.random.key(6), (6, 6, 2))
     ig = integrated_gradients(n_steps=8)
-    base = ig(None, linear_logits, x, 0).map
-    still = noise_tunnel(ig, n_samples=3, stdev=0.0)(jax.random.key(0), linear_logits, x, 0).map
+    base = ig(0, LINEAR, x, 0).map
+    still = noise_tunnel(ig, n_samples=3, stdev=0.0)(jax.random.key(0), LINEAR, x, 0).map
     np.testing.assert_allclose(still, base, rtol=1e-6)
     nt = noise_tunnel(ig, n_samples=4, stdev=0.2)
-    s = nt(jax.random.key(1), linear_logits, x, 0)
-    assert s.forward_images == 32
-    np.testing.assert_array_equal(s.map, nt(jax.random.key(1), linear_logits, x, 0).map)
+    s = nt(jax.random.key(1), LINEAR, x, 0)
+    assert s.forward_images == 4 * 8
+    np.testing.assert_array_equal(s.map, nt(jax.random.key(1), LINEAR, x, 0).map)
     assert not np.allclose(s.map, base)
     # linear model: E[(x + eps) . w] = x . w; the mean of 4 samples is within noise of it
     assert np.abs(np.asarray(s.map - base)).max() < 4 * 0.2 * float(x.max() - x.min()) * float(jnp.abs(LIN_W).max()) * 2
-    v = noise_tunnel(ig, n_samples=4, stdev=0.2, nt_type="vargrad")(jax.random.key(1), linear_logits, x, 0).map
+    v = noise_tunnel(ig, n_samples=4, stdev=0.2, nt_type="vargrad")(jax.random.key(1), LINEAR, x, 0).map
     assert float(v.min()) >= -1e-6
     with pytest.raises(ValueError, match="nt_type"):
         noise_tunnel(ig, nt_type="mean")
+
+
+def test_noise_tunnel_base_by_name():
+    """A registered name + base_config builds the same base as the factory; forward_images
+    is the sum of the base's (here with a padded last chunk: 3 steps in chunks of 2 -> 4)."""
+    x = jax.random.normal(jax.random.key(6), (6, 6, 2))
+    by_name = methods.make("noise_tunnel", n_samples=3, base_config=dict(n_steps=3, batch_size=2))(7, LINEAR, x, 0)
+    by_object = noise_tunnel(integrated_gradients(n_steps=3, batch_size=2), n_samples=3)
+    by_object = by_object(jax.random.key(7), LINEAR, x, 0)
+    np.testing.assert_array_equal(by_name.map, by_object.map)
+    assert by_name.forward_images == 3 * 4
+    default = noise_tunnel(n_samples=1, base_config=dict(n_steps=3))(jax.random.key(7), LINEAR, x, 0)
+    assert default.forward_images == 3  # the default base is integrated_gradients
+    with pytest.raises(ValueError, match="n_steps"):
+        noise_tunnel(base_config=dict(n_steps=0))
+    with pytest.raises(ValueError, match="base_config"):
+        noise_tunnel(integrated_gradients(), base_config=dict(n_steps=3))
+    with pytest.raises(ValueError, match="unknown method"):
+        noise_tunnel(base="deeplift")
