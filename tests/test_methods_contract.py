@@ -29,7 +29,7 @@ SMALL = {
     "kernel_shap": dict(n_samples=20, superpixel="grid"),
     "lime": dict(n_samples=20, superpixel="grid"),
     "integrated_gradients": dict(n_steps=5),
-    "gradient_shap": dict(n_samples=5),
+    "gradient_shap": dict(n_samples=5, stdev=0.1),
     "noise_tunnel": dict(n_samples=2, base_config=dict(n_steps=3)),
     "lrp": dict(),
     "gradcam": dict(),
