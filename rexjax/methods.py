@@ -81,9 +81,12 @@ def factory(name: str) -> Callable:
 
 
 def accepts(name: str) -> set[str]:
-    """Config keys the factory of `name` takes (its keyword parameters)."""
-    params = inspect.signature(factory(name)).parameters.values()
-    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    """Config keys the factory of `name` takes: its keyword parameters, plus its declared
+    `options` when it takes `**config` (ReX: the RexConfig fields)."""
+    fac = factory(name)
+    params = inspect.signature(fac).parameters.values()
+    named = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return named | set(getattr(fac, "options", ()))
 
 
 def make(name: str, *, shared: Optional[Mapping[str, Any]] = None, **config) -> NamedMethod:

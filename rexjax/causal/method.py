@@ -9,6 +9,7 @@ one model compile once.
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 
 from rexjax.causal.config import RexConfig
@@ -30,3 +31,6 @@ def rex(**config):
         return Attribution(explanation.responsibility, explanation.forward_images, explanation)
 
     return explain
+
+
+rex.options = frozenset(f.name for f in dataclasses.fields(RexConfig))  # for methods.accepts

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from ad_helpers import check_convad, init_model, random_masks
+from tests.helpers.ad_helpers import check_convad, init_model, random_masks
 from rexjax.ad import UnsupportedPrimitiveError, convad
 from rexjax.classifier import Classifier
 from rexjax.models.layers import DepthwiseConv

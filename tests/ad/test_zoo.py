@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ad_helpers import check_convad, init_model
+from tests.helpers.ad_helpers import check_convad, init_model
 
 KEY = jax.random.key(0)
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import oracles
+from tests.helpers import oracles
 from rexjax.causal.contrastive import make_contrastive_search, subset_table
 from rexjax.causal.extract import make_global_extractor
 from rexjax.causal import RexConfig, SpotlightConfig

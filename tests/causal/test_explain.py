@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import oracles
+from tests.helpers import oracles
 import rexjax
 
 H, W = 48, 48

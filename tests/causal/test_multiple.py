@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import oracles
+from tests.helpers import oracles
 import rexjax
 from rexjax.causal import RexConfig, SpotlightConfig
 from rexjax.causal.multiple import dice_matrix, sample_centres, select_compatible

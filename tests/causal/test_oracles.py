@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import oracles
+from tests.helpers import oracles
 import rexjax
 
 CASES = [  # (h, w, patch row, patch col)

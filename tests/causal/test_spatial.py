@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import oracles
+from tests.helpers import oracles
 from rexjax.causal.extract import pixel_rank
 from rexjax.causal import RexConfig, SpatialConfig
 from rexjax.causal.spatial import circle, make_spatial_extractor, radius_schedule, restrict_map

@@ -31,3 +31,41 @@ def test_command_help_shows_its_flags(name, flag):
 def test_explain_missing_file(tmp_path):
     out = run("explain", str(tmp_path / "nope.jpg"), "--out", str(tmp_path))
     assert out.returncode != 0 and "no such file" in out.stderr
+
+
+# --- rexjax evaluate -----------------------------------------------------------------------
+
+
+def test_evaluate_help_shows_config_and_defaults():
+    out = run("evaluate", "--help")
+    assert out.returncode == 0
+    assert "--config:" in out.stdout and "--config.rise.n_masks=1000" in out.stdout
+    assert "rise: grid=7 n_masks=4000 p=0.5" in out.stdout  # the default config's fields
+
+
+def test_evaluate_unknown_method_is_one_line_before_the_model():
+    # the model name is bad too: the method names are checked first, before any model
+    out = run("evaluate", "--config.methods=rise,nope", "--config.model=no_such_model")
+    err = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(err) == 1, out.stderr
+    assert err[0].startswith("rexjax evaluate: unknown method 'nope'")
+
+
+@pytest.mark.slow
+def test_evaluate_lite0_two_vendored_images(tmp_path):
+    import csv
+
+    from pathlib import Path
+
+    images = Path(__file__).resolve().parents[2] / "third_party" / "images"
+    args = ["evaluate", f"--config.images={images}", "--config.methods=gradcam,rise", "--config.rise.n_masks=8", "--config.max_images=2",
+            "--config.step=5000", f"--config.out={tmp_path}"]
+    out = subprocess.run([sys.executable, "-m", "rexjax.cli", *args], capture_output=True, text=True, timeout=1200)
+    assert out.returncode == 0, out.stderr
+    with open(tmp_path / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["image"], r["method"]) for r in rows] == [
+        (i, m) for i in ("004_0002.jpg", "2008_000033.jpg") for m in ("gradcam", "rise")]
+    assert {r["forward_images"] for r in rows if r["method"] == "rise"} == {"8"}
+    assert all(0 < float(r["area"]) <= 1 and r["step"] == "5000" for r in rows)
+    assert (tmp_path / "summary.txt").read_text().splitlines()[0].startswith("model efficientnet_lite0, 2 images")

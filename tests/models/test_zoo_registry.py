@@ -17,7 +17,7 @@ from rexjax.models.convert.checks import CheckpointMismatchError
 from rexjax.models.model import variables_template
 from rexjax.models.torch_port import dotted_key, imagenet_preprocess
 
-from test_zoo_parity import FIXTURES, TINY  # noqa: E402  (tests/models is on sys.path via rootdir conftest)
+from tests.helpers.zoo import FIXTURES, TINY
 
 # torchvision 0.29 / timm 1.0.31 `sum(p.numel() for p in model.parameters())`
 PARAMS = {

@@ -6,7 +6,7 @@ import pytest
 from rexjax.classifier import Classifier
 from rexjax.saliency import gradcam, gradcam_pp, integrated_gradients
 from rexjax.saliency.integrated_gradients import quadrature
-from saliency_models import small_cnn
+from tests.helpers.saliency_models import small_cnn
 
 LOGITS = small_cnn(jax.random.key(0))
 CNN = Classifier(LOGITS)

@@ -5,7 +5,7 @@ import pytest
 
 from rexjax import batching
 from rexjax.saliency import occlusion, rise, rise_masks, shape
-from saliency_models import linear_model
+from tests.helpers.saliency_models import linear_model
 
 H = W = 12
 S = 3

@@ -12,7 +12,7 @@ from rexjax.saliency import gradient_shap, integrated_gradients, kernel_shap, li
 from rexjax.saliency.kernel_shap import ShapRecord
 from rexjax.saliency.lime import LimeRecord
 from rexjax.saliency.superpixels import superpixels
-from saliency_models import small_cnn, visible_game
+from tests.helpers.saliency_models import small_cnn, visible_game
 
 SEG = np.repeat(np.repeat(np.arange(6).reshape(2, 3), 4, 0), 3, 1)  # 8 x 9, 6 superpixels
 

@@ -1,0 +1,33 @@
+"""Study: ReX against the saliency baselines on the vendored images (ReX paper Table 1 protocol).
+
+Paper-sized settings (ReX 20 iterations, RISE 4000 masks, LIME 1000 samples, step 100):
+
+    rexjax evaluate --config=experiments/configs/evaluate.py
+
+CPU-sized (the 11-image run recorded in BUILD_NOTES.md: ReX 10 iterations, RISE 1000 masks,
+IG 32 steps, LIME 500 samples, insertion/deletion step 250):
+
+    rexjax evaluate --config=experiments/configs/evaluate.py:cpu
+
+Any field can be overridden after the config, e.g.
+`--config.methods=rex,rise --config.max_images=2 --config.out=out/evaluate_small`.
+The defaults (fields and their meaning) are `rexjax/configs/evaluate.py`, which this extends.
+"""
+
+from rexjax.configs import evaluate as base
+
+SIZES = ("paper", "cpu")
+
+
+def get_config(size: str = "paper"):
+    if size not in SIZES:
+        raise ValueError(f"config argument must be one of {SIZES}, got {size!r}")
+    config = base.get_config()
+    config.out = f"out/evaluate_{size}"
+    if size == "cpu":
+        config.rex.iters = 10
+        config.rise.n_masks = 1000
+        config.integrated_gradients.n_steps = 32
+        config.lime.n_samples = 500
+        config.step = 250
+    return config

@@ -1,0 +1,350 @@
+"""rexjax.evaluation (the Evaluator, method building, summary) and the evaluate configs."""
+
+import ast
+import csv
+import math
+import sys
+import types
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from absl import flags
+from ml_collections import config_flags
+from PIL import Image
+
+from rexjax import evaluation, methods, metrics, models
+from rexjax.classifier import Classifier
+from rexjax.configs import evaluate as default_config
+from rexjax.types import Attribution
+
+REPO = Path(__file__).resolve().parent.parent
+STUDY_CONFIG = REPO / "experiments" / "configs" / "evaluate.py"
+
+
+class TinyModel:
+    """Duck-typed zoo model: a strided conv, global mean, dense; 16 x 16 inputs, 3 classes."""
+
+    name = "tiny"
+    input_size = (16, 16)
+    labels = ("zero", "one", "two")
+    feature_names = ("feat", "pooled")
+    variables = {}
+
+    def __init__(self):
+        k1, k2 = jax.random.split(jax.random.key(0))
+        self.w = jax.random.normal(k1, (3, 3, 3, 4)) * 0.5
+        self.wd = jax.random.normal(k2, (4, 3))
+
+    def features_fn(self, variables, xb, perturbations=None):
+        dn = ("NHWC", "HWIO", "NHWC")
+        feat = jax.nn.relu(jax.lax.conv_general_dilated(xb, self.w, (2, 2), "SAME", dimension_numbers=dn))
+        if perturbations is not None:
+            feat = feat + perturbations["feat"]
+        pooled = feat.mean((1, 2))
+        return pooled @ self.wd, {"feat": feat, "pooled": pooled}
+
+    def __call__(self, xb):
+        return self.features_fn(None, xb)[0]
+
+    def preprocess(self, path):
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB").resize((16, 16)), np.float32) / 255.0
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """images/{a,b}.png (random, 20 x 24; TinyModel's top-1: a 0, b 1 (bluish)) and masks/a.png
+    (top half = segment)."""
+    root = tmp_path_factory.mktemp("eval")
+    rng = np.random.default_rng(1)
+    (root / "images").mkdir()
+    for name in ("a", "b"):
+        pixels = (rng.random((20, 24, 3)) * 255).astype(np.uint8)
+        if name == "b":
+            pixels[..., :2] //= 3
+        Image.fromarray(pixels).save(root / "images" / f"{name}.png")
+    (root / "masks").mkdir()
+    seg = np.zeros((20, 24), np.uint8)
+    seg[:10] = 255
+    Image.fromarray(seg).save(root / "masks" / "a.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return Classifier(TinyModel())
+
+
+SMALL = {"rise": {"n_masks": 16}, "integrated_gradients": {"n_steps": 4}, "occlusion": {"window": 8, "stride": 8}}
+
+
+@pytest.fixture(scope="module")
+def rows(folder, classifier):
+    made = evaluation.make_methods("rise,ig,gradcam,occlusion", SMALL, shared={"mask_mode": 0.0, "batch_size": 8})
+    ev = evaluation.Evaluator(classifier, made, batch_size=8, seed=3, masks_dir=folder / "masks")
+    return ev.evaluate(sorted((folder / "images").iterdir()))
+
+
+def test_rows_one_per_image_and_method(rows, folder, classifier):
+    assert [(r["image"], r["method"]) for r in rows] == [
+        (i, m) for i in ("a.png", "b.png") for m in ("rise", "ig", "gradcam", "occlusion")
+    ]
+    for r in rows:
+        assert list(r) == evaluation.COLUMNS
+        x = classifier.prepare(folder / "images" / r["image"])
+        probs = np.asarray(classifier.full_probs(x))
+        assert r["target"] == int(probs.argmax()) and r["label"] == TinyModel.labels[r["target"]]
+        assert r["full_confidence"] == pytest.approx(float(probs.max()))
+        assert 0 < r["area"] <= 1 and r["forward_images"] > 0 and r["forward_images_area"] > 0
+        for c in ("ins", "del", "time_s"):
+            assert math.isfinite(r[c]) and r[c] >= 0
+        assert (r["convention"], r["step"]) == ("rex", 100)
+        if r["image"] == "a.png":
+            assert 0 <= r["IN"] <= 1 and r["IN"] + r["OUT"] == pytest.approx(1.0)
+        else:
+            assert r["IN"] is None and r["OUT"] is None
+    assert [r["target"] for r in rows[::4]] == [0, 1]
+    fwd = {r["method"]: r["forward_images"] for r in rows}
+    assert fwd["rise"] == 16 and fwd["ig"] == 4  # the methods' own counts, settings applied
+
+
+def test_row_values_are_the_metrics_of_the_map(folder, classifier):
+    """area / ins / del / IN / OUT are the metrics of the method's map, measured directly."""
+    made = evaluation.make_methods("ig", SMALL)
+    ev = evaluation.Evaluator(classifier, made, convention="rise", step=50, seed=5, masks_dir=folder / "masks")
+    (row,) = ev.evaluate([folder / "images" / "a.png"])
+    x = classifier.prepare(folder / "images" / "a.png")
+    target = row["target"]
+    att = made["ig"](jax.random.fold_in(jax.random.key(5), 0), classifier, x, target)
+    area, ex = metrics.make_area(classifier)(x, att.map, target, row["full_confidence"])
+    conv = metrics.RISE._replace(step=50)
+    curves = metrics.insertion_deletion(classifier, x, att.map, target, conv)
+    seg = np.zeros((16, 16), bool)
+    seg[:8] = True
+    io = metrics.in_out(ex.mask, seg)
+    assert (row["area"], row["forward_images_area"]) == (area, ex.forward_images)
+    assert (row["ins"], row["del"]) == (curves.insertion_auc, curves.deletion_auc)
+    assert (row["IN"], row["OUT"]) == (io.inside, io.outside)
+    assert (row["convention"], row["step"]) == ("rise", 50)
+
+
+def _fake_factory(scale=1.0, batch_size=None, mask_mode=0.0):
+    """A method no code knows by name: map = scale * mean over channels; records its calls."""
+    calls = []
+
+    def fn(key, classifier, x, target):
+        calls.append((jax.random.key_data(key), target))
+        return Attribution(scale * x.mean(-1), 7, {"batch_size": batch_size, "mask_mode": mask_mode})
+
+    fn.calls = calls
+    return fn
+
+
+@pytest.fixture
+def fake_method(monkeypatch):
+    module = types.ModuleType("fake_method_module")
+    module.fake = _fake_factory
+    monkeypatch.setitem(sys.modules, "fake_method_module", module)
+    monkeypatch.setitem(methods.REGISTRY, "fake", "fake_method_module:fake")
+    return "fake"
+
+
+def test_registered_fake_method_runs_through_the_evaluator(fake_method, folder, classifier):
+    made = evaluation.make_methods(["fake"], {"fake": {"scale": 2.0}}, shared={"batch_size": 5, "mask_mode": "max"})
+    assert made["fake"].config == {"scale": 2.0, "batch_size": 5, "mask_mode": "max"}
+    images = sorted((folder / "images").iterdir())
+    rows = evaluation.Evaluator(classifier, made, seed=11).evaluate(images)
+    assert [(r["image"], r["method"], r["forward_images"]) for r in rows] == [("a.png", "fake", 7), ("b.png", "fake", 7)]
+    calls = made["fake"].fn.calls
+    for i, (key_data, target) in enumerate(calls):  # image i: fold_in(key(seed), i), the top-1 class
+        np.testing.assert_array_equal(key_data, jax.random.key_data(jax.random.fold_in(jax.random.key(11), i)))
+        assert target == rows[i]["target"]
+    x = classifier.prepare(images[0])
+    area, _ = metrics.make_area(classifier)(x, 2.0 * x.mean(-1), rows[0]["target"], rows[0]["full_confidence"])
+    assert rows[0]["area"] == area
+
+
+def parse_config(*args, path=default_config.__file__):
+    """The config `rexjax evaluate` would get from `args` (config_flags, as on the command line)."""
+    argv = ["rexjax evaluate", *args]
+    fv = flags.FlagValues()
+    holder = config_flags.DEFINE_config_file("config", str(path), flag_values=fv, sys_argv=argv)
+    fv(argv)
+    return holder.value
+
+
+def test_config_overrides_reach_the_methods(folder, classifier):
+    config = parse_config("--config.methods=rise,ig", "--config.rise.n_masks=8",
+                          "--config.integrated_gradients.n_steps=3", "--config.batch_size=8", "--config.mask_mode=max")
+    made = evaluation.make_methods(config.methods, config, shared={"mask_mode": config.mask_mode, "batch_size": 8})
+    assert made["rise"].config == {"n_masks": 8, "grid": 7, "p": 0.5, "mask_mode": "max", "batch_size": 8}
+    assert made["ig"].config["n_steps"] == 3
+    rows = evaluation.Evaluator(classifier, made, batch_size=8).evaluate([folder / "images" / "b.png"])
+    assert {r["method"]: r["forward_images"] for r in rows} == {"rise": 8, "ig": 3}
+
+
+def test_every_config_entry_builds_its_method():
+    config = default_config.get_config()
+    subs = [k for k, v in config.items() if hasattr(v, "to_dict")]
+    assert subs and set(subs) <= set(methods.names())
+    shared = {"mask_mode": config.mask_mode, "batch_size": config.batch_size}
+    for name, method in evaluation.make_methods(subs, config, shared=shared).items():
+        for key, value in config[name].to_dict().items():
+            assert method.config[key] == value, (name, key)
+    evaluation.make_methods(config.methods, config, shared=shared)  # the default methods too
+
+
+def _load_study(arg=None):
+    return parse_config(*([f"--config={STUDY_CONFIG}:{arg}"] if arg else []), path=STUDY_CONFIG)
+
+
+def test_study_config_extends_the_default():
+    paper, cpu = _load_study(), _load_study("cpu")
+    base = default_config.get_config()
+    assert paper.rise.n_masks == base.rise.n_masks == 4000 and paper.step is None
+    assert (cpu.rex.iters, cpu.rise.n_masks, cpu.integrated_gradients.n_steps, cpu.lime.n_samples, cpu.step) == (
+        10, 1000, 32, 500, 250)
+    assert cpu.methods == base.methods and set(cpu.keys()) == set(base.keys())
+    with pytest.raises(flags.IllegalFlagValueError, match="config argument"):
+        _load_study("huge")
+
+
+def test_make_methods_names_and_shared_options():
+    made = evaluation.make_methods(" IG ,gradcam", shared={"mask_mode": "max", "batch_size": 4})
+    assert list(made) == ["IG", "gradcam"] and made["IG"].name == "integrated_gradients"
+    assert made["IG"].config == {"batch_size": 4} and made["gradcam"].config == {}  # only what a factory takes
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        evaluation.make_methods("rise,nope")
+    with pytest.raises(ValueError, match="same method"):
+        evaluation.make_methods("ig,integrated_gradients")
+    with pytest.raises(ValueError, match="at least one method"):
+        evaluation.make_methods(" , ")
+    with pytest.raises(ValueError, match="n_mask"):
+        evaluation.make_methods("rise", {"rise": {"n_mask": 3}})
+
+
+def test_shared_options_reach_rex():
+    """ReX's factory takes **config; its declared options let `shared` reach it."""
+    made = evaluation.make_methods("rex", {"rex": {"iters": 2}}, shared={"mask_mode": "max", "batch_size": 4})
+    assert made["rex"].config == {"iters": 2, "mask_mode": "max", "batch_size": 4}
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"mask_mode": "purple"}, "mask_mode"),
+    ({"convention": "petsiuk"}, "convention"),
+    ({"step": 0}, "step"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"seed": 1.5}, "seed"),
+    ({"masks_dir": "/no/such/folder"}, "masks"),
+])
+def test_evaluator_rejects_bad_settings(classifier, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        evaluation.Evaluator(classifier, {"ig": methods.make("ig")}, **kwargs)
+
+
+@pytest.mark.parametrize("bad,match", [({}, "non-empty mapping"), ({"x": 3}, "not callable")])
+def test_evaluator_rejects_bad_methods(classifier, bad, match):
+    with pytest.raises(ValueError, match=match):
+        evaluation.Evaluator(classifier, bad)
+
+
+def test_rex_area_is_its_own_extraction(folder, classifier):
+    """The Evaluator's area extraction on ReX's map = ReX's own (equal settings). Image b: its
+    class needs the right pixels (on a, class 0 wins the all-masked tie: any 10 pixels do)."""
+    made = evaluation.make_methods("rex", {"rex": {"iters": 2}})
+    (row,) = evaluation.Evaluator(classifier, made, seed=2).evaluate([folder / "images" / "b.png"])
+    x = classifier.prepare(folder / "images" / "b.png")
+    own = made["rex"](jax.random.fold_in(jax.random.key(2), 0), classifier, x, row["target"]).record
+    assert row["area"] == own.area and row["forward_images"] == own.forward_images
+
+
+def test_summary_and_table():
+    def row(m, area, ins, IN=None, fwd=10):
+        return {"method": m, "area": area, "ins": ins, "del": 0.5, "IN": IN, "OUT": None if IN is None else 1 - IN,
+                "time_s": 1.0, "forward_images": fwd}
+
+    rows = [row("b", 0.1, 0.9, 0.25, 10), row("a", 0.3, float("nan"), None, 20), row("b", 0.3, 0.7, None, 30)]
+    s = evaluation.summary(rows)
+    assert list(s) == ["b", "a"]  # first-seen order
+    assert s["b"]["area"] == pytest.approx(0.2) and s["b"]["std"] == pytest.approx(0.1)
+    assert s["b"]["ins"] == pytest.approx(0.8) and s["b"]["IN"] == pytest.approx(0.25)
+    assert s["b"]["forward_images"] == 20 and s["a"]["ins"] is None and s["a"]["IN"] is None
+    lines = evaluation.summary_table(rows).splitlines()
+    assert lines[0].split() == ["tool", "area", "std", "ins", "del", "IN", "OUT", "time_s", "fwd"]
+    assert lines[1].split() == ["b", "0.2000", "0.1000", "0.8000", "0.5000", "0.2500", "0.7500", "1.00", "20"]
+    assert lines[2].split() == ["a", "0.3000", "0.0000", "-", "0.5000", "-", "-", "1.00", "20"]
+
+
+def _string_literals(path):
+    """String constants of a module's code: docstrings and default argument values excluded."""
+    tree = ast.parse(Path(path).read_text())
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                skip.add(id(first.value))
+        if isinstance(node, ast.FunctionDef):
+            for d in node.args.defaults + node.args.kw_defaults:
+                if d is not None:
+                    skip.update(id(n) for n in ast.walk(d))
+    return [n.value for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip]
+
+
+@pytest.mark.parametrize("module", ["rexjax/evaluation.py", "rexjax/commands/evaluate.py", "rexjax/data.py"])
+def test_no_method_name_in_code(module):
+    """No method is special-cased: no registered name or alias appears as a string in code."""
+    names = set(methods.REGISTRY) | set(methods.ALIASES)
+    found = [s for s in _string_literals(REPO / module) if any(
+        n in s.lower().replace("-", "_").split() or s.lower() == n for n in names)]
+    assert found == []
+
+
+def _run_cli(monkeypatch, capsys, *args, load=None):
+    """`rexjax evaluate ARGS` in process, on TinyModel (or `load`): (exit status, captured)."""
+    from rexjax.commands import evaluate as cmd
+
+    monkeypatch.setattr(models, "load", load or (lambda name, weights=None: TinyModel()))
+    rc = cmd.run(parse_config(*args))
+    return rc, capsys.readouterr()
+
+
+def test_cli_run_writes_csv_and_summary(monkeypatch, capsys, folder, tmp_path):
+    rc, out = _run_cli(
+        monkeypatch, capsys,
+        f"--config.images={folder / 'images'}", f"--config.masks={folder / 'masks'}", f"--config.out={tmp_path}",
+        "--config.methods=rise,ig", "--config.rise.n_masks=8", "--config.integrated_gradients.n_steps=3",
+        "--config.batch_size=8", "--config.step=64", "--config.max_images=1",
+    )
+    assert rc == 0, out.err
+    with open(tmp_path / "results.csv") as f:
+        got = list(csv.DictReader(f))
+    assert [(r["image"], r["method"], r["forward_images"], r["step"]) for r in got] == [
+        ("a.png", "rise", "8", "64"), ("a.png", "ig", "3", "64")]
+    assert list(got[0]) == evaluation.COLUMNS and float(got[0]["IN"]) + float(got[0]["OUT"]) == pytest.approx(1)
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "1 images, convention rex (step 64), mask_mode 0" in summary and "n_masks: 8" in summary
+    assert summary.splitlines()[1].split()[:3] == ["tool", "area", "std"] and "ig " in out.out
+
+
+@pytest.mark.parametrize("arg,match", [
+    ("--config.methods=rise,nope", "unknown method 'nope'"),
+    ("--config.rise.n_masks=0", "n_masks"),
+    ("--config.convention=petsiuk", "convention"),
+    ("--config.step=0", "step"),
+    ("--config.model=no_such_model", "unknown model"),
+    ("--config.images=/no/such", "images"),
+    ("--config.max_images=0", "max_images"),
+])
+def test_cli_run_fails_before_loading_the_model(monkeypatch, capsys, folder, tmp_path, arg, match):
+    def no_load(*a, **k):
+        raise AssertionError("model loaded")
+
+    rc, out = _run_cli(monkeypatch, capsys, f"--config.images={folder / 'images'}", f"--config.out={tmp_path}",
+                       "--config.methods=rise", arg, load=no_load)
+    err = out.err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("rexjax evaluate: ") and match in err[0], err
+    assert not (tmp_path / "results.csv").exists()
