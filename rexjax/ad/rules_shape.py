@@ -36,37 +36,49 @@ def broadcast_in_dim(ctx, eqn, vals, masks):
     return bind(eqn, vals), [Mask(m, spatial, valid)]
 
 
+class _Axes:
+    """A cursor over one shape's axes that collects the current group and its product."""
+
+    def __init__(self, shape):
+        self.shape, self.i = shape, 0
+        self.start()
+
+    def start(self):
+        self.group, self.product = [], 1
+
+    def more(self) -> bool:
+        return self.i < len(self.shape)
+
+    def take(self):
+        self.group.append(self.i)
+        self.product *= self.shape[self.i]
+        self.i += 1
+
+    def take_ones(self):
+        while self.more() and self.shape[self.i] == 1:
+            self.take()
+
+
 def _reshape_groups(a, b):
     """Splits two shapes of equal size into aligned groups of axes with equal products."""
-    groups, i, j = [], 0, 0
-    while i < len(a) or j < len(b):
-        gi, gj, pi, pj = [], [], 1, 1
-        if i < len(a):
-            gi.append(i)
-            pi *= a[i]
-            i += 1
-        if j < len(b):
-            gj.append(j)
-            pj *= b[j]
-            j += 1
-        while pi != pj:
-            if pi < pj and i < len(a):
-                gi.append(i)
-                pi *= a[i]
-                i += 1
-            elif j < len(b):
-                gj.append(j)
-                pj *= b[j]
-                j += 1
+    ca, cb = _Axes(a), _Axes(b)
+    groups = []
+    while ca.more() or cb.more():
+        ca.start()
+        cb.start()
+        for c in (ca, cb):
+            if c.more():
+                c.take()
+        while ca.product != cb.product:
+            if ca.product < cb.product and ca.more():
+                ca.take()
+            elif cb.more():
+                cb.take()
             else:
                 break
-        while i < len(a) and a[i] == 1:
-            gi.append(i)
-            i += 1
-        while j < len(b) and b[j] == 1:
-            gj.append(j)
-            j += 1
-        groups.append((gi, gj))
+        ca.take_ones()
+        cb.take_ones()
+        groups.append((ca.group, cb.group))
     return groups
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from rexjax import batching, checks
 from rexjax.masking import MaskMode, parse_mask_mode
-from rexjax.saliency.superpixels import check_options, relabel, resolve_segments
+from rexjax.saliency.superpixels import make_segmenter
 from rexjax.types import Attribution
 
 
@@ -88,19 +88,12 @@ def kernel_shap(
     batch_size: Optional[int] = None,
     **superpixel_options,
 ):
-    """KernelSHAP factory. Returns `fn(key, classifier, x, target, segments=None) -> Attribution`.
-
-    superpixel: "slic", "quickshift" or "grid", with its options (`superpixels.superpixels`);
-    segments: fixed superpixels int [H, W] for every image instead (the call's `segments=`
-    overrides both for one image).
-    """
+    """KernelSHAP factory -> `fn(key, classifier, x, target, segments=None) -> Attribution`;
+    superpixels as in `superpixels.make_segmenter`, record `ShapRecord(segments, shap_values)`."""
     checks.positive_int(n_samples=n_samples)
-    check_options(superpixel, superpixel_options)
-    if segments is not None:
-        relabel(segments)  # validates now
+    segment = make_segmenter(superpixel, segments, superpixel_options)
     mask_mode = parse_mask_mode(mask_mode)
     batch_size = batching.resolve_batch_size(batch_size)
-    default_segments = segments
 
     @functools.partial(jax.jit, static_argnums=(0, 4))
     def shap_values(classify, x, target, segments, m, key):
@@ -115,8 +108,7 @@ def kernel_shap(
 
     def explain(key, classifier, x, target, segments=None) -> Attribution:
         x, t = classifier.check(x, target)
-        seg = default_segments if segments is None else segments
-        seg, m = resolve_segments(x, seg, superpixel, **superpixel_options)
+        seg, m = segment(x, segments)
         if m < 2:
             raise ValueError(f"KernelSHAP needs at least 2 superpixels, got {m}")
         seg_j = jnp.asarray(seg)

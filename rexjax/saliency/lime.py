@@ -27,7 +27,7 @@ import numpy as np
 from rexjax import batching, checks
 from rexjax.masking import MaskMode, parse_mask_mode
 from rexjax.saliency.kernel_shap import coalition_values
-from rexjax.saliency.superpixels import check_options, relabel, resolve_segments
+from rexjax.saliency.superpixels import make_segmenter
 from rexjax.types import Attribution
 
 
@@ -65,24 +65,17 @@ def lime(
     batch_size: Optional[int] = None,
     **superpixel_options,
 ):
-    """LIME factory (lime defaults). Returns `fn(key, classifier, x, target, segments=None) -> Attribution`.
-
-    superpixel: "quickshift", "slic" or "grid", with its options (`superpixels.superpixels`);
-    segments: fixed superpixels int [H, W] for every image instead (the call's `segments=`
-    overrides both for one image).
-    """
+    """LIME factory (lime defaults) -> `fn(key, classifier, x, target, segments=None) ->
+    Attribution`; superpixels as in `superpixels.make_segmenter`, record `LimeRecord`."""
     checks.positive_int(n_samples=n_samples)
     for name, v in (("kernel_width", kernel_width), ("alpha", alpha)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
             raise ValueError(f"{name} must be a number, got {v!r}")
     if not kernel_width > 0 or not alpha >= 0:
         raise ValueError(f"kernel_width must be > 0 and alpha >= 0, got {kernel_width}, {alpha}")
-    check_options(superpixel, superpixel_options)
-    if segments is not None:
-        relabel(segments)  # validates now
+    segment = make_segmenter(superpixel, segments, superpixel_options)
     mask_mode = parse_mask_mode(mask_mode)
     batch_size = batching.resolve_batch_size(batch_size)
-    default_segments = segments
 
     @functools.partial(jax.jit, static_argnums=(0, 4))
     def fit(classify, x, target, segments, m, key):
@@ -94,8 +87,7 @@ def lime(
 
     def explain(key, classifier, x, target, segments=None) -> Attribution:
         x, t = classifier.check(x, target)
-        seg = default_segments if segments is None else segments
-        seg, m = resolve_segments(x, seg, superpixel, **superpixel_options)
+        seg, m = segment(x, segments)
         seg_j = jnp.asarray(seg)
         beta, intercept = fit(classifier.masked(mask_mode), x, t, seg_j, m, key)
         return Attribution(beta[seg_j], batching.padded_count(n_samples, batch_size), LimeRecord(seg, beta, intercept))

@@ -6,6 +6,8 @@ normalised) before segmentation. Labels are relabelled to 0..M-1.
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import numpy as np
 
 SUPERPIXELS = ("slic", "quickshift", "grid")
@@ -76,3 +78,20 @@ def superpixels(x, method: str = "slic", **kwargs) -> tuple[np.ndarray, int]:
     else:
         raise ValueError(f"superpixel method must be one of {SUPERPIXELS}, got {method!r}")
     return relabel(seg)
+
+
+def make_segmenter(method: str, segments=None, options: Optional[dict] = None) -> Callable:
+    """Validates a superpixel config now; returns `segment(x, override=None) -> (i32[H, W], M)`.
+
+    Fixed `segments` (int [H, W]) are used for every image when given, else `method` with its
+    `options` on each image; a call's `override` replaces both for one image.
+    """
+    options = dict(options or {})
+    check_options(method, options)
+    if segments is not None:
+        relabel(segments)  # validates now
+
+    def segment(x, override=None) -> tuple[np.ndarray, int]:
+        return resolve_segments(x, segments if override is None else override, method, **options)
+
+    return segment

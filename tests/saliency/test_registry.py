@@ -9,35 +9,10 @@ import pytest
 from rexjax import methods, saliency
 from rexjax.classifier import Classifier
 from rexjax.types import Attribution
+from tests.helpers.tiny import TinyModel
 
 MINE = ("rise", "shape", "occlusion", "kernel_shap", "lime", "integrated_gradients", "gradient_shap",
         "noise_tunnel", "gradcam", "gradcam_pp")
-
-
-class TinyModel:
-    """Duck-typed zoo Model: labels, logits, features_fn with perturbations."""
-
-    name = "tiny"
-    input_size = (16, 16)
-    labels = ("zero", "one", "two")
-    feature_names = ("feat", "pooled")
-    variables = {}
-
-    def __init__(self):
-        k1, k2 = jax.random.split(jax.random.key(0))
-        self.w = jax.random.normal(k1, (3, 3, 3, 4)) * 0.5
-        self.wd = jax.random.normal(k2, (4, 3))
-
-    def features_fn(self, variables, xb, perturbations=None):
-        dn = ("NHWC", "HWIO", "NHWC")
-        feat = jax.nn.relu(jax.lax.conv_general_dilated(xb, self.w, (2, 2), "SAME", dimension_numbers=dn))
-        if perturbations is not None:
-            feat = feat + perturbations["feat"]
-        pooled = feat.mean((1, 2))
-        return pooled @ self.wd, {"feat": feat, "pooled": pooled}
-
-    def __call__(self, xb):
-        return self.features_fn(None, xb)[0]
 
 
 X16 = jnp.asarray(np.random.default_rng(0).random((16, 16, 3)), jnp.float32)
