@@ -28,15 +28,6 @@ flags.DEFINE_string("mask_mode", "0", "What masked pixels show: a number, min, m
 flags.DEFINE_integer("raw_calls", 5, "Timed raw-model calls per image (median taken).")
 flags.DEFINE_integer("limit", None, "Only the first N images.")
 
-IMAGE_EXT = (".jpg", ".jpeg", ".png")
-
-
-def list_images(path: str) -> list[str]:
-    if os.path.isfile(path):
-        return [path]
-    return sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXT))
-
-
 def raw_throughput(model, x, batch: int, calls: int) -> float:
     """Images/s of the jitted model on a batch of `batch` copies of `x` (median of calls)."""
     import jax.numpy as jnp
@@ -54,12 +45,13 @@ def raw_throughput(model, x, batch: int, calls: int) -> float:
 def main(argv):
     import jax
 
-    from rexjax import models
+    from rexjax import data, models
     from rexjax.api import make_explainer
 
-    paths = list_images(FLAGS.images)[: FLAGS.limit]
-    if not paths:
-        print(f"rexjax bench: no images in {FLAGS.images}", file=sys.stderr)
+    try:
+        paths = [str(p) for p in data.list_images(FLAGS.images)[: FLAGS.limit]]
+    except ValueError as err:
+        print(f"rexjax bench: {err}", file=sys.stderr)
         return 2
     model = models.load(FLAGS.model)
     explainer = make_explainer(model, iters=FLAGS.iters, batch_size=FLAGS.batch_size, mask_mode=FLAGS.mask_mode)
