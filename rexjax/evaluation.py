@@ -12,7 +12,8 @@ For image i (a path, or a `rexjax.data.Sample` carrying its segmentation file):
 x = classifier.prepare(path), probs = classifier.full_probs(x), target = argmax(probs),
 key = fold_in(key(seed), i). For every method, in the mapping's order, one row (COLUMNS):
 
-    image, method, target, label, full_confidence   what was explained
+    image, image_index  the image and its index i in the run (the key above)
+    method, target, label, full_confidence   what was explained
     area                the ReX global extraction (`metrics.make_area`: chunks of 10 pixels,
                         the first prefix classified as the target) applied to the method's
                         map, pixels / (H W); forward_images_area = its model images
@@ -20,10 +21,25 @@ key = fold_in(key(seed), i). For every method, in the mapping's order, one row (
                         `convention`, `step`)
     IN, OUT             fractions of that extraction inside / outside the image's
                         segmentation (`metrics.in_out`); None without a segmentation
-    time_s              wall time of the method call (the map; block_until_ready), first call
-                        of a method includes its compilation
+    time_s              wall time of the method call (the map; block_until_ready) on a warm
+                        method: with `warmup` (default) the first call of each method runs
+                        once before the timed one and its extra time, compilation mostly, is
+                        `compile_s` on that method's first row (None elsewhere, and everywhere
+                        with warmup=False, when the first row's time_s includes it). A method
+                        whose compiled shapes depend on the image (LIME / KernelSHAP: the
+                        superpixel count) can still compile inside a later time_s.
     forward_images      the images the method itself pushed (`Attribution.forward_images`)
-    convention, step    how ins/del were measured
+    model, weights      the classifier's name and weights file ("" = not a zoo model or the
+                        caller's own weights; "random-init" = a zoo model without weights)
+    mask_mode           the occlusion of the area extraction and of the "rex" curves
+    convention, step    how ins/del were measured; ins_substrate, del_substrate: what the
+                        curves showed at hidden pixels (`metrics.substrates`: under
+                        mask_mode "ad" the rex convention's are "ad", not zeros)
+    seed                the run's seed (with image_index: the method's key)
+    method_config       every setting the method ran with, defaults included, as JSON
+                        (`resolved_config`): `methods.make(method, **json.loads(...))`
+                        rebuilds it
+    rexjax_version      the installed rexjax version
 
 Every method is measured the same way, from its map alone: the Evaluator knows no method by
 name. A method's own extras (ReX's sufficient explanation, in `Attribution.record`) are not
@@ -34,10 +50,17 @@ extraction as part of the method call.
 
 `mask_mode` is the occlusion used by the area extraction and the "rex" convention's curves
 (the caller passes the same value to the methods, e.g. via `make_methods(shared=...)`).
+`summary` / `summary_table`: per method n, mean area and its sample std (ddof 1; none for
+n = 1), mean ins / del / IN (OUT only when it is not 1 - IN), time_s, compile_s, fwd.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import importlib.metadata
+import inspect
+import json
 import math
 import os
 import time
@@ -54,8 +77,9 @@ from rexjax.classifier import Classifier
 from rexjax.data import Sample, find_segment, read_segment
 from rexjax.masking import MaskMode, parse_mask_mode
 
-COLUMNS = ["image", "method", "target", "label", "full_confidence", "area", "ins", "del", "IN", "OUT",
-           "time_s", "forward_images", "forward_images_area", "convention", "step"]
+COLUMNS = ["image", "image_index", "method", "target", "label", "full_confidence", "area", "ins", "del", "IN", "OUT",
+           "time_s", "compile_s", "forward_images", "forward_images_area", "model", "weights", "mask_mode",
+           "convention", "step", "ins_substrate", "del_substrate", "seed", "method_config", "rexjax_version"]
 
 SHARED_OPTIONS = ("mask_mode", "batch_size")
 
@@ -96,6 +120,69 @@ def make_methods(
     return out
 
 
+def _keyword_defaults(fn) -> dict:
+    params = inspect.signature(fn).parameters.values()
+    return {p.name: p.default for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty}
+
+
+def resolved_config(method, record=None) -> dict:
+    """Every setting `method` runs with, defaults included.
+
+    For a `methods.make` result: its factory's `resolve_config(config)` when the factory
+    declares one (LIME / KernelSHAP: superpixel defaults too); else the dataclass `config`
+    its Attribution `record` carries, if any (ReX: the RexConfig); else the factory's keyword
+    defaults updated with the given config. Any other callable: the record's config or {}."""
+    record_config = getattr(record, "config", None)
+    if dataclasses.is_dataclass(record_config) and not isinstance(record_config, type):
+        record_config = dataclasses.asdict(record_config)
+    else:
+        record_config = None
+    if not isinstance(method, registry.NamedMethod):
+        return record_config or {}
+    fac = registry.factory(method.name)
+    given = dict(method.config)
+    resolve = getattr(fac, "resolve_config", None)
+    if resolve is not None:
+        return dict(resolve(given))
+    if record_config is not None:
+        return record_config
+    return {**_keyword_defaults(fac), **given}
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, (np.ndarray, jax.Array)):
+        a = np.asarray(value)
+        return {"array": list(a.shape), "dtype": str(a.dtype), "sha256": hashlib.sha256(a.tobytes()).hexdigest()[:16]}
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return repr(value)
+
+
+def config_json(config: Mapping) -> str:
+    """A method config as one line of JSON (keys sorted; arrays as shape, dtype and a hash)."""
+    return json.dumps(config, sort_keys=True, default=_jsonable)
+
+
+def rexjax_version() -> str:
+    try:
+        return importlib.metadata.version("rexjax")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _weights(classifier) -> str:
+    model = classifier.model
+    if getattr(model, "has_weights", True) is False:
+        return "random-init"
+    path = getattr(model, "weights_path", None)
+    return "" if path is None else str(path)
+
+
 def check_settings(
     *,
     mask_mode: MaskMode = 0.0,
@@ -104,6 +191,7 @@ def check_settings(
     batch_size: Optional[int] = None,
     seed: int = 0,
     masks_dir: Optional[Union[str, os.PathLike]] = None,
+    warmup: bool = True,
 ) -> dict:
     """The Evaluator's settings, validated (ValueError naming the bad one) and normalised.
 
@@ -112,7 +200,8 @@ def check_settings(
     step (None = the convention's); returned as one Convention with the step applied.
     batch_size: images per model call in the metrics (None = the `rexjax.batching` default).
     seed: image i gets key fold_in(key(seed), i). masks_dir: folder of segmentations for
-    images given as paths (`rexjax.data.find_segment`). Callers check settings with this
+    images given as paths (`rexjax.data.find_segment`). warmup: call each method once before
+    its first timed call (compile time apart from time_s). Callers check settings with this
     before loading a model."""
     mask_mode = parse_mask_mode(mask_mode)
     if isinstance(convention, str):
@@ -128,8 +217,10 @@ def check_settings(
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if masks_dir is not None and not os.path.isdir(masks_dir):
         raise ValueError(f"masks must be a folder of segmentations, got {str(masks_dir)!r}")
+    if not isinstance(warmup, (bool, np.bool_)):
+        raise ValueError(f"warmup must be True or False, got {warmup!r}")
     return {"mask_mode": mask_mode, "convention": convention, "batch_size": batch_size, "seed": int(seed),
-            "masks_dir": masks_dir}
+            "masks_dir": masks_dir, "warmup": bool(warmup)}
 
 
 class Evaluator:
@@ -137,8 +228,8 @@ class Evaluator:
 
     classifier: a `Classifier` (or anything `Classifier.of` takes) with preprocessing, as
     images arrive as files. methods: {row name: Method}. settings: the keywords of
-    `check_settings` (mask_mode, convention, step, batch_size, seed, masks_dir), validated
-    there; attributes of the same names hold the normalised values.
+    `check_settings` (mask_mode, convention, step, batch_size, seed, masks_dir, warmup),
+    validated there; attributes of the same names hold the normalised values.
     """
 
     def __init__(self, classifier: Any, methods: Mapping[str, Any], **settings):
@@ -155,7 +246,16 @@ class Evaluator:
         self.batch_size = settings["batch_size"]
         self.seed = settings["seed"]
         self.masks_dir = settings["masks_dir"]
+        self.warmup = settings["warmup"]
         self._area = metrics.make_area(self.classifier, mask_mode=self.mask_mode, batch_size=self.batch_size)
+        self._warm: set = set()
+        ins_sub, del_sub = metrics.substrates(self.convention, self.mask_mode)
+        self.run_columns = {  # what every row of this Evaluator shares
+            "model": self.classifier.name, "weights": _weights(self.classifier), "mask_mode": self.mask_mode,
+            "convention": self.convention.name, "step": int(self.convention.step),
+            "ins_substrate": ins_sub, "del_substrate": del_sub, "seed": self.seed,
+            "rexjax_version": rexjax_version(),
+        }
 
     def _sample(self, item) -> Sample:
         if isinstance(item, Sample):
@@ -165,12 +265,20 @@ class Evaluator:
         raise ValueError(f"images must be paths or rexjax.data.Sample, got {type(item).__name__}")
 
     def measure(self, name: str, key, x, target: int, full_confidence: float, segment=None) -> dict:
-        """The row values of method `name` on one prepared image (no image/label columns)."""
+        """The method's row values on one prepared image (no image/label/run columns)."""
         method = self.methods[name]
+        compile_s = None
+        if self.warmup and name not in self._warm:
+            start = time.perf_counter()
+            jax.block_until_ready(jnp.asarray(method(key, self.classifier, x, target).map))
+            first = time.perf_counter() - start
         start = time.perf_counter()
         attribution = method(key, self.classifier, x, target)
         saliency = jax.block_until_ready(jnp.asarray(attribution.map))
         elapsed = time.perf_counter() - start
+        if self.warmup and name not in self._warm:
+            compile_s = max(first - elapsed, 0.0)
+        self._warm.add(name)
         area, extraction = self._area(x, saliency, target, full_confidence)
         curves = metrics.insertion_deletion(
             self.classifier, x, saliency, target, convention=self.convention, batch_size=self.batch_size,
@@ -180,9 +288,9 @@ class Evaluator:
         return {
             "method": name, "area": float(area), "ins": float(curves.insertion_auc),
             "del": float(curves.deletion_auc), "IN": io.inside, "OUT": io.outside, "time_s": elapsed,
-            "forward_images": int(attribution.forward_images),
+            "compile_s": compile_s, "forward_images": int(attribution.forward_images),
             "forward_images_area": int(extraction.forward_images),
-            "convention": self.convention.name, "step": int(self.convention.step),
+            "method_config": config_json(resolved_config(method, attribution.record)),
         }
 
     def run(self, images: Iterable, *, progress: Optional[bool] = False) -> Iterator[dict]:
@@ -206,7 +314,8 @@ class Evaluator:
                 for name in self.methods:
                     bar.set_postfix_str(f"{sample.name} {name}", refresh=False)
                     values = self.measure(name, key, x, target, full, segment)
-                    row = {"image": sample.name, "target": target, "label": label, "full_confidence": full, **values}
+                    row = {"image": sample.name, "image_index": i, "target": target, "label": label,
+                           "full_confidence": full, **values, **self.run_columns}
                     bar.update(1)
                     yield {c: row[c] for c in COLUMNS}
 
@@ -215,39 +324,73 @@ class Evaluator:
         return list(self.run(images, progress=progress))
 
 
+def _values(values) -> list[float]:
+    return [float(x) for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
+
+
 def _mean(values) -> Optional[float]:
-    v = [float(x) for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    v = _values(values)
     return float(np.mean(v)) if v else None
 
 
+def _out_is_one_minus_in(rows) -> bool:
+    pairs = [(r["IN"], r["OUT"]) for r in rows if r.get("IN") is not None and r.get("OUT") is not None]
+    return all(math.isclose(o, 1.0 - i, abs_tol=1e-9) or (math.isnan(i) and math.isnan(o)) for i, o in pairs)
+
+
 def summary(rows: Sequence[Mapping]) -> dict[str, dict]:
-    """{method: {area, std, ins, del, IN, OUT, time_s, forward_images}}: means over the rows of
-    each method (std = of the area; None-valued / NaN entries skipped; None when none left)."""
+    """{method: {n, area, std, ins, del, IN, [OUT], time_s, compile_s, forward_images}}:
+    n rows of the method; means over them (None-valued / NaN entries skipped; None when
+    none left); std = the sample standard deviation (ddof 1) of the area, None for fewer
+    than 2 areas; OUT only when some row's OUT is not 1 - IN (then it says something);
+    compile_s = the mean of the recorded first-call overheads (one per method and run)."""
+    keep_out = not _out_is_one_minus_in(rows)
     out = {}
     for m in dict.fromkeys(r["method"] for r in rows):
         rs = [r for r in rows if r["method"] == m]
-        areas = [r["area"] for r in rs if r["area"] is not None]
-        out[m] = {
-            "area": _mean(areas), "std": float(np.std(areas)) if areas else None,
-            "ins": _mean(r["ins"] for r in rs), "del": _mean(r["del"] for r in rs),
-            "IN": _mean(r["IN"] for r in rs), "OUT": _mean(r["OUT"] for r in rs),
-            "time_s": _mean(r["time_s"] for r in rs), "forward_images": _mean(r["forward_images"] for r in rs),
+        areas = _values(r["area"] for r in rs)
+        s = {
+            "n": len(rs), "area": _mean(areas), "std": float(np.std(areas, ddof=1)) if len(areas) > 1 else None,
+            "ins": _mean(r["ins"] for r in rs), "del": _mean(r["del"] for r in rs), "IN": _mean(r["IN"] for r in rs),
         }
+        if keep_out:
+            s["OUT"] = _mean(r["OUT"] for r in rs)
+        s.update(time_s=_mean(r["time_s"] for r in rs), compile_s=_mean(r.get("compile_s") for r in rs),
+                 forward_images=_mean(r["forward_images"] for r in rs))
+        out[m] = s
     return out
 
 
 def summary_table(rows: Sequence[Mapping]) -> str:
-    """ReX paper Table 1 layout: tool, area, std, ins, del, IN, OUT (means over images), plus
-    mean map time and forward images."""
-    cols = ("area", "std", "ins", "del", "IN", "OUT")
-    lines = [f"{'tool':<22}" + "".join(f"{c:>8}" for c in cols) + f"{'time_s':>9}{'fwd':>8}"]
+    """ReX paper Table 1 layout: tool, n, area, std, ins, del, IN, [OUT] (means over images),
+    plus mean map time, compile time and forward images."""
+    stats = summary(rows)
+    cols = ["area", "std", "ins", "del", "IN"] + (["OUT"] if not _out_is_one_minus_in(rows) else [])
+    lines = [f"{'tool':<22}{'n':>5}" + "".join(f"{c:>8}" for c in cols) + f"{'time_s':>9}{'compile_s':>11}{'fwd':>8}"]
 
     def fmt(v, width, spec):
         return f"{'-' if v is None else format(v, spec):>{width}}"
 
-    for m, s in summary(rows).items():
+    for m, s in stats.items():
+        fwd = None if s["forward_images"] is None else int(round(s["forward_images"]))
         lines.append(
-            f"{m:<22}" + "".join(fmt(s[c], 8, ".4f") for c in cols)
-            + fmt(s["time_s"], 9, ".2f") + fmt(None if s["forward_images"] is None else int(s["forward_images"]), 8, "d")
+            f"{m:<22}{s['n']:>5d}" + "".join(fmt(s[c], 8, ".4f") for c in cols)
+            + fmt(s["time_s"], 9, ".2f") + fmt(s["compile_s"], 11, ".2f") + fmt(fwd, 8, "d")
         )
     return "\n".join(lines)
+
+
+def csv_values(row: Mapping) -> dict:
+    """A row as CSV cells (None -> empty)."""
+    return {k: ("" if row[k] is None else row[k]) for k in COLUMNS}
+
+
+def write_csv(path: Union[str, os.PathLike], rows: Iterable[Mapping]) -> None:
+    """Writes rows (COLUMNS) to a CSV file with a header."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(csv_values(r))

@@ -2,8 +2,11 @@
 
 import ast
 import csv
+import importlib.metadata
+import json
 import math
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from PIL import Image
 from rexjax import evaluation, methods, metrics, models
 from rexjax.classifier import Classifier
 from rexjax.configs import evaluate as default_config
+from rexjax.masking import parse_mask_mode
 from rexjax.types import Attribution
 from tests.helpers.tiny import TinyModel
 
@@ -129,7 +133,8 @@ def test_registered_fake_method_runs_through_the_evaluator(fake_method, folder, 
     rows = evaluation.Evaluator(classifier, made, seed=11).evaluate(images)
     assert [(r["image"], r["method"], r["forward_images"]) for r in rows] == [("a.png", "fake", 7), ("b.png", "fake", 7)]
     calls = made["fake"].fn.calls
-    for i, (key_data, target) in enumerate(calls):  # image i: fold_in(key(seed), i), the top-1 class
+    assert len(calls) == 3 and (calls[0][0] == calls[1][0]).all()  # a warm-up call (same key) on image 0
+    for i, (key_data, target) in enumerate(calls[1:]):  # image i: fold_in(key(seed), i), the top-1 class
         np.testing.assert_array_equal(key_data, jax.random.key_data(jax.random.fold_in(jax.random.key(11), i)))
         assert target == rows[i]["target"]
     x = classifier.prepare(images[0])
@@ -182,6 +187,23 @@ def test_study_config_extends_the_default():
         _load_study("huge")
 
 
+def test_captum_config_has_captum_defaults():
+    """Issue 11 item 17: the named config with Captum 0.9's defaults (RISE: the authors'
+    notebook settings) builds every method of the ReX paper's Table 1 that rexjax has."""
+    captum = _load_study("captum")
+    assert captum.methods == "rex,gradcam,kernel_shap,gradient_shap,rise,lime,ig,noise_tunnel"
+    assert (captum.kernel_shap.n_samples, captum.lime.n_samples, captum.gradient_shap.n_samples) == (25, 25, 5)
+    assert captum.lime.kernel_width == pytest.approx(2 ** -0.5)
+    nt = captum.noise_tunnel
+    assert (nt.n_samples, nt.stdev, nt.relative, nt.nt_type) == (5, 1.0, False, "smoothgrad")
+    assert captum.gradcam.relu is False and captum.lrp.eps == 1e-9
+    assert (captum.rise.n_masks, captum.rise.grid, captum.rise.p) == (6000, 8, 0.1)
+    assert captum.integrated_gradients.n_steps == 50 and captum.integrated_gradients.rule == "gausslegendre"
+    shared = {"mask_mode": captum.mask_mode, "batch_size": captum.batch_size}
+    made = evaluation.make_methods(captum.methods, captum, shared=shared)
+    assert made["noise_tunnel"].config["stdev"] == 1.0 and made["lime"].config["n_samples"] == 25
+
+
 def test_make_methods_names_and_shared_options():
     made = evaluation.make_methods(" IG ,gradcam", shared={"mask_mode": "max", "batch_size": 4})
     assert list(made) == ["IG", "gradcam"] and made["IG"].name == "integrated_gradients"
@@ -229,23 +251,131 @@ def test_rex_area_is_its_own_extraction(folder, classifier):
     x = classifier.prepare(folder / "images" / "b.png")
     own = made["rex"](jax.random.fold_in(jax.random.key(2), 0), classifier, x, row["target"]).record
     assert row["area"] == own.area and row["forward_images"] == own.forward_images
+    # its full config (RexConfig, defaults included) is in the row and rebuilds the method
+    config = json.loads(row["method_config"])
+    assert config["iters"] == 2 and config["min_box_size"] == 10 and "spatial" in config
+    rebuilt = methods.make("rex", **config)(jax.random.fold_in(jax.random.key(2), 0), classifier, x, row["target"])
+    assert rebuilt.record.area == own.area
 
 
 def test_summary_and_table():
-    def row(m, area, ins, IN=None, fwd=10):
+    """Issue 11 item 16: n per method, the sample std (ddof 1) of the area, none for n = 1,
+    OUT dropped when it is 1 - IN, compile time apart from time_s."""
+    def row(m, area, ins, IN=None, fwd=10, compile_s=None):
         return {"method": m, "area": area, "ins": ins, "del": 0.5, "IN": IN, "OUT": None if IN is None else 1 - IN,
-                "time_s": 1.0, "forward_images": fwd}
+                "time_s": 1.0, "compile_s": compile_s, "forward_images": fwd}
 
-    rows = [row("b", 0.1, 0.9, 0.25, 10), row("a", 0.3, float("nan"), None, 20), row("b", 0.3, 0.7, None, 30)]
+    rows = [row("b", 0.1, 0.9, 0.25, 10, 4.0), row("a", 0.3, float("nan"), None, 20, 2.0),
+            row("b", 0.3, 0.7, None, 30), row("b", 0.5, 0.8, None, 20)]
     s = evaluation.summary(rows)
     assert list(s) == ["b", "a"]  # first-seen order
-    assert s["b"]["area"] == pytest.approx(0.2) and s["b"]["std"] == pytest.approx(0.1)
+    assert s["b"]["n"] == 3 and s["a"]["n"] == 1
+    assert s["b"]["area"] == pytest.approx(0.3) and s["b"]["std"] == pytest.approx(0.2)  # ddof 1 (ddof 0: 0.163)
+    assert s["a"]["std"] is None  # one image: no spread to report
     assert s["b"]["ins"] == pytest.approx(0.8) and s["b"]["IN"] == pytest.approx(0.25)
     assert s["b"]["forward_images"] == 20 and s["a"]["ins"] is None and s["a"]["IN"] is None
+    assert s["b"]["time_s"] == 1.0 and s["b"]["compile_s"] == 4.0 and s["a"]["compile_s"] == 2.0
+    assert "OUT" not in s["b"]  # OUT = 1 - IN on every row: not repeated
     lines = evaluation.summary_table(rows).splitlines()
-    assert lines[0].split() == ["tool", "area", "std", "ins", "del", "IN", "OUT", "time_s", "fwd"]
-    assert lines[1].split() == ["b", "0.2000", "0.1000", "0.8000", "0.5000", "0.2500", "0.7500", "1.00", "20"]
-    assert lines[2].split() == ["a", "0.3000", "0.0000", "-", "0.5000", "-", "-", "1.00", "20"]
+    assert lines[0].split() == ["tool", "n", "area", "std", "ins", "del", "IN", "time_s", "compile_s", "fwd"]
+    assert lines[1].split() == ["b", "3", "0.3000", "0.2000", "0.8000", "0.5000", "0.2500", "1.00", "4.00", "20"]
+    assert lines[2].split() == ["a", "1", "0.3000", "-", "-", "0.5000", "-", "1.00", "2.00", "20"]
+    # an OUT that is not 1 - IN (another reference region) is kept
+    odd = [dict(rows[0], OUT=0.1)]
+    assert evaluation.summary(odd)["b"]["OUT"] == pytest.approx(0.1)
+    assert evaluation.summary_table(odd).splitlines()[0].split()[7] == "OUT"
+
+
+def test_rows_reproduce_on_their_own(folder, classifier, tmp_path):
+    """Issue 11 item 16: one CSV row alone rebuilds its numbers: the model and weights, the
+    mask mode and substrates, the seed and image index (key = fold_in(key(seed), index)), the
+    method's full config (defaults included, as JSON) and the rexjax version are in the row."""
+    made = evaluation.make_methods("rise,ig", SMALL, shared={"mask_mode": "max", "batch_size": 8})
+    ev = evaluation.Evaluator(classifier, made, mask_mode="max", batch_size=8, seed=5, step=40)
+    rows = ev.evaluate(sorted((folder / "images").iterdir()))
+    path = tmp_path / "rows.csv"
+    evaluation.write_csv(path, rows)
+    with open(path) as f:
+        got = list(csv.DictReader(f))
+    assert list(got[0]) == evaluation.COLUMNS
+    r = got[3]  # image b, ig
+    assert (r["image"], r["image_index"], r["method"], r["seed"]) == ("b.png", "1", "ig", "5")
+    assert (r["model"], r["weights"], r["mask_mode"]) == ("tiny", "", "max")
+    assert (r["convention"], r["step"], r["ins_substrate"], r["del_substrate"]) == ("rex", "40", "max", "max")
+    assert r["rexjax_version"] == importlib.metadata.version("rexjax")
+    config = json.loads(r["method_config"])
+    rise_config = json.loads(got[0]["method_config"])
+    # every keyword of the factory, the given ones with their values, the rest at their defaults
+    assert set(config) == methods.accepts("ig") and set(rise_config) == methods.accepts("rise")
+    assert config["n_steps"] == 4 and config["batch_size"] == 8 and config["rule"] == "gausslegendre"
+    rise_given = (rise_config["n_masks"], rise_config["grid"], rise_config["p"], rise_config["mask_mode"])
+    assert rise_given == (16, 7, 0.5, "max")
+    # rebuild the row from its own fields
+    method = methods.make(r["method"], **config)
+    x = classifier.prepare(folder / "images" / r["image"])
+    key = jax.random.fold_in(jax.random.key(int(r["seed"])), int(r["image_index"]))
+    att = method(key, classifier, x, int(r["target"]))
+    conv = metrics.resolve_convention(r["convention"])._replace(step=int(r["step"]))
+    curves = metrics.insertion_deletion(classifier, x, att.map, int(r["target"]), conv,
+                                        mask_mode=parse_mask_mode(r["mask_mode"]))
+    assert float(r["ins"]) == curves.insertion_auc and float(r["del"]) == curves.deletion_auc
+    assert int(r["forward_images"]) == att.forward_images
+
+
+class TinyFlax(TinyModel):
+    """TinyModel with the Flax-style `apply_fn(variables, x)` ConvAD needs."""
+
+    def apply_fn(self, variables, xb):
+        return self(xb)
+
+
+def test_ad_rows_name_the_ad_substrate(fake_method, folder):
+    """Under mask_mode='ad' every row says so: mask_mode 'ad' and both ReX-convention
+    substrates 'ad' (no column claims a zero substrate)."""
+    made = evaluation.make_methods(["fake"], shared={"mask_mode": "ad"})
+    (r,) = evaluation.Evaluator(Classifier(TinyFlax()), made, mask_mode="ad", step=64).evaluate(
+        [folder / "images" / "b.png"])
+    assert (r["mask_mode"], r["ins_substrate"], r["del_substrate"], r["convention"]) == ("ad", "ad", "ad", "rex")
+    assert json.loads(r["method_config"]) == {"scale": 1.0, "batch_size": None, "mask_mode": "ad"}
+
+
+def _slow_first_call_factory(pause=0.4):
+    """A method whose first call is slow (as a compilation would be), later calls fast."""
+    seen = []
+
+    def fn(key, classifier, x, target):
+        if not seen:
+            time.sleep(pause)
+        seen.append(1)
+        return Attribution(x.mean(-1), 1, None)
+
+    return fn
+
+
+def test_compile_time_is_apart_from_time_s(monkeypatch, folder, classifier):
+    """Issue 11 item 16: the first call of a method (compilation) is a warm-up timed as
+    compile_s on that method's first row; time_s is a warm call."""
+    module = types.ModuleType("slow_method_module")
+    module.slow = _slow_first_call_factory
+    monkeypatch.setitem(sys.modules, "slow_method_module", module)
+    monkeypatch.setitem(methods.REGISTRY, "slow", "slow_method_module:slow")
+    images = sorted((folder / "images").iterdir())
+    rows = evaluation.Evaluator(classifier, evaluation.make_methods("slow")).evaluate(images)
+    assert rows[0]["compile_s"] >= 0.35 and rows[0]["time_s"] < 0.3
+    assert rows[1]["compile_s"] is None and rows[1]["time_s"] < 0.3
+    # warmup=False: the first row's time_s includes the first call, no compile_s
+    rows = evaluation.Evaluator(classifier, evaluation.make_methods("slow"), warmup=False).evaluate(images)
+    assert rows[0]["time_s"] >= 0.35 and rows[0]["compile_s"] is None
+
+
+def test_step_larger_than_the_image_is_a_clear_error(folder, classifier):
+    """Issue 11 item 16: fewer pixels (16 x 16 = 256) than `step` is a ValueError naming both."""
+    ev = evaluation.Evaluator(classifier, evaluation.make_methods("ig", SMALL), step=257)
+    with pytest.raises(ValueError, match=r"step 257 .*256 pixels"):
+        ev.evaluate([folder / "images" / "a.png"])
+    (row,) = evaluation.Evaluator(classifier, evaluation.make_methods("ig", SMALL), step=256).evaluate(
+        [folder / "images" / "a.png"])
+    assert math.isfinite(row["ins"])
 
 
 def _string_literals(path):
@@ -297,8 +427,12 @@ def test_cli_run_writes_csv_and_summary(monkeypatch, capsys, folder, tmp_path):
         ("a.png", "rise", "8", "64"), ("a.png", "ig", "3", "64")]
     assert list(got[0]) == evaluation.COLUMNS and float(got[0]["IN"]) + float(got[0]["OUT"]) == pytest.approx(1)
     summary = (tmp_path / "summary.txt").read_text()
-    assert "1 images, convention rex (step 64), mask_mode 0" in summary and "n_masks: 8" in summary
-    assert summary.splitlines()[1].split()[:3] == ["tool", "area", "std"] and "ig " in out.out
+    assert ("model tiny, 1 images, weights -, convention rex (step 64, insertion over 0.0, deletion over 0.0), "
+            "mask_mode 0.0, seed 0") in summary
+    assert "n_masks: 8" in summary and f"rexjax {importlib.metadata.version('rexjax')}" in summary
+    assert summary.splitlines()[1].split()[:4] == ["tool", "n", "area", "std"] and "ig " in out.out
+    assert (got[0]["model"], got[0]["mask_mode"], got[0]["seed"], got[0]["image_index"]) == ("tiny", "0.0", "0", "0")
+    assert json.loads(got[0]["method_config"])["n_masks"] == 8 and got[0]["compile_s"] != ""
 
 
 @pytest.mark.parametrize("arg,match", [

@@ -10,7 +10,7 @@ papers' settings); any field is overridden on the command line:
     rexjax evaluate --config=experiments/configs/evaluate.py:cpu      # a study's config file
 
 Top-level fields: model, weights, images, masks, out, methods (comma separated names or
-aliases), seed, batch_size, mask_mode, convention (rex|rise), step, max_images; one
+aliases), seed, batch_size, mask_mode, convention (rex|rise), step, max_images, warmup; one
 sub-config per method under its registry name (`--config.lime.n_samples=500`,
 `--config.integrated_gradients.n_steps=32`). `mask_mode` and `batch_size` reach every method
 that takes them and the metrics.
@@ -20,9 +20,13 @@ one CSV row (`rexjax.evaluation.COLUMNS`): area (the ReX global extraction appli
 map, pixels / H W), ins and del (insertion/deletion AUC; convention rex: the mask_mode
 substrate, step 100, normalised by the full-image confidence), IN/OUT (fraction of that
 extraction inside/outside the image's segmentation `<masks>/<image stem>.png`, nonzero =
-segment), the method's time and forward images, and the extraction's forward images. Every
-method is measured the same way (`rexjax.evaluation.Evaluator`). Writes
-`<out>/results.csv` (row by row) and `<out>/summary.txt`, and prints the summary table.
+segment), the method's time (warm; the first call's compile time apart, `compile_s`,
+unless --config.warmup=False) and forward images, the extraction's forward images, and what
+reproduces the row on its own: model, weights, mask_mode, convention, step and substrates,
+seed and image index, the method's full config as JSON (defaults included) and the rexjax
+version. Every method is measured the same way (`rexjax.evaluation.Evaluator`). Writes
+`<out>/results.csv` (row by row) and `<out>/summary.txt` (n, area mean and sample std, ins,
+del, IN, time_s, compile_s, fwd per method), and prints the summary table.
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ def run(config) -> int:
         settings = evaluation.check_settings(
             mask_mode=config.mask_mode, convention=config.convention, step=config.step,
             batch_size=config.batch_size, seed=config.seed, masks_dir=config.masks,
+            warmup=config.get("warmup", True),
         )
         models.get_spec(config.model)
         samples = data.folder(config.images, config.masks)
@@ -103,13 +108,16 @@ def run(config) -> int:
         writer.writeheader()
         for r in evaluator.run(samples, progress=None):
             rows.append(r)
-            writer.writerow({k: ("" if r[k] is None else r[k]) for k in evaluation.COLUMNS})
+            writer.writerow(evaluation.csv_values(r))
             f.flush()
             tqdm.write(f"{r['image']:<32} {r['method']:<14} area {r['area']:.4f} ins {r['ins']:.4f} "
                        f"del {r['del']:.4f} time {r['time_s']:.2f}s fwd {r['forward_images']}")
     conv = evaluator.convention
-    header = (f"model {config.model}, {len(samples)} images, convention {conv.name} (step {conv.step}), "
-              f"mask_mode {config.mask_mode}, methods {config.methods}")
+    run = evaluator.run_columns
+    header = (f"model {run['model']}, {len(samples)} images, weights {run['weights'] or '-'}, "
+              f"convention {conv.name} (step {conv.step}, insertion over {run['ins_substrate']}, deletion over "
+              f"{run['del_substrate']}), mask_mode {run['mask_mode']}, seed {run['seed']}, "
+              f"methods {config.methods}, rexjax {run['rexjax_version']}")
     table = evaluation.summary_table(rows)
     summary_path.write_text(f"{header}\n{table}\n\nconfig:\n{config}")
     print(header)

@@ -17,6 +17,8 @@ Top level: what to run on and how to measure.
     convention, step      insertion/deletion convention ("rex" or "rise") and pixels per
                           step (None = the convention's: 100 for rex, 224 for rise)
     max_images            only the first N images (sorted by name), None = all
+    warmup                call each method once before its first timed call, so time_s is a
+                          warm call and the compile time is reported apart (compile_s)
 `batch_size` and `mask_mode` are shared: they reach every method whose factory takes them
 (`rexjax.methods.make(name, shared=...)`), and the metrics.
 
@@ -46,6 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.convention = "rex"
     config.step = placeholder(int)
     config.max_images = placeholder(int)
+    config.warmup = True
 
     # --- per-method settings (factory keyword arguments) ---------------------------------
     config.rex = dict(

@@ -30,7 +30,7 @@ import scipy.integrate
 
 from rexjax import batching, checks
 from rexjax.causal import pixel_rank
-from rexjax.masking import MaskMode
+from rexjax.masking import MaskMode, parse_mask_mode
 
 
 class Convention(NamedTuple):
@@ -90,6 +90,18 @@ def resolve_convention(convention) -> Convention:
     return convention
 
 
+def substrates(convention, mask_mode: MaskMode = 0.0) -> tuple[MaskMode, MaskMode]:
+    """(insertion, deletion) substrates the convention's curves show at hidden pixels, as
+    parsed mask modes, the convention's "mask_mode" replaced by the caller's `mask_mode`
+    (REX under mask_mode="ad": ("ad", "ad"); RISE: ("blur:5", 0.0) whatever the mask_mode)."""
+    convention = resolve_convention(convention)
+    mask_mode = parse_mask_mode(mask_mode)
+    return tuple(
+        parse_mask_mode(mask_mode if sub == "mask_mode" else sub)
+        for sub in (convention.insertion_substrate, convention.deletion_substrate)
+    )
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 5))
 def _curves(ins_classify, del_classify, x, saliency, target, batch_size, counts):
     rank = pixel_rank(saliency)
@@ -121,11 +133,13 @@ def insertion_deletion(
     convention = resolve_convention(convention)
     checks.positive_int(step=convention.step)
     batch_size = batching.resolve_batch_size(batch_size)
-    ins_classify, del_classify = (
-        classifier.masked(mask_mode if sub == "mask_mode" else sub)
-        for sub in (convention.insertion_substrate, convention.deletion_substrate)
-    )
+    ins_classify, del_classify = (classifier.masked(sub) for sub in substrates(convention, mask_mode))
     n_pixels = x.shape[0] * x.shape[1]
+    if convention.step > n_pixels:
+        raise ValueError(
+            f"step {convention.step} exceeds the image's {n_pixels} pixels ({x.shape[0]} x {x.shape[1]}): "
+            f"use a step of at most {n_pixels}"
+        )
     counts = curve_counts(n_pixels, convention.step, convention.include_start)
     ins, dele = _curves(ins_classify, del_classify, x, saliency, t, batch_size, jnp.asarray(counts))
     ins, dele = np.asarray(ins), np.asarray(dele)

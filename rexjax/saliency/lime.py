@@ -3,7 +3,8 @@
 Superpixels on the host (quickshift with lime's defaults, or SLIC); in JAX: n samples
 z in {0,1}^M (row 0 all ones, the rest uniform), v(z) = f_t(x (.) z[seg]), cosine distance
 d = 1 - sqrt(|z| / M) to the all-ones row, kernel weight sqrt(exp(-d^2 / width^2)) (width
-0.25), and a weighted ridge fit with an unpenalised intercept:
+0.25), and a weighted ridge fit with an unpenalised intercept (sklearn `Ridge(alpha=1)`, as
+lime; pinned against lime 0.2.0.1's own numbers in tests/fixtures/lime_shapley):
 
     beta = argmin sum_i w_i (v_i - b - z_i . beta)^2 + alpha |beta|^2        (LIME Eq. 2)
 
@@ -27,7 +28,7 @@ import numpy as np
 from rexjax import batching, checks
 from rexjax.masking import MaskMode, parse_mask_mode
 from rexjax.saliency.kernel_shap import coalition_values
-from rexjax.saliency.superpixels import make_segmenter
+from rexjax.saliency.superpixels import make_segmenter, resolve_options
 from rexjax.types import Attribution
 
 
@@ -47,6 +48,19 @@ def weighted_ridge(z, y, w, alpha):
     a = (zc * w[:, None]).T @ zc + alpha * jnp.eye(z.shape[1])
     beta = jnp.linalg.solve(a, (zc * w[:, None]).T @ yc)
     return beta, ym - zm @ beta
+
+
+def cosine_distance(z) -> jax.Array:
+    """f32[N]: cosine distance of each row of z f32[N, M] (binary) to the all-ones row,
+    1 - z.1 / (|z| sqrt(M)) = 1 - sqrt(|z|_1 / M); 1 for the empty row (sklearn's
+    `pairwise_distances(z, ones, metric="cosine")`, what lime_image uses)."""
+    return 1.0 - jnp.sqrt(z.sum(1) / z.shape[1])
+
+
+def kernel_weights(z, kernel_width: float) -> jax.Array:
+    """f32[N]: lime_image's kernel sqrt(exp(-d^2 / width^2)) of the cosine distance d."""
+    d = cosine_distance(z)
+    return jnp.sqrt(jnp.exp(-(d**2) / kernel_width**2))
 
 
 def lime_samples(key, n: int, m: int) -> jax.Array:
@@ -81,9 +95,7 @@ def lime(
     def fit(classify, x, target, segments, m, key):
         z = lime_samples(key, n_samples, m)
         y = coalition_values(classify, x, target, segments, z, batch_size)
-        d = 1.0 - jnp.sqrt(z.sum(1) / m)
-        w = jnp.sqrt(jnp.exp(-(d**2) / kernel_width**2))
-        return weighted_ridge(z, y, w, alpha)
+        return weighted_ridge(z, y, kernel_weights(z, kernel_width), alpha)
 
     def explain(key, classifier, x, target, segments=None) -> Attribution:
         x, t = classifier.check(x, target)
@@ -93,3 +105,19 @@ def lime(
         return Attribution(beta[seg_j], batching.padded_count(n_samples, batch_size), LimeRecord(seg, beta, intercept))
 
     return explain
+
+
+def _resolve_config(config: dict) -> dict:
+    """Every setting of `lime(**config)`, defaults included: the factory's keywords and the
+    chosen superpixel method's options (for `rexjax.evaluation.resolved_config`)."""
+    import inspect
+
+    params = inspect.signature(lime).parameters.values()
+    out = {p.name: p.default for p in params if p.default is not p.empty and p.kind != p.VAR_KEYWORD}
+    named = {k: v for k, v in config.items() if k in out}
+    out.update(named)
+    out.update(resolve_options(out["superpixel"], {k: v for k, v in config.items() if k not in named}))
+    return out
+
+
+lime.resolve_config = _resolve_config

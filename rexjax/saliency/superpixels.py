@@ -11,11 +11,12 @@ from typing import Callable, Optional
 import numpy as np
 
 SUPERPIXELS = ("slic", "quickshift", "grid")
-OPTIONS = {
-    "slic": ("n_segments", "compactness"),
-    "quickshift": ("kernel_size", "max_dist", "ratio", "seed"),
-    "grid": ("cells",),
+DEFAULTS = {  # quickshift: lime's defaults
+    "slic": {"n_segments": 50, "compactness": 10.0},
+    "quickshift": {"kernel_size": 4, "max_dist": 200, "ratio": 0.2, "seed": 0},
+    "grid": {"cells": 8},
 }
+OPTIONS = {method: tuple(d) for method, d in DEFAULTS.items()}
 
 
 def check_options(method: str, options: dict) -> None:
@@ -25,6 +26,13 @@ def check_options(method: str, options: dict) -> None:
     unknown = sorted(set(options) - set(OPTIONS[method]))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for superpixel={method!r}; valid: {OPTIONS[method]}")
+
+
+def resolve_options(method: str, options: Optional[dict] = None) -> dict:
+    """`options` of superpixel `method`, checked, with every default filled in."""
+    options = dict(options or {})
+    check_options(method, options)
+    return {**DEFAULTS[method], **options}
 
 
 def relabel(segments) -> tuple[np.ndarray, int]:
@@ -57,26 +65,27 @@ def superpixels(x, method: str = "slic", **kwargs) -> tuple[np.ndarray, int]:
     x = np.asarray(x, np.float64)
     if x.ndim != 3:
         raise ValueError(f"x must be an image [H, W, C], got shape {x.shape}")
+    if method not in SUPERPIXELS:
+        raise ValueError(f"superpixel method must be one of {SUPERPIXELS}, got {method!r}")
+    kwargs = resolve_options(method, kwargs)
     lo, hi = x.min(), x.max()
     img = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
     if method == "slic":
         seg = skimage.segmentation.slic(
-            img, n_segments=kwargs.get("n_segments", 50), compactness=kwargs.get("compactness", 10.0),
+            img, n_segments=kwargs["n_segments"], compactness=kwargs["compactness"],
             start_label=0, channel_axis=-1,
         )
     elif method == "quickshift":
         if img.shape[-1] == 1:
             img = np.repeat(img, 3, axis=-1)
         seg = skimage.segmentation.quickshift(
-            img[..., :3], kernel_size=kwargs.get("kernel_size", 4), max_dist=kwargs.get("max_dist", 200),
-            ratio=kwargs.get("ratio", 0.2), rng=kwargs.get("seed", 0),
+            img[..., :3], kernel_size=kwargs["kernel_size"], max_dist=kwargs["max_dist"],
+            ratio=kwargs["ratio"], rng=kwargs["seed"],
         )
-    elif method == "grid":
-        cells = kwargs.get("cells", 8)
+    else:  # grid
+        cells = kwargs["cells"]
         h, w = img.shape[:2]
         seg = (np.arange(h)[:, None] * cells // h) * cells + (np.arange(w)[None, :] * cells // w)
-    else:
-        raise ValueError(f"superpixel method must be one of {SUPERPIXELS}, got {method!r}")
     return relabel(seg)
 
 

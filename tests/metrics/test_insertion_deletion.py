@@ -133,3 +133,36 @@ def test_bad_input():
         insertion_deletion(fraction_model(), jnp.ones((8, 8, 3)), jnp.ones((8, 8)), 0, "nope")
     with pytest.raises(ValueError, match="batch_size"):
         insertion_deletion(fraction_model(), jnp.ones((8, 8, 3)), jnp.ones((8, 8)), 0, batch_size=0)
+
+
+def test_rex_auc_is_divided_by_the_full_confidence_0_3():
+    """Issue 11 item 13: a model whose full-image confidence for the target is 0.3 (and not
+    its top class: class 1 has 0.7), with a curve that rises to 0.9 halfway. The ReX AUC is
+    Simpson / (full_probs[target] * floor(N/step) * step) = 0.5984 / 0.3: dropping the
+    normaliser (0.5984), normalising by the curve's maximum (0.665) or by the top-1
+    probability (0.855) all fail."""
+
+    def scores(xb):  # t = visible fraction (all-ones image, mask_mode 0); p0 = 0.3 + 2.4 t (1 - t)
+        t = xb[..., 0].mean((1, 2))
+        p0 = 0.3 + 2.4 * t * (1 - t)
+        return jnp.stack([p0, 1 - p0], -1)
+
+    clf = Classifier(scores, outputs="probs")
+    x = jnp.ones((20, 20, 3))
+    sal = jnp.arange(400.0).reshape(20, 20)
+    res = insertion_deletion(clf, x, sal, 0, REX._replace(step=80), batch_size=8)
+    assert res.full_confidence == pytest.approx(0.3, abs=1e-6)
+    t = np.array([0.2, 0.4, 0.6, 0.8, 1.0])
+    np.testing.assert_allclose(res.insertion, 0.3 + 2.4 * t * (1 - t), atol=1e-6)
+    # Simpson is exact on a quadratic: 400 * int_0.2^1 p0(t) dt = 400 * 0.5984 (deletion: the
+    # same integral, mirrored), over 0.3 * 5 * 80
+    assert res.insertion_auc == pytest.approx(0.5984 / 0.3, rel=1e-5)
+    assert res.deletion_auc == pytest.approx(0.5984 / 0.3, rel=1e-5)
+
+
+def test_step_larger_than_the_image_is_a_clear_error():
+    """Issue 11 item 16: an 8 x 8 image has fewer pixels than step 100: a ValueError, not a
+    ZeroDivisionError in the normalisation (both conventions)."""
+    for conv in (REX, RISE):
+        with pytest.raises(ValueError, match=r"step 100 .*64 pixels"):
+            insertion_deletion(fraction_model(), jnp.ones((8, 8, 3)), jnp.ones((8, 8)), 0, conv._replace(step=100))
