@@ -22,6 +22,7 @@ from typing import Callable, Union
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rexjax.ad import convad
 from rexjax.types import MaskedClassifier
@@ -118,10 +119,24 @@ def painted(probs_fn: Callable[[jax.Array], jax.Array], mask_mode: MaskMode = 0.
 def deactivated(apply_fn: Callable, variables, to_probs: Callable, **ad_options) -> MaskedClassifier:
     """MaskedClassifier with Activation-Deactivation (ConvAD): `apply_fn(variables, x)` is
     traced and re-evaluated with the mask beside every activation; `to_probs` maps its
-    outputs to probabilities (softmax for logits, identity for a model that returns them)."""
+    outputs to probabilities (softmax for logits, identity for a model that returns them).
+
+    Masks are binary here: a pixel is on or off (ConvAD's indicator `1(M > 0)`), there is no
+    "half visible". A soft mask (values strictly between 0 and 1) is refused with a
+    ValueError when the call is eager; inside jit the values cannot be inspected and count
+    as visible where > 0. Methods that draw soft masks draw binary ones under "ad" (RISE,
+    SHAPE: nearest upsampling, `rexjax.saliency.rise.resolve_upsample`).
+    """
     ad_outputs = convad(apply_fn, **ad_options)
 
     def classify(x: jax.Array, masks: jax.Array) -> jax.Array:
+        if not isinstance(masks, jax.core.Tracer):
+            values = np.asarray(masks, np.float32)
+            if not np.isin(values, (0.0, 1.0)).all():
+                raise ValueError(
+                    "mask_mode='ad' takes binary masks (1 visible, 0 masked); got values strictly "
+                    "between 0 and 1, which ConvAD would count as fully visible"
+                )
         xb = jnp.broadcast_to(x[None], (masks.shape[0],) + x.shape)
         return to_probs(ad_outputs(variables, xb, masks.astype(x.dtype)))
 

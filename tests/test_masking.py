@@ -112,3 +112,23 @@ def test_ad_needs_a_flax_model_and_hands_off_to_convad():
     np.testing.assert_allclose(ad(X, m), ad(other, m), rtol=1e-6)
     with pytest.raises(ValueError, match="ConvAD options"):
         clf.masked(0.0, tau=0.5)
+
+
+def test_ad_refuses_soft_masks_when_it_can_see_them():
+    """ConvAD masks are binary (a pixel is on or off); a soft mask passed eagerly is an error,
+    not silently binarised at > 0. Binary float and bool masks are fine."""
+
+    class Mean:
+        variables: dict = {}
+
+        def apply_fn(self, variables, xb):
+            return xb.mean((1, 2))
+
+        def __call__(self, xb):
+            return self.apply_fn(self.variables, xb)
+
+    ad = Classifier(Mean()).masked("ad")
+    with pytest.raises(ValueError, match="binary masks"):
+        ad(X, jnp.full((1, H, W), 0.5))
+    binary = ad(X, MASK.astype(jnp.float32))
+    np.testing.assert_array_equal(binary, ad(X, MASK))

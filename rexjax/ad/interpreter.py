@@ -7,6 +7,9 @@ the binary map `M'_i` of Definition 5 at that value's resolution. This module ow
 table `PRIMITIVE_RULES` (primitive name -> rule from `rules_*.py`); the override handed to
 the walker (`_step`) binds equations without masked inputs as they are, hands masked ones to
 their rule, and lets the walker descend into call-like equations (jit, custom_jvp, ...).
+Equations whose outputs have no elements (the zero-width pieces `jnp.pad` builds) carry no
+mask. With `poison=True` (a testing aid) every masked output is overwritten with NaN at
+its masked positions (`mask.poison`), and the input is poisoned instead of zeroed.
 
 Checkpoints (`mask.deactivate`, Eq. 1) happen in position-mixing rules (convolutions,
 pooling, reductions, combinations of differently masked values); shape-preserving
@@ -25,6 +28,7 @@ import jax.numpy as jnp
 from rexjax import jaxpr as jaxpr_walker
 from rexjax.ad import rules_conv, rules_elementwise, rules_reduce, rules_shape
 from rexjax.ad.mask import POOL_MODES, Mask, Options, deactivate, unsupported
+from rexjax.ad.mask import poison as poison_masked
 
 PRIMITIVE_RULES: dict = {
     **{name: rules_elementwise.elementwise for name in rules_elementwise.PRIMITIVES},
@@ -38,6 +42,7 @@ PRIMITIVE_RULES: dict = {
     "pad": rules_shape.pad,
     "concatenate": rules_shape.concatenate,
     "split": rules_shape.split,
+    "gather": rules_shape.gather,
     "conv_general_dilated": rules_conv.conv,
     "dot_general": rules_conv.dot_general,
     "reduce_window_sum": rules_reduce.reduce_window,
@@ -65,7 +70,8 @@ def _step(ctx: Options) -> Callable:
     def step(eqn, entries):
         vals = [v for v, _ in entries]
         masks = [mk for _, mk in entries]
-        if all(mk is None for mk in masks):
+        if all(mk is None for mk in masks) or all(_empty(v) for v in eqn.outvars):
+            # unmasked inputs, or outputs without elements (jnp.pad's zero-width pieces)
             return [(o, None) for o in jaxpr_walker.bind(eqn, vals)]
         name = eqn.primitive.name
         if name in ("jit", "pjit") and eqn.params.get("name") in ctx.conv_like:
@@ -77,9 +83,16 @@ def _step(ctx: Options) -> Callable:
             if rule is None:
                 raise unsupported(eqn)
         outvals, outmasks = rule(ctx, eqn, vals, masks)
+        if ctx.poison:
+            outvals = [poison_masked(v, mk) for v, mk in zip(outvals, outmasks)]
         return list(zip(outvals, outmasks))
 
     return step
+
+
+def _empty(var) -> bool:
+    shape = getattr(var.aval, "shape", None)
+    return shape is not None and 0 in shape
 
 
 def convad(
@@ -88,6 +101,7 @@ def convad(
     tau: float = 0.0,
     pool: str = "deactivate",
     conv_like: Sequence[str] = ("depthwise_conv",),
+    poison: bool = False,
 ) -> Callable:
     """ConvAD (Alg. 1): `f(variables, x[B,H,W,C], mask[B,H,W]) -> apply_fn(variables, x)`.
 
@@ -107,6 +121,10 @@ def convad(
       conv_like: names of `jax.jit` functions `(x, kernel, ...)` that are convolutions in
         disguise (`rexjax.models.layers.depthwise_conv`); their mask is the same function
         applied to the mask with a kernel of ones.
+      poison: testing aid, the leak check (`Options.poison`): the input is not zeroed and
+        every masked intermediate holds NaN at its masked positions. With correct rules the
+        output is finite and bitwise the normal one (compare eager runs: two jitted
+        programs can differ in the last ulp through fusion alone).
     """
     if not (0.0 <= float(tau) < 1.0):
         raise ValueError(f"tau must be in [0, 1), got {tau!r}")
@@ -114,7 +132,8 @@ def convad(
         raise ValueError(f"pool must be one of {POOL_MODES}, got {pool!r}")
     if isinstance(conv_like, str):
         raise ValueError("conv_like must be a sequence of function names, not a string")
-    step = _step(Options(tau=float(tau), pool=pool, conv_like=tuple(conv_like)))
+    ctx = Options(tau=float(tau), pool=pool, conv_like=tuple(conv_like), poison=bool(poison))
+    step = _step(ctx)
 
     def forward(variables, x: jax.Array, mask: jax.Array):
         if x.ndim != 4:
@@ -126,7 +145,8 @@ def convad(
         m = (mask > 0).astype(jnp.float32)[..., None]
         in_mask = Mask(m=m, spatial=(1, 2))
         # Alg. 1: the input is multiplied by M
-        args = [(leaf, None) for leaf in leaves] + [(deactivate(x, in_mask), in_mask)]
+        x_in = poison_masked(x, in_mask) if ctx.poison else deactivate(x, in_mask)
+        args = [(leaf, None) for leaf in leaves] + [(x_in, in_mask)]
         if len(args) != len(closed.jaxpr.invars):
             raise ValueError("apply_fn must take exactly (variables, x)")
         outs = jaxpr_walker.eval_jaxpr(closed.jaxpr, closed.consts, args, step, lift=_lift)

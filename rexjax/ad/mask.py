@@ -32,26 +32,49 @@ class Mask(NamedTuple):
     """The mask `M'_i` travelling beside one activation.
 
     m: float32 array of 0/1 with the value's rank, size 1 on every axis where the mask does
-       not vary (channels), so `m` broadcasts against the value. 1 = active (visible).
-    spatial: sorted tuple of the value's spatial axes (the axes convolutions slide over).
+       not vary (channels), so `m` broadcasts against the value; full size on every spatial
+       axis. 1 = active (visible).
+    spatial: sorted tuple of the value's position axes (the axes convolutions slide over,
+       and any axis a reshape made out of them).
     valid: None (every position is a real one) or a static numpy bool array shaped like `m`
        with size 1 on non-spatial axes: False where an explicit `pad` inserted the
        position. Padding is neither visible nor masked: it is never switched off and does
        not count in the position-attribution ratio (Definition 4 counts input features).
+    mixed: the spatial axes that also index features: a reshape merged positions with
+       channels into them (flatten before a Dense, space-to-depth, patchify). A contraction
+       over a mixed axis is a Dense over features (`rules_conv.dot_general`); a conv whose
+       feature axis is mixed counts visible (position, channel) inputs.
+    reduced: set only by a reduction over some (not all) spatial axes, for the keepdims
+       that usually follows it: `((axis, tag), ...)` in the coordinates before the
+       reduction, tag "spatial" / "mixed" / "" ; a broadcast or reshape that puts size-1
+       axes back exactly there re-tags them (so a `mean(..., keepdims=True)` keeps its
+       position axis, and a later concatenation along it concatenates masks).
+    rep: axes a `broadcast_in_dim` created (the value is a copy along them): a reshape
+       that merges one into a position axis makes positions, not features (`jnp.repeat`
+       upsampling, the strips of `jnp.pad(mode="edge")`).
     """
 
     m: jax.Array
     spatial: tuple
     valid: Optional[np.ndarray] = None
+    mixed: tuple = ()
+    reduced: tuple = ()
+    rep: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    """ConvAD hyperparameters (see `rexjax.ad.convad`)."""
+    """ConvAD hyperparameters (see `rexjax.ad.convad`).
+
+    poison: testing aid (leak check): the input is not zeroed at entry and every masked
+    intermediate value gets NaN at its mask-0 (real) positions, so any rule that lets a
+    masked position reach an active one makes the output differ or non-finite.
+    """
 
     tau: float = 0.0
     pool: str = "deactivate"
     conv_like: tuple = ("depthwise_conv",)
+    poison: bool = False
 
 
 class UnsupportedPrimitiveError(NotImplementedError):
@@ -75,6 +98,13 @@ def deactivate(x: jax.Array, mask: Optional[Mask], fill: float = 0.0) -> jax.Arr
     if mask.valid is not None:
         keep = keep | ~mask.valid
     return jnp.where(keep, x, jnp.asarray(fill, x.dtype))
+
+
+def poison(x: jax.Array, mask: Optional[Mask]) -> jax.Array:
+    """`Options.poison`: NaN at the masked real positions of a floating value (others as is)."""
+    if mask is None or not jnp.issubdtype(x.dtype, jnp.floating) or x.size == 0:
+        return x
+    return deactivate(x, mask, float("nan"))
 
 
 # ------------------------------------------------------------------- shared helpers
@@ -104,8 +134,32 @@ def drop_axes(mask: Mask, drop) -> Mask:
     drop = tuple(sorted(set(drop)))
     keep = [a for a in range(mask.m.ndim) if a not in drop]
     spatial = tuple(keep.index(a) for a in mask.spatial if a not in drop)
+    mixed = tuple(keep.index(a) for a in mask.mixed if a not in drop)
     valid = None if mask.valid is None else np.squeeze(mask.valid, drop)
-    return Mask(jax.lax.squeeze(mask.m, drop), spatial, valid)
+    return Mask(jax.lax.squeeze(mask.m, drop), spatial, valid, mixed)
+
+
+def insert_axes(mask: Mask, tagged) -> Mask:
+    """The mask with size-1 axes inserted at the output positions `tagged = ((axis, tag), ...)`
+    (tag "spatial", "mixed" or ""; the inverse of `drop_axes` for a keepdims)."""
+    new = sorted(a for a, _ in tagged)
+    rank = mask.m.ndim + len(new)
+    old = [a for a in range(rank) if a not in new]  # old axis k -> output axis old[k]
+    spatial = {old[a] for a in mask.spatial} | {a for a, t in tagged if t}
+    mixed = {old[a] for a in mask.mixed} | {a for a, t in tagged if t == "mixed"}
+    m = jnp.expand_dims(mask.m, new)
+    valid = None if mask.valid is None else np.expand_dims(mask.valid, new)
+    return Mask(m, tuple(sorted(spatial)), valid, tuple(sorted(mixed)))
+
+
+def pending_keepdims(mask: Mask, in_shape, out_shape) -> bool:
+    """Whether `in -> out` only puts back, as size-1 axes, the axes `mask.reduced` names."""
+    if not mask.reduced:
+        return False
+    new = sorted(a for a, _ in mask.reduced)
+    if len(out_shape) != len(in_shape) + len(new) or any(out_shape[a] != 1 for a in new):
+        return False
+    return [s for b, s in enumerate(out_shape) if b not in new] == list(in_shape)
 
 
 def window_count_1d(n, k, stride, pad, lhs_dil=1, rhs_dil=1) -> np.ndarray:
@@ -143,7 +197,9 @@ def threshold(ctx: Options, count: jax.Array, full: np.ndarray) -> jax.Array:
     switching it off would change the unmasked model (Theorem 1).
     """
     keep = count > ctx.tau * full
-    if np.any(full == 0):
+    if not isinstance(full, np.ndarray):  # traced (a dot_general with a traced weights matrix)
+        keep = keep | (full == 0)
+    elif np.any(full == 0):
         keep = keep | (full == 0)
     return keep.astype(jnp.float32)
 
@@ -174,6 +230,7 @@ def combine(ctx: Options, eqn, masks, vals, additive: bool):
     if any(mk.spatial != spatial for mk in present):
         raise unsupported(eqn, "operands have different spatial axes")
     valid = _same_valid(eqn, present)
+    mixed = tuple(sorted(set().union(*(mk.mixed for mk in present))))
     if additive:
         vals = [deactivate(v, mk) for v, mk in zip(vals, masks)]
         total = sum(mk.m for mk in present)
@@ -182,7 +239,7 @@ def combine(ctx: Options, eqn, masks, vals, additive: bool):
         m = present[0].m
         for mk in present[1:]:
             m = m * mk.m
-    return vals, Mask(m, spatial, valid)
+    return vals, Mask(m, spatial, valid, mixed)
 
 
 def pointwise(ctx: Options, eqn, vals, masks, additive: bool):

@@ -10,7 +10,7 @@ UNARY = (
     "neg sign floor ceil round is_finite exp exp2 log log1p expm1 tanh logistic sin cos tan "
     "asin acos atan sinh cosh asinh acosh atanh sqrt rsqrt cbrt abs not erf erfc erf_inv "
     "lgamma digamma integer_pow square convert_element_type reduce_precision copy copy_p "
-    "real imag conj population_count clz sharding_constraint"
+    "real imag conj population_count clz sharding_constraint stop_gradient"
 ).split()
 BINARY = (
     "add sub mul div rem pow max min atan2 nextafter and or xor eq ne lt le gt ge "

@@ -75,7 +75,7 @@ def reduce_window(ctx, eqn, vals, masks):
     y = bind(eqn, [deactivate(x, mask, REDUCE_FILL[name])])[0]
     if name == "reduce_window_sum" and ctx.pool == "masked_mean":
         y = y * jnp.where(count > 0, full / jnp.maximum(count, 1.0), 0.0).astype(y.dtype)
-    new = Mask(threshold(ctx, count, full), mask.spatial, None)
+    new = Mask(threshold(ctx, count, full), mask.spatial, None, mask.mixed)
     return [deactivate(y, new)], [new]
 
 
@@ -86,7 +86,9 @@ def reduce(ctx, eqn, vals, masks):
     axes: checkpoint first (the paper: deactivate, then the model's own mean), or with
     pool="masked_mean" rescale the sum to the mean of visible positions. When no spatial
     axis is left, the result is clean and carries no mask (no tau threshold on it: it
-    has no position, and thresholding would switch the whole decision off).
+    has no position, and thresholding would switch the whole decision off). When some
+    are left (pooling along one axis, e.g. an adaptive pool), the reduced axes are noted
+    in `Mask.reduced` so that a keepdims right after puts them back as position axes.
     """
     (x,), (mask,) = vals, masks
     name = eqn.primitive.name
@@ -112,5 +114,7 @@ def reduce(ctx, eqn, vals, masks):
             y = jnp.where(count > 0, y, jnp.zeros_like(y))
         return [y], [None]
     full = concrete(lambda: jnp.sum(jnp.asarray(valid_or_ones(mask)), axis=red_t))
-    new = Mask(threshold(ctx, count, full), spatial, None)
+    mixed = tuple(keep.index(a) for a in mask.mixed if a not in red)
+    tags = tuple((a, "mixed" if a in mask.mixed else "spatial" if a in mask.spatial else "") for a in red_t)
+    new = Mask(threshold(ctx, count, full), spatial, None, mixed, reduced=tags)
     return [deactivate(y, new)], [new]

@@ -10,6 +10,14 @@ map is the Monte-Carlo estimate
 
 with f_t the target-class probability from `classifier.masked(mask_mode)`, the masks pushed
 `batch_size` at a time (`rexjax.batching.push`).
+
+Under ConvAD (`mask_mode="ad"`) a mask is binary by definition (AD switches a pixel off or
+leaves it on; a soft mask would be binarised at > 0, leaving e.g. 92 % of pixels visible at
+p = 0.5 while the 1/(N p) weights assume p). So with `mask_mode="ad"` the cells are
+upsampled by *nearest* instead of bilinear (`upsample="auto"`): every pixel then shows one
+Bernoulli(p) cell, the mask is 0/1, a pixel is visible with probability exactly p, and
+Eq. 6's normalisation holds unchanged. The geometry (cell size (s+1) ceil(H/s) / s, random
+shift) is the same. `upsample="bilinear"` with `mask_mode="ad"` is refused.
 Deviation: jax.image.resize clamps at the border where skimage (RISE) reflects; the
 interpolated values differ only in the half cell at the border of the upsampled grid,
 which the random crop mostly removes.
@@ -38,10 +46,31 @@ def check_mask_args(n_masks, grid, p) -> float:
     return float(p)
 
 
-def _interp_matrix(grid: int, size: int) -> jax.Array:
-    """f32[size, grid]: bilinear upsampling (half-pixel centres, edge clamp) of `grid` cells."""
+UPSAMPLES = ("auto", "bilinear", "nearest")
+
+
+def resolve_upsample(upsample: str, mask_mode) -> str:
+    """"auto" -> "nearest" (binary masks) under mask_mode "ad", else "bilinear" (RISE's own).
+
+    "bilinear" under "ad" is refused: ConvAD sees a mask binarised at > 0, so soft masks
+    would show far more than the fraction p the RISE/SHAPE weights assume."""
+    if upsample not in UPSAMPLES:
+        raise ValueError(f"upsample must be one of {UPSAMPLES}, got {upsample!r}")
+    if upsample == "auto":
+        return "nearest" if mask_mode == "ad" else "bilinear"
+    if upsample == "bilinear" and mask_mode == "ad":
+        raise ValueError(
+            "upsample='bilinear' gives soft masks, which mask_mode='ad' (ConvAD) binarises at > 0 "
+            "(about 92 % of pixels visible at p = 0.5 instead of p): use upsample='nearest' or 'auto'"
+        )
+    return upsample
+
+
+def _interp_matrix(grid: int, size: int, method: str = "bilinear") -> jax.Array:
+    """f32[size, grid]: upsampling (half-pixel centres; bilinear with edge clamp, or nearest,
+    whose rows are one-hot) of `grid` cells."""
     with jax.ensure_compile_time_eval():
-        return jax.image.resize(jnp.eye(grid, dtype=jnp.float32), (size, grid), "bilinear")
+        return jax.image.resize(jnp.eye(grid, dtype=jnp.float32), (size, grid), method)
 
 
 def mask_uniforms(key: jax.Array, n_masks: int, grid: int) -> jax.Array:
@@ -49,31 +78,35 @@ def mask_uniforms(key: jax.Array, n_masks: int, grid: int) -> jax.Array:
     return jax.random.uniform(key, (n_masks, grid * grid + 2))
 
 
-def rise_mask(u: jax.Array, grid: int, p: float, hw: tuple[int, int]) -> jax.Array:
+def rise_mask(u: jax.Array, grid: int, p: float, hw: tuple[int, int], upsample: str = "bilinear") -> jax.Array:
     """One RISE mask f32[H, W] in [0, 1] (1 = visible) from its uniforms `u[s*s + 2]`.
 
     cells = u[:s*s] < p; shift (dy, dx) = floor(u[-2:] * (ch, cw)). Equals
-    `resize(cells, ((s+1) ch, (s+1) cw), "bilinear")[dy:dy+H, dx:dx+W]`, computed as the
-    separable product R_y cells R_x^T of the cropped interpolation matrices.
+    `resize(cells, ((s+1) ch, (s+1) cw), upsample)[dy:dy+H, dx:dx+W]`, computed as the
+    separable product R_y cells R_x^T of the cropped interpolation matrices (with
+    "nearest" the rows of R are one-hot, so the mask is exactly 0/1).
     """
     h, w = hw
     ch, cw = math.ceil(h / grid), math.ceil(w / grid)
     cells = (u[: grid * grid] < p).astype(jnp.float32).reshape(grid, grid)
     dy = jnp.minimum((u[-2] * ch).astype(jnp.int32), ch - 1)
     dx = jnp.minimum((u[-1] * cw).astype(jnp.int32), cw - 1)
-    ry = jax.lax.dynamic_slice_in_dim(_interp_matrix(grid, (grid + 1) * ch), dy, h)
-    rx = jax.lax.dynamic_slice_in_dim(_interp_matrix(grid, (grid + 1) * cw), dx, w)
+    ry = jax.lax.dynamic_slice_in_dim(_interp_matrix(grid, (grid + 1) * ch, upsample), dy, h)
+    rx = jax.lax.dynamic_slice_in_dim(_interp_matrix(grid, (grid + 1) * cw, upsample), dx, w)
     return ry @ cells @ rx.T
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
-def rise_masks(key: jax.Array, n_masks: int, grid: int, p: float, hw: tuple[int, int]) -> jax.Array:
-    """All N masks of the stream defined by `key` -> f32[N, H, W] (for tests and plots)."""
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def rise_masks(
+    key: jax.Array, n_masks: int, grid: int, p: float, hw: tuple[int, int], upsample: str = "bilinear"
+) -> jax.Array:
+    """All N masks of the stream defined by `key` -> f32[N, H, W] (for tests and plots);
+    `upsample` as resolved by `resolve_upsample` ("bilinear" or "nearest")."""
     u = mask_uniforms(key, n_masks, grid)
-    return jax.vmap(lambda r: rise_mask(r, grid, p, hw))(u)
+    return jax.vmap(lambda r: rise_mask(r, grid, p, hw, upsample))(u)
 
 
-def masked_scores_sum(classify, x, target, key, n_masks, grid, p, batch_size, weight):
+def masked_scores_sum(classify, x, target, key, n_masks, grid, p, batch_size, weight, upsample="bilinear"):
     """sum over chunks of weight(f_t(x (.) M)[B], M[B,H,W], ok[B]) -> f32[H, W].
 
     ok is 0 for the padding of the last chunk; `weight` must zero those rows.
@@ -82,7 +115,7 @@ def masked_scores_sum(classify, x, target, key, n_masks, grid, p, batch_size, we
     u = mask_uniforms(key, n_masks, grid)
 
     def evaluate(idx):
-        m = jax.vmap(lambda r: rise_mask(r, grid, p, hw))(u[idx])
+        m = jax.vmap(lambda r: rise_mask(r, grid, p, hw, upsample))(u[idx])
         return classify(x, m)[:, target], m
 
     def fold(out, idx, ok):
@@ -92,15 +125,23 @@ def masked_scores_sum(classify, x, target, key, n_masks, grid, p, batch_size, we
 
 
 def rise(
-    n_masks: int = 4000, grid: int = 7, p: float = 0.5, mask_mode: MaskMode = 0.0, batch_size: Optional[int] = None
+    n_masks: int = 4000,
+    grid: int = 7,
+    p: float = 0.5,
+    mask_mode: MaskMode = 0.0,
+    batch_size: Optional[int] = None,
+    upsample: str = "auto",
 ):
     """RISE factory (defaults: RISE paper N 4000, s 7, p 0.5; SHAPE's setting: 6000, 7, 0.1).
 
     Returns `fn(key, classifier, x[H,W,C], target) -> Attribution`; the masks are shown
     through `classifier.masked(mask_mode)`. forward_images = n_masks rounded up to whole chunks.
+    upsample: "auto" (bilinear, RISE's soft masks; nearest, i.e. binary masks, under
+    mask_mode "ad"), "bilinear" (refused under "ad") or "nearest".
     """
     p = check_mask_args(n_masks, grid, p)
     mask_mode = parse_mask_mode(mask_mode)
+    upsample = resolve_upsample(upsample, mask_mode)
     batch_size = batching.resolve_batch_size(batch_size)
 
     def weight(probs, m, ok):
@@ -108,7 +149,7 @@ def rise(
 
     @functools.partial(jax.jit, static_argnums=1)
     def rise_map(key, classify, x, target):
-        total = masked_scores_sum(classify, x, target, key, n_masks, grid, p, batch_size, weight)
+        total = masked_scores_sum(classify, x, target, key, n_masks, grid, p, batch_size, weight, upsample)
         return total / (n_masks * p)
 
     def explain(key, classifier, x, target) -> Attribution:

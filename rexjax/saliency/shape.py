@@ -5,7 +5,9 @@
 
 with the RISE masks (`rexjax.saliency.rise.rise_mask`; same key -> same masks as RISE),
 f_t(x) from `classifier.full_probs` and P[M(lambda) = 0] = 1 - p (bilinear upsampling keeps
-E[M(lambda)] = p). The paper's setting is N 6000, s 7, p 0.1 (the default here).
+E[M(lambda)] = p). The paper's setting is N 6000, s 7, p 0.1 (the default here). Under
+mask_mode "ad" the masks are binary (nearest upsampling, `rise.resolve_upsample`): ConvAD
+binarises a mask at > 0, and then P[pixel hidden] = 1 - p holds exactly.
 """
 
 from __future__ import annotations
@@ -18,21 +20,28 @@ import jax.numpy as jnp
 
 from rexjax import batching
 from rexjax.masking import MaskMode, parse_mask_mode
-from rexjax.saliency.rise import check_mask_args, masked_scores_sum
+from rexjax.saliency.rise import check_mask_args, masked_scores_sum, resolve_upsample
 from rexjax.types import Attribution
 
 
 def shape(
-    n_masks: int = 6000, grid: int = 7, p: float = 0.1, mask_mode: MaskMode = 0.0, batch_size: Optional[int] = None
+    n_masks: int = 6000,
+    grid: int = 7,
+    p: float = 0.1,
+    mask_mode: MaskMode = 0.0,
+    batch_size: Optional[int] = None,
+    upsample: str = "auto",
 ):
     """SHAPE factory. Returns `fn(key, classifier, x, target) -> Attribution`.
 
     forward_images = n_masks rounded up to whole chunks + 1 (the unmasked image for f_t(x)).
+    upsample: as in `rise` ("auto": bilinear, binary nearest masks under mask_mode "ad").
     """
     p = check_mask_args(n_masks, grid, p)
     if p >= 1.0:
         raise ValueError("p must be < 1 for SHAPE (P[M(lambda) = 0] = 1 - p is the divisor)")
     mask_mode = parse_mask_mode(mask_mode)
+    upsample = resolve_upsample(upsample, mask_mode)
     batch_size = batching.resolve_batch_size(batch_size)
 
     @functools.partial(jax.jit, static_argnums=1)
@@ -42,7 +51,9 @@ def shape(
         def weight(probs, m, ok):
             return jnp.einsum("b,bhw->hw", (full - probs) * ok, 1.0 - m)
 
-        total = masked_scores_sum(classifier.masked(mask_mode), x, target, key, n_masks, grid, p, batch_size, weight)
+        total = masked_scores_sum(
+            classifier.masked(mask_mode), x, target, key, n_masks, grid, p, batch_size, weight, upsample
+        )
         return total / ((1.0 - p) * n_masks)
 
     def explain(key, classifier, x, target) -> Attribution:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from tests.helpers.ad_helpers import check_convad, init_model, random_masks
+from tests.helpers.ad_helpers import check_convad, check_poison, init_model, random_masks
 from rexjax.ad import UnsupportedPrimitiveError, convad
 from rexjax.classifier import Classifier
 from rexjax.models.layers import DepthwiseConv
@@ -170,6 +170,30 @@ def test_small_net_theorem1_and_exact_deactivation(small_net):
     apply_fn, v, x = small_net
     check_convad(apply_fn, v, x, jax.random.key(3))
     check_convad(apply_fn, v, x, jax.random.key(4), taus=(0.5,), pool="masked_mean")
+
+
+@pytest.mark.parametrize("primitive", ["conv_general_dilated", "reduce_sum", "reduce_window_max"])
+def test_poison_check_catches_a_missing_checkpoint(small_net, monkeypatch, primitive):
+    """Mutation: the rule of `primitive` without its input checkpoint (the value goes in
+    with whatever its masked positions hold). The exact-deactivation check cannot see it
+    (the input is zeroed at entry, so the hidden pixels never matter: it passed this very
+    mutant before the poisoning check existed); the poisoning check does."""
+    from rexjax.ad import interpreter
+    from rexjax.jaxpr import bind
+
+    rule = interpreter.PRIMITIVE_RULES[primitive]
+
+    def without_checkpoint(ctx, eqn, vals, masks):
+        outs, new = rule(ctx, eqn, vals, masks)
+        if primitive == "reduce_sum" and new[0] is not None:
+            return outs, new  # partial reductions are not in this net; only the global mean
+        return bind(eqn, vals), new
+
+    monkeypatch.setitem(interpreter.PRIMITIVE_RULES, primitive, without_checkpoint)
+    apply_fn, v, x = small_net
+    masks = random_masks(jax.random.key(3), x.shape[0], x.shape[1], x.shape[2])
+    with pytest.raises(AssertionError, match="masked values reach the output"):
+        check_poison(apply_fn, v, x, masks, taus=(0.0,))
 
 
 def test_vmap_over_masks_matches_batch(small_net):

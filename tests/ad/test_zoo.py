@@ -1,6 +1,7 @@
-"""ConvAD on the model zoo: Theorem 1 and exact deactivation (tau 0 and 0.5).
+"""ConvAD on the model zoo: Theorem 1, exact deactivation and the poisoning leak check
+(tau 0 and 0.5), and the empty-mask probe.
 
-Fast: small variants of every family at 64 px (random init), and EfficientNet-Lite0 with
+Fast: small variants of every family at 48 px (random init), and EfficientNet-Lite0 with
 real weights at one tau. Slow: full-size models at 224 px, both taus.
 """
 
@@ -11,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.helpers.ad_helpers import check_convad, init_model
+from tests.helpers.ad_helpers import check_convad, empty_mask_output, init_model
 
 KEY = jax.random.key(0)
 
@@ -40,10 +41,17 @@ def small_module(family: str):
             num_classes=10,
         )
         return EfficientNetV2(config=cfg)
+    if family == "vgg":
+        from rexjax.models.vgg import VGG, VGGConfig
+
+        # 48 px -> 6 x 6 before the adaptive pool to 7 x 7: overlapping bins (not divisible)
+        return VGG(config=VGGConfig(features=(8, "M", 16, "M", 16, 16, "M"), hidden=16, num_classes=10))
     raise ValueError(family)
 
 
-FAMILIES = ["efficientnet_lite", "resnet", "regnet", "efficientnet_v2"]
+FAMILIES = ["efficientnet_lite", "resnet", "regnet", "efficientnet_v2", "vgg"]
+# the final Dense after the global pool, per family (VGG: an MLP head after the flatten)
+HEAD = {"efficientnet_lite": "fc", "resnet": "fc", "regnet": "head_fc", "efficientnet_v2": "classifier_1"}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -55,6 +63,30 @@ def test_small_zoo_model(family):
     x = jax.random.normal(jax.random.key(1), (2, 48, 48, 3))
     v = init_model(module, x)
     check_convad(module.apply, v, x, jax.random.key(2))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_empty_mask_gives_the_head_on_nothing(family):
+    """All pixels masked: nothing reaches the pooled features, so the logits are the final
+    Dense's bias (VGG: its MLP head applied to a zero feature vector), at both taus."""
+    module = small_module(family)
+    x = jax.random.normal(jax.random.key(1), (2, 48, 48, 3))
+    v = init_model(module, x)
+    params = v["params"]
+    if family == "vgg":
+        h = jnp.zeros((1, params["classifier_0"]["kernel"].shape[0]))
+        for name in ("classifier_0", "classifier_3"):
+            h = jax.nn.relu(h @ params[name]["kernel"] + params[name]["bias"])
+        want = np.asarray(h @ params["classifier_6"]["kernel"] + params["classifier_6"]["bias"])[0]
+    else:
+        want = np.asarray(params[HEAD[family]]["bias"])
+    assert np.abs(want).max() > 0
+    for tau in (0.0, 0.5):
+        got = empty_mask_output(module.apply, v, x, tau=tau)
+        if family == "vgg":
+            np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=1e-6, atol=1e-7)
+        else:
+            np.testing.assert_array_equal(got, np.broadcast_to(want, got.shape))
 
 
 def _vendored_batch(model, n):

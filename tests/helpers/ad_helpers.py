@@ -1,4 +1,5 @@
-"""Shared checks for ConvAD tests: Theorem 1 and exact deactivation on any model."""
+"""Shared checks for ConvAD tests: Theorem 1, exact deactivation and the poisoning leak
+check on any model, and the empty-mask probe."""
 
 from __future__ import annotations
 
@@ -50,9 +51,34 @@ def random_masks(key, b, h, w):
     return jnp.asarray(np.stack(masks))
 
 
-def check_convad(apply_fn, variables, x, key, taus=(0.0, 0.5), atol=1e-5, **options):
+def check_poison(apply_fn, variables, x, masks, taus=(0.0, 0.5), **options):
+    """The leak check (`convad(poison=True)`): the input is not zeroed and every masked
+    intermediate holds NaN at its masked positions. A rule that lets one masked position
+    reach an active one (a missing checkpoint, a `* M` instead of a `where`, a dropped
+    mask) makes the output non-finite or different. Both runs are eager (op by op), so
+    the comparison is bitwise: the two compiled programs of a jit could differ in the last
+    ulp through fusion alone."""
+    for tau in taus:
+        normal = np.asarray(convad(apply_fn, tau=tau, **options)(variables, x, masks))
+        poisoned = np.asarray(convad(apply_fn, tau=tau, poison=True, **options)(variables, x, masks))
+        assert np.isfinite(normal).all(), f"tau={tau}: the normal AD output is not finite"
+        bad = ~np.isfinite(poisoned)
+        assert not bad.any(), f"tau={tau}: masked values reach the output ({int(bad.sum())} non-finite entries)"
+        assert np.array_equal(poisoned, normal), (
+            f"tau={tau}: poisoned output differs, max diff {np.abs(poisoned - normal).max()}"
+        )
+
+
+def empty_mask_output(apply_fn, variables, x, tau=0.0, **options):
+    """ConvAD output with every pixel masked (all-zero masks), eagerly."""
+    masks = jnp.zeros(x.shape[:3], x.dtype)
+    return np.asarray(convad(apply_fn, tau=tau, **options)(variables, x, masks))
+
+
+def check_convad(apply_fn, variables, x, key, taus=(0.0, 0.5), atol=1e-5, poison=True, **options):
     """Theorem 1 and exact deactivation with one compiled ConvAD call per tau: the batch
-    is [x with all-ones masks; x with random masks; x changed under those masks]."""
+    is [x with all-ones masks; x with random masks; x changed under those masks]; then the
+    poisoning leak check (`check_poison`) on x with the random masks."""
     b = x.shape[0]
     masks = random_masks(key, b, x.shape[1], x.shape[2])
     noise = 5.0 * jax.random.normal(jax.random.fold_in(key, 99), x.shape, x.dtype)
@@ -68,3 +94,5 @@ def check_convad(apply_fn, variables, x, key, taus=(0.0, 0.5), atol=1e-5, **opti
         assert np.array_equal(a, c), f"tau={tau}: masked pixels leak, max diff {np.abs(a - c).max()}"
         assert np.isfinite(a).all()
         assert not np.allclose(a, plain), f"tau={tau}: the mask had no effect at all"
+    if poison:
+        check_poison(apply_fn, variables, x, masks, taus=taus, **options)

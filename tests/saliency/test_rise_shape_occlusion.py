@@ -124,3 +124,88 @@ def test_mask_mode_reaches_the_model():
     one = occlusion(window=3, stride=3, mask_mode=1.0, batch_size=4)(0, linear_model(c), x, 0).map
     np.testing.assert_allclose(zero, 0.0, atol=1e-6)
     np.testing.assert_allclose(one, -9.0, atol=1e-5)  # f(x) - f(window painted 1) = 0 - 9
+
+
+# ------------------------------------------------------------- RISE / SHAPE under ConvAD
+
+
+class PixelProbe:
+    """A Flax-style model (apply_fn + variables, so `masked("ad")` takes it) whose
+    'probabilities' are [x[r, c, 0], 1 - x[r, c, 0]]. On an all-ones image under ConvAD it
+    says whether AD lets pixel (r, c) through: 1 visible, 0 masked (deactivated)."""
+
+    variables: dict = {}
+
+    def __init__(self, r, c):
+        self.r, self.c = r, c
+
+    def apply_fn(self, variables, xb):
+        v = xb[:, self.r, self.c, 0]
+        return jnp.stack([v, 1.0 - v], -1)
+
+    def __call__(self, xb):
+        return self.apply_fn(self.variables, xb)
+
+
+@pytest.mark.parametrize("method,p", [("rise", 0.5), ("shape", 0.1)])
+def test_ad_masks_hide_the_fraction_the_normalisation_assumes(method, p):
+    """RISE divides by N p and SHAPE by N (1 - p): both assume a pixel is visible with
+    probability p. Under mask_mode="ad" the network sees the mask binarised (ConvAD's
+    indicator 1(M > 0)); bilinear soft masks would leave 92 % (p = 0.5) / 34 % (p = 0.1) of
+    pixels visible. The probe model reports what AD lets through at one pixel (6, 6):
+    RISE at a pixel of another grid cell (0, 0) estimates P[AD shows (6, 6)] (must be p),
+    SHAPE at (6, 6) estimates P[AD hides (6, 6)] / (1 - p) (must be 1)."""
+    from rexjax.classifier import Classifier
+
+    clf = Classifier(PixelProbe(6, 6), outputs="probs")
+    n = 2000
+    x = jnp.ones((H, W, 3))
+    if method == "rise":
+        out = rise(n_masks=n, grid=S, p=p, mask_mode="ad", batch_size=500)(jax.random.key(4), clf, x, 0)
+        got, want, sd = float(out.map[0, 0]), p, np.sqrt(p * p * (1 - p * p) / n) / p
+    else:
+        out = shape(n_masks=n, grid=S, p=p, mask_mode="ad", batch_size=500)(jax.random.key(4), clf, x, 0)
+        got, want, sd = float(out.map[6, 6]), 1.0, np.sqrt(p * (1 - p) / n) / (1 - p)
+    assert abs(got - want) < 5 * sd, f"{method} p={p}: {got:.3f}, want {want} +- {5 * sd:.3f}"
+
+
+class VisibleFraction:
+    """Flax-style model: 'probabilities' [mean of channel 0, 1 - that]; on an all-ones image
+    under ConvAD (masked pixels switched off, then the model's own mean) class 0 is the
+    fraction of pixels AD lets through."""
+
+    variables: dict = {}
+
+    def apply_fn(self, variables, xb):
+        v = xb[..., 0].mean((1, 2))
+        return jnp.stack([v, 1.0 - v], -1)
+
+    def __call__(self, xb):
+        return self.apply_fn(self.variables, xb)
+
+
+def test_ad_masks_are_binary_with_mean_p_and_ad_shows_exactly_them():
+    from rexjax.classifier import Classifier
+    from rexjax.saliency.rise import resolve_upsample
+
+    assert resolve_upsample("auto", "ad") == "nearest" and resolve_upsample("auto", 0.0) == "bilinear"
+    p = 0.3
+    m = np.asarray(rise_masks(jax.random.key(3), 400, S, p, (H, W), "nearest"))
+    assert set(np.unique(m)) == {0.0, 1.0}
+    assert float(m.mean()) == pytest.approx(p, abs=0.03)
+    # same cells and shifts as the bilinear stream: nearest and bilinear agree on every
+    # pixel where the bilinear mask is exactly 0 or 1 far from a cell border
+    soft = np.asarray(rise_masks(jax.random.key(3), 400, S, p, (H, W)))
+    assert ((soft == 1.0) <= (m == 1.0)).all() and ((soft == 0.0) <= (m == 0.0)).all()
+    seen = Classifier(VisibleFraction(), outputs="probs").masked("ad")(jnp.ones((H, W, 3)), jnp.asarray(m[:64]))
+    np.testing.assert_allclose(np.asarray(seen)[:, 0], m[:64].mean((1, 2)), rtol=1e-6)
+
+
+def test_soft_masks_are_refused_under_ad():
+    with pytest.raises(ValueError, match="upsample='bilinear'"):
+        rise(mask_mode="ad", upsample="bilinear")
+    with pytest.raises(ValueError, match="upsample='bilinear'"):
+        shape(mask_mode="ad", upsample="bilinear")
+    with pytest.raises(ValueError, match="upsample must be"):
+        rise(upsample="cubic")
+    rise(mask_mode="ad", upsample="nearest")  # explicit binary masks are fine
