@@ -54,19 +54,7 @@ def conv(ctx, eqn, vals, masks):
 
     kshape = list(w.shape)
     kshape[dn.rhs_spec[0]] = kshape[dn.rhs_spec[1]] = 1
-    ones_k = np.ones(kshape, np.float32)
-
-    def count_of(m):
-        return lax.conv_general_dilated(
-            m,
-            ones_k,
-            window_strides=p["window_strides"],
-            padding=p["padding"],
-            lhs_dilation=p["lhs_dilation"],
-            rhs_dilation=p["rhs_dilation"],
-            dimension_numbers=dn,
-            precision=lax.Precision.HIGHEST,
-        )
+    count_of = _mask_counter(p, np.ones(kshape, np.float32))
 
     # spatial axes in mask.spatial order, with their kernel/output axes
     order = [lhs_sp.index(a) for a in mask.spatial]
@@ -84,6 +72,25 @@ def conv(ctx, eqn, vals, masks):
     count = count_of(mask.m)
     spatial = tuple(sorted(dn.out_spec[2:]))
     return [y], [Mask(threshold(ctx, count, full), spatial, None, _out_mixed(mask, dn))]
+
+
+def _mask_counter(p, ones_k: np.ndarray):
+    """`m -> conv(m, ones_k)` with the conv's own strides, padding and dilations (params `p`):
+    the number of visible inputs in each output's receptive field."""
+
+    def count_of(m):
+        return lax.conv_general_dilated(
+            m,
+            ones_k,
+            window_strides=p["window_strides"],
+            padding=p["padding"],
+            lhs_dilation=p["lhs_dilation"],
+            rhs_dilation=p["rhs_dilation"],
+            dimension_numbers=p["dimension_numbers"],
+            precision=lax.Precision.HIGHEST,
+        )
+
+    return count_of
 
 
 def _out_mixed(mask, dn) -> tuple:
@@ -108,19 +115,7 @@ def _conv_over_features(ctx, eqn, vals, mask):
     y = bind(eqn, [deactivate(x, mask), w])[0]
     kshape = list(w.shape)
     kshape[dn.rhs_spec[0]] = 1
-    ones_k = np.ones(kshape, np.float32)
-
-    def count_of(m):
-        return lax.conv_general_dilated(
-            m,
-            ones_k,
-            window_strides=p["window_strides"],
-            padding=p["padding"],
-            lhs_dilation=p["lhs_dilation"],
-            rhs_dilation=p["rhs_dilation"],
-            dimension_numbers=dn,
-            precision=lax.Precision.HIGHEST,
-        )
+    count_of = _mask_counter(p, np.ones(kshape, np.float32))
 
     base = valid_or_ones(mask)
     full = concrete(lambda: count_of(jnp.asarray(base)))

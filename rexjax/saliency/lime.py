@@ -28,7 +28,7 @@ import numpy as np
 from rexjax import batching, checks
 from rexjax.masking import MaskMode, parse_mask_mode
 from rexjax.saliency.kernel_shap import coalition_values
-from rexjax.saliency.superpixels import make_segmenter, resolve_options
+from rexjax.saliency.superpixels import config_resolver, make_segmenter
 from rexjax.types import Attribution
 
 
@@ -107,17 +107,4 @@ def lime(
     return explain
 
 
-def _resolve_config(config: dict) -> dict:
-    """Every setting of `lime(**config)`, defaults included: the factory's keywords and the
-    chosen superpixel method's options (for `rexjax.evaluation.resolved_config`)."""
-    import inspect
-
-    params = inspect.signature(lime).parameters.values()
-    out = {p.name: p.default for p in params if p.default is not p.empty and p.kind != p.VAR_KEYWORD}
-    named = {k: v for k, v in config.items() if k in out}
-    out.update(named)
-    out.update(resolve_options(out["superpixel"], {k: v for k, v in config.items() if k not in named}))
-    return out
-
-
-lime.resolve_config = _resolve_config
+lime.resolve_config = config_resolver(lime)

@@ -290,3 +290,18 @@ def test_kernel_shap_coalition_sizes_follow_the_shapley_kernel(m):
     _, w = all_coalitions(m)
     zs = all_coalitions(m)[0].sum(1).astype(int)
     np.testing.assert_allclose(w, np.asarray(law["kernel_weight"])[zs - 1], rtol=1e-6)
+
+
+def test_resolved_config_holds_every_default_and_the_superpixel_options():
+    """`resolve_config` (evaluate's `method_config` column) lists the factory's defaults and the
+    chosen superpixel method's options, with given values winning: catches a resolver that
+    drops the superpixel options or reads another factory's signature."""
+    from rexjax.saliency import kernel_shap as ks
+    from rexjax.saliency import lime as lm
+
+    got = lm.resolve_config({"n_samples": 5})
+    assert got["n_samples"] == 5 and got["kernel_width"] == 0.25 and got["superpixel"] == "quickshift"
+    assert {"kernel_size", "max_dist", "ratio"} <= set(got) and "compactness" not in got
+    got = ks.resolve_config({"superpixel": "slic", "n_segments": 7})
+    assert got["n_samples"] == 256 and got["n_segments"] == 7 and "compactness" in got
+    assert "kernel_width" not in got
