@@ -64,9 +64,14 @@ class Explanation:
     target: explained class; target_label its name when the model has labels.
     full_confidence / explanation_confidence: target probability on the full image and on
         the explanation alone (everything else masked).
-    sufficient: the model's top-1 on the explanation alone is the target.
+    sufficient: the model's top-1 on the explanation alone is the target (False when none
+        was found: then mask is all False, area 0 and explanation_confidence 0).
     area: fraction of pixels in the explanation.
-    forward_images: images pushed through the model (map + extraction + target).
+    forward_images: images pushed through the model (map + extraction + target), padding of
+        each batch included; mutants: the search's mutant images without padding.
+    max_depth: deepest level any iteration reached; iteration_depths: each iteration's;
+    iterations_kept: iterations summed into the map (`discard_shallow` drops those that
+        never got below depth 1; 0 means an all-zero map and a warning was issued).
     """
 
     responsibility: np.ndarray
@@ -90,6 +95,9 @@ class Explanation:
     strategy: str = "global"
     multiple: Optional["MultiExplanation"] = None
     contrastive: Optional["ContrastiveExplanation"] = None
+    iterations_kept: int = 0
+    iteration_depths: tuple = ()
+    mutants: int = 0
 
     def stats(self) -> dict:
         """JSON-serialisable summary (no arrays)."""
@@ -115,6 +123,9 @@ class Explanation:
             "time_extract_s": round(self.time_extract, 3),
             "images_per_s": round(self.forward_images / max(self.wall_time, 1e-9), 2),
             "max_depth": self.max_depth,
+            "iterations_kept": self.iterations_kept,
+            "iteration_depths": list(self.iteration_depths),
+            "mutants": self.mutants,
             "device": self.device,
             **extra,
         }

@@ -1,6 +1,9 @@
-"""The API refactor (issue 10) changed no number: ReX through the Method API and through
-`rexjax.explain` gives the arrays frozen in tests/fixtures/golden/golden.npz before it
-(`tools/make_golden.py`: Lite0, iters 4, key 0, batch 16)."""
+"""ReX through the Method API and through `rexjax.explain` gives the arrays frozen in
+tests/fixtures/golden/golden.npz (`tools/make_golden.py`: Lite0, iters 4, key 0, batch 16).
+
+Frozen before the API refactor of issue 10 (which changed no number); the rex/* keys were
+regenerated on purpose in issue 11 (`tools/make_golden.py --rex`: new default rule "alg1" with
+refine_static, exact integer accumulation; the baselines' keys are untouched)."""
 
 from pathlib import Path
 

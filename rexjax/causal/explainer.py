@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+import warnings
 from typing import Any, Optional
 
 import jax
@@ -84,7 +85,17 @@ class Explainer:
         probs = np.asarray(self.classifier.full_probs(x))
         target = int(np.argmax(probs)) if target is None else checks.target(target, probs.shape[0])
         full_conf = float(probs[target])
-        found = self._search(key, x, target, full_conf, progress=progress)
+        full_passes = int(np.argmax(probs)) == target  # the root's full subset (filter <= 1 holds)
+        found = self._search(key, x, target, full_conf, progress=progress, full_passes=full_passes)
+        kept = int(found.kept.sum())
+        if kept == 0:
+            warnings.warn(
+                f"ReX: every iteration was discarded ({cfg.iters} iterations, none got below depth 1; "
+                "discard_shallow=True): the responsibility map is all zero and the explanation follows "
+                "pixel order only. Check the target, confidence_filter and mask_mode, or set discard_shallow=False.",
+                UserWarning,
+                stacklevel=2,
+            )
         t_map = time.perf_counter()
         if cfg.strategy == "spatial":
             ex = self._spatial(x, found.responsibility, target, full_conf)
@@ -119,6 +130,9 @@ class Explainer:
             time_map=t_map - start,
             time_extract=t_extract - t_map,
             max_depth=int(found.depth_reached.max()),
+            iterations_kept=kept,
+            iteration_depths=tuple(int(d) for d in found.depth_reached),
+            mutants=found.mutants,
             config=cfg,
             key=np.asarray(jax.random.key_data(key)).tolist(),
             device=str(jax.devices()[0]),

@@ -8,6 +8,12 @@ model classifies as the target with confidence >= `min_confidence` x full-image 
 Prefixes are checked `batch_size` at a time in one jitted `lax.while_loop`, stopping at the
 first block with a hit; the hit's own prefix is returned and the last, partial block is
 evaluated (both are bugs of the reference, Sec. 11.2 item 7).
+
+Not found (no prefix passes, i.e. not even the whole image is classified as the target with
+enough confidence): the mask is all False, 0 pixels, `sufficient` False, confidence 0.0 -
+the reference's `final_mask = None` / all-False explanation, and the same convention as the
+spatial strategy (`spatial.py`) and contrastive search. (Before issue 11 the global
+extraction returned the full image here, which looked like a 100% explanation.)
 """
 
 from __future__ import annotations
@@ -23,8 +29,8 @@ from rexjax.causal.config import RexConfig
 
 
 class Extraction(NamedTuple):
-    mask: np.ndarray  # bool[H, W], the explanation (True = kept)
-    confidence: float  # target probability with only the explanation visible
+    mask: np.ndarray  # bool[H, W], the explanation (True = kept; all False when not found)
+    confidence: float  # target probability with only the explanation visible (0.0 when not found)
     sufficient: bool  # a passing prefix was found
     pixels: int  # pixels in the explanation
     forward_images: int
@@ -69,7 +75,7 @@ def make_global_extractor(classify: Callable, config: RexConfig) -> Callable:
         hit, conf = out.values
         found = hit.any()
         first = jnp.argmax(hit)
-        k = jnp.where(found, first + 1, steps)
+        k = jnp.where(found, first + 1, 0)  # not found: nothing (module doc)
         mask = rank < jnp.minimum(k * chunk, n)
         return mask, jnp.where(found, conf[first], 0.0), found, out.forward_images
 

@@ -46,17 +46,33 @@ def render(boxes: jax.Array, valid: jax.Array, height: int, width: int) -> jax.A
 
 
 def paint(canvas: jax.Array, boxes: jax.Array, values: jax.Array) -> jax.Array:
-    """Adds `values[R]` over each rectangle `boxes[R, 4]` of `canvas[H, W]`.
+    """Adds `values[R]` over each rectangle `boxes[R, 4]` of `canvas[H, W]`, exactly.
 
-    Uses a 2-D difference array (4 scatter-adds at the corners, two cumulative sums), so the
-    cost is O(R + H*W) instead of O(R*H*W).
+    Integer canvases (the exact responsibility rules, in units of 1/12): a 2-D difference
+    array (4 scatter-adds at the corners, two cumulative sums), O(R + H*W) and exact.
+    Float canvases ("weighted", `concentrate`): the rectangles are added one after the other
+    over the whole canvas (O(R*H*W)), so two pixels covered by the same rectangles receive
+    the same additions in the same order and end bit-for-bit equal; a float difference array
+    leaves last-ulp residue that differs between such pixels and then decides the ranking's
+    ties (issue 11: 1850 of 21061 equal-coverage regions non-constant over 400 boxes).
     """
     h, w = canvas.shape
-    d = jnp.zeros((h + 1, w + 1), canvas.dtype)
-    r0, c0, r1, c1 = (jnp.clip(boxes[:, i], 0, (h, w, h, w)[i]) for i in range(4))
-    d = d.at[r0, c0].add(values).at[r0, c1].add(-values)
-    d = d.at[r1, c0].add(-values).at[r1, c1].add(values)
-    return canvas + jnp.cumsum(jnp.cumsum(d, axis=0), axis=1)[:h, :w]
+    if jnp.issubdtype(canvas.dtype, jnp.integer):
+        values = values.astype(canvas.dtype)
+        d = jnp.zeros((h + 1, w + 1), canvas.dtype)
+        r0, c0, r1, c1 = (jnp.clip(boxes[:, i], 0, (h, w, h, w)[i]) for i in range(4))
+        d = d.at[r0, c0].add(values).at[r0, c1].add(-values)
+        d = d.at[r1, c0].add(-values).at[r1, c1].add(values)
+        return canvas + jnp.cumsum(jnp.cumsum(d, axis=0), axis=1)[:h, :w]
+    iy = jnp.arange(h)[:, None]
+    ix = jnp.arange(w)[None, :]
+
+    def add(c, box_value):
+        b, v = box_value
+        inside = (iy >= b[0]) & (iy < b[2]) & (ix >= b[1]) & (ix < b[3])
+        return c + jnp.where(inside, v, jnp.zeros((), c.dtype)), None
+
+    return jax.lax.scan(add, canvas, (boxes, values.astype(canvas.dtype)))[0]
 
 
 def _box_key(key: jax.Array, box: jax.Array) -> jax.Array:

@@ -1,14 +1,36 @@
 """Degree of responsibility of the 4 children of one split, from its 14 mutants.
 
+Each split of an active box `a` of a job evaluates the 14 non-empty proper subsets `S` of
+its children, everything else the job shows (its static region and its other active boxes)
+visible. Two more subsets matter to the rules that ask whether a child is *needed*: the
+empty subset (the job's region without `a`) and the full subset (with all of `a`, i.e. the
+passing mutant the job was queued from; at the root, the full image). `empty_passes` and
+`full_passes` say whether those pass (search.py knows them: see its module doc).
+
 Rules (`rule=`):
 
-* ``"rex"`` (default, rex-xai 0.4.1): every passing mutant with `n` visible children gives
-  `1/n` to each of them, summed over the passing mutants (reference Sec. 3.1).
+* ``"alg1"`` (default): the ReX paper's Alg. 1 read literally, `1/(k+1)` with `k = 4 - |S|`
+  the number of *masked* children of a passing `S` in which `j` is needed (`S - {j}`
+  fails), minimised over those `S` (the 16 subsets). It rewards the opposite of Def. 4.2:
+  {0, 2} needed together get 1 each (k = 0 in the full set), and so does a child that is
+  needed alone; two children that are each enough alone get 1/2 each. On hidden-patch
+  oracles it gives the smallest explanations (BUILD_NOTES, issue 11 item 18): a patch cut
+  by a split keeps full credit on both sides. (Called ``"minimal_k"`` before issue 11.)
+* ``"sufficient"`` (ReX paper Def. 4.2 restricted to the partition): child `j`
+  gets `1 / min{|S| : j in S, S passes, S - {j} fails}` over the 16 subsets, 0 if no such
+  `S`. The paper's Sec. 5.2 example: children {0, 2} needed together get 1/2 each, a child
+  that is enough alone gets 1, a child nothing needs gets 0. Under a monotone model (more
+  visible never turns a pass into a fail) this smallest `S` is the smallest minimal
+  sufficient subset containing `j`, which is Def. 4.2 word for word. Its credit halves on
+  each side of a patch cut by a split, which costs it explanation size on the oracles.
+* ``"rex"`` (rex-xai 0.4.1): every passing mutant with `n` visible children gives `1/n` to
+  each of them, summed over the passing mutants (reference Sec. 3.1); nothing checks that a
+  child is needed.
 * ``"weighted"``: as ``"rex"`` with each mutant weighted by its target confidence.
-* ``"minimal_k"`` (ReX paper, Alg. 1): child `j` gets `1/(k+1)`, `k` the smallest number of
-  masked children over the passing mutants `S` that contain `j` and stop passing when `j` is
-  masked too. The full set (the parent, which passed) counts as passing and the empty set
-  as failing; 0 if no such mutant.
+
+The values of "sufficient", "alg1" and "rex" are multiples of 1/12 (1/|S|, 1/(k+1) and sums
+of 1/n with |S|, k + 1, n in 1..4); the search accumulates them exactly as integers in units
+of 1/RESOLUTION (`units`).
 """
 
 from __future__ import annotations
@@ -20,29 +42,51 @@ import numpy as np
 from rexjax.causal.config import RESPONSIBILITY_RULES
 from rexjax.causal.partition import SUBSETS
 
+RESOLUTION = 12  # lcm(1, 2, 3, 4): every exact rule's value is an integer number of 1/12
+EXACT_RULES = ("sufficient", "alg1", "rex")
+NEEDS_EMPTY = ("sufficient", "alg1")  # the rules that ask whether a child is needed
 
 # Extended subset table: rows 0..13 are the mutants, 14 the empty set, 15 the full set.
 _EXT = np.concatenate([SUBSETS, np.zeros((1, 4), bool), np.ones((1, 4), bool)])
 _INDEX = {tuple(row): i for i, row in enumerate(_EXT)}
-# _WITHOUT[s, j]: the row of subset s with child j removed (s itself when j is not in s).
-_WITHOUT = np.array(
+# WITHOUT[s, j]: the row of subset s with child j removed (s itself when j is not in s).
+WITHOUT = np.array(
     [[_INDEX[tuple(row & (np.arange(4) != j))] for j in range(4)] for row in _EXT], np.int32
 )
 
 
-def child_responsibility(passes: jax.Array, confidence: jax.Array, rule: str = "rex") -> jax.Array:
-    """`passes bool[14]`, `confidence f32[14]` (target prob.) -> responsibility `f32[4]`."""
+def critical(passes: jax.Array, empty_passes=False, full_passes=True) -> jax.Array:
+    """bool[16, 4]: child j is in subset s, s passes and s without j fails (rows as `_EXT`)."""
+    ext_pass = jnp.concatenate([passes, jnp.stack([jnp.asarray(empty_passes), jnp.asarray(full_passes)])])
+    ext_sub = jnp.asarray(_EXT)
+    return ext_pass[:, None] & ext_sub & ~ext_pass[jnp.asarray(WITHOUT)]
+
+
+def child_responsibility(
+    passes: jax.Array, confidence: jax.Array, rule: str = "alg1", *, empty_passes=False, full_passes=True
+) -> jax.Array:
+    """`passes bool[14]`, `confidence f32[14]` (target prob.) -> responsibility `f32[4]`.
+
+    empty_passes / full_passes: whether the empty / full subset of the children passes
+    (bool scalars; used by "sufficient" and "alg1").
+    """
     sub = jnp.asarray(SUBSETS, jnp.float32)
     n = sub.sum(axis=1)
     if rule == "rex":
         return (passes / n) @ sub
     if rule == "weighted":
         return (passes * confidence / n) @ sub
-    if rule == "minimal_k":
-        ext_pass = jnp.concatenate([passes, jnp.array([False, True])])
-        ext_sub = jnp.asarray(_EXT)
-        critical = ext_pass[:, None] & ext_sub & ~ext_pass[jnp.asarray(_WITHOUT)]  # [16, 4]
-        k = 4 - ext_sub.sum(axis=1)  # masked children of each subset
-        value = jnp.where(critical, 1.0 / (k[:, None] + 1.0), 0.0)
+    if rule in ("sufficient", "alg1"):
+        size = jnp.asarray(_EXT.sum(axis=1), jnp.float32)  # |S|
+        denominator = size if rule == "sufficient" else 5.0 - size  # |S| or k + 1 = 4 - |S| + 1
+        value = jnp.where(critical(passes, empty_passes, full_passes), 1.0 / denominator[:, None], 0.0)
         return value.max(axis=0)
+    if rule == "minimal_k":
+        raise ValueError("responsibility rule 'minimal_k' was renamed 'alg1' (Alg. 1 read literally); "
+                         "'sufficient' is the paper's Def. 4.2")
     raise ValueError(f"unknown responsibility rule {rule!r}; expected one of {RESPONSIBILITY_RULES}")
+
+
+def units(values: jax.Array) -> jax.Array:
+    """Exact rules' values (multiples of 1/12) -> int32 units of 1/RESOLUTION."""
+    return jnp.round(values * RESOLUTION).astype(jnp.int32)

@@ -1,23 +1,49 @@
 """Responsibility search: refinement rounds and iterations, all iterations in lockstep.
 
 ReX paper Alg. 2-3; reference behaviour Sec. 4. Each iteration (one random partition
-lineage, Alg. 3's N) holds a queue of `Q` jobs. A job is a set of up to 3 *active* boxes
-(split in this round, one at a time) plus a *static* visible region (boxes held at their
-original values while another box is refined, paper Sec. 5.2). Splitting active box `a`
-of job `q` gives 4 children and 14 mutants: visible = static | other active boxes | the
-subset of children. Passing mutants (top-1 = target, confidence >= filter x full) credit
-responsibility to their children; the `Q` smallest passing mutants of the round become the
-next jobs, their children active and everything else they showed static.
+lineage, Alg. 3's N) holds a queue of `Q` jobs. A job is a set of up to `max_active`
+*active* boxes (split in this round, one at a time) plus a *static* visible region (boxes
+held at their original values while another box is refined, paper Sec. 5.2). Splitting
+active box `a` of job `q` gives 4 children and 14 mutants: visible = static | other active
+boxes | the subset of children. Passing mutants (top-1 = target, confidence >= filter x
+full) credit responsibility to their children (`responsibility.py`); the `Q` smallest
+passing mutants of the round become the next jobs, their children active at depth + 1
+and everything else they showed static (`refine_static=True`: the boxes held while `a` was
+split become active too, at their own depth, the overflow static). Depth is kept per
+active box, so a held box is split as deep as its own level allows and `depth_reached`
+(the deepest children queued; `discard_shallow` drops iterations with depth <= 1) is not
+inflated by its partners.
+
+The empty and the full subset of a split (rules "sufficient" and "alg1" ask whether a child
+is needed, i.e. whether S - {j} fails, with S - {j} possibly empty): the full subset is the
+job's whole region, the passing mutant it was queued from (at the root the full image,
+`full_passes`). The empty subset is the job's region without `a`; it can pass (the static
+region or the other active boxes can be enough), so it is never assumed to fail. For a child
+`c` queued from mutant `S` it is the mutant `S - {c}` of the same split, already evaluated
+(or, when S = {c}, that split's own empty subset), and is carried in the state
+(`empty_known`, `empty_pass`). It is evaluated as a 15th mutant of the split when unknown:
+the root's (the blank image, once per iteration) and, with `refine_static`, a held box's
+(the region without it was never shown). These extra images are in `forward_images` and
+`mutants`; "rex" and "weighted" never ask them.
+
+Exact accumulation: the rules "alg1", "sufficient" and "rex" credit multiples of 1/12; each
+iteration's map is an int32 count of 1/RESOLUTION units painted with an integer difference
+array, iterations are summed in int64, and the f32 map returned is units / 12, so pixels with
+equal responsibility have bit-equal values and the ranking's tie order (flat index) decides
+between them, never rounding residue. "weighted" and `concentrate` (credit / child area,
+paper Alg. 3 line 6) are float; they are painted rectangle by rectangle (`partition.paint`),
+so pixels covered by the same rectangles are still bit-equal.
 
 One round = one jitted call for all `iters` iterations: the round's mutants are laid out
-with fixed shape `[iters, Q, 3, 14]`, compacted on device to the valid ones, and pushed
+with fixed shape `[iters, Q, A, 15]`, compacted on device to the valid ones, and pushed
 through the model in chunks of `batch_size` inside a `lax.while_loop`; masks are rendered
-from rectangles on device (`rexjax.batching.push`). The host only checks between rounds whether all are done.
+from rectangles on device (`rexjax.batching.push`). The host only checks between rounds
+whether all are done.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -27,8 +53,18 @@ from tqdm.auto import tqdm
 from rexjax.batching import push
 from rexjax.causal.config import RexConfig
 from rexjax.causal.partition import N_MUTANTS, SUBSETS, box_area, paint, render, split_box
-from rexjax.causal.responsibility import child_responsibility
+from rexjax.causal.responsibility import NEEDS_EMPTY, RESOLUTION, WITHOUT, child_responsibility, units
 
+
+
+_INT_MAX = jnp.iinfo(jnp.int32).max
+# The plan's subsets of a split's children: the 14 mutants, then the empty subset (row 14,
+# evaluated only when its pass/fail is not known, see the module doc).
+PLAN_SUBSETS = np.concatenate([SUBSETS, np.zeros((1, 4), bool)])
+N_PLAN = len(PLAN_SUBSETS)  # 15
+EMPTY = N_MUTANTS  # row of the empty subset
+# _DROP[s, j]: row of mutant s without child j (EMPTY when s = {j}); only used for j in s.
+_DROP = WITHOUT[:N_MUTANTS]
 
 
 class IterState(NamedTuple):
@@ -38,52 +74,69 @@ class IterState(NamedTuple):
     static: jax.Array  # bool[Q, H, W] region each job shows but does not refine
     active: jax.Array  # int32[Q, A, 4] boxes each job refines (A = max_active)
     active_valid: jax.Array  # bool[Q, A]
-    depth: jax.Array  # int32[Q] tree depth of the active boxes (root 0)
+    depth: jax.Array  # int32[Q, A] tree depth of each active box (root 0)
+    empty_known: jax.Array  # bool[Q, A] the job's region without this box was evaluated
+    empty_pass: jax.Array  # bool[Q, A] ... and passed (meaningful where empty_known)
+    full_pass: jax.Array  # bool[Q] the job's whole region passes (True but at a failing root)
     job_valid: jax.Array  # bool[Q]
-    resp: jax.Array  # f32[H, W] this iteration's responsibility
+    resp: jax.Array  # int32[H, W] units of 1/RESOLUTION (exact rules) or f32[H, W]
     depth_reached: jax.Array  # int32, deepest children queued
-    work: jax.Array  # int32, mutants evaluated
+    work: jax.Array  # int32, 14 x splits (what `search_limit` bounds)
+    mutants: jax.Array  # int32, mutants evaluated (work + empty subsets asked), no padding
     done: jax.Array  # bool
 
 
 class SearchResult(NamedTuple):
     responsibility: np.ndarray  # f32[H, W], sum over kept iterations
-    per_iteration: np.ndarray  # f32[iters, H, W]
+    per_iteration: np.ndarray  # f32[iters, H, W] each iteration's map
+    units: Optional[np.ndarray]  # int32[iters, H, W] the same in units of 1/resolution (exact rules), else None
+    resolution: int  # RESOLUTION for the exact rules, 1 for float rules
     depth_reached: np.ndarray  # int32[iters]
-    forward_images: int
+    kept: np.ndarray  # bool[iters] iterations summed into `responsibility`
+    forward_images: int  # images pushed, padding of the last chunk of each round included
+    mutants: int  # mutant images evaluated, without padding
     rounds: int
 
 
-def init_state(key: jax.Array, height: int, width: int, capacity: int, max_active: int) -> IterState:
-    """One job per iteration: the root box, nothing static."""
+def init_state(
+    key: jax.Array, height: int, width: int, capacity: int, max_active: int, dtype=jnp.int32, full_pass=True
+) -> IterState:
+    """One job per iteration: the root box, nothing static; its empty subset (the blank
+    image) unknown, its full subset (the image) passing as `full_pass` says."""
     active = jnp.zeros((capacity, max_active, 4), jnp.int32).at[0, 0].set(
         jnp.array([0, 0, height, width], jnp.int32)
     )
+    slots = jnp.zeros((capacity, max_active), bool)
     return IterState(
         key=key,
         static=jnp.zeros((capacity, height, width), bool),
         active=active,
-        active_valid=jnp.zeros((capacity, max_active), bool).at[0, 0].set(True),
-        depth=jnp.zeros((capacity,), jnp.int32),
+        active_valid=slots.at[0, 0].set(True),
+        depth=jnp.zeros((capacity, max_active), jnp.int32),
+        empty_known=slots,
+        empty_pass=slots,
+        full_pass=jnp.ones((capacity,), bool).at[0].set(full_pass),
         job_valid=jnp.zeros((capacity,), bool).at[0].set(True),
-        resp=jnp.zeros((height, width), jnp.float32),
+        resp=jnp.zeros((height, width), dtype),
         depth_reached=jnp.zeros((), jnp.int32),
         work=jnp.zeros((), jnp.int32),
+        mutants=jnp.zeros((), jnp.int32),
         done=jnp.zeros((), bool),
     )
 
 
 class _Plan(NamedTuple):
     children: jax.Array  # int32[Q, A, 4, 4]
-    evaluated: jax.Array  # bool[Q, A]
-    rects: jax.Array  # int32[Q, A, 14, 4 + A, 4] visible rectangles of each mutant (+ static)
-    rect_valid: jax.Array  # bool[Q, A, 14, 4 + A]
+    evaluated: jax.Array  # bool[Q, A] splits made this round
+    ask_empty: jax.Array  # bool[Q, A] splits whose empty subset is evaluated too
+    rects: jax.Array  # int32[Q, A, 15, 4 + A, 4] visible rectangles of each mutant (+ static)
+    rect_valid: jax.Array  # bool[Q, A, 15, 4 + A]
     others_valid: jax.Array  # bool[Q, A, A] the other active boxes of the job
-    area: jax.Array  # int32[Q, A, 14] visible pixels of each mutant
+    area: jax.Array  # int32[Q, A, 15] visible pixels of each mutant
 
 
 def _plan(st: IterState, cfg: RexConfig) -> _Plan:
-    """Splits every active box of every job; lays out the 14 mutants of each split."""
+    """Splits every active box of every job; lays out the 14 (+1) mutants of each split."""
     split = lambda box, depth: split_box(
         st.key,
         box,
@@ -94,84 +147,110 @@ def _plan(st: IterState, cfg: RexConfig) -> _Plan:
         distribution_args=cfg.distribution_args,
     )
     q, a = st.active.shape[:2]
-    depth = jnp.broadcast_to(st.depth[:, None], (q, a))
-    children, splittable = jax.vmap(jax.vmap(split))(st.active, depth)
+    children, splittable = jax.vmap(jax.vmap(split))(st.active, st.depth)
     evaluated = st.job_valid[:, None] & st.active_valid & splittable & ~st.done
+    ask_empty = evaluated & ~st.empty_known if cfg.responsibility in NEEDS_EMPTY else jnp.zeros_like(evaluated)
     others_valid = st.active_valid[:, None, :] & ~jnp.eye(a, dtype=bool)[None]
     rects = jnp.concatenate(
         [
-            jnp.broadcast_to(children[:, :, None], (q, a, N_MUTANTS, 4, 4)),
-            jnp.broadcast_to(st.active[:, None, None], (q, a, N_MUTANTS, a, 4)),
+            jnp.broadcast_to(children[:, :, None], (q, a, N_PLAN, 4, 4)),
+            jnp.broadcast_to(st.active[:, None, None], (q, a, N_PLAN, a, 4)),
         ],
         axis=3,
     )
     rect_valid = jnp.concatenate(
         [
-            jnp.broadcast_to(jnp.asarray(SUBSETS), (q, a, N_MUTANTS, 4)),
-            jnp.broadcast_to(others_valid[:, :, None], (q, a, N_MUTANTS, a)),
+            jnp.broadcast_to(jnp.asarray(PLAN_SUBSETS), (q, a, N_PLAN, 4)),
+            jnp.broadcast_to(others_valid[:, :, None], (q, a, N_PLAN, a)),
         ],
         axis=3,
     )
     static_area = st.static.sum(axis=(1, 2), dtype=jnp.int32)
     area = static_area[:, None, None] + (box_area(rects) * rect_valid).sum(-1)
-    return _Plan(children, evaluated, rects, rect_valid, others_valid, area)
+    return _Plan(children, evaluated, ask_empty, rects, rect_valid, others_valid, area)
 
 
 def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: RexConfig) -> IterState:
     """Credits responsibility and builds the next queue of one iteration."""
     n_active = plan.evaluated.shape[1]
     h, w = st.resp.shape
-    passes = plan.evaluated[..., None] & (top1 == target) & (conf >= threshold)
-    inc = jax.vmap(jax.vmap(lambda p, c: child_responsibility(p, c, cfg.responsibility)))(passes, conf)
+    ok_all = (top1 == target) & (conf >= threshold)  # [Q, A, 15], meaningful where evaluated
+    passes = plan.evaluated[..., None] & ok_all[..., :N_MUTANTS]
+    empty = jnp.where(st.empty_known, st.empty_pass, ok_all[..., EMPTY])  # [Q, A]
+    full = jnp.broadcast_to(st.full_pass[:, None], empty.shape)
+    rule = lambda p, c, e, f: child_responsibility(p, c, cfg.responsibility, empty_passes=e, full_passes=f)
+    inc = jax.vmap(jax.vmap(rule))(passes, conf[..., :N_MUTANTS], empty, full)
     inc = jnp.where(plan.evaluated[..., None], inc, 0.0)
+    if cfg.concentrate:  # paper Alg. 3 line 6: R(P) / |P|
+        inc = inc / jnp.maximum(box_area(plan.children), 1).astype(jnp.float32)
+    if cfg.exact:
+        inc = units(inc)
     resp = paint(st.resp, plan.children.reshape(-1, 4), inc.reshape(-1))
 
     # Next queue: the Q smallest passing mutants of the whole round (stable: ties keep
     # job, box and combination order).
     cap = st.job_valid.shape[0]
-    key_area = jnp.where(passes, plan.area, jnp.iinfo(jnp.int32).max).reshape(-1)
+    key_area = jnp.where(passes, plan.area[..., :N_MUTANTS], _INT_MAX).reshape(-1)
     pick = jnp.argsort(key_area, stable=True)[:cap]
     ok = passes.reshape(-1)[pick]
     pq, pa, ps = jnp.unravel_index(pick, passes.shape)
     subsets = jnp.asarray(SUBSETS)[ps]  # [cap, 4]
-    order = jnp.argsort(~subsets, axis=1, stable=True)[:, :3]
+    order = jnp.argsort(~subsets, axis=1, stable=True)[:, :3]  # the children in S first
     kids = jnp.take_along_axis(plan.children[pq, pa], order[..., None], axis=1)  # [cap, 3, 4]
     kids_valid = jnp.take_along_axis(subsets, order, axis=1)
+    kids_depth = jnp.broadcast_to(st.depth[pq, pa][:, None] + 1, kids_valid.shape)
+    # A kid's empty subset next round (the job's region without it) is S - {kid}: a mutant
+    # of this split, or this split's empty subset when S = {kid}.
+    with_empty = jnp.concatenate([passes, empty[..., None]], axis=-1)  # [Q, A, 15]
+    drop = jnp.asarray(_DROP)[ps[:, None], order]  # [cap, 3]
+    kids_empty = with_empty[pq[:, None], pa[:, None], drop]
+    kids_known = jnp.ones_like(kids_valid)
     held, held_valid = st.active[pq], plan.others_valid[pq, pa]  # shown while `a` was split
+    held_depth = st.depth[pq]  # held boxes keep their own depth
     if cfg.refine_static:
         # Paper Sec. 5.2: boxes held at their values while another box was refined are
         # refined in turn next round: children first, then held boxes, `max_active` at most;
-        # the overflow stays visible as static region.
-        boxes = jnp.concatenate([kids, held], axis=1)
-        valid = jnp.concatenate([kids_valid, held_valid], axis=1)
+        # the overflow stays visible as static region. A held box's empty subset (the
+        # region without it) was never evaluated: asked next round.
+        slots = [
+            jnp.concatenate([kids, held], axis=1),
+            jnp.concatenate([kids_valid, held_valid], axis=1),
+            jnp.concatenate([kids_depth, held_depth], axis=1),
+            jnp.concatenate([kids_known, jnp.zeros_like(held_valid)], axis=1),
+            jnp.concatenate([kids_empty, jnp.zeros_like(held_valid)], axis=1),
+        ]
     else:  # pad to `max_active` slots so the state keeps its shape
-        boxes = jnp.concatenate([kids, jnp.zeros_like(held[:, 3:])], axis=1)
-        valid = jnp.concatenate([kids_valid, jnp.zeros_like(held_valid[:, 3:])], axis=1)
-    keep = jnp.argsort(~valid, axis=1, stable=True)
-    boxes = jnp.take_along_axis(boxes, keep[..., None], axis=1)
-    valid = jnp.take_along_axis(valid, keep, axis=1)
+        pad = lambda v: jnp.concatenate([v, jnp.zeros((cap, n_active - 3) + v.shape[2:], v.dtype)], axis=1)
+        slots = [pad(kids), pad(kids_valid), pad(kids_depth), pad(kids_known), pad(kids_empty)]
+    keep = jnp.argsort(~slots[1], axis=1, stable=True)
+    boxes, valid, depth, known, empty_pass = (
+        jnp.take_along_axis(v, keep[..., None] if v.ndim == 3 else keep, axis=1) for v in slots
+    )
     if cfg.refine_static:
         to_static, to_static_valid = boxes[:, n_active:], valid[:, n_active:]
     else:
         to_static, to_static_valid = held, held_valid
     static = st.static[pq] | jax.vmap(lambda r, v: render(r, v, h, w))(to_static, to_static_valid)
-    new_active, new_valid = boxes[:, :n_active], valid[:, :n_active]
-    new_depth = st.depth[pq] + 1
-    depth_reached = jnp.maximum(st.depth_reached, jnp.max(jnp.where(ok, new_depth, 0)))
-    work = st.work + N_MUTANTS * plan.evaluated.sum(dtype=jnp.int32)
+    depth_reached = jnp.maximum(st.depth_reached, jnp.max(jnp.where(ok, st.depth[pq, pa] + 1, 0)))
+    splits = plan.evaluated.sum(dtype=jnp.int32)
+    work = st.work + N_MUTANTS * splits
     done = st.done | ~ok.any()
     if cfg.search_limit is not None:
         done = done | (work > cfg.search_limit)
     return IterState(
         key=st.key,
         static=static,
-        active=new_active,
-        active_valid=new_valid,
-        depth=new_depth,
+        active=boxes[:, :n_active],
+        active_valid=valid[:, :n_active],
+        depth=depth[:, :n_active],
+        empty_known=known[:, :n_active],
+        empty_pass=empty_pass[:, :n_active] & known[:, :n_active],
+        full_pass=jnp.ones_like(ok),
         job_valid=ok,
         resp=resp,
         depth_reached=depth_reached,
         work=work,
+        mutants=st.mutants + N_MUTANTS * splits + plan.ask_empty.sum(dtype=jnp.int32),
         done=done,
     )
 
@@ -189,13 +268,15 @@ def make_round(classify: Callable, cfg: RexConfig) -> Callable:
         h, w = x.shape[:2]
         plan = jax.vmap(lambda st: _plan(st, cfg))(state)
         iters, cap = plan.evaluated.shape[:2]
-        shape = (iters, cap, cfg.max_active, N_MUTANTS)
+        shape = (iters, cap, cfg.max_active, N_PLAN)
         m = int(np.prod(shape))
-        valid = jnp.broadcast_to(plan.evaluated[..., None], shape).reshape(m)
+        valid = jnp.concatenate(
+            [jnp.broadcast_to(plan.evaluated[..., None], shape[:-1] + (N_MUTANTS,)), plan.ask_empty[..., None]], axis=-1
+        ).reshape(m)
         rects = plan.rects.reshape(m, -1, 4)
         rect_valid = plan.rect_valid.reshape(m, -1)
         static = state.static.reshape(iters * cap, h, w)
-        job_of = jnp.arange(m) // (cfg.max_active * N_MUTANTS)
+        job_of = jnp.arange(m) // (cfg.max_active * N_PLAN)
 
         def evaluate(idx):
             drawn = jax.vmap(lambda r, v: render(r, v, h, w))(rects[idx], rect_valid[idx])
@@ -216,19 +297,23 @@ def make_round(classify: Callable, cfg: RexConfig) -> Callable:
 
 
 def make_search(classify: Callable, cfg: RexConfig) -> Callable:
-    """Returns `search(key, x, target, full_confidence, progress=False) -> SearchResult`.
+    """Returns `search(key, x, target, full_confidence, progress=False, full_passes=True) -> SearchResult`.
 
     Iteration `p` (1-based) uses `fold_in(key, p)`, mirroring the reference's `seed + p`.
+    `full_passes`: whether the full image passes (top-1 = target); the root's full subset.
     Compiles once per image shape; reuse the returned function across images.
     """
     cfg = cfg.resolved()
     round_fn = make_round(classify, cfg)
     max_rounds = cfg.tree_depth + 2  # depth grows by one each round; +1 to observe `done`
+    dtype = jnp.int32 if cfg.exact else jnp.float32
 
-    def search(key, x, target, full_confidence, progress: bool = False) -> SearchResult:
+    def search(key, x, target, full_confidence, progress: bool = False, full_passes: bool = True) -> SearchResult:
         h, w = x.shape[:2]
         keys = jax.vmap(lambda p: jax.random.fold_in(key, p))(jnp.arange(1, cfg.iters + 1))
-        state = jax.vmap(lambda k: init_state(k, h, w, cfg.queue_capacity, cfg.max_active))(keys)
+        state = jax.vmap(
+            lambda k: init_state(k, h, w, cfg.queue_capacity, cfg.max_active, dtype, jnp.bool_(full_passes))
+        )(keys)
         threshold = jnp.float32(cfg.confidence_filter * full_confidence)
         target = jnp.int32(target)
         forward = []
@@ -241,13 +326,27 @@ def make_search(classify: Callable, cfg: RexConfig) -> Callable:
             if bool(state.done.all()):
                 break
         bar.close()
-        keep = state.depth_reached > 1 if cfg.discard_shallow else jnp.ones_like(state.done)
-        total = jnp.where(keep[:, None, None], state.resp, 0.0).sum(axis=0)
+        depth = np.asarray(state.depth_reached)
+        keep = depth > 1 if cfg.discard_shallow else np.ones_like(depth, bool)
+        raw = np.asarray(state.resp)
+        if cfg.exact:  # exact integer sum; equal units give equal floats
+            total = raw[keep].sum(axis=0, dtype=np.int64)
+            responsibility = (total / RESOLUTION).astype(np.float32)
+            per_iteration, unit_maps, resolution = (raw / RESOLUTION).astype(np.float32), raw, RESOLUTION
+        else:  # iterations added in order: equal per-iteration values give equal sums
+            responsibility = np.zeros((h, w), np.float32)
+            for i in np.flatnonzero(keep):
+                responsibility += raw[i]
+            per_iteration, unit_maps, resolution = raw, None, 1
         return SearchResult(
-            responsibility=np.asarray(total),
-            per_iteration=np.asarray(state.resp),
-            depth_reached=np.asarray(state.depth_reached),
+            responsibility=responsibility,
+            per_iteration=per_iteration,
+            units=unit_maps,
+            resolution=resolution,
+            depth_reached=depth,
+            kept=keep,
             forward_images=int(sum(int(n) for n in forward)),
+            mutants=int(np.asarray(state.mutants).sum()),
             rounds=rounds,
         )
 

@@ -134,7 +134,7 @@ def restrict_map(resp: jax.Array, region: jax.Array) -> jax.Array:
 
 
 class SpatialExtraction(NamedTuple):
-    mask: np.ndarray  # bool[H, W], the explanation (all False when no circle passes)
+    mask: np.ndarray  # bool[H, W], the explanation (all False when not found, as extract.py)
     confidence: float  # target probability with only the explanation visible
     sufficient: bool  # a passing circle and a passing prefix inside the restricted map
     pixels: int

@@ -34,7 +34,11 @@ flags.DEFINE_string(
     "What masked pixels show: a number, min, max, mean, blur, blur:SIGMA, or 'ad' (Activation-Deactivation).",
 )
 flags.DEFINE_integer("batch_size", None, "Images per model call (default 16 on CPU, 128 on GPU).")
-flags.DEFINE_enum("responsibility", "rex", ["rex", "weighted", "minimal_k"], "Responsibility rule.")
+flags.DEFINE_enum(
+    "responsibility", "alg1", ["alg1", "sufficient", "rex", "weighted"],
+    "Responsibility rule: alg1 (paper Alg. 1 read literally), sufficient (paper Def. 4.2), rex (rex-xai 0.4.1), weighted.",
+)
+flags.DEFINE_bool("concentrate", False, "Divide each box's credit by its area (paper Alg. 3 line 6; the tool's concentrate).")
 flags.DEFINE_float("min_confidence", 0.0, "Fraction of the full-image confidence the explanation keeps.")
 flags.DEFINE_integer("min_box_size", 10, "Boxes with fewer pixels are not split.")
 flags.DEFINE_enum("strategy", "global", ["global", "spatial"], "Extraction: global prefix search or spatial circles.")
@@ -69,6 +73,7 @@ def main(argv):
             mask_mode=FLAGS.mask_mode,
             batch_size=FLAGS.batch_size,
             responsibility=FLAGS.responsibility,
+            concentrate=FLAGS.concentrate,
             min_confidence=FLAGS.min_confidence,
             min_box_size=FLAGS.min_box_size,
             strategy=FLAGS.strategy,

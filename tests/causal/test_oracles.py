@@ -1,52 +1,55 @@
-"""End-to-end ReX on synthetic oracles whose true explanation is known."""
+"""End-to-end ReX on synthetic oracles whose true explanation is known.
+
+The oracles (tests/helpers/oracles.py) fire only when every pixel of a hidden patch is
+visible (one patch; either of two: OR; both: AND), so the smallest sufficient explanation is
+known exactly. The patches are marked in the image, so one compiled explainer serves every
+layout. Item 18 of issue 11: with the default configuration the explanation's median size
+over keys is at most 2x the pixels needed and its worst at most 3x (BUILD_NOTES has the
+full table, `experiments/oracle_quality.py`).
+"""
 
 import numpy as np
 import pytest
 
-from tests.helpers import oracles
 import rexjax
+from tests.helpers import oracles
 
-CASES = [  # (h, w, patch row, patch col)
-    (64, 64, 5, 7),
-    (64, 64, 40, 30),
-    (48, 80, 20, 55),
-    (96, 72, 60, 10),
-]
+H, W, SIZE = 48, 64, 10
+KEYS = (0, 1, 2, 3)
 
 
-# Area bound per responsibility rule: the paper's minimal-k rule concentrates the map on the
-# patch (measured 1.0-1.5x over 4 cases x 3 keys); the ReX 0.4.1 rule spreads 1/n credit to
-# unneeded siblings and measured 1.4-2.6x on this strict all-pixels oracle (BUILD_NOTES.md).
-AREA_BOUND = {"minimal_k": 2.0, "rex": 3.0}
+def explain_layouts(mode, keys=KEYS, h=H, w=W, size=SIZE, **config):
+    explainer = rexjax.make_explainer(oracles.marked_oracle(size * size, mode), **config)
+    out = []
+    for k in keys:
+        patches = oracles.random_patches(h, w, size, 1 if mode == "single" else 2, np.random.default_rng(k))
+        out.append((patches, explainer(oracles.marked_image(h, w, patches, seed=k), key=k)))
+    return out
 
 
-@pytest.mark.parametrize("rule", sorted(AREA_BOUND))
-@pytest.mark.parametrize("h,w,r,c", CASES)
-def test_single_patch_explanation_contains_patch(h, w, r, c, rule):
-    patch = oracles.patch_mask(h, w, r, c)
-    ex = rexjax.explain(oracles.patch_oracle([patch]), oracles.image(h, w), key=1, responsibility=rule)
-    assert ex.target == 1 and ex.sufficient
-    assert ex.mask[patch].all(), "explanation must contain the hidden patch"
-    bound = AREA_BOUND[rule] * patch.sum()
-    assert ex.mask.sum() <= bound, f"explanation {ex.mask.sum()} px > {bound} px"
-    peak = np.unravel_index(np.argmax(ex.responsibility), ex.responsibility.shape)
-    assert patch[peak], f"responsibility maximum {peak} lies outside the patch"
+@pytest.mark.parametrize("mode", ["single", "or", "and"])
+def test_default_configuration_meets_the_size_bound(mode):
+    """Sufficient, holds what is needed (one whole patch for OR, both for AND), and the size
+    ratio to the needed pixels has median <= 2 and worst <= 3 over the keys."""
+    ratios = []
+    for patches, ex in explain_layouts(mode):
+        held = [bool(ex.mask[p].all()) for p in patches]
+        assert ex.sufficient and ex.target == 1
+        assert all(held) if mode == "and" else any(held), held
+        ratios.append(ex.mask.sum() / (SIZE * SIZE * (2 if mode == "and" else 1)))
+        if mode == "single":
+            peak = np.unravel_index(np.argmax(ex.responsibility), ex.responsibility.shape)
+            assert patches[0][peak], f"responsibility maximum {peak} lies outside the patch"
+    assert np.median(ratios) <= 2.0 and max(ratios) <= 3.0, np.round(ratios, 2)
 
 
-@pytest.mark.parametrize(
-    "mode,h,w,corner_a,corner_b,key",
-    [
-        ("or", 64, 64, (4, 4), (-26, -26), 2),
-        ("or", 80, 56, (4, 4), (-26, -26), 2),
-        ("and", 64, 64, (6, 8), (-30, -24), 3),
-        ("and", 72, 90, (6, 8), (-30, -24), 3),
-    ],
-)
-def test_two_patch_oracles(mode, h, w, corner_a, corner_b, key):
-    """OR: the explanation holds one whole patch (either suffices); AND: it holds both."""
-    a = oracles.patch_mask(h, w, *corner_a)
-    b = oracles.patch_mask(h, w, h + corner_b[0], w + corner_b[1])
-    ex = rexjax.explain(oracles.patch_oracle([a, b], mode), oracles.image(h, w), key=key)
-    assert ex.sufficient
-    held = (ex.mask[a].all(), ex.mask[b].all())
-    assert (any(held) if mode == "or" else all(held)), held
+# The other rules, one patch, larger images (measured worst ratio over these layouts in the
+# comment; BUILD_NOTES has the table over sizes and oracles).
+RULE_BOUND = {"sufficient": 2.0, "rex": 3.0}
+
+
+@pytest.mark.parametrize("rule", sorted(RULE_BOUND))
+def test_other_rules_on_one_patch(rule):
+    for patches, ex in explain_layouts("single", keys=(0, 1), h=72, w=96, size=16, responsibility=rule):
+        assert ex.sufficient and ex.mask[patches[0]].all()
+        assert ex.mask.sum() <= RULE_BOUND[rule] * patches[0].sum(), (rule, ex.mask.sum())

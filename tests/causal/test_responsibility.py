@@ -1,16 +1,25 @@
-"""Degree-of-responsibility rules on hand-made pass/fail patterns."""
+"""Degree-of-responsibility rules on hand-made pass/fail patterns (the 14 mutants of one split,
+plus the empty subset = the job's region with none of the 4 children, and the full subset =
+with all 4, which is the passing parent)."""
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rexjax.causal import RexConfig
 from rexjax.causal.partition import SUBSETS
 from rexjax.causal.responsibility import child_responsibility
+from tests.helpers.rex_search import PROPER, SUBSETS16, rule_values
 
 
 def passes_of(*sets):
     want = {tuple(sorted(s)) for s in sets}
     return jnp.asarray([tuple(np.flatnonzero(row)) in want for row in SUBSETS])
+
+
+def supersets_of(*needed):
+    """Every mutant containing all of `needed`."""
+    return [tuple(np.flatnonzero(r)) for r in SUBSETS if all(r[j] for j in needed)]
 
 
 def test_reference_worked_example():
@@ -26,23 +35,75 @@ def test_weighted_scales_by_confidence():
     np.testing.assert_allclose(np.asarray(r), [conf[0] + conf[4] / 2, conf[4] / 2, 0, 0], rtol=1e-6)
 
 
-def test_minimal_k():
-    # Exactly the sets with child 0 pass: removing 0 from the full set (k = 0) breaks it.
-    r = child_responsibility(passes_of((0,), (0, 1), (0, 2), (0, 3), (0, 1, 2), (0, 1, 3), (0, 2, 3)), jnp.ones(14), "minimal_k")
+def test_sufficient_is_definition_4_2_on_the_partition():
+    """ReX paper Def. 4.2 and its Sec. 5.2 worked example: children {0, 2} needed together get
+    1/2 each; a child that is enough alone gets 1; unneeded children get 0."""
+    r = child_responsibility(passes_of(*supersets_of(0, 2)), jnp.ones(14), "sufficient")
+    np.testing.assert_allclose(np.asarray(r), [0.5, 0, 0.5, 0])
+    r = child_responsibility(passes_of(*supersets_of(0)), jnp.ones(14), "sufficient")
     np.testing.assert_allclose(np.asarray(r), [1, 0, 0, 0])
-    # Children 0 and 3 are each enough alone: neither is critical in the full set or in any
-    # 3-set containing the other; {0,1,2}: removing 0 leaves {1,2}, which fails -> k = 1.
-    both = [s for s in map(tuple, (np.flatnonzero(r) for r in SUBSETS)) if 0 in s or 3 in s]
-    r = child_responsibility(passes_of(*both), jnp.ones(14), "minimal_k")
+    # 0 or 3 each enough alone: both get 1 (the smallest explanation containing each is itself)
+    either = [s for s in map(tuple, (np.flatnonzero(r) for r in SUBSETS)) if 0 in s or 3 in s]
+    r = child_responsibility(passes_of(*either), jnp.ones(14), "sufficient")
+    np.testing.assert_allclose(np.asarray(r), [1, 0, 0, 1])
+    # nothing of the 14 passes, the parent does: all four are needed -> 1/4 each
+    r = child_responsibility(jnp.zeros(14, bool), jnp.ones(14), "sufficient")
+    np.testing.assert_allclose(np.asarray(r), [0.25] * 4)
+    # ... unless the parent itself failed (the root, for a target that is not the top-1 class)
+    r = child_responsibility(jnp.zeros(14, bool), jnp.ones(14), "sufficient", full_passes=False)
+    np.testing.assert_allclose(np.asarray(r), [0, 0, 0, 0])
+
+
+def test_alg1_is_the_literal_reading():
+    """Alg. 1 read literally: 1/(k+1), k = masked children of a passing mutant where the child
+    is critical; the opposite of Def. 4.2 on the paper's examples."""
+    # Exactly the sets with child 0 pass: removing 0 from the full set (k = 0) breaks it.
+    r = child_responsibility(passes_of(*supersets_of(0)), jnp.ones(14), "alg1")
+    np.testing.assert_allclose(np.asarray(r), [1, 0, 0, 0])
+    # Children 0 and 3 are each enough alone: neither is critical in the full set or in a
+    # 3-set holding the other; {0,1,2} minus 0 leaves {1,2}, which fails: k = 1 -> 1/2.
+    either = [s for s in map(tuple, (np.flatnonzero(r) for r in SUBSETS)) if 0 in s or 3 in s]
+    r = child_responsibility(passes_of(*either), jnp.ones(14), "alg1")
     np.testing.assert_allclose(np.asarray(r), [0.5, 0, 0, 0.5], rtol=1e-6)
-    # Nothing of the 14 passes: only the full set passes, each child is critical with k = 0.
-    r = child_responsibility(jnp.zeros(14, bool), jnp.ones(14), "minimal_k")
+    # Nothing of the 14 passes: only the full set does, each child is critical there, k = 0.
+    r = child_responsibility(jnp.zeros(14, bool), jnp.ones(14), "alg1")
     np.testing.assert_allclose(np.asarray(r), [1, 1, 1, 1])
-    # {0,1} needed together: each is critical in {0,1} (k = 2 -> 1/3).
-    r = child_responsibility(passes_of((0, 1), (0, 1, 2), (0, 1, 3)), jnp.ones(14), "minimal_k")
-    np.testing.assert_allclose(np.asarray(r), [1, 1, 0, 0], rtol=1e-6)
+    # {0,2} needed together: each is critical in the full set (k = 0) -> 1 (Def. 4.2: 1/2).
+    r = child_responsibility(passes_of(*supersets_of(0, 2)), jnp.ones(14), "alg1")
+    np.testing.assert_allclose(np.asarray(r), [1, 0, 1, 0], rtol=1e-6)
 
 
-def test_unknown_rule():
+@pytest.mark.parametrize("rule", ["sufficient", "alg1"])
+def test_empty_subset_that_passes_makes_no_singleton_critical(rule):
+    """The job's static region and other active boxes can pass on their own: then a child that
+    passes alone is not needed, and gets nothing from the singleton."""
+    only_0 = passes_of(*supersets_of(0))
+    lone = child_responsibility(only_0, jnp.ones(14), rule, empty_passes=False)
+    assert float(lone[0]) == 1.0
+    everything = jnp.ones(14, bool)  # with the empty set passing, nothing is needed
+    r = child_responsibility(everything, jnp.ones(14), rule, empty_passes=True)
+    np.testing.assert_allclose(np.asarray(r), [0, 0, 0, 0])
+    r = child_responsibility(everything, jnp.ones(14), rule, empty_passes=False)
+    assert float(r.min()) > 0  # each singleton {j} passes where nothing else does
+
+
+@pytest.mark.parametrize("rule", ["rex", "sufficient", "alg1"])
+def test_rules_match_the_independent_formulas_on_every_pattern(rule):
+    """400 random pass patterns (14 mutants + the empty subset) against the formulas of
+    tests/helpers/rex_search.py (exact fractions, written from the definitions)."""
+    rng = np.random.default_rng(0)
+    patterns = rng.integers(0, 2, (400, 15)).astype(bool)
+    for row in patterns:
+        got = np.asarray(child_responsibility(jnp.asarray(row[:14]), jnp.ones(14), rule, empty_passes=bool(row[14])))
+        passes = dict(zip(PROPER, row[:14]))
+        passes[SUBSETS16[14]] = bool(row[14])
+        passes[SUBSETS16[15]] = True
+        want = [float(v) for v in rule_values(rule, passes, {})]
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=str(row.astype(int)))
+
+
+def test_unknown_rule_and_renamed_rule():
     with pytest.raises(ValueError, match="unknown responsibility rule"):
         child_responsibility(jnp.zeros(14, bool), jnp.ones(14), "bogus")
+    with pytest.raises(ValueError, match="renamed.*alg1"):
+        RexConfig(responsibility="minimal_k")
