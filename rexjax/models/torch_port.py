@@ -47,6 +47,28 @@ def dotted_key(path: tuple[str, ...]) -> str:
     return ".".join(mods + [LEAF_NAMES[path[-1]]])
 
 
+def dotted_key_fn(words: tuple[str, ...] = (), leaves: Mapping[str, str] | None = None) -> Callable[[tuple[str, ...]], str]:
+    """`dotted_key` for torch trees whose module names contain '_' (`conv_dw`, `Mixed_5b`):
+    runs of '_'-separated tokens spelling one of `words` stay one torch name; `leaves` maps
+    extra Flax leaf names to torch names (`{'layer_scale': 'layer_scale'}`)."""
+    leaf_names = {**LEAF_NAMES, **(leaves or {})}
+    split_words = sorted((w.split("_") for w in words), key=len, reverse=True)
+
+    def key(path: tuple[str, ...]) -> str:
+        if len(path) < 3 or path[-1] not in leaf_names:
+            raise ValueError(f"not a zoo variable path: {path!r}")
+        mods = []
+        for m in path[1:-1]:
+            tokens, i = m.split("_"), 0
+            while i < len(tokens):
+                n = next((len(w) for w in split_words if tokens[i : i + len(w)] == w), 1)
+                mods.append("_".join(tokens[i : i + n]))
+                i += n
+        return ".".join(mods + [leaf_names[path[-1]]])
+
+    return key
+
+
 def feature(module: nn.Module, name: str, x: jax.Array) -> jax.Array:
     """Named feature point: perturbable (gradients w.r.t. it) and sown into `intermediates`."""
     x = module.perturb(name, x)
@@ -88,7 +110,9 @@ class TorchPort:
     feature points in execution order);
     size / resample: square eval input size and `imagenet_preprocess` resampling;
     description: format string (`{name}` = model name); prepare: `(state_dict, config) ->
-    state_dict` rewrite applied before the key mapping (VGG's classifier column order).
+    state_dict` rewrite applied before the key mapping (VGG's classifier column order);
+    key_fn: Flax path -> torch key (`dotted_key`, or `dotted_key_fn(...)`); preprocess:
+    overrides `imagenet_preprocess(size, resample)` (e.g. Inception's mean/std 0.5).
     """
 
     module: Callable[..., nn.Module]
@@ -97,10 +121,12 @@ class TorchPort:
     resample: str
     description: str
     prepare: Optional[Callable[[Mapping[str, np.ndarray], Any], Mapping[str, np.ndarray]]] = None
+    key_fn: Callable[[tuple[str, ...]], str] = dotted_key
+    preprocess: Optional[Preprocess] = None
 
     def _convert(self, state_dict: Mapping[str, np.ndarray], template: dict, config: Any, source: str) -> dict:
         sd = self.prepare(state_dict, config) if self.prepare is not None else state_dict
-        return convert_state_dict(sd, template, dotted_key, source=source)
+        return convert_state_dict(sd, template, self.key_fn, source=source)
 
     def convert(self, state_dict: Mapping[str, np.ndarray], config: Any = None) -> dict:
         """torch state_dict (numpy arrays, e.g. from `convert.pth.load_state_dict`) -> Flax
@@ -122,8 +148,8 @@ class TorchPort:
             make_module=lambda: self.module(cfg),
             input_size=(self.size, self.size),
             num_classes=cfg.num_classes,
-            preprocess=imagenet_preprocess(self.size, self.resample),
-            key_fn=dotted_key if convert is None else None,
+            preprocess=self.preprocess or imagenet_preprocess(self.size, self.resample),
+            key_fn=self.key_fn if convert is None else None,
             convert=convert,
             feature_names=cfg.feature_names,
             description=self.description.format(name=name),
