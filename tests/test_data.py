@@ -92,3 +92,67 @@ def test_load_segment_and_folder_layout(tmp_path):
     assert samples == [data.Sample(imgs / "a.jpg", masks / "a.png"), data.Sample(imgs / "b.jpg", None)]
     assert [s.name for s in samples] == ["a.jpg", "b.jpg"]
     assert data.folder(imgs) == [data.Sample(imgs / "a.jpg"), data.Sample(imgs / "b.jpg")]
+
+
+# --- data-set layouts ----------------------------------------------------------------------
+from tests.experiments import layouts as L  # noqa: E402
+
+
+@pytest.mark.parametrize("segmentation", ["object", "class"])
+def test_voc2012_palette_index_not_background_not_void(tmp_path, segmentation):
+    root = L.make_voc(tmp_path / "VOC2012")
+    samples = data.load("voc2012", root, image_set="val", segmentation=segmentation)
+    sub = "SegmentationObject" if segmentation == "object" else "SegmentationClass"
+    assert [s.image for s in samples] == [root / "JPEGImages" / "2008_000001.jpg", root / "JPEGImages" / "2008_000002.jpg"]
+    assert [s.segment for s in samples] == [root / sub / "2008_000001.png", root / sub / "2008_000002.png"]
+    # the object (index 1 or 2) is segment; the void border (255) and background (0) are not
+    np.testing.assert_array_equal(data.read_segment(samples[1].segment, L.HW), L.object_mask())
+    # resized with the image (nearest): the model's pixels
+    got = data.read_segment(samples[0].segment, (16, 24))
+    np.testing.assert_array_equal(got, np.repeat(np.repeat(L.object_mask(), 2, 0), 2, 1))
+
+
+def test_voc2012_errors(tmp_path):
+    root = L.make_voc(tmp_path / "VOC2012")
+    (root / "SegmentationObject" / "2008_000002.png").unlink()
+    with pytest.raises(ValueError, match="2008_000002.png' is missing"):
+        data.voc2012(root)
+    with pytest.raises(ValueError, match="image_set must be a text file"):
+        data.voc2012(root, image_set="train")
+    with pytest.raises(ValueError, match="segmentation must be one of"):
+        data.voc2012(root, segmentation="parts")
+
+
+def test_ecssd_binary_masks(tmp_path):
+    root = L.make_ecssd(tmp_path / "ECSSD")
+    samples = data.load("ecssd", root)
+    assert [s.name for s in samples] == ["0001.jpg", "0002.jpg"]
+    np.testing.assert_array_equal(data.read_segment(samples[0].segment, L.HW), L.object_mask())
+    (root / "ground_truth_mask" / "0002.png").unlink()
+    with pytest.raises(ValueError, match="no mask .* for \\['0002.jpg'\\]"):
+        data.ecssd(root)
+
+
+def test_imagenet_val_index_and_synset_labels(tmp_path):
+    images, labels = L.make_imagenet(tmp_path, {"ILSVRC2012_val_00000001": "n00000002 1 2 3 4",
+                                                "ILSVRC2012_val_00000002": "n00000001"},
+                                     header="ImageId,PredictionString")
+    synsets = tmp_path / "synsets.txt"
+    synsets.write_text("n00000001 tench, Tinca tinca\nn00000002 goldfish\n")
+    samples = data.load("imagenet_val", images, labels=labels, synsets=synsets)
+    assert [(s.name, s.label) for s in samples] == [("ILSVRC2012_val_00000001.JPEG", 1), ("ILSVRC2012_val_00000002.JPEG", 0)]
+    with pytest.raises(ValueError, match="pass synsets="):
+        data.imagenet_val(images, labels)
+    (tmp_path / "idx.txt").write_text("ILSVRC2012_val_00000001.JPEG 417\nILSVRC2012_val_00000002 3\n")
+    assert [s.label for s in data.imagenet_val(images, tmp_path / "idx.txt")] == [417, 3]
+    (tmp_path / "short.txt").write_text("ILSVRC2012_val_00000001 417\n")
+    with pytest.raises(ValueError, match="no label for image 'ILSVRC2012_val_00000002.JPEG'"):
+        data.imagenet_val(images, tmp_path / "short.txt")
+    (tmp_path / "bad.txt").write_text("a 1\nb cat\n")
+    with pytest.raises(ValueError, match="line 2"):
+        data.read_labels(tmp_path / "bad.txt")
+
+
+def test_load_unknown_layout(tmp_path):
+    with pytest.raises(ValueError, match="layout must be one of"):
+        data.load("coco", tmp_path)
