@@ -39,6 +39,9 @@ def run() -> None:
         # absl's own --help lists only flags of `__main__`; show the command's instead.
         print((module.__doc__ or "").strip() + "\n\nflags:\n" + flags.FLAGS.module_help(module))
         sys.exit(0)
+    from rexjax import compile_cache
+
+    compile_cache.enable()  # compile once per machine; REXJAX_COMPILE_CACHE=0 switches it off
     # Warnings and errors only by default (JAX's backend probing logs at INFO); a user's
     # own --verbosity comes later on the command line and wins.
     app.run(module.main, argv=[f"rexjax {name}", "--verbosity=-1"] + sys.argv[2:])
