@@ -2,14 +2,14 @@
 (no torch needed), torch round trips of both formats (when torch is installed), refusals."""
 
 import pickle
-import struct
 import zipfile
 
 import ml_dtypes
 import numpy as np
 import pytest
 
-from rexjax.models.convert.pth import LEGACY_MAGIC, load_state_dict
+from rexjax.models.convert.pth import load_state_dict
+from tests.helpers import torch_pickle as tp
 
 LITE0 = None
 
@@ -20,58 +20,8 @@ def _lite0_path():
     return bundled_weights(0)
 
 
-# ---- a tiny hand-written torch pickle encoder (protocol 2), to test without torch --------
-
-def _str(s: str) -> bytes:
-    b = s.encode()
-    return b"X" + struct.pack("<I", len(b)) + b
-
-
-def _int(i: int) -> bytes:
-    return b"J" + struct.pack("<i", i)
-
-
-def _tuple(items) -> bytes:
-    return b"(" + b"".join(items) + b"t"
-
-
-def _global(module: str, name: str) -> bytes:
-    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
-
-
-def _tensor(storage_type, key, numel, offset, size, stride, view=None) -> bytes:
-    pid_items = [_str("storage"), _global("torch", storage_type), _str(key), _str("cpu"), _int(numel)]
-    if view is not None:
-        pid_items.append(b"N" if view is False else _tuple([_str(view[0]), _int(view[1]), _int(view[2])]))
-    storage = _tuple(pid_items) + b"Q"  # BINPERSID
-    args = _tuple([storage, _int(offset), _tuple(map(_int, size)), _tuple(map(_int, stride)), b"\x89",
-                   _global("collections", "OrderedDict") + b")R"])
-    return _global("torch._utils", "_rebuild_tensor_v2") + args + b"R"
-
-
-def _state_dict_pickle(entries) -> bytes:
-    body = b"".join(_str(k) + t for k, t in entries)
-    return b"\x80\x02" + _global("collections", "OrderedDict") + b")R(" + body + b"u."
-
-
-def _write_zip(path, entries, storages):
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("archive/data.pkl", _state_dict_pickle(entries))
-        zf.writestr("archive/byteorder", "little")
-        for key, arr in storages.items():
-            zf.writestr(f"archive/data/{key}", np.ascontiguousarray(arr).tobytes())
-
-
-def _write_legacy(path, entries, storages):
-    with open(path, "wb") as f:
-        f.write(pickle.dumps(LEGACY_MAGIC, protocol=2))
-        f.write(pickle.dumps(1001, protocol=2))
-        f.write(pickle.dumps({"protocol_version": 1001, "little_endian": True}, protocol=2))
-        f.write(_state_dict_pickle(entries))
-        f.write(pickle.dumps(list(storages), protocol=2))
-        for arr in storages.values():
-            f.write(struct.pack("<q", arr.size))
-            f.write(np.ascontiguousarray(arr).tobytes())
+_str, _int, _tuple, _global, _tensor = tp.pstr, tp.pint, tp.ptuple, tp.pglobal, tp.tensor
+_state_dict_pickle, _write_zip, _write_legacy = tp.state_dict_pickle, tp.write_zip, tp.write_legacy
 
 
 def _example():
