@@ -4,10 +4,11 @@ Needs torch + torchvision + timm (not rexjax's runtime deps):
 
     python tools/make_parity_fixtures.py [--out tests/fixtures/zoo]
 
-For each family (resnet, vgg, regnety, efficientnet_v2) it builds a *small* randomly
+For each family in `FAMILIES` (or those named by --families) it builds a *small* randomly
 initialised torchvision/timm model with the same module tree (and so the same state_dict
 key layout) as the full-size one, perturbs every BatchNorm's affine parameters and running
-statistics (so eval-mode BN is really exercised), and saves
+statistics (so eval-mode BN is really exercised; builders randomise the other affine
+parameters that init to constants: LayerNorm, GRN, layer scale), and saves
   * `<family>_zip.pth`     state_dict, `torch.save` zip format (torch >= 1.6 default),
   * `<family>_legacy.pth`  the same state_dict with `_use_new_zipfile_serialization=False`,
   * `<family>.npz`         `x` (NCHW input, float32), `logits`, `feature` (the Grad-CAM layer's
@@ -28,7 +29,24 @@ from torch import nn
 
 SEED = 0
 INPUT_SHAPE = (2, 3, 63, 72)  # odd, non-square: exercises stride-2 floor and asymmetric maps
+INPUT_SHAPES = {"inception_v3": (2, 3, 79, 86), "inception_v4": (2, 3, 79, 86), "inception_resnet_v2": (2, 3, 79, 86)}
 NUM_CLASSES = 10
+
+
+def randomise(params, gen: torch.Generator, scale: float = 0.2, offset: float = 0.0) -> None:
+    """Overwrites each tensor with `offset + scale * N(0, 1)` (LayerNorm/GRN/layer-scale
+    parameters that torch initialises to constants)."""
+    with torch.no_grad():
+        for p in params:
+            p.copy_(offset + scale * torch.randn(p.shape, generator=gen))
+
+
+def randomise_layernorms(model: nn.Module, gen: torch.Generator) -> None:
+    """Random LayerNorm affine parameters (timm's LayerNorm2d is an nn.LayerNorm)."""
+    for m in model.modules():
+        if isinstance(m, nn.LayerNorm):
+            randomise([m.weight], gen, 0.2, 1.0)
+            randomise([m.bias], gen)
 
 
 def perturb_bn(model: nn.Module, gen: torch.Generator) -> None:
@@ -107,11 +125,52 @@ def tiny_efficientnet_v2() -> tuple[nn.Module, nn.Module]:
     return m, m.features[-1]
 
 
+def tiny_convnext() -> tuple[nn.Module, nn.Module]:
+    """torchvision ConvNeXt, 4 stages of widths 8..32 and depths (1,1,2,1), random
+    LayerNorms and layer scales (init 1e-6 would hide the blocks)."""
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    setting = [CNBlockConfig(8, 16, 1), CNBlockConfig(16, 24, 1), CNBlockConfig(24, 32, 2), CNBlockConfig(32, None, 1)]
+    m = ConvNeXt(setting, num_classes=NUM_CLASSES)
+    gen = torch.Generator().manual_seed(SEED + 2)
+    randomise_layernorms(m, gen)
+    randomise([p for k, p in m.named_parameters() if k.endswith("layer_scale")], gen, 0.5)
+    nn.init.normal_(m.classifier[2].weight, 0, 0.3)
+    return m, m.features[-1]
+
+
+def tiny_convnextv2() -> tuple[nn.Module, nn.Module]:
+    """timm ConvNeXt-V2 (GRN, no layer scale), widths 8..32, depths (1,1,2,1); random
+    LayerNorms and GRN weight/bias (init 0 would make GRN the identity)."""
+    from timm.models.convnext import ConvNeXt
+
+    m = ConvNeXt(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32), use_grn=True, ls_init_value=None, num_classes=NUM_CLASSES)
+    gen = torch.Generator().manual_seed(SEED + 2)
+    randomise_layernorms(m, gen)
+    randomise([p for k, p in m.named_parameters() if ".grn." in k], gen, 0.5)
+    nn.init.normal_(m.head.fc.weight, 0, 0.3)
+    return m, m.stages[-1]
+
+
+def tiny_resnet_d() -> tuple[nn.Module, nn.Module]:
+    """timm ResNet-D (deep stem 8-8-16, average-pool shortcut), Bottleneck (expansion 4),
+    channels (8,16,16,16), depths (2,1,1,1): resnet152d's key layout."""
+    from timm.models.resnet import Bottleneck, ResNet
+
+    m = ResNet(Bottleneck, [2, 1, 1, 1], channels=(8, 16, 16, 16), stem_width=8, stem_type="deep", avg_down=True,
+               num_classes=NUM_CLASSES)
+    nn.init.normal_(m.fc.weight, 0, 0.3)
+    return m, m.layer4
+
+
 FAMILIES = {
     "resnet": tiny_resnet,
     "vgg": tiny_vgg,
     "regnety": tiny_regnety,
     "efficientnet_v2": tiny_efficientnet_v2,
+    "convnext": tiny_convnext,
+    "convnextv2": tiny_convnextv2,
+    "resnet_d": tiny_resnet_d,
 }
 
 
@@ -127,16 +186,22 @@ def run_with_feature(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join("tests", "fixtures", "zoo"))
+    parser.add_argument("--families", default="", help="comma-separated subset of FAMILIES (default: all)")
     args = parser.parse_args()
+    chosen = [f for f in args.families.split(",") if f] or list(FAMILIES)
+    unknown = sorted(set(chosen) - set(FAMILIES))
+    if unknown:
+        parser.error(f"--families: unknown {unknown}; known: {sorted(FAMILIES)}")
     os.makedirs(args.out, exist_ok=True)
     torch.use_deterministic_algorithms(True)
-    for family, build in FAMILIES.items():
+    for family in chosen:
+        build = FAMILIES[family]
         torch.manual_seed(SEED)
         gen = torch.Generator().manual_seed(SEED + 1)
         model, layer = build()
         perturb_bn(model, gen)
         model.eval()
-        x = torch.randn(INPUT_SHAPE, generator=gen)
+        x = torch.randn(INPUT_SHAPES.get(family, INPUT_SHAPE), generator=gen)
         logits, feature = run_with_feature(model, layer, x)
         sd = model.state_dict()
         torch.save(sd, os.path.join(args.out, f"{family}_zip.pth"))

@@ -35,7 +35,16 @@ FAMILIES: dict[str, str] = {
     "regnety_120": "rexjax.models.regnet",
     "resnet50": "rexjax.models.resnet",
     "resnet101": "rexjax.models.resnet",
+    "resnet152": "rexjax.models.resnet",
+    "resnet152d": "rexjax.models.resnet",
     "vgg16": "rexjax.models.vgg",
+    "vgg19": "rexjax.models.vgg",
+    "convnext_tiny": "rexjax.models.convnext",
+    "convnext_small": "rexjax.models.convnext",
+    "convnext_base": "rexjax.models.convnext",
+    "convnext_large": "rexjax.models.convnext",
+    "convnextv2_large": "rexjax.models.convnext",
+    "convnextv2_huge": "rexjax.models.convnext",
 }
 # models added with `register`, looked up before the zoo
 USER_MODELS: dict[str, Callable[[], ModelSpec]] = {}

@@ -1,4 +1,5 @@
-"""ResNet-50/101 in Flax linen (NHWC), weight-compatible with torchvision `resnet50/101`.
+"""ResNet-50/101/152 in Flax linen (NHWC), weight-compatible with torchvision
+`resnet50/101/152`, and ResNet-152-D, weight-compatible with timm `resnet152d`.
 
 Architecture (He et al. 2016, torchvision "V1.5": the stride sits on the 3x3 conv of the
 bottleneck): stem conv7x7/2 (pad 3) -> BN -> ReLU -> max-pool 3x3/2 (pad 1) -> 4 stages of
@@ -6,6 +7,11 @@ bottlenecks `relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1 x))))))) + shortcut(x)
 shortcut `bn(conv1x1/s(x))` when the shape changes, else `x` -> global average pool -> Linear.
 BN in eval mode, eps 1e-5. All padding is torch's symmetric explicit padding (never 'SAME',
 which pads (2,3)/(0,1) for stride 2 on even sizes; ecosystem notes C.2).
+
+ResNet-D (He et al. 2019, "Bag of tricks"; timm `stem_type='deep', avg_down=True`): the stem
+is three conv3x3 (stride 2, 1, 1; widths w, w, 2w) with BN+ReLU between (`conv1.{0,1,3,4,6}`),
+then `bn1` -> ReLU -> max-pool; the projection shortcut is `AvgPool2d(2, s, ceil_mode=True,
+count_include_pad=False)` (identity at stride 1) -> conv1x1 -> BN (`downsample.{1,2}`).
 
 Widths, depths, the bottleneck expansion and `width_per_group` are configurable so that tiny
 variants with the same key layout can be built for parity fixtures.
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 import flax.linen as nn
 import jax
 
+from rexjax.models.pooling import avg_pool2d
 from rexjax.models.torch_port import TorchPort, check_rgb_batch, feature, pooled_logits, stage_feature_names
 
 BN_EPS = 1e-5
@@ -37,6 +44,8 @@ class ResNetConfig:
     expansion: int = 4
     width_per_group: int = 64
     num_classes: int = 1000
+    deep_stem_width: int = 0  # ResNet-D: > 0 = deep stem of that inner width (timm stem_width 32)
+    avg_down: bool = False  # ResNet-D: average-pool shortcut
 
     def __post_init__(self):
         if len(self.depths) != len(self.planes) or not self.depths or min(self.depths) < 1:
@@ -50,7 +59,9 @@ class ResNetConfig:
 CONFIGS = {
     "resnet50": ResNetConfig(depths=(3, 4, 6, 3)),
     "resnet101": ResNetConfig(depths=(3, 4, 23, 3)),
+    "resnet152": ResNetConfig(depths=(3, 8, 36, 3)),
 }
+TIMM_CONFIGS = {"resnet152d": ResNetConfig(depths=(3, 8, 36, 3), deep_stem_width=32, avg_down=True)}
 
 
 def _bn(name: str) -> nn.BatchNorm:
@@ -69,6 +80,7 @@ class Bottleneck(nn.Module):
     stride: int
     width: int
     expansion: int
+    avg_down: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -77,7 +89,12 @@ class Bottleneck(nn.Module):
         h = jax.nn.relu(_bn("bn2")(_conv(self.width, 3, self.stride, "conv2")(h)))
         h = _bn("bn3")(_conv(out_ch, 1, 1, "conv3")(h))
         if self.stride != 1 or x.shape[-1] != out_ch:
-            x = _bn("downsample_1")(_conv(out_ch, 1, self.stride, "downsample_0")(x))
+            if self.avg_down:  # ResNet-D: AvgPool2d(2, s, ceil_mode=True, count_include_pad=False), identity at s=1
+                if self.stride > 1:
+                    x = avg_pool2d(x, 2, self.stride, ceil_mode=True, count_include_pad=False)
+                x = _bn("downsample_2")(_conv(out_ch, 1, 1, "downsample_1")(x))
+            else:
+                x = _bn("downsample_1")(_conv(out_ch, 1, self.stride, "downsample_0")(x))
         return jax.nn.relu(h + x)
 
 
@@ -94,17 +111,34 @@ class ResNet(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         check_rgb_batch(self, x)
         cfg = self.config
-        x = jax.nn.relu(_bn("bn1")(_conv(cfg.stem_width, 7, 2, "conv1")(x)))
+        if cfg.deep_stem_width:
+            w = cfg.deep_stem_width
+            x = jax.nn.relu(_bn("conv1_1")(_conv(w, 3, 2, "conv1_0")(x)))
+            x = jax.nn.relu(_bn("conv1_4")(_conv(w, 3, 1, "conv1_3")(x)))
+            x = jax.nn.relu(_bn("bn1")(_conv(cfg.stem_width, 3, 1, "conv1_6")(x)))
+        else:
+            x = jax.nn.relu(_bn("bn1")(_conv(cfg.stem_width, 7, 2, "conv1")(x)))
         x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
         x = feature(self, "stem", x)
         width_scale = cfg.width_per_group / 64.0
         for s, (depth, planes) in enumerate(zip(cfg.depths, cfg.planes)):
             for b in range(depth):
                 stride = 2 if (s > 0 and b == 0) else 1
-                x = Bottleneck(planes, stride, int(planes * width_scale), cfg.expansion, name=f"layer{s + 1}_{b}")(x)
+                width = int(planes * width_scale)
+                x = Bottleneck(planes, stride, width, cfg.expansion, cfg.avg_down, name=f"layer{s + 1}_{b}")(x)
             x = feature(self, f"layer{s + 1}", x)
         return pooled_logits(self, x, cfg.num_classes, "fc")
 
 
 PORT = TorchPort(ResNet, CONFIGS, 224, "bilinear", "torchvision {name} (weights: torchvision state_dict .pth)")
-spec, convert = PORT.spec, PORT.convert
+# timm resnet152d.ra2_in1k: input 256 (test 320), crop_pct 1.0, bicubic, ImageNet mean/std
+TIMM_PORT = TorchPort(ResNet, TIMM_CONFIGS, 256, "bicubic", "timm {name} (weights: timm state_dict .pth)")
+
+
+def spec(name: str):
+    return (TIMM_PORT if name in TIMM_CONFIGS else PORT).spec(name)
+
+
+def convert(state_dict, config: ResNetConfig = CONFIGS["resnet50"]) -> dict:
+    """Checked torch state_dict -> Flax variables of `ResNet(config)` (torchvision or timm keys)."""
+    return PORT.convert(state_dict, config)

@@ -1,6 +1,6 @@
-"""VGG-16 in Flax linen (NHWC), weight-compatible with torchvision `vgg16` (no BN).
+"""VGG-16/19 in Flax linen (NHWC), weight-compatible with torchvision `vgg16`/`vgg19` (no BN).
 
-Architecture (Simonyan & Zisserman 2015, configuration D): 13 conv3x3 (pad 1) + ReLU with
+Architecture (Simonyan & Zisserman 2015, configuration D; E for VGG-19 with 16 convs): 13 conv3x3 (pad 1) + ReLU with
 a 2x2/2 max-pool after each of the 5 blocks -> adaptive average pool to 7x7 (identity at
 224x224) -> flatten -> Linear(4096) -> ReLU -> Dropout -> Linear(4096) -> ReLU -> Dropout ->
 Linear(K). Dropout is identity at inference.
@@ -26,6 +26,7 @@ from rexjax.models.torch_port import TorchPort, check_rgb_batch, feature
 Cfg = tuple[Union[int, str], ...]
 
 VGG16_FEATURES: Cfg = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+VGG19_FEATURES: Cfg = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class VGGConfig:
         return tuple(f"block{i + 1}" for i in range(n)) + ("last_conv", "pooled")
 
 
-CONFIGS = {"vgg16": VGGConfig()}
+CONFIGS = {"vgg16": VGGConfig(), "vgg19": VGGConfig(features=VGG19_FEATURES)}
 
 
 def adaptive_avg_pool(x: jax.Array, out_hw: tuple[int, int]) -> jax.Array:

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from rexjax.models import convnext as CN
 from rexjax.models import efficientnet_v2 as EV2
 from rexjax.models import regnet as RN
 from rexjax.models import resnet as R
@@ -47,5 +48,23 @@ TINY = {
         ),
         EV2.convert,
         "head",
+    ),
+    "convnext": (
+        CN.ConvNeXt,
+        CN.ConvNeXtConfig(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32), num_classes=10),
+        CN.convert,
+        "stage4",
+    ),
+    "convnextv2": (
+        CN.ConvNeXt,
+        CN.ConvNeXtConfig(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32), layer_scale=False, grn=True, timm=True, num_classes=10),
+        CN.convert,
+        "stage4",
+    ),
+    "resnet_d": (
+        R.ResNet,
+        R.ResNetConfig(depths=(2, 1, 1, 1), planes=(8, 16, 16, 16), stem_width=16, deep_stem_width=8, avg_down=True, num_classes=10),
+        R.convert,
+        "layer4",
     ),
 }
