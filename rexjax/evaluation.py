@@ -7,6 +7,8 @@
     for row in evaluator.run(data.list_images("third_party/images")):   # a generator
         rows.append(row)                                    # row["area"], row["ins"], ...
     print(summary_table(rows))
+    for row in evaluator.image_rows(i, sample, ["rise"], on_map=save):  # one image, some methods
+        ...                                                 # save(row, x, Measured(values, map, ...))
 
 For image i (a path, or a `rexjax.data.Sample` carrying its segmentation file):
 x = classifier.prepare(path), probs = classifier.full_probs(x), target = argmax(probs),
@@ -65,7 +67,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -223,6 +225,16 @@ def check_settings(
             "masks_dir": masks_dir, "warmup": bool(warmup)}
 
 
+class Measured(NamedTuple):
+    """One method on one image: its row `values`, its `map` f32[H, W], the area `extraction`
+    bool[H, W] (the ReX global extraction of that map) and the method's `attribution`."""
+
+    values: dict
+    map: jax.Array
+    extraction: np.ndarray
+    attribution: Any
+
+
 class Evaluator:
     """Measures every method's map on every image (see the module doc); `run` yields rows.
 
@@ -266,6 +278,10 @@ class Evaluator:
 
     def measure(self, name: str, key, x, target: int, full_confidence: float, segment=None) -> dict:
         """The method's row values on one prepared image (no image/label/run columns)."""
+        return self.measure_maps(name, key, x, target, full_confidence, segment).values
+
+    def measure_maps(self, name: str, key, x, target: int, full_confidence: float, segment=None) -> "Measured":
+        """`measure`'s values with the map, the area extraction and the Attribution behind them."""
         method = self.methods[name]
         compile_s = None
         if self.warmup and name not in self._warm:
@@ -285,13 +301,14 @@ class Evaluator:
             mask_mode=self.mask_mode,
         )
         io = metrics.in_out(extraction.mask, segment) if segment is not None else metrics.InOut(None, None)
-        return {
+        values = {
             "method": name, "area": float(area), "ins": float(curves.insertion_auc),
             "del": float(curves.deletion_auc), "IN": io.inside, "OUT": io.outside, "time_s": elapsed,
             "compile_s": compile_s, "forward_images": int(attribution.forward_images),
             "forward_images_area": int(extraction.forward_images),
             "method_config": config_json(resolved_config(method, attribution.record)),
         }
+        return Measured(values, saliency, np.asarray(extraction.mask), attribution)
 
     def run(self, images: Iterable, *, progress: Optional[bool] = False) -> Iterator[dict]:
         """Yields one row (a dict keyed by COLUMNS) per (image, method), images in the given
@@ -304,20 +321,33 @@ class Evaluator:
         with tqdm(total=len(samples) * len(self.methods), desc="evaluate", unit="map",
                   disable=None if progress is None else not progress) as bar:
             for i, sample in enumerate(samples):
-                x = self.classifier.prepare(sample.image)
-                probs = np.asarray(self.classifier.full_probs(x))
-                target = int(probs.argmax())
-                full = float(probs[target])
-                segment = read_segment(sample.segment, x.shape[:2]) if sample.segment is not None else None
-                key = jax.random.fold_in(jax.random.key(self.seed), i)
-                label = self.classifier.label(target) or ""
-                for name in self.methods:
-                    bar.set_postfix_str(f"{sample.name} {name}", refresh=False)
-                    values = self.measure(name, key, x, target, full, segment)
-                    row = {"image": sample.name, "image_index": i, "target": target, "label": label,
-                           "full_confidence": full, **values, **self.run_columns}
+                for row in self.image_rows(i, sample):
+                    bar.set_postfix_str(f"{sample.name} {row['method']}", refresh=False)
                     bar.update(1)
-                    yield {c: row[c] for c in COLUMNS}
+                    yield row
+
+    def image_rows(self, i: int, sample, names: Optional[Sequence[str]] = None,
+                   on_map=None) -> Iterator[dict]:
+        """The rows of image `i` of a run (its key: fold_in(key(seed), i)) for the methods
+        `names` (None = all, in the mapping's order). `on_map(row, x, map, extraction)`, if
+        given, sees each row with the prepared image and its `Measured` (map, extraction,
+        Attribution; e.g. to save them or add study columns) before the row is yielded."""
+        sample = self._sample(sample)
+        x = self.classifier.prepare(sample.image)
+        probs = np.asarray(self.classifier.full_probs(x))
+        target = int(probs.argmax())
+        full = float(probs[target])
+        segment = read_segment(sample.segment, x.shape[:2]) if sample.segment is not None else None
+        key = jax.random.fold_in(jax.random.key(self.seed), i)
+        label = self.classifier.label(target) or ""
+        for name in self.methods if names is None else names:
+            measured = self.measure_maps(name, key, x, target, full, segment)
+            row = {"image": sample.name, "image_index": i, "target": target, "label": label,
+                   "full_confidence": full, **measured.values, **self.run_columns}
+            row = {c: row[c] for c in COLUMNS}
+            if on_map is not None:
+                on_map(row, x, measured)
+            yield row
 
     def evaluate(self, images: Iterable, *, progress: Optional[bool] = False) -> list[dict]:
         """All rows of `run` as a list."""

@@ -35,6 +35,7 @@ REGISTRY: dict[str, str] = {
     "lrp": "rexjax.saliency.lrp:lrp",
     "gradcam": "rexjax.saliency.gradcam:gradcam",
     "gradcam_pp": "rexjax.saliency.gradcam:gradcam_pp",
+    "extremal": "rexjax.saliency.extremal:extremal",
 }
 ALIASES: dict[str, str] = {
     "ig": "integrated_gradients",

@@ -34,6 +34,7 @@ SMALL = {
     "lrp": dict(),
     "gradcam": dict(),
     "gradcam_pp": dict(),
+    "extremal": dict(n_steps=5, stride=8),
 }
 STOCHASTIC = {"rex", "rise", "shape", "kernel_shap", "lime", "gradient_shap", "noise_tunnel"}
 
