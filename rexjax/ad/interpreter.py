@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from rexjax import jaxpr as jaxpr_walker
-from rexjax.ad import rules_conv, rules_elementwise, rules_reduce, rules_shape
+from rexjax.ad import rules_attention, rules_conv, rules_elementwise, rules_reduce, rules_shape
 from rexjax.ad.mask import POOL_MODES, Mask, Options, deactivate, unsupported
 from rexjax.ad.mask import poison as poison_masked
 
@@ -56,7 +56,7 @@ PRIMITIVE_RULES: dict = {
 
 Call-like primitives (`rexjax.jaxpr.CALL_PRIMITIVES`) have no entry: the walker evaluates
 their bodies with the same rules, except named conv-like jit functions (`Options.conv_like`),
-which take `rules_conv.conv_like`."""
+which take `rules_conv.conv_like`, and the named attention function (`rules_attention`)."""
 
 
 def _lift(value):
@@ -76,6 +76,8 @@ def _step(ctx: Options) -> Callable:
         name = eqn.primitive.name
         if name in ("jit", "pjit") and eqn.params.get("name") in ctx.conv_like:
             rule = rules_conv.conv_like
+        elif name in ("jit", "pjit") and eqn.params.get("name") in rules_attention.ATTENTION_FUNCTIONS:
+            rule = rules_attention.attention
         elif jaxpr_walker.sub_jaxpr(eqn) is not None:
             return None  # the walker descends into the body
         else:

@@ -1,7 +1,9 @@
 """Shared layers for the Flax zoo.
 
 `SqueezeExcitation` is the squeeze-excitation block of RegNetY (timm `SEModule`, ReLU) and
-EfficientNet-V2 (torchvision `ops.SqueezeExcitation`, SiLU). `depthwise_conv` is one `jax.jit`-wrapped function, so it appears in a jaxpr as a single
+EfficientNet-V2 (torchvision `ops.SqueezeExcitation`, SiLU). `attention` (multi-head
+self-attention) is named the same way for the ViT token rule (`rexjax.ad.rules_attention`).
+`depthwise_conv` is one `jax.jit`-wrapped function, so it appears in a jaxpr as a single
 named equation (`name=depthwise_conv`) that ConvAD's interpreter treats as a convolution.
 On CPU it is a sum of k*k strided, shifted slices (XLA:CPU's grouped convolution is 5-13x
 slower, see BUILD_NOTES.md); elsewhere it is `lax.conv_general_dilated` with
@@ -126,3 +128,25 @@ class SqueezeExcitation(nn.Module):
         s = self.activation(nn.Conv(self.features, (1, 1), name="fc1")(s))
         s = nn.Conv(x.shape[-1], (1, 1), name="fc2")(s)
         return x * jax.nn.sigmoid(s)
+
+
+def attention_core(q: jax.Array, k: jax.Array, v: jax.Array, key_keep: jax.Array | None = None) -> jax.Array:
+    """Scaled dot-product attention `softmax(q k^T / sqrt(d) + bias) v` per head.
+
+    q, k, v: f32[B, N, heads, d]; key_keep: None or bool[B, N] (False = the key/value token
+    takes no part: its logits are -inf before the softmax). Returns f32[B, N, heads, d].
+    """
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q * (q.shape[-1] ** -0.5), k)
+    if key_keep is not None:
+        logits = jnp.where(key_keep[:, None, None, :], logits, -jnp.inf)
+    return jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(logits, axis=-1), v)
+
+
+@jax.jit
+def attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+    """Multi-head self-attention, one named jaxpr equation (`name=attention`), so that
+    Activation-Deactivation (`rexjax.ad.rules_attention`) can drop inactive tokens as keys
+    and values. q, k, v: f32[B, N, heads, d] -> f32[B, N, heads, d] (`attention_core`)."""
+    if q.ndim != 4 or q.shape != k.shape or k.shape != v.shape:
+        raise ValueError(f"attention expects q, k, v of one shape [B,N,heads,d], got {q.shape}, {k.shape}, {v.shape}")
+    return attention_core(q, k, v)

@@ -45,6 +45,11 @@ FAMILIES: dict[str, str] = {
     "convnext_large": "rexjax.models.convnext",
     "convnextv2_large": "rexjax.models.convnext",
     "convnextv2_huge": "rexjax.models.convnext",
+    "vit_b_16": "rexjax.models.vit",
+    "vit_b_32": "rexjax.models.vit",
+    "vit_l_16": "rexjax.models.vit",
+    "vit_large_patch16_224": "rexjax.models.vit",
+    "vit_huge_patch14_224": "rexjax.models.vit",
 }
 # models added with `register`, looked up before the zoo
 USER_MODELS: dict[str, Callable[[], ModelSpec]] = {}
