@@ -20,39 +20,10 @@ Any field can be overridden after the config, e.g.
 The defaults (fields and their meaning) are `rexjax/configs/evaluate.py`, which this extends.
 """
 
-import math
-
 from rexjax.configs import evaluate as base
+from rexjax.studies.configs import captum_defaults
 
 SIZES = ("paper", "cpu", "captum")
-# The ReX paper's tools (Table 1) that rexjax has; LRP ran on ResNet50 only.
-PAPER_TOOLS = "rex,gradcam,kernel_shap,gradient_shap,rise,lime,ig,noise_tunnel"
-
-
-def captum_defaults(config):
-    """The baselines at Captum 0.9's defaults (RISE: the authors' notebook settings). Where
-    rexjax cannot express Captum's default (no feature mask = one feature per input scalar,
-    LIME's Lasso, Grad-CAM's nearest up-sampling), ours stays: see BUILD_NOTES."""
-    config.methods = PAPER_TOOLS
-    config.kernel_shap.n_samples = 25  # KernelShap.attribute(n_samples=25)
-    config.lime.n_samples = 25  # Lime.attribute(n_samples=25)
-    # Captum: exp(-d^2 / 1.0^2) (get_exp_kernel_similarity_function: cosine, width 1); ours is
-    # lime's sqrt(exp(-d^2 / w^2)) = exp(-d^2 / (2 w^2)): the same at w = 1 / sqrt(2)
-    config.lime.kernel_width = 1 / math.sqrt(2)
-    config.gradient_shap.n_samples = 5  # GradientShap.attribute(n_samples=5, stdevs=0.0)
-    config.gradient_shap.stdev = 0.0
-    # NoiseTunnel.attribute(nt_type="smoothgrad", nt_samples=5, stdevs=1.0): an absolute sigma
-    config.noise_tunnel.n_samples = 5
-    config.noise_tunnel.stdev = 1.0
-    config.noise_tunnel.relative = False
-    config.noise_tunnel.nt_type = "smoothgrad"
-    config.gradcam.relu = False  # LayerGradCam(relu_attributions=False)
-    config.lrp.eps = 1e-9  # EpsilonRule(epsilon=1e-9) on every layer
-    # RISE ran from eclique/RISE, which has no defaults: its notebooks use N 6000, s 8, p1 0.1
-    config.rise.n_masks = 6000
-    config.rise.grid = 8
-    config.rise.p = 0.1
-    return config
 
 
 def get_config(size: str = "paper"):

@@ -1,0 +1,39 @@
+"""Study rex_compare (ReX paper Tables 1-3, Figs. 7-9): ReX against the baselines, per model.
+
+    python experiments/run.py --config experiments/configs/rex_compare.py
+
+runs rex, rise, gradcam, ig, lime and kernel_shap on EfficientNet-Lite0 over the vendored
+images at CPU-sized settings (ReX 10 iterations, RISE 1000 masks, IG 32 steps, LIME 500
+samples, insertion / deletion step 250). The paper's full protocol is the same command with
+--config.methods=rex,gradcam,kernel_shap,gradient_shap,rise,lime,ig,noise_tunnel
+--config.models=resnet50,vgg16,... and the default settings of `rexjax evaluate`
+(`:paper`), e.g. on PASCAL VOC with IN / OUT:
+
+    python experiments/run.py --config experiments/configs/rex_compare.py:paper \
+        --config.layout=voc2012 --config.images=VOCdevkit/VOC2012 --config.data.image_set=val
+
+and on the photobombing set (experiments/photobomb.py writes a folder layout with masks):
+
+    python experiments/run.py --config experiments/configs/rex_compare.py \
+        --config.images=out/photobomb/images --config.data.masks=out/photobomb/masks \
+        --config.out=out/rex_compare_photobomb
+
+The Captum-default settings the paper used: experiments/configs/rex_compare_captum.py.
+"""
+
+from rexjax.studies import configs
+
+
+def get_config(size: str = "cpu"):
+    if size not in ("cpu", "paper"):
+        raise ValueError(f"config argument must be 'cpu' or 'paper', got {size!r}")
+    config = configs.base("rex_compare")
+    config.images = "third_party/images"
+    config.methods = "rex,rise,gradcam,ig,lime,kernel_shap"
+    if size == "cpu":
+        config.rex.iters = 10
+        config.rise.n_masks = 1000
+        config.integrated_gradients.n_steps = 32
+        config.lime.n_samples = 500
+        config.step = 250
+    return config

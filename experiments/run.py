@@ -1,0 +1,58 @@
+"""Runs one study: `python experiments/run.py --config experiments/configs/<study>.py`.
+
+    python experiments/run.py --config experiments/configs/rex_compare.py \
+        --config.images=third_party/images --config.models=efficientnet_lite0 \
+        --config.methods=rex,rise --config.max_images=2 --config.out=out/rex_compare_small
+
+Every study config (experiments/configs/*.py; its docstring holds its own command) has the
+fields images, layout, data, out, models, methods, max_images, seed (see
+`rexjax/studies/configs.py`) and the per-method sub-configs of `rexjax evaluate`; any field
+is overridden as --config.FIELD=VALUE. The run writes, under `out`: results.csv (one row per
+(image, model, method), appended as each finishes; rerunning the same command resumes),
+maps/ (per-row PNGs), the study's tables (tables.md) and plots, and report.html. Images are
+spread over every local device (`jax.local_devices()`); on several hosts call
+`jax.distributed.initialize()` first by setting --distributed (each process then takes
+every P-th image and writes its own results.p<k>-of-<P>.csv; process 0 writes the report).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "study config file (experiments/configs/<study>.py[:ARG]); fields as --config.FIELD=VALUE",
+    lock_config=True)
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "call jax.distributed.initialize() first (multi-host runs)")
+
+
+def main(argv) -> int:
+    if len(argv) > 1:
+        print(f"run.py: takes flags only (--config.FIELD=VALUE), got {argv[1:]}", file=sys.stderr)
+        return 2
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    if _CONFIG.value is None:
+        print("run.py: --config=experiments/configs/<study>.py is required", file=sys.stderr)
+        return 2
+    if _DISTRIBUTED.value:
+        import jax
+
+        jax.distributed.initialize()
+    from rexjax import studies
+    from rexjax.studies import runner
+
+    config = _CONFIG.value
+    try:
+        out = runner.run(config, studies.study(config.study))
+    except ValueError as err:
+        print(f"run.py: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}/results.csv, {out}/tables.md and {out}/report.html")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,241 @@
+"""Running a study: (images x models x variants) -> rows, resumable, sharded over devices.
+
+    out_dir = runner.run(config, study)       # config: a study ConfigDict, study: its module
+
+A study module (`rexjax.studies.<name>`) declares
+    EXTRA_COLUMNS                          its columns after `rexjax.evaluation.COLUMNS`
+    variants(config) -> [Variant]          what runs on every (image, model): a row name, a
+                                           `methods.make` Method and the Evaluator mask_mode
+    columns(ctx, row, x, measured) -> {}   optional: its extra values for one row
+    analyse(rows, out, config) -> [Section]   tables and plots from the finished CSV
+
+What the runner guarantees:
+* everything is validated (names, method configs, settings, the image list) before a model
+  is loaded; one Evaluator per (model, mask_mode, device) and one Method object per variant,
+  so each method compiles once per (model, input size, method config) on each device;
+* every row is appended to `<out>/results.csv` as it finishes (`RowLog`), with the method's
+  map, area extraction and explanation as PNGs under `<out>/maps/<model>/<method>/`; a rerun
+  with the same config skips the (image_index, model, method) rows already there, and the
+  file is finally rewritten sorted, so an interrupted-and-resumed run ends with the same CSV
+  as an uninterrupted one (up to the timing columns);
+* image i is explained with key fold_in(key(seed), i) wherever it runs, so the rows do not
+  depend on how images are spread: over the local devices, a `Mesh` over
+  `jax.local_devices()` with one axis "images" (image j of this process goes to mesh device
+  j mod n, one worker thread per device with the model's variables put on it), and over
+  processes (`jax.distributed`: process p of P takes images i with i mod P = p and writes
+  `results.p<p>-of-<P>.csv`; the analysis reads them all once every process is done);
+* a progress bar (tqdm: done / total maps, rate and ETA) over the maps still to compute.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import importlib
+import json
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Optional, Sequence
+
+import jax
+import numpy as np
+
+from rexjax import data, evaluation
+from rexjax.classifier import Classifier
+from rexjax.masking import MaskMode
+from rexjax.studies import maps as map_files
+from rexjax.studies.rowlog import RowLog, read_rows
+
+KEY = ("image_index", "model", "method")
+TIMING = ("time_s", "compile_s")  # the columns that differ between two runs of one config
+
+
+class Variant(NamedTuple):
+    """One thing a study runs on every (image, model): `name` is the row's method column."""
+
+    name: str
+    method: Any
+    mask_mode: MaskMode = 0.0
+
+
+class Section(NamedTuple):
+    """Part of a study's report: a title, a markdown table (or "") and PNG files (in out)."""
+
+    title: str
+    table: str = ""
+    images: tuple = ()
+    text: str = ""
+
+
+@dataclasses.dataclass
+class Context:
+    """What a study's `columns` hook sees for one row: the run's classifier (on this
+    device), the image index and sample, a key apart from the methods' (fold_in(fold_in(
+    key(seed), i), 1)), every sample of the run, and the config."""
+
+    classifier: Classifier
+    index: int
+    sample: data.Sample
+    key: jax.Array
+    samples: Sequence[data.Sample]
+    config: Any
+    _prepared: dict = dataclasses.field(default_factory=dict)
+
+    def prepared(self, j: int) -> jax.Array:
+        """Sample j of the run, prepared for this classifier (cached)."""
+        if j not in self._prepared:
+            self._prepared[j] = self.classifier.prepare(self.samples[j].image)
+        return self._prepared[j]
+
+
+def split_names(spec, name: str) -> list[str]:
+    """'a,b' or ['a', 'b'] -> stripped, non-empty, unique names (ValueError naming `name`)."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec or ())
+    out = [str(s).strip() for s in items if str(s).strip()]
+    if not out:
+        raise ValueError(f"{name} must name at least one entry, got {spec!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} names an entry twice: {out}")
+    return out
+
+
+def check_model(spec: str) -> None:
+    """A zoo name (`rexjax models`) or 'package.module:factory' (a callable returning a model)."""
+    if ":" in spec:
+        module, attr = spec.split(":", 1)
+        try:
+            found = getattr(importlib.import_module(module), attr, None)
+        except ImportError as e:
+            raise ValueError(f"models: {spec!r}: cannot import {module} ({e})") from None
+        if not callable(found):
+            raise ValueError(f"models: {spec!r}: {module} has no callable {attr!r}")
+        return
+    from rexjax import models
+
+    models.get_spec(spec)
+
+
+def load_model(spec: str):
+    if ":" in spec:
+        module, attr = spec.split(":", 1)
+        return getattr(importlib.import_module(module), attr)()
+    from rexjax import models
+
+    return models.load(spec)
+
+
+def on_device(model, device):
+    """A zoo Model with its variables committed to `device` (its own jitted apply); other
+    models as they are (their arrays follow `jax.default_device`)."""
+    from rexjax.models.model import Model
+
+    if isinstance(model, Model):
+        return dataclasses.replace(model, variables=jax.device_put(model.variables, device))
+    return model
+
+
+def select_samples(config) -> list[data.Sample]:
+    """The run's samples: `data.load(config.layout, config.images, **config.data)`, the first
+    `max_images` (None = all)."""
+    options = config.data.to_dict() if hasattr(config.data, "to_dict") else dict(config.data)
+    samples = data.load(config.layout, config.images, **options)
+    if config.max_images is not None:
+        if config.max_images < 1:
+            raise ValueError(f"max_images must be >= 1 (or None for all), got {config.max_images}")
+        samples = samples[: config.max_images]
+    return samples
+
+
+def csv_path(out: Path) -> Path:
+    count, index = jax.process_count(), jax.process_index()
+    return out / ("results.csv" if count == 1 else f"results.p{index}-of-{count}.csv")
+
+
+def run_rows(out: Path) -> list[dict[str, str]]:
+    """Every row of a finished run (all processes' files), sorted as written."""
+    files = sorted(out.glob("results*.csv"))
+    return [r for f in files for r in read_rows(f)]
+
+
+def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True) -> Path:
+    """Runs `study` with `config` into `config.out` (module doc); returns that folder."""
+    from tqdm.auto import tqdm
+
+    names = split_names(config.models, "models")
+    for n in names:
+        check_model(n)
+    variants = list(study.variants(config))
+    vnames = split_names([v.name for v in variants], "variants")
+    settings = {}
+    for v in variants:
+        settings.setdefault(v.mask_mode, evaluation.check_settings(
+            mask_mode=v.mask_mode, convention=config.convention, step=config.step, batch_size=config.batch_size,
+            seed=config.seed, warmup=config.warmup))
+    samples = select_samples(config)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(config.to_json(indent=1, sort_keys=True))
+    columns = evaluation.COLUMNS + list(study.EXTRA_COLUMNS)
+    log = RowLog(csv_path(out), columns, KEY)
+    mine = [i for i in range(len(samples)) if i % jax.process_count() == jax.process_index()]
+    todo = {(i, m): [v for v in variants if (str(i), m, v.name) not in log.done] for i in mine for m in names}
+    todo = {k: vs for k, vs in todo.items() if vs}
+    mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("images",))
+    devices = list(mesh.devices.flat)
+    loaded = {m: load_model(m) for m in names if any(k[1] == m for k in todo)}
+    hook_columns: Optional[Callable] = getattr(study, "columns", None)
+
+    with tqdm(total=sum(len(v) for v in todo.values()), desc=config.study, unit="map",
+              disable=None if progress is None else not progress) as bar:
+
+        def work(d: int) -> None:
+            device = devices[d]
+            with jax.default_device(device):
+                for m in names:
+                    jobs = [(i, todo[(i, m)]) for n, i in enumerate(mine) if n % len(devices) == d and (i, m) in todo]
+                    if not jobs:
+                        continue
+                    clf = Classifier.of(on_device(loaded[m], device), name=m)
+                    evaluators = {}
+                    for i, vs in jobs:
+                        ctx = Context(clf, i, samples[i], jax.random.fold_in(
+                            jax.random.fold_in(jax.random.key(config.seed), i), 1), samples, config)
+
+                        def on_map(row, x, measured, ctx=ctx):
+                            extra = hook_columns(ctx, row, x, measured) if hook_columns else {}
+                            row.update({c: extra.get(c) for c in study.EXTRA_COLUMNS})
+                            if config.save_maps:
+                                map_files.save(out, row, clf, x, measured)
+
+                        for mode in dict.fromkeys(v.mask_mode for v in vs):
+                            if mode not in evaluators:
+                                group = {v.name: v.method for v in variants if v.mask_mode == mode}
+                                evaluators[mode] = evaluation.Evaluator(clf, group, **settings[mode])
+                            group_names = [v.name for v in vs if v.mask_mode == mode]
+                            for row in evaluators[mode].image_rows(i, samples[i], group_names, on_map=on_map):
+                                log.append(row)
+                                bar.set_postfix_str(f"{samples[i].name} {m} {row['method']}", refresh=False)
+                                bar.update(1)
+
+        if len(devices) == 1:
+            work(0)
+        else:
+            with concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:
+                for f in [pool.submit(work, d) for d in range(len(devices))]:
+                    f.result()
+
+    rank = {(m, v): (a, b) for a, m in enumerate(names) for b, v in enumerate(vnames)}
+    log.finalise(lambda r: (int(r["image_index"]), *rank.get((r["model"], r["method"]), (len(names), 0)),
+                            r["model"], r["method"]))
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("rexjax study rows written")
+    if analyse and jax.process_index() == 0:
+        from rexjax.report import html
+
+        rows = run_rows(out)
+        sections = study.analyse(rows, out, config)
+        html.write_report(out, rows, sections, title=f"{config.study}: {config.models} x {config.methods}",
+                          config_text=json.dumps(json.loads(config.to_json()), indent=1),
+                          extra_columns=study.EXTRA_COLUMNS)
+    return out
