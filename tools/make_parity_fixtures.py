@@ -174,6 +174,59 @@ FAMILIES = {
 }
 
 
+# ---- ViT (rexjax.models.vit; tests/models/test_vit_parity.py holds the Flax twins) ----
+
+
+def _grid_tap(block: nn.Module, grid: tuple[int, int]) -> nn.Module:
+    """A module (not part of the model, so no state_dict keys) that receives the patch tokens
+    of `block`'s output as an NCHW grid [B, D, gh, gw] (class token dropped): the ViT
+    Grad-CAM layer in the NCHW form `run_with_feature` expects."""
+
+    class GridTap(nn.Module):
+        def forward(self, tokens):
+            b, _, d = tokens.shape
+            return tokens[:, 1:].reshape(b, *grid, d).permute(0, 3, 1, 2)
+
+    tap = GridTap()
+
+    def hook(_m, _i, out) -> None:  # returns None: the block's output is left as it is
+        tap(out)
+
+    block.register_forward_hook(hook)
+    return tap
+
+
+def tiny_vit_torchvision() -> tuple[nn.Module, nn.Module]:
+    """torchvision VisionTransformer, patch 7 on a 35 px (odd; torchvision accepts only its
+    own square size) input: 5 x 5 tokens + class token, width 16, 2 heads, 2 blocks; every
+    parameter random (torchvision zero-initialises the head and class token)."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    m = VisionTransformer(image_size=35, patch_size=7, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=NUM_CLASSES)
+    gen = torch.Generator().manual_seed(SEED + 2)
+    randomise(m.parameters(), gen, 0.3)
+    randomise_layernorms(m, gen)
+    return m, _grid_tap(m.encoder.layers[-1], (5, 5))
+
+
+def tiny_vit_timm() -> tuple[nn.Module, nn.Module]:
+    """timm VisionTransformer, patch 7, learned 4 x 4 grid (28 px), run with
+    dynamic_img_size on a 35 x 49 input (odd, non-square; timm asserts whole patches):
+    5 x 7 tokens, position embeddings resampled bicubically; width 16, 2 heads, 2 blocks,
+    every parameter random."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    m = VisionTransformer(img_size=28, patch_size=7, embed_dim=16, depth=2, num_heads=2, mlp_ratio=2.0, num_classes=NUM_CLASSES, dynamic_img_size=True)
+    gen = torch.Generator().manual_seed(SEED + 2)
+    randomise(m.parameters(), gen, 0.3)
+    randomise_layernorms(m, gen)
+    return m, _grid_tap(m.blocks[-1], (5, 7))
+
+
+FAMILIES.update({"vit_torchvision": tiny_vit_torchvision, "vit_timm": tiny_vit_timm})
+INPUT_SHAPES.update({"vit_torchvision": (2, 3, 35, 35), "vit_timm": (2, 3, 35, 49)})
+
+
 def run_with_feature(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     got = {}
     handle = layer.register_forward_hook(lambda _m, _i, out: got.__setitem__("f", out.detach().clone()))

@@ -2,8 +2,8 @@
 torchvision `vit_b_16`, `vit_b_32`, `vit_l_16` and timm `vit_large_patch16_224`,
 `vit_huge_patch14_224`.
 
-Architecture (both sources): patch embedding conv p x p / p (VALID: a remainder of the
-input that does not fill a patch is dropped, as torch's conv) -> tokens [B, gh*gw, D] ->
+Architecture (both sources): patch embedding conv p x p / p (input sides must be multiples
+of p: torchvision and timm reject other sizes) -> tokens [B, gh*gw, D] ->
 prepend the class token -> add learned position embeddings -> `depth` pre-norm blocks
 `x = x + attn(ln1(x)); x = x + mlp(ln2(x))` (LayerNorm eps 1e-6, exact-erf GELU MLP, multi-
 head self-attention through `rexjax.models.layers.attention`, the named function that
@@ -11,8 +11,8 @@ Activation-Deactivation rewrites) -> final LayerNorm -> class token -> Linear he
 
 Position embeddings are learned for the `image_size // patch` grid; at any other grid they
 are resampled as timm's `resample_abs_pos_embed` (dynamic image size): the grid part is
-interpolated bicubically (torch `F.interpolate(mode="bicubic", align_corners=False,
-antialias=False)`: Keys kernel a=-0.75, edge clamping) and the class token's entry kept.
+interpolated bicubically with timm's defaults (torch `F.interpolate(mode="bicubic",
+align_corners=False, antialias=True)`: `cubic_weights`) and the class token's entry kept.
 torchvision itself only accepts `image_size` inputs; the same rule is used for both layouts.
 
 Key layouts: Flax module names are the torch module paths (dots included), so
@@ -123,23 +123,28 @@ SOURCE_PREPROCESS = {
 
 
 def cubic_weights(n_in: int, n_out: int) -> np.ndarray:
-    """f32[n_out, n_in]: torch's bicubic interpolation (align_corners=False, a=-0.75, edge
-    clamped) as a matrix: `out = W @ in` along one axis."""
-    a = -0.75
-    src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
-    i0 = np.floor(src).astype(np.int64)
-    t = src - i0
+    """f32[n_out, n_in]: torch's antialiased bicubic interpolation along one axis as a
+    matrix, `out = W @ in` (`F.interpolate(mode="bicubic", align_corners=False,
+    antialias=True)`, ATen `_compute_indices_weights_aa`: Keys kernel a=-0.5 stretched by
+    max(1, n_in/n_out), taps restricted to the input and normalised to sum 1)."""
+    a = -0.5
+    scale = n_in / n_out
+    support = 2.0 * max(scale, 1.0)
+    invscale = 1.0 / scale if scale >= 1.0 else 1.0
 
-    def near(x):  # |x| <= 1
-        return ((a + 2) * x - (a + 3)) * x * x + 1
+    def kernel(x: np.ndarray) -> np.ndarray:
+        x = np.abs(x)
+        near = ((a + 2) * x - (a + 3)) * x * x + 1
+        far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+        return np.where(x < 1, near, np.where(x < 2, far, 0.0))
 
-    def far(x):  # 1 < |x| < 2
-        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
-
-    taps = np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], axis=1)
     w = np.zeros((n_out, n_in), np.float64)
-    for k in range(4):
-        np.add.at(w, (np.arange(n_out), np.clip(i0 - 1 + k, 0, n_in - 1)), taps[:, k])
+    for i in range(n_out):
+        center = scale * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), n_in)
+        taps = kernel((np.arange(lo, hi) - center + 0.5) * invscale)
+        w[i, lo:hi] = taps / taps.sum()
     return w.astype(np.float32)
 
 
@@ -190,7 +195,7 @@ class Block(nn.Module):
 
 
 class ViT(nn.Module):
-    """ViT: x f32[B,H,W,3] (normalised RGB, any H, W >= patch) -> logits f32[B,num_classes]."""
+    """ViT: x f32[B,H,W,3] (normalised RGB, H and W multiples of the patch) -> logits f32[B,num_classes]."""
 
     config: ViTConfig = CONFIGS["vit_b_16"]
 
@@ -198,8 +203,8 @@ class ViT(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         check_rgb_batch(self, x)
         cfg, nm = self.config, NAMES[self.config.layout]
-        if min(x.shape[1:3]) < cfg.patch:
-            raise ValueError(f"ViT input must be at least one patch ({cfg.patch} px), got {x.shape[1:3]}")
+        if x.shape[1] % cfg.patch or x.shape[2] % cfg.patch:
+            raise ValueError(f"ViT input height and width must be multiples of the patch {cfg.patch}, got {x.shape[1:3]}")
         init = nn.initializers.normal(0.02)
         cls = self.param(nm.cls, nn.initializers.zeros, (1, 1, cfg.dim), jnp.float32)
         pos = self.param(nm.pos, init, (1, 1 + cfg.grid**2, cfg.dim), jnp.float32)
