@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test test-all bench venv clean
+.PHONY: demo test test-all bench bench-compare venv clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,11 @@ test-all: $(TEST_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/rexjax bench --images third_party/images
+
+# rexjax against the ReX tool (rex-xai 0.4.1, torch) in one run; builds .venv-bench on first use.
+# Needs a quiet machine; BENCH_ARGS="--limit 1 --seeds 1 --iters 2" for a smoke run.
+bench-compare: $(STAMP)
+	$(BIN)/python tools/bench_compare.py $(BENCH_ARGS)
 
 clean:
 	rm -rf out .pytest_cache

