@@ -70,7 +70,8 @@ class Section(NamedTuple):
 class Context:
     """What a study's `columns` hook sees for one row: the run's classifier (on this
     device), the image index and sample, a key apart from the methods' (fold_in(fold_in(
-    key(seed), i), 1)), every sample of the run, and the config."""
+    key(seed), i), 1)), every sample of the run, the config, and the prepared samples of this
+    (worker, model) so far."""
 
     classifier: Classifier
     index: int
@@ -195,10 +196,10 @@ def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True)
                     if not jobs:
                         continue
                     clf = Classifier.of(on_device(loaded[m], device), name=m)
-                    evaluators = {}
+                    evaluators, prepared = {}, {}
                     for i, vs in jobs:
                         ctx = Context(clf, i, samples[i], jax.random.fold_in(
-                            jax.random.fold_in(jax.random.key(config.seed), i), 1), samples, config)
+                            jax.random.fold_in(jax.random.key(config.seed), i), 1), samples, config, prepared)
 
                         def on_map(row, x, measured, ctx=ctx):
                             extra = hook_columns(ctx, row, x, measured) if hook_columns else {}
