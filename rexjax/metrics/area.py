@@ -24,13 +24,18 @@ def make_area(classifier, *, mask_mode: MaskMode = 0.0, batch_size: Optional[int
     """`area(x, saliency, target, full_confidence) -> (area, Extraction)`: the ReX global
     extraction (ReX defaults: chunks of min_box_size = 10 pixels, first prefix classified as
     the target) on `classifier.masked(mask_mode)`, applied to any saliency map, and its area
-    pixels / (H W). Build it once per classifier (the extractor is compiled once)."""
+    pixels / (H W). Build it once per classifier (the extractor is compiled once).
+    When no prefix is sufficient (possible only when `target` is not the model's top-1 on the
+    full image) the area is NaN, not 0: nothing was found (`Extraction.sufficient` is False),
+    and summaries skip NaN areas."""
     extract = make_global_extractor(classifier.masked(mask_mode), RexConfig(batch_size=batch_size))
 
     def area(x, saliency, target, full_confidence):
         x = checks.image(x)
         saliency = checks.saliency(saliency, x.shape[:2])
         ex = extract(x, saliency, int(target), float(full_confidence))
+        if not ex.sufficient:
+            return float("nan"), ex
         return ex.pixels / float(ex.mask.size), ex
 
     return area

@@ -1,3 +1,5 @@
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -215,3 +217,11 @@ def test_make_area_uses_rex_extraction():
     a1, ex1 = make_area(Classifier(scores, outputs="probs"), mask_mode=1.0, batch_size=4)(
         jnp.ones((10, 10, 3)), sal, 0, 1.0)
     assert ex1.pixels == 10 and a1 == pytest.approx(0.1)
+    # a target that is never the top-1 (class 2, constant 0.1): nothing is sufficient, so the
+    # area is NaN, not 0 (which would read as the smallest possible explanation)
+    def scores3(xb):
+        s2 = scores(xb)
+        return jnp.concatenate([s2, jnp.full_like(s2[:, :1], 0.1)], -1)
+
+    a2, ex2 = make_area(Classifier(scores3, outputs="probs"), batch_size=4)(jnp.ones((10, 10, 3)), sal, 2, 0.1)
+    assert not ex2.sufficient and math.isnan(a2)
