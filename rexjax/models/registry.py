@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rexjax.models import cache
-from rexjax.models.convert.checks import convert_state_dict
+from rexjax.models.convert.checks import check_finite, convert_state_dict
 from rexjax.models.convert.pth import load_state_dict
 from rexjax.models.model import Model, ModelInfo, ModelSpec, variables_template
 from rexjax.models.preprocess import Preprocess
@@ -85,13 +85,17 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def convert_weights(spec: ModelSpec, weights: str, template: dict) -> dict:
-    """Reads a torch .pth state_dict and converts it to `template`'s structure (all checked)."""
+    """Reads a torch .pth state_dict and converts it to `template`'s structure (all checked:
+    keys, shapes, dtypes, and every value finite)."""
     state_dict = load_state_dict(weights)
     if spec.convert is not None:
-        return spec.convert(state_dict, template)
-    if spec.key_fn is None:
+        variables = spec.convert(state_dict, template)
+    elif spec.key_fn is None:
         raise ValueError(f"model {spec.name!r} has no torch weight converter")
-    return convert_state_dict(state_dict, template, spec.key_fn, source=f"weights file {weights!r}")
+    else:
+        variables = convert_state_dict(state_dict, template, spec.key_fn, source=f"weights file {weights!r}")
+    check_finite(variables, f"weights file {weights!r}")
+    return variables
 
 
 def load(name: str, weights: Optional[str | os.PathLike] = None, *, use_cache: bool = True, seed: int = 0) -> Model:
@@ -99,7 +103,8 @@ def load(name: str, weights: Optional[str | os.PathLike] = None, *, use_cache: b
 
     weights: None -> the model's bundled weights if installed, else random init (with a
     warning); a path -> that torch `.pth` state_dict (zip or legacy format). Converted
-    variables are cached (orbax) and reused while the source file is unchanged.
+    variables are cached (orbax, keyed on the file's content) and reused while the source
+    file is unchanged; an unwritable cache directory warns once and runs uncached.
     """
     spec = get_spec(name)
     module = spec.make_module()
@@ -117,7 +122,8 @@ def load(name: str, weights: Optional[str | os.PathLike] = None, *, use_cache: b
         variables = {k: v for k, v in variables.items() if k in template}
     else:
         variables = None
-        cpath = cache.cache_path(name, path)
+        use_cache = use_cache and cache.writable()
+        cpath = cache.cache_path(name, path) if use_cache else None
         if use_cache:
             variables = cache.restore(cpath, template)
         if variables is None:

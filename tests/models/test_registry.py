@@ -109,9 +109,9 @@ def test_cache_hit_gives_identical_params(tmp_path, monkeypatch):
     for x, y in zip(jax.tree_util.tree_leaves(a.variables), jax.tree_util.tree_leaves(b.variables)):
         np.testing.assert_array_equal(x, y)
     assert jax.tree_util.tree_structure(a.variables) == jax.tree_util.tree_structure(b.variables)
-    os.utime(src, ns=(1, 1))  # source changed (mtime) -> converted again
+    os.utime(src, ns=(1, 1))  # the cache is keyed on content: a touched file is still a hit
     M.load("efficientnet_lite0", weights=src)
-    assert len(calls) == 2
+    assert len(calls) == 1
 
 
 def test_wrong_checkpoint_names_first_bad_key(tmp_path):

@@ -74,6 +74,18 @@ def to_flax(array: np.ndarray, layout: str) -> np.ndarray:
     return array
 
 
+def check_finite(variables: Any, source: str = "checkpoint") -> None:
+    """ValueError naming the first leaf of `variables` (a pytree of arrays) holding NaN or
+    inf, and how many values are bad: garbage weights are never used or cached."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(variables):
+        arr = np.asarray(leaf)
+        if np.issubdtype(arr.dtype, np.inexact) or arr.dtype == ml_dtypes.bfloat16:
+            bad = int(arr.size - np.count_nonzero(np.isfinite(arr.astype(np.float32))))
+            if bad:
+                name = "/".join(str(getattr(k, "key", k)) for k in path)
+                raise ValueError(f"{source} holds {bad} non-finite values (NaN/inf) in {name!r}")
+
+
 def convert_state_dict(
     state_dict: Mapping[str, np.ndarray],
     template: Any,
