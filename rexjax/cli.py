@@ -2,6 +2,11 @@
 
 Each command module defines its own absl flags and a `main(argv)`; only the chosen module
 is imported, so commands never see each other's flags.
+
+Errors: a bad flag value or argument (absl's flag errors, `commands.common.UsageError`) is
+one line on stderr, `rexjax COMMAND: --flag: problem`, and exit status 2; Ctrl-C is one
+line and status 130; any other exception is one line and status 1, with the traceback only
+under `--debug` (accepted by every command).
 """
 
 from __future__ import annotations
@@ -23,19 +28,67 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-def run() -> None:
-    """Console-script entry point."""
-    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help", "help"):
+def _say(name: str, message: str) -> None:
+    print(f"rexjax {name}: {message}", file=sys.stderr, flush=True)
+
+
+def _flags_parser(name: str):
+    """absl's parser with every flag error as one line and exit status 2."""
+    from absl import flags
+
+    def parse(argv):
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as e:
+            _say(name, str(e).splitlines()[0])
+            sys.exit(2)
+
+    return parse
+
+
+def _guarded(name: str, main, debug: bool):
+    """`main` with usage errors, Ctrl-C and unexpected errors turned into one stderr line
+    and exit status 2, 130 and 1 (unexpected errors re-raised under --debug)."""
+    from rexjax.commands.common import UsageError, first_line
+
+    def run_main(argv):
+        try:
+            return main(argv)
+        except UsageError as e:
+            if debug:
+                raise
+            _say(name, first_line(e))
+            return 2
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            _say(name, "interrupted")
+            return 130
+        except Exception as e:
+            if debug:
+                raise
+            _say(name, f"error: {type(e).__name__}: {first_line(e)} (run with --debug for the traceback)")
+            return 1
+
+    return run_main
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Console-script entry point (`argv` defaults to sys.argv); always exits."""
+    argv = list(sys.argv if argv is None else argv)
+    debug = "--debug" in argv[2:]
+    argv = argv[:2] + [a for a in argv[2:] if a != "--debug"]
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
         print(_usage())
-        sys.exit(0 if len(sys.argv) >= 2 else 2)
-    name = sys.argv[1]
+        sys.exit(0 if len(argv) >= 2 else 2)
+    name = argv[1]
     if name not in COMMANDS:
         print(f"rexjax: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         sys.exit(2)
     module = importlib.import_module(COMMANDS[name][0])
     from absl import app, flags
 
-    if any(a in ("-h", "--help", "-help", "--helpshort") for a in sys.argv[2:]):
+    if any(a in ("-h", "--help", "-help", "--helpshort") for a in argv[2:]):
         # absl's own --help lists only flags of `__main__`; show the command's instead.
         print((module.__doc__ or "").strip() + "\n\nflags:\n" + flags.FLAGS.module_help(module))
         sys.exit(0)
@@ -44,7 +97,8 @@ def run() -> None:
     compile_cache.enable()  # compile once per machine; REXJAX_COMPILE_CACHE=0 switches it off
     # Warnings and errors only by default (JAX's backend probing logs at INFO); a user's
     # own --verbosity comes later on the command line and wins.
-    app.run(module.main, argv=[f"rexjax {name}", "--verbosity=-1"] + sys.argv[2:])
+    app.run(_guarded(name, module.main, debug), argv=[f"rexjax {name}", "--verbosity=-1"] + argv[2:],
+            flags_parser=_flags_parser(name))
 
 
 if __name__ == "__main__":

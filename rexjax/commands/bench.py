@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import time
 
 from absl import flags
 
+from rexjax.commands import common
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("images", "third_party/images", "Folder of images (or one image).")
 flags.DEFINE_string("model", "efficientnet_lite0", "Registered model name.")
-flags.DEFINE_integer("iters", 20, "ReX iterations.")
-flags.DEFINE_integer("batch_size", None, "Images per model call (default per backend).")
-flags.DEFINE_integer("seed", 0, "PRNG seed.")
+flags.DEFINE_integer("iters", 20, "ReX iterations.", lower_bound=1)
+flags.DEFINE_integer("batch_size", None, "Images per model call (default per backend).", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "PRNG seed in [0, 2^32 - 1].")
 flags.DEFINE_string("mask_mode", "0", "What masked pixels show: a number, min, max, mean, blur[:SIGMA], or 'ad'.")
-flags.DEFINE_integer("raw_calls", 5, "Timed raw-model calls per image (median taken).")
-flags.DEFINE_integer("limit", None, "Only the first N images.")
+flags.DEFINE_integer("raw_calls", 5, "Timed raw-model calls per image (median taken).", lower_bound=1)
+flags.DEFINE_integer("limit", None, "Only the first N images.", lower_bound=1)
 
 def raw_throughput(model, x, batch: int, calls: int) -> float:
     """Images/s of the jitted model on a batch of `batch` copies of `x` (median of calls)."""
@@ -48,12 +49,15 @@ def main(argv):
     from rexjax import data, models
     from rexjax.api import make_explainer
 
-    try:
+    try:  # every flag is checked before the model is loaded (usage errors: one line, exit 2)
         paths = [str(p) for p in data.list_images(FLAGS.images)[: FLAGS.limit]]
     except ValueError as err:
-        print(f"rexjax bench: {err}", file=sys.stderr)
-        return 2
-    model = models.load(FLAGS.model)
+        raise common.UsageError("--images", common.first_line(err)) from err
+    spec = common.check_model(FLAGS.model)
+    common.check_seed(FLAGS.seed)
+    common.check_mask_mode(FLAGS.mask_mode)
+    common.check_batch_size(FLAGS.batch_size, spec.input_size)
+    model = common.load_model(FLAGS.model, None)
     explainer = make_explainer(model, iters=FLAGS.iters, batch_size=FLAGS.batch_size, mask_mode=FLAGS.mask_mode)
     batch = explainer.config.batch_size
     first = model.preprocess(paths[0])

@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import sys
 from pathlib import Path
 
 from ml_collections import config_flags
+
+from rexjax.commands import common
 
 from rexjax.configs import evaluate as default_config
 
@@ -61,7 +62,9 @@ _CONFIG = config_flags.DEFINE_config_file(
 
 
 def _fail(message) -> int:
-    print(f"rexjax evaluate: {message}", file=sys.stderr)
+    """One line on stderr (the first line of `message`), exit status 2."""
+    print(f"rexjax evaluate: {common.first_line(message) if isinstance(message, BaseException) else message}",
+          file=sys.stderr)
     return 2
 
 
@@ -89,18 +92,21 @@ def run(config) -> int:
             batch_size=config.batch_size, seed=config.seed, masks_dir=config.masks,
             warmup=config.get("warmup", True),
         )
-        models.get_spec(config.model)
+        spec = models.get_spec(config.model)
+        common.check_mask_mode(config.mask_mode, "mask_mode")
+        common.check_batch_size(config.batch_size, spec.input_size, "batch_size")
+        common.check_range("seed", config.seed, 0, common.MAX_SEED)
         samples = data.folder(config.images, config.masks)
         if config.max_images is not None:
             if config.max_images < 1:
                 raise ValueError(f"max_images must be >= 1 (or None for all), got {config.max_images}")
             samples = samples[: config.max_images]
+        common.check_out_dir(config.out, "out")
         evaluator = evaluation.Evaluator(models.load(config.model, config.weights), methods, **settings)
     except ValueError as err:
         return _fail(err)
 
     out = Path(config.out)
-    os.makedirs(out, exist_ok=True)
     csv_path, summary_path = out / "results.csv", out / "summary.txt"
     rows = []
     with open(csv_path, "w", newline="") as f:

@@ -1,8 +1,17 @@
 """`rexjax explain IMAGE... [flags]`: ReX causal explanations of a model's decisions.
 
 For each image: prints one JSON line of statistics (class, confidence, area, forward images,
-time) and writes `<out>/<stem>.png` (input | responsibility heatmap | explanation overlay)
-and `<out>/<stem>.npz` (`responsibility` f32[H,W], `mask` bool[H,W], `target`).
+time, and the `npz` and `png` written) and writes `<out>/<name>.png` (input | responsibility
+heatmap | explanation overlay) and `<out>/<name>.npz` (`responsibility` f32[H,W], `mask`
+bool[H,W], `target`). `<name>` is the image's stem, or `stem-2`, `stem-3`, ... for later
+images with the same stem. Both files are written under temporary names and renamed
+together, so an interrupted run never pairs a new .npz with an old .png.
+
+Every flag is checked before the model is loaded (and --out is checked writable): a bad value
+is one line naming the flag, exit status 2. One image that fails (unreadable, a
+decompression bomb, an output that cannot be written) is reported as a JSON line
+`{"image", "error"}` and one stderr line, and the batch goes on; the exit status is then 1.
+A flat responsibility map (a featureless image) is reported on stderr.
 
 With `--multiple K` it also searches up to K sufficient explanations (spotlights, pairwise
 Dice <= --permitted_overlap) and writes `<out>/<stem>_multiple.png` (each contoured in its
@@ -23,52 +32,45 @@ import sys
 
 from absl import flags
 
+from rexjax.commands import common
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "efficientnet_lite0", "Registered model name (see `rexjax models`).")
 flags.DEFINE_string("weights", None, "Optional torch state_dict (.pth) for the model.")
-flags.DEFINE_integer("target", None, "Class to explain (default: the model's top-1 class).")
-flags.DEFINE_integer("iters", 20, "ReX iterations (independent random partitions).")
-flags.DEFINE_integer("seed", 0, "PRNG seed; the same seed gives the same map and mask.")
+flags.DEFINE_integer("target", None, "Class to explain (default: the model's top-1 class).", lower_bound=0)
+flags.DEFINE_integer("iters", 20, "ReX iterations (independent random partitions).", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "PRNG seed in [0, 2^32 - 1]; the same seed gives the same map and mask.")
 flags.DEFINE_string(
     "mask_mode", "0",
-    "What masked pixels show: a number, min, max, mean, blur, blur:SIGMA, or 'ad' (Activation-Deactivation).",
+    "What masked pixels show: a number (|x| <= 1e4), min, max, mean, blur, blur:SIGMA (SIGMA <= 64), or 'ad' "
+    "(Activation-Deactivation).",
 )
-flags.DEFINE_integer("batch_size", None, "Images per model call (default 16 on CPU, 128 on GPU).")
+flags.DEFINE_integer("batch_size", None, "Images per model call (default 16 on CPU, 128 on GPU); refused if it "
+                     "would not fit in memory.", lower_bound=1)
 flags.DEFINE_enum(
     "responsibility", "alg1", ["alg1", "sufficient", "rex", "weighted"],
     "Responsibility rule: alg1 (paper Alg. 1 read literally), sufficient (paper Def. 4.2), rex (rex-xai 0.4.1), weighted.",
 )
 flags.DEFINE_bool("concentrate", False, "Divide each box's credit by its area (paper Alg. 3 line 6; the tool's concentrate).")
-flags.DEFINE_float("min_confidence", 0.0, "Fraction of the full-image confidence the explanation keeps.")
-flags.DEFINE_integer("min_box_size", 10, "Boxes with fewer pixels are not split.")
+flags.DEFINE_float("min_confidence", 0.0, "Fraction of the full-image confidence the explanation keeps.",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_integer("min_box_size", 10, "Boxes with fewer pixels are not split.", lower_bound=1)
 flags.DEFINE_enum("strategy", "global", ["global", "spatial"], "Extraction: global prefix search or spatial circles.")
-flags.DEFINE_integer("multiple", 0, "Search up to this many sufficient explanations (0: off).")
+flags.DEFINE_integer("multiple", 0, "Search up to this many sufficient explanations (0: off).", lower_bound=0)
 flags.DEFINE_bool("contrastive", False, "Also find a sufficient and necessary (contrastive) explanation.")
-flags.DEFINE_float("permitted_overlap", 0.0, "Largest Dice between two of the multiple explanations.")
-flags.DEFINE_integer("spotlights", 9, "Spotlight slots searched besides the main explanation.")
+flags.DEFINE_float("permitted_overlap", 0.0, "Largest Dice between two of the multiple explanations.",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_integer("spotlights", 9, "Spotlight slots searched besides the main explanation.", lower_bound=0)
 flags.DEFINE_string("out", "out/explain", "Output directory for PNG and .npz files.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 
 
-def main(argv):
-    images = argv[1:]
-    if not images:
-        print("rexjax explain: give at least one image path (see --help)", file=sys.stderr)
-        return 2
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from rexjax import models
-    from rexjax.api import make_explainer
+def _config():
+    """The RexConfig of the flags (UsageError for a value it refuses)."""
     from rexjax.causal import RexConfig, SpotlightConfig
-    from rexjax.viz.explanation import display_image, save_explanation_figure
 
-    missing = [p for p in images if not os.path.isfile(p)]
-    if missing:
-        print(f"rexjax explain: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
     try:
-        config = RexConfig(
+        return RexConfig(
             iters=FLAGS.iters,
             mask_mode=FLAGS.mask_mode,
             batch_size=FLAGS.batch_size,
@@ -82,40 +84,86 @@ def main(argv):
             permitted_overlap=FLAGS.permitted_overlap,
             spotlight=SpotlightConfig(spotlights=FLAGS.spotlights),
         )
-    except ValueError as err:  # one clear line before any model is loaded
-        print(f"rexjax explain: {err}", file=sys.stderr)
-        return 2
-    model = models.load(FLAGS.model, weights=FLAGS.weights)
-    explainer = make_explainer(model, config)
-    os.makedirs(FLAGS.out, exist_ok=True)
-    status = 0
-    for path in tqdm(images, desc="images", disable=not FLAGS.progress or len(images) == 1):
-        stem = os.path.splitext(os.path.basename(path))[0]
-        try:
-            x = model.preprocess(path)
-            ex = explainer(x, target=FLAGS.target, key=FLAGS.seed, progress=FLAGS.progress)
-        except ValueError as err:
-            print(json.dumps({"image": path, "error": str(err)}), flush=True)
-            status = 1
-            continue
-        arrays = {"responsibility": ex.responsibility, "mask": ex.mask, "target": ex.target}
-        if ex.multiple is not None:
-            arrays["multiple_masks"] = np.stack([p.mask for p in ex.multiple.parts] + [np.zeros_like(ex.mask)])[:-1]
-        if ex.contrastive is not None:
-            arrays["contrastive_mask"] = ex.contrastive.mask
-        np.savez_compressed(os.path.join(FLAGS.out, f"{stem}.npz"), **arrays)
-        png = os.path.join(FLAGS.out, f"{stem}.png")
-        title = f"{stem}: {ex.target_label} ({ex.target}), p={ex.full_confidence:.3f}"
-        save_explanation_figure(png, display_image(model, x), ex.responsibility, ex.mask, title)
-        written = {"png": png}
+    except ValueError as err:
+        raise common.UsageError("", common.first_line(err)) from err
+
+
+def _check_flags(images: list[str]):
+    """Every check that needs no model; returns (RexConfig, ModelSpec)."""
+    if not images:
+        raise common.UsageError("", "give at least one image path (see --help)")
+    missing = [p for p in images if not os.path.isfile(p)]
+    if missing:
+        raise common.UsageError("", f"no such file: {', '.join(missing)}")
+    spec = common.check_model(FLAGS.model)
+    common.check_weights(FLAGS.weights)
+    common.check_seed(FLAGS.seed)
+    common.check_range("--target", FLAGS.target, 0, spec.num_classes - 1, allow_none=True)
+    common.check_mask_mode(FLAGS.mask_mode)
+    common.check_batch_size(FLAGS.batch_size, spec.input_size)
+    config = _config()
+    common.check_out_dir(FLAGS.out)
+    return config, spec
+
+
+def _explain_one(model, explainer, path: str, name: str) -> dict:
+    """Explains one image and writes its .npz and .png atomically; returns its JSON record."""
+    import numpy as np
+
+    from rexjax.io import AtomicOutputs
+    from rexjax.viz.explanation import display_image, save_explanation_figure
+
+    x = model.preprocess(path)
+    ex = explainer(x, target=FLAGS.target, key=FLAGS.seed, progress=FLAGS.progress)
+    arrays = {"responsibility": ex.responsibility, "mask": ex.mask, "target": ex.target}
+    if ex.multiple is not None:
+        arrays["multiple_masks"] = np.stack([p.mask for p in ex.multiple.parts] + [np.zeros_like(ex.mask)])[:-1]
+    if ex.contrastive is not None:
+        arrays["contrastive_mask"] = ex.contrastive.mask
+    title = f"{name}: {ex.target_label} ({ex.target}), p={ex.full_confidence:.3f}"
+    written = {}
+    with AtomicOutputs(FLAGS.out) as out:
+        with open(out.path(f"{name}.npz"), "wb") as f:
+            np.savez_compressed(f, **arrays)
+        save_explanation_figure(out.path(f"{name}.png"), display_image(model, x), ex.responsibility, ex.mask, title)
         if ex.multiple is not None:
             from rexjax.viz.multiple import save_multiple_figure
 
-            written["composite_png"] = os.path.join(FLAGS.out, f"{stem}_multiple.png")
             contrastive = ex.contrastive.mask if ex.contrastive is not None and ex.contrastive.found else None
-            save_multiple_figure(written["composite_png"], display_image(model, x), ex.responsibility,
+            save_multiple_figure(out.path(f"{name}_multiple.png"), display_image(model, x), ex.responsibility,
                                  ex.multiple.parts if FLAGS.multiple else (), title, contrastive)
-        if ex.contrastive is not None and not ex.contrastive.found:
-            print(f"rexjax explain: {path}: no contrastive explanation: {ex.contrastive.message}", file=sys.stderr)
-        print(json.dumps({"image": path, "model": FLAGS.model, **ex.stats(), **written}), flush=True)
-    return status
+        finals = out.finals
+    written = {"npz": finals[0], "png": finals[1], **({"composite_png": finals[2]} if len(finals) > 2 else {})}
+    if ex.contrastive is not None and not ex.contrastive.found:
+        print(f"rexjax explain: {path}: no contrastive explanation: {ex.contrastive.message}", file=sys.stderr)
+    if common.is_flat(ex.responsibility):
+        print(f"rexjax explain: {path}: warning: flat responsibility map (a featureless image?); "
+              f"the explanation took {ex.forward_images} forward images", file=sys.stderr)
+    return {"image": path, "model": FLAGS.model, **ex.stats(), **written}
+
+
+def main(argv) -> int:
+    images = argv[1:]
+    config, _ = _check_flags(images)
+    from tqdm.auto import tqdm
+
+    from rexjax.api import make_explainer
+    from rexjax.io import unique_names
+
+    model = common.load_model(FLAGS.model, FLAGS.weights)
+    explainer = make_explainer(model, config)
+    failed = 0
+    for path, name in tqdm(list(zip(images, unique_names(images))), desc="images",
+                           disable=not FLAGS.progress or len(images) == 1):
+        try:
+            record = _explain_one(model, explainer, path, name)
+        except Exception as err:  # one bad image never stops the batch (Ctrl-C does)
+            failed += 1
+            message = f"{type(err).__name__}: {common.first_line(err)}"
+            print(json.dumps({"image": path, "error": message}), flush=True)
+            print(f"rexjax explain: {path}: {message}", file=sys.stderr, flush=True)
+            continue
+        print(json.dumps(record), flush=True)
+    if failed:
+        print(f"rexjax explain: {failed} of {len(images)} images failed", file=sys.stderr)
+    return 1 if failed else 0

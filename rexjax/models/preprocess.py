@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Sequence, Union
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from rexjax.io import open_image
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -41,15 +43,7 @@ def _size_hw(size: int | Sequence[int]) -> tuple[int, int]:
 def open_rgb(image: ImageLike) -> Image.Image:
     """Opens a path / PIL image / uint8 array [H,W] or [H,W,3|4] as an RGB PIL image."""
     if isinstance(image, (str, os.PathLike)):
-        path = os.fspath(image)
-        if not os.path.isfile(path):
-            raise ValueError(f"image file {path!r} does not exist")
-        try:
-            with Image.open(path) as im:
-                im.load()
-                pil = im
-        except (UnidentifiedImageError, OSError, SyntaxError) as e:
-            raise ValueError(f"{path!r} is not a readable image file ({e})") from e
+        pil = open_image(image)  # 16-bit scaled, bombs and unreadable files a ValueError
     elif isinstance(image, Image.Image):
         pil = image
     elif isinstance(image, np.ndarray):

@@ -225,6 +225,13 @@ def _counted(fn: Callable[[Any], None]) -> Callable[[Any], None]:
     return op
 
 
+class _Opcodes(dict):
+    """The dispatch table; a byte that is no pickle opcode is a clear ValueError."""
+
+    def __missing__(self, code: int):
+        raise ValueError(f"byte 0x{code:02x} is not a pickle opcode (not a torch file?)")
+
+
 class _RestrictedUnpickler(pickle._Unpickler):  # the pure-python unpickler: per-opcode control
     def __init__(self, file: BinaryIO, persistent_load: Callable[[Any], Any] | None = None):
         super().__init__(file)
@@ -265,7 +272,7 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-python unpickler: per
             raise UnsafePickleError(f"refusing BUILD on {type(inst).__name__}: only a state_dict's own OrderedDict may carry state")
         # torch's OrderedDict `_metadata` (module versions) is not needed: dropped.
 
-    dispatch = {code: _counted(fn) for code, fn in pickle._Unpickler.dispatch.items()}
+    dispatch = _Opcodes({code: _counted(fn) for code, fn in pickle._Unpickler.dispatch.items()})
     dispatch[pickle.REDUCE[0]] = _counted(load_reduce)
     dispatch[pickle.BUILD[0]] = _counted(load_build)
     for _op in ("INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "EXT1", "EXT2", "EXT4"):

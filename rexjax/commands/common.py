@@ -1,0 +1,139 @@
+"""What every command checks before it loads a model, and how it reports problems.
+
+A `UsageError` is a bad command line: the dispatcher (`rexjax.cli`) prints it as one line
+`rexjax COMMAND: --flag: problem` and exits 2. Each `check_*` raises one naming its flag
+and the accepted values; all are cheap (no model is loaded, nothing is allocated).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from typing import Optional
+
+MAX_MASK_VALUE = 1e4  # |number| painted into masked pixels, in model input space (~[-3, 3])
+MAX_BLUR_SIGMA = 64.0  # pixels; the kernel radius is 3 sigma
+MAX_SEED = 2**32 - 1
+# Peak bytes per image in one forward batch, as a multiple of the f32 input image: measured
+# for efficientnet_lite0 (issue 12: --batch_size 100000 asked for 972 GB = 16.1 x 602 KB).
+ACTIVATION_FACTOR = 16
+
+
+class UsageError(ValueError):
+    """A flag value (or argument) the command cannot use; printed as one line, exit 2."""
+
+    def __init__(self, flag: str, problem: str):
+        super().__init__(f"{flag}: {problem}" if flag else problem)
+
+
+def first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def check_model(name: str):
+    """The ModelSpec of `name` (cheap: no weights read)."""
+    from rexjax import models
+
+    try:
+        return models.get_spec(name)
+    except ValueError as e:
+        raise UsageError("--model", first_line(e)) from e
+
+
+def check_weights(path: Optional[str]) -> None:
+    if path is not None and not os.path.isfile(path):
+        raise UsageError("--weights", f"no such file {path!r} (a torch .pth state_dict)")
+
+
+def load_model(name: str, weights: Optional[str]):
+    """`models.load`, with a bad, wrong-architecture or malicious weights file (any
+    ValueError of the reader or converter) reported as a usage error of --weights."""
+    from rexjax import models
+
+    try:
+        return models.load(name, weights)
+    except ValueError as e:
+        raise UsageError("--weights" if weights else "--model", first_line(e)) from e
+
+
+def check_range(flag: str, value, lo=None, hi=None, *, allow_none: bool = False):
+    """`value` if `lo <= value <= hi` (either bound optional), else a UsageError."""
+    if value is None and allow_none:
+        return value
+    ok = value is not None and (lo is None or value >= lo) and (hi is None or value <= hi)
+    if not ok:
+        want = f"in [{lo}, {hi}]" if lo is not None and hi is not None else (f">= {lo}" if lo is not None else f"<= {hi}")
+        raise UsageError(flag, f"must be {want}{' (or unset)' if allow_none else ''}, got {value!r}")
+    return value
+
+
+def check_seed(seed: int) -> int:
+    return check_range("--seed", seed, 0, MAX_SEED)
+
+
+def check_mask_mode(value: str, flag: str = "--mask_mode"):
+    """A mask mode (see `rexjax.masking.parse_mask_mode`) whose number is at most
+    MAX_MASK_VALUE in magnitude and whose blur sigma is at most MAX_BLUR_SIGMA."""
+    from rexjax.masking import parse_mask_mode
+
+    try:
+        mode = parse_mask_mode(value, flag)
+    except ValueError as e:
+        raise UsageError("", first_line(e)) from e
+    if isinstance(mode, float) and abs(mode) > MAX_MASK_VALUE:
+        raise UsageError(flag, f"a number must be within +-{MAX_MASK_VALUE:g} (model input space), got {value}")
+    if isinstance(mode, str) and mode.startswith("blur:") and float(mode[5:]) > MAX_BLUR_SIGMA:
+        raise UsageError(flag, f"blur sigma must be in (0, {MAX_BLUR_SIGMA:g}] pixels, got {mode[5:]}")
+    return mode
+
+
+def available_memory() -> int:
+    """Bytes the first JAX device can still use: accelerator memory limit, or the host's
+    available physical memory on CPU."""
+    import jax
+
+    dev = jax.devices()[0]
+    stats = dev.memory_stats() if dev.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_batch_size(batch_size: Optional[int], input_size, flag: str = "--batch_size") -> Optional[int]:
+    """`batch_size` if positive and its estimated forward buffers (batch x H x W x 3 x 4
+    bytes x ACTIVATION_FACTOR) fit in `available_memory()`; None (the default) passes."""
+    if batch_size is None:
+        return None
+    check_range(flag, batch_size, 1)
+    h, w = input_size
+    need = batch_size * h * w * 3 * 4 * ACTIVATION_FACTOR
+    have = available_memory()
+    if need > have:
+        largest = max(1, have // (h * w * 3 * 4 * ACTIVATION_FACTOR))
+        raise UsageError(flag, f"{batch_size} images need about {need / 2**30:.1f} GiB, {have / 2**30:.1f} GiB "
+                               f"available; use at most {largest}")
+    return batch_size
+
+
+def check_out_dir(path: str, flag: str = "--out") -> str:
+    """Creates the output folder if needed and checks a file can be written in it."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=path)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise UsageError(flag, f"cannot write to {path!r} ({e.strerror or e}); give a writable folder") from e
+    return path
+
+
+def is_flat(responsibility, rel: float = 0.05) -> bool:
+    """True when a responsibility map f32[H, W] barely varies: (max - min) <= rel * max|r|
+    (featureless inputs: uniform, tiny, blank), where extraction needs many forward images."""
+    import numpy as np
+
+    r = np.asarray(responsibility, np.float64)
+    top = float(np.abs(r).max()) if r.size else 0.0
+    return top == 0.0 or not math.isfinite(top) or float(r.max() - r.min()) <= rel * top
