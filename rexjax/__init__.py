@@ -9,7 +9,7 @@
     attribution = rise(0, clf, x, target)        # Attribution(map, forward_images, record)
 """
 
-from rexjax import methods
+from rexjax import causal, data, methods, metrics, models  # public subpackages: rexjax.models.load(...)
 from rexjax.api import Explainer, explain, make_explainer
 from rexjax.causal import RexConfig, SpatialConfig, SpotlightConfig
 from rexjax.classifier import Classifier
@@ -17,5 +17,5 @@ from rexjax.types import Attribution, Explanation
 
 __all__ = [
     "Attribution", "Classifier", "Explainer", "Explanation", "RexConfig", "SpatialConfig", "SpotlightConfig",
-    "explain", "make_explainer", "methods",
+    "causal", "data", "explain", "make_explainer", "methods", "metrics", "models",
 ]
