@@ -1,0 +1,176 @@
+"""A batch with hostile and careless inputs keeps going (issue 12 items 5, 7, 9): a
+decompression bomb, an image whose output cannot be written, a good image, two inputs with
+the same stem and a 16-bit PNG, in one `rexjax explain` run of the tiny `.pth` model; plus
+the pieces in process: atomic output groups under interrupts, 16-bit scaling, unique names,
+and the dispatcher's one-line errors."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rexjax import cli, io
+from rexjax.commands.common import UsageError, is_flat
+from tests.commands.test_cli_errors import _probe, bomb_png
+from tests.helpers import tiny_pth_model as tiny
+
+
+def _rgb(path, seed):
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (12, 12, 3), np.uint8)).save(path)
+
+
+def sixteen_bit_png(path) -> np.ndarray:
+    """A 16-bit grey PNG (PIL mode I;16) whose 8-bit scaling is known: value 257 v -> v."""
+    v = np.arange(64, dtype=np.uint16).reshape(8, 8) * 4
+    Image.fromarray(v * 257).save(path)
+    return v.astype(np.uint8)
+
+
+@pytest.mark.slow  # ~40 s: compiles ReX for the tiny model; the loop alone: test_explain_loop_*
+def test_batch_goes_on_past_bad_images(tmp_path):
+    for d in ("a", "b", "out/blocked.npz"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "out" / "blocked.npz" / "keep").write_text("a directory where an output must go")
+    bomb_png(tmp_path / "bomb.png")
+    _rgb(tmp_path / "a" / "x.png", 1)
+    _rgb(tmp_path / "b" / "x.png", 2)
+    _rgb(tmp_path / "blocked.png", 3)
+    sixteen_bit_png(tmp_path / "deep.png")
+    tiny.write_weights(tmp_path / "w.pth", 0)
+    images = [tmp_path / n for n in ("bomb.png", "a/x.png", "blocked.png", "b/x.png", "deep.png")]
+    out = tmp_path / "out"
+    args = ["explain", *map(str, images), "--model", tiny.NAME, "--weights", str(tmp_path / "w.pth"), "--iters", "2",
+            "--out", str(out), "--noprogress"]
+    (r,) = _probe([args], tmp_path)
+    assert r["code"] == 1, r
+    lines = [json.loads(line) for line in r["stdout"].splitlines()]
+    assert [line["image"] for line in lines] == list(map(str, images))
+    bomb, x, blocked, x2, deep = lines
+    assert "too large to open safely" in bomb["error"] and "IsADirectoryError" in blocked["error"]
+    assert (x["npz"], x["png"]) == (str(out / "x.npz"), str(out / "x.png"))
+    assert (x2["npz"], x2["png"]) == (str(out / "x-2.npz"), str(out / "x-2.png"))
+    for rec in (x, x2, deep):
+        with np.load(rec["npz"]) as z:
+            assert z["responsibility"].shape == (8, 8) and int(z["target"]) == rec["target"]
+        assert Image.open(rec["png"]).format == "PNG"
+    err = r["stderr"].splitlines()
+    assert [e for e in err if e.startswith(f"rexjax explain: {images[0]}: ")] and "Traceback" not in r["stderr"]
+    assert len([e for e in err if "images failed" in e]) == 1 and "2 of 5" in r["stderr"]
+    assert sorted(os.listdir(out)) == ["blocked.npz", "deep.npz", "deep.png", "x-2.npz", "x-2.png", "x.npz", "x.png"]
+    assert os.listdir(out / "blocked.npz") == ["keep"]
+
+
+def test_explain_loop_reports_each_failure_and_goes_on(tmp_path, monkeypatch, capsys):
+    """explain.main's per-image loop, in process, with the model and explainer stubbed."""
+    from absl import flags
+
+    from rexjax.commands import common, explain
+
+    paths = [tmp_path / n for n in ("a.png", "b.png", "c.png", "d.png")]
+    for i, p in enumerate(paths):
+        _rgb(p, i)
+    failures = {"a.png": Image.DecompressionBombError("too many pixels"), "c.png": OSError(28, "No space left on device")}
+
+    def one(model, explainer, path, name):
+        if os.path.basename(path) in failures:
+            raise failures[os.path.basename(path)]
+        return {"image": path, "name": name}
+
+    monkeypatch.setattr(explain, "_explain_one", one)
+    monkeypatch.setattr(common, "load_model", lambda name, weights: None)
+    monkeypatch.setattr("rexjax.api.make_explainer", lambda model, config: None)
+    flags.FLAGS(["explain", "--model", "efficientnet_lite0", "--out", str(tmp_path / "out"), "--noprogress"])
+    try:
+        assert explain.main(["explain", *map(str, paths)]) == 1
+    finally:
+        flags.FLAGS.unparse_flags()
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [os.path.basename(r["image"]) for r in lines] == ["a.png", "b.png", "c.png", "d.png"]
+    assert lines[0]["error"] == "DecompressionBombError: too many pixels" and "No space left" in lines[2]["error"]
+    assert lines[1] == {"image": str(paths[1]), "name": "b"} and lines[3]["name"] == "d"
+    assert err.splitlines() == [f"rexjax explain: {paths[0]}: DecompressionBombError: too many pixels",
+                                f"rexjax explain: {paths[2]}: OSError: [Errno 28] No space left on device",
+                                "rexjax explain: 2 of 4 images failed"]
+
+
+def test_16_bit_png_is_scaled_not_clipped(tmp_path):
+    want = sixteen_bit_png(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    got = np.asarray(io.open_image(tmp_path / "deep.png"))
+    np.testing.assert_array_equal(got, np.repeat(want[..., None], 3, -1))
+
+
+def test_bomb_is_a_value_error(tmp_path):
+    bomb_png(tmp_path / "bomb.png")
+    with pytest.raises(ValueError, match="bomb.png' is too large to open safely"):
+        io.open_image(tmp_path / "bomb.png")
+
+
+def test_unique_names():
+    assert io.unique_names(["a/x.jpg", "b/x.jpg", "x.png", "y/x-2.jpg", "z.png"]) == ["x", "x-3", "x-4", "x-2", "z"]
+
+
+def _pair(folder, tag):
+    (folder / "a.npz").write_text(tag)
+    (folder / "a.png").write_text(tag)
+
+
+def _contents(folder):
+    return {n: (folder / n).read_text() for n in sorted(os.listdir(folder))}
+
+
+def test_atomic_outputs_all_or_nothing(tmp_path, monkeypatch):
+    _pair(tmp_path, "old")
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C between the two writes
+        with io.AtomicOutputs(tmp_path) as out:
+            open(out.path("a.npz"), "w").write("new")
+            raise KeyboardInterrupt
+    assert _contents(tmp_path) == {"a.npz": "old", "a.png": "old"}  # no new .npz beside the old .png
+    (tmp_path / "b.png").mkdir()  # a rename that would fail: nothing is replaced
+    with pytest.raises(IsADirectoryError):
+        with io.AtomicOutputs(tmp_path) as out:
+            open(out.path("a.npz"), "w").write("new")
+            open(out.path("b.png"), "w").write("new")
+    assert (tmp_path / "a.npz").read_text() == "old" and sorted(os.listdir(tmp_path)) == ["a.npz", "a.png", "b.png"]
+    (tmp_path / "b.png").rmdir()
+    real, calls = os.replace, []
+
+    def replace_then_interrupt(src, dst):  # Ctrl-C arrives during the renames: deferred
+        real(src, dst)
+        calls.append(dst)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(io.os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        with io.AtomicOutputs(tmp_path) as out:
+            open(out.path("a.npz"), "w").write("new")
+            open(out.path("a.png"), "w").write("new")
+    assert _contents(tmp_path) == {"a.npz": "new", "a.png": "new"}
+
+
+def _main_raising(exc):
+    def main(argv):
+        raise exc
+
+    return main
+
+
+@pytest.mark.parametrize("exc,code,text", [
+    (UsageError("--iters", "must be >= 1, got -1"), 2, "rexjax explain: --iters: must be >= 1, got -1"),
+    (KeyboardInterrupt(), 130, "rexjax explain: interrupted"),
+    (RuntimeError("boom\nsecond line"), 1, "rexjax explain: error: RuntimeError: boom (run with --debug for the traceback)"),
+])
+def test_dispatcher_errors_are_one_line(capsys, exc, code, text):
+    assert cli._guarded("explain", _main_raising(exc), debug=False)(["x"]) == code
+    assert capsys.readouterr().err.splitlines() == [text]
+    with pytest.raises(type(exc)):  # --debug: the exception (and its traceback) goes through
+        cli._guarded("explain", _main_raising(exc), debug=True)(["x"])
+
+
+def test_is_flat():
+    assert is_flat(np.zeros((4, 4))) and is_flat(np.full((4, 4), 3.0)) and not is_flat(np.eye(4))
