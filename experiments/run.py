@@ -50,7 +50,10 @@ def main(argv) -> int:
     except ValueError as err:
         print(f"run.py: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {out}/results.csv, {out}/tables.md and {out}/report.html")
+    import jax
+
+    print(f"wrote {out}/results.csv, {out}/tables.md and {out}/report.html "
+          f"(process {jax.process_index()} of {jax.process_count()}, {jax.local_device_count()} devices)")
     return 0
 
 

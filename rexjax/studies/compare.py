@@ -17,16 +17,14 @@ from rexjax import evaluation
 from rexjax.report import plots
 from rexjax.report.html import markdown_table
 from rexjax.studies.maps import slug
-from rexjax.studies.runner import Section, Variant
+from rexjax.studies.runner import Section, Variant, method_variants
 from rexjax.studies.tables import numeric, values
 
 EXTRA_COLUMNS: tuple = ()
 
 
 def variants(config) -> list[Variant]:
-    shared = {"mask_mode": config.mask_mode, "batch_size": config.batch_size}
-    made = evaluation.make_methods(config.methods, config, shared=shared)
-    return [Variant(name, method, config.mask_mode) for name, method in made.items()]
+    return method_variants(config)
 
 
 def paper_table(rows) -> str:

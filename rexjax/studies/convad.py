@@ -34,7 +34,7 @@ from rexjax.masking import parse_mask_mode
 from rexjax.report import plots
 from rexjax.report.html import markdown_table
 from rexjax.studies.maps import own_mask, slug
-from rexjax.studies.runner import Section, Variant, split_names
+from rexjax.studies.runner import Section, Variant, make_method, split_names
 from rexjax.studies.tables import mean_sem, values
 
 EXTRA_COLUMNS = ("occlusion", "gamma", "expl_area", "expl_confidence", "rho_k1", "rho_k2")
@@ -60,10 +60,10 @@ def variants(config) -> list[Variant]:
             shared = {"batch_size": config.batch_size, "mask_mode": mode}
             if canonical == "rex":
                 for g in gammas(config):
-                    made = methods.make(canonical, shared=shared, **{**settings, "min_confidence": g})
+                    made = make_method(canonical, {**settings, "min_confidence": g}, shared)
                     out.append(Variant(f"{name}[{occlusion},g={g:g}]", made, mode))
             else:
-                out.append(Variant(f"{name}[{occlusion}]", methods.make(canonical, shared=shared, **settings), mode))
+                out.append(Variant(f"{name}[{occlusion}]", make_method(canonical, settings, shared), mode))
     return out
 
 

@@ -34,7 +34,7 @@ import dataclasses
 import importlib
 import json
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 import jax
 import numpy as np
@@ -115,6 +115,39 @@ def check_model(spec: str) -> None:
     models.get_spec(spec)
 
 
+# Built once per process, so that a method compiles once per (model, input size, method
+# config, device) however many runs a process makes (a resumed run, the tests' studies).
+_METHODS: dict = {}
+_CLASSIFIERS: dict = {}
+
+
+def make_method(name: str, settings: Mapping, shared: Mapping):
+    """`methods.make(name, shared=shared, **settings)`, the same object for the same
+    (name, settings, shared) within a process."""
+    from rexjax import methods
+
+    canonical = methods.canonical(name)
+    key = (canonical, evaluation.config_json(dict(settings)), evaluation.config_json(dict(shared)))
+    if key not in _METHODS:
+        _METHODS[key] = methods.make(canonical, shared=dict(shared), **dict(settings))
+    return _METHODS[key]
+
+
+def method_variants(config, mask_mode: MaskMode = None) -> list[Variant]:
+    """One Variant per method of `config.methods` (its sub-config `config[canonical name]`),
+    with the config's mask_mode (or `mask_mode`) and batch_size shared."""
+    from rexjax import methods
+
+    mode = config.mask_mode if mask_mode is None else mask_mode
+    shared = {"mask_mode": mode, "batch_size": config.batch_size}
+    out = []
+    for name in evaluation.method_names(config.methods):
+        canonical = methods.canonical(name)
+        settings = config[canonical].to_dict() if canonical in config else {}
+        out.append(Variant(name, make_method(canonical, settings, shared), mode))
+    return out
+
+
 def load_model(spec: str):
     if ":" in spec:
         module, attr = spec.split(":", 1)
@@ -122,6 +155,16 @@ def load_model(spec: str):
     from rexjax import models
 
     return models.load(spec)
+
+
+def classifier_on(spec: str, device) -> Classifier:
+    """The Classifier of model `spec` (named `spec`) on `device`, one per process."""
+    key = (spec, device.platform, device.id)
+    if key not in _CLASSIFIERS:
+        if (spec, None) not in _CLASSIFIERS:
+            _CLASSIFIERS[(spec, None)] = load_model(spec)
+        _CLASSIFIERS[key] = Classifier.of(on_device(_CLASSIFIERS[(spec, None)], device), name=spec)
+    return _CLASSIFIERS[key]
 
 
 def on_device(model, device):
@@ -182,7 +225,8 @@ def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True)
     todo = {k: vs for k, vs in todo.items() if vs}
     mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("images",))
     devices = list(mesh.devices.flat)
-    loaded = {m: load_model(m) for m in names if any(k[1] == m for k in todo)}
+    for m in dict.fromkeys(k[1] for k in todo):  # load on this thread, before the workers
+        classifier_on(m, devices[0])
     hook_columns: Optional[Callable] = getattr(study, "columns", None)
 
     with tqdm(total=sum(len(v) for v in todo.values()), desc=config.study, unit="map",
@@ -195,7 +239,7 @@ def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True)
                     jobs = [(i, todo[(i, m)]) for n, i in enumerate(mine) if n % len(devices) == d and (i, m) in todo]
                     if not jobs:
                         continue
-                    clf = Classifier.of(on_device(loaded[m], device), name=m)
+                    clf = classifier_on(m, device)
                     evaluators, prepared = {}, {}
                     for i, vs in jobs:
                         ctx = Context(clf, i, samples[i], jax.random.fold_in(

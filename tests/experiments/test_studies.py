@@ -1,0 +1,83 @@
+"""Every study end to end at test size (files, columns, rows, resume), in process."""
+
+import csv
+
+import pytest
+
+from rexjax import evaluation, studies
+from rexjax.studies import maps, runner
+from rexjax.studies.rowlog import read_rows
+from tests.experiments.helpers import STUDY_SETTINGS, tiny_config, tiny_images
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return tiny_images(tmp_path_factory.mktemp("images"))
+
+
+def _without_timing(rows):
+    return [{k: v for k, v in r.items() if k not in runner.TIMING} for r in rows]
+
+
+@pytest.mark.parametrize("study", sorted(STUDY_SETTINGS))
+def test_study_end_to_end_and_resume(study, images, tmp_path, monkeypatch):
+    config = tiny_config(study, images, tmp_path / "out")
+    module = studies.study(config.study)
+    n_variants = len(module.variants(config))
+    n_models = len(config.models.split(","))
+    out = runner.run(config, module, progress=False)
+
+    rows = read_rows(out / "results.csv")
+    with open(out / "results.csv") as f:
+        header = next(csv.reader(f))
+    assert header == evaluation.COLUMNS + list(module.EXTRA_COLUMNS)
+    assert len(rows) == 2 * n_models * n_variants
+    assert len({(r["image_index"], r["model"], r["method"]) for r in rows}) == len(rows)
+    assert [int(r["image_index"]) for r in rows] == sorted(int(r["image_index"]) for r in rows)
+    for r in rows:
+        for c in module.EXTRA_COLUMNS:
+            if c not in ("gamma", "rho_k2", "expl_confidence"):  # empty by design here
+                assert r[c] != "", (study, c, r)
+        if "correct" in r:  # labels im0 -> 0, im1 -> 1
+            assert r["correct"] == str(int(int(r["target"]) == int(r["image_index"])))
+        assert all(p.is_file() for p in maps.paths(out, r["model"], r["method"], r["image"]).values())
+    for name in ("report.html", "tables.md", "config.json"):
+        assert (out / name).is_file()
+    before = (out / "results.csv").read_text()
+
+    # resume: a finished run computes nothing and leaves the CSV as it was
+    def no_call(*args, **kwargs):
+        raise AssertionError("a finished row was recomputed")
+
+    with monkeypatch.context() as m:
+        m.setattr(evaluation.Evaluator, "measure_maps", no_call)
+        runner.run(config, module, progress=False, analyse=False)
+    assert (out / "results.csv").read_text() == before
+
+    # an interrupted run (last row cut half-way, the one before it missing) redoes just those two
+    lines = before.splitlines(keepends=True)
+    (out / "results.csv").write_text("".join(lines[:-2]) + lines[-1][: len(lines[-1]) // 2])
+    calls = []
+    real = evaluation.Evaluator.measure_maps
+    with monkeypatch.context() as m:
+        m.setattr(evaluation.Evaluator, "measure_maps", lambda self, *a, **k: calls.append(a[0]) or real(self, *a, **k))
+        runner.run(config, module, progress=False, analyse=False)
+    assert len(calls) == 2
+    assert _without_timing(read_rows(out / "results.csv")) == _without_timing(rows)
+
+
+def test_captum_config_is_the_paper_protocol():
+    from tests.experiments.helpers import load_config
+
+    config = load_config("rex_compare_captum")
+    assert config.study == "rex_compare" and config.methods.split(",")[0] == "rex"
+    assert (config.lime.n_samples, config.kernel_shap.n_samples, config.rise.n_masks) == (25, 25, 6000)
+
+
+def test_bad_settings_fail_before_any_model(images, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "load_model", lambda spec: pytest.fail("model loaded before validation"))
+    for bad, match in [(dict(methods="rex,nope"), "unknown method 'nope'"), (dict(models="no_such_model"), "no_such_model"),
+                       (dict(max_images=0), "max_images must be"), (dict(layout="coco"), "layout must be one of")]:
+        config = tiny_config("rex_compare", images, tmp_path / "bad", **bad)
+        with pytest.raises(ValueError, match=match):
+            runner.run(config, studies.study("rex_compare"), progress=False)
