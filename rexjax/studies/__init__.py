@@ -13,6 +13,9 @@
                                                      hoc, mixed model, Dice / Hausdorff matrices
     extremal                        `extremal`:      extremal perturbations vs ReX's sufficient
                                                      explanations (area, Dice, sufficiency)
+
+Beside them: `photobomb` (the ReX paper's photobombing set, `experiments/photobomb.py`),
+`stats` (the statistics), `maps` (per-row PNGs), `rowlog` (the resumable CSV), `tables`.
 """
 
 import importlib
