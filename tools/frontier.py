@@ -1,0 +1,220 @@
+"""The quality-cost frontier of ReX: median area and normalised insertion against forward
+images and against seconds, for the ReX tool (rex-xai 0.4.1) over its iteration budget and for
+rexjax over every knob that trades forward images for quality.
+
+Each point is one configuration run on images x seeds and scored exactly as in
+`tools/bench_compare.py` (rexjax's insertion AUC, REX convention, on each tool's own map; the
+area of each tool's own explanation; sufficiency by the torch model). rexjax points are
+RexConfig fields over its defaults, one knob at a time (`DEFAULT_GRID`; fields this version of
+RexConfig lacks are skipped, so options added later, e.g. early stopping, join by adding a
+line); compile time is excluded (each configuration is compiled on a warm-up call first).
+Forward images, areas and insertion are deterministic for a seed, so they are valid on a busy
+machine; seconds are not (the load average is written with the table).
+
+Writes `frontier.csv` (one row per point and tool: medians and counts), `frontier.md` and
+`frontier.png` under --out after every point; a rerun with the same images and seeds skips
+the points already in `frontier.csv` (a long sweep can be stopped and resumed).
+
+  .venv/bin/python tools/frontier.py                          # full sweep (hours on 2 cores)
+  .venv/bin/python tools/frontier.py --limit 1 --seeds 1 --tool_iters 2,5 \\
+      --grid '[{"iters": 2}, {"iters": 5}, {"iters": 5, "refine_static": false}]'   # smoke
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from absl import app, flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_env  # noqa: E402  (sibling scripts, not part of the package)
+from bench_runs import Scorer, ToolWorker, run_rexjax, run_tool  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# rexjax: RexConfig fields over the defaults, one knob at a time (iters also with the others).
+DEFAULT_GRID = (
+    {}, {"iters": 5}, {"iters": 10}, {"iters": 30},
+    {"refine_static": False}, {"refine_static": False, "iters": 10},
+    {"responsibility": "rex"}, {"responsibility": "sufficient"},
+    {"queue_len": 2}, {"queue_style": "all"},
+    {"min_box_size": 20}, {"min_box_size": 40}, {"tree_depth": 6},
+    {"chunk_size": 25}, {"prefix_search": "linear"},
+    {"search_limit": 100}, {"search_limit": 200},
+)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("images", str(ROOT / "third_party" / "images"), "Folder of images (or one image).")
+flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds.")
+flags.DEFINE_integer("limit", None, "Only the first N images.")
+flags.DEFINE_list("tool_iters", ["5", "10", "20", "40"], "The tool's iteration budgets (empty: no tool points).")
+flags.DEFINE_string("grid", None, "JSON list of RexConfig-field dicts (default: DEFAULT_GRID).")
+flags.DEFINE_string("out", str(ROOT / "experiments" / "results" / "frontier"), "Output folder.")
+flags.DEFINE_string("venv", str(bench_env.DEFAULT_VENV), "The torch environment (built if missing).")
+
+
+def label(options: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in options.items()) or "defaults"
+
+
+def usable(grid, fields: set[str], log=print) -> list[dict]:
+    """The grid points whose fields all exist in RexConfig (others are reported and skipped)."""
+    keep = []
+    for point in grid:
+        missing = sorted(set(point) - fields)
+        if missing:
+            log(f"# skipping {label(point)}: RexConfig has no {missing}")
+        else:
+            keep.append(point)
+    return keep
+
+
+def point_row(tool: str, options: dict, runs) -> dict:
+    med = lambda k: statistics.median(r.row()[k] for r in runs)
+    return {"tool": tool, "point": label(options), "runs": len(runs), "forward_images": med("forward_images"),
+            "seconds": med("seconds"), "area": med("area"), "insertion": med("insertion"),
+            "deletion": med("deletion"), "sufficient": sum(r.scores["sufficient_torch"] for r in runs)}
+
+
+def done_rows(out: Path, images, seeds) -> list[dict]:
+    """Rows of an earlier run in out/frontier.csv made on the same images and seeds (resume)."""
+    path = out / "frontier.csv"
+    if not path.is_file():
+        return []
+    want = (" ".join(p.name for p in images), " ".join(map(str, seeds)))
+    with open(path) as f:
+        rows = [r for r in csv.DictReader(f) if (r["images"], r["seeds"]) == want]
+    for r in rows:
+        for k, v in r.items():
+            if k not in ("tool", "point", "images", "seeds") and v != "":
+                r[k] = float(v)
+    return rows
+
+
+def sweep(images, seeds, tool_iters, grid, venv: Path, out: Path, log=print, on_row=None) -> tuple[list[dict], dict]:
+    """Runs every tool point and rexjax grid point not already in out/frontier.csv for these
+    images and seeds; `on_row(rows, facts)` after each new point (the caller writes files)."""
+    from rexjax import models
+    from rexjax.api import make_explainer
+    from rexjax.causal import RexConfig
+    from rexjax.classifier import Classifier
+
+    out.mkdir(parents=True, exist_ok=True)
+    worker = ToolWorker(bench_env.ensure(venv), out / "tool_worker.log")
+    facts = {"tool": worker.ask({"op": "info"}), "load_start": os.getloadavg(), "cpus": os.cpu_count(),
+             "images": [p.name for p in images], "seeds": seeds}
+    model = models.load("efficientnet_lite0")
+    scorer = Scorer(Classifier.of(model), worker)
+    rows = done_rows(out, images, seeds)
+    have = {(r["tool"], r["point"]) for r in rows}
+    tag = {"images": " ".join(p.name for p in images), "seeds": " ".join(map(str, seeds))}
+
+    def add(row: dict) -> None:
+        rows.append(dict(row, **tag))
+        log(rows[-1])
+        facts["load_end"] = os.getloadavg()
+        if on_row is not None:
+            on_row(rows, facts)
+
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        xs = {p.name: model.preprocess(p) for p in images}
+        for name, x in xs.items():
+            np.save(tmp / f"{name}.npy", x)
+        jobs = [(name, s) for s in seeds for name in xs]
+        for iters in tool_iters:
+            if ("rex-xai", label({"iters": iters})) in have:
+                continue
+            runs = []
+            for name, seed in jobs:
+                r = run_tool(worker, tmp / f"{name}.npy", name, seed, {"iters": iters}, tmp)
+                r.scores = scorer(r, xs[name], tmp / f"{name}.npy", tmp)
+                runs.append(r)
+            add(point_row("rex-xai", {"iters": iters}, runs))
+        for options in usable(grid, {f.name for f in dataclasses.fields(RexConfig)}, log):
+            if ("rexjax", label(options)) in have:
+                continue
+            explainer = make_explainer(model, **options)
+            t = time.perf_counter()
+            explainer(xs[jobs[0][0]], key=jobs[0][1])  # compile, not counted
+            compile_s = time.perf_counter() - t
+            runs = []
+            for name, seed in jobs:
+                r = run_rexjax(explainer, xs[name], name, seed)
+                r.scores = scorer(r, xs[name], tmp / f"{name}.npy", tmp)
+                runs.append(r)
+            add(dict(point_row("rexjax", options, runs), first_call_s=compile_s))
+    worker.close()
+    facts["load_end"] = os.getloadavg()
+    return rows, facts
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9))
+    for col, x_key in enumerate(("forward_images", "seconds")):
+        for row, y_key in enumerate(("area", "insertion")):
+            ax = axes[row, col]
+            tool = sorted((r for r in rows if r["tool"] == "rex-xai"), key=lambda r: r[x_key])
+            ax.plot([r[x_key] for r in tool], [r[y_key] for r in tool], "o-", color="tab:red", label="rex-xai 0.4.1 (iters)")
+            for r in tool:
+                ax.annotate(r["point"].replace("iters=", ""), (r[x_key], r[y_key]), fontsize=7, color="tab:red")
+            ours = [r for r in rows if r["tool"] == "rexjax"]
+            ax.plot([r[x_key] for r in ours], [r[y_key] for r in ours], "s", color="tab:blue", label="rexjax")
+            for r in ours:
+                ax.annotate(r["point"], (r[x_key], r[y_key]), fontsize=6, color="tab:blue")
+            ax.set_xlabel({"forward_images": "median forward images per image", "seconds": "median seconds per image"}[x_key])
+            ax.set_ylabel({"area": "median area (lower is better)", "insertion": "median normalised insertion (higher is better)"}[y_key])
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(rows: list[dict], facts: dict, out: Path) -> str:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(out / "frontier.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    title = (f"{len(facts['images'])} images x seeds {facts['seeds']}, {facts['cpus']} CPUs, load "
+             f"{tuple(round(v, 1) for v in facts['load_start'])} -> {tuple(round(v, 1) for v in facts['load_end'])}")
+    plot(rows, out / "frontier.png", title)
+    lines = [f"Frontier: {title}.", "", "| tool | point | forward images | s | area | insertion | deletion | sufficient |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['tool']} | {r['point']} | {r['forward_images']:.0f} | {r['seconds']:.1f} | {r['area']:.3f} | "
+              f"{r['insertion']:.3f} | {r['deletion']:.3f} | {int(r['sufficient'])}/{int(r['runs'])} |" for r in rows]
+    text = "\n".join(lines) + "\n"
+    (out / "frontier.md").write_text(text)
+    return text
+
+
+def main(argv):
+    from rexjax import data
+
+    images = data.list_images(FLAGS.images)[: FLAGS.limit]
+    grid = json.loads(FLAGS.grid) if FLAGS.grid else list(DEFAULT_GRID)
+    out = Path(FLAGS.out)
+    rows, facts = sweep(images, [int(s) for s in FLAGS.seeds], [int(i) for i in FLAGS.tool_iters], grid,
+                        Path(FLAGS.venv), out, on_row=lambda rows, facts: write(rows, facts, out))
+    print(write(rows, facts, out) if rows else "no points")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
