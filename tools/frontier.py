@@ -53,13 +53,17 @@ DEFAULT_GRID = (
 )
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("images", str(ROOT / "third_party" / "images"), "Folder of images (or one image).")
-flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds.")
-flags.DEFINE_integer("limit", None, "Only the first N images.")
-flags.DEFINE_list("tool_iters", ["5", "10", "20", "40"], "The tool's iteration budgets (empty: no tool points).")
-flags.DEFINE_string("grid", None, "JSON list of RexConfig-field dicts (default: DEFAULT_GRID).")
-flags.DEFINE_string("out", str(ROOT / "experiments" / "results" / "frontier"), "Output folder.")
-flags.DEFINE_string("venv", str(bench_env.DEFAULT_VENV), "The torch environment (built if missing).")
+
+
+def define_flags() -> None:
+    """The command line (defined only when run as a script, so tests can import this module)."""
+    flags.DEFINE_string("images", str(ROOT / "third_party" / "images"), "Folder of images (or one image).")
+    flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds.")
+    flags.DEFINE_integer("limit", None, "Only the first N images.")
+    flags.DEFINE_list("tool_iters", ["5", "10", "20", "40"], "The tool's iteration budgets (empty: no tool points).")
+    flags.DEFINE_string("grid", None, "JSON list of RexConfig-field dicts (default: DEFAULT_GRID).")
+    flags.DEFINE_string("out", str(ROOT / "experiments" / "results" / "frontier"), "Output folder.")
+    flags.DEFINE_string("venv", str(bench_env.DEFAULT_VENV), "The torch environment (built if missing).")
 
 
 def label(options: dict) -> str:
@@ -217,4 +221,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
