@@ -11,8 +11,9 @@ statistics (so eval-mode BN is really exercised; builders randomise the other af
 parameters that init to constants: LayerNorm, GRN, layer scale), and saves
   * `<family>_zip.pth`     state_dict, `torch.save` zip format (torch >= 1.6 default),
   * `<family>_legacy.pth`  the same state_dict with `_use_new_zipfile_serialization=False`,
-  * `<family>.npz`         `x` (NCHW input, float32), `logits`, `feature` (the Grad-CAM layer's
-                           activation, transposed to NHWC) and `torch_version`.
+  * `<family>.npz`         `x` (NCHW input), `logits`, `feature` (the Grad-CAM layer's
+                           activation, transposed to NHWC) and `torch_version`; float32, or
+                           float64 for the FLOAT64 families (float64 forward of the float32 weights).
 The Flax side of each tiny configuration lives in tests/models/test_zoo_parity.py
 (`TINY`); the test checks the key sets match exactly, so the two cannot drift silently.
 """
@@ -29,8 +30,41 @@ from torch import nn
 
 SEED = 0
 INPUT_SHAPE = (2, 3, 63, 72)  # odd, non-square: exercises stride-2 floor and asymmetric maps
-INPUT_SHAPES = {"inception_v3": (2, 3, 79, 86), "inception_v4": (2, 3, 79, 86), "inception_resnet_v2": (2, 3, 79, 86)}
+# Inception's stem needs >= 75 px; 107 x 150 leaves a 2 x 3 Grad-CAM grid (8 x 8 at 299)
+INPUT_SHAPES = {"inception_v3": (2, 3, 107, 150), "inception_v4": (2, 3, 107, 150), "inception_resnet_v2": (2, 3, 107, 150)}
+WIDTH_DIV = 16  # Inception widths are hard-coded in torchvision/timm; all are multiples of 32
+
+
+def scaled(conv_cls):
+    """A conv-block class whose channel counts are divided by WIDTH_DIV (3 input channels kept),
+    so that the whole net shrinks consistently (pass-through max-pool branches included)."""
+
+    def make(in_channels, out_channels, *args, **kwargs):
+        s = lambda c: c if c == 3 else c // WIDTH_DIV  # noqa: E731
+        return conv_cls(s(in_channels), s(out_channels), *args, **kwargs)
+
+    return make
+
 NUM_CLASSES = 10
+CALIBRATE = {"inception_v3", "inception_v4", "inception_resnet_v2"}  # BN stats from a batch (calibrate_bn)
+# References computed in float64 from the float32 weights (the test runs the port in float64):
+# ~60 calibrated conv-BN-ReLU layers amplify float32 rounding to ~6e-5 of torch's own logits,
+# so a float32 comparison at 1e-4 would measure rounding, not the port.
+FLOAT64 = CALIBRATE
+
+
+def calibrate_bn(model: nn.Module, x: torch.Tensor) -> None:
+    """Running statistics := the batch statistics of `x` (affine parameters kept). Deep
+    narrow nets (Inception at 1/16 width) with random running statistics lose the input
+    signal after ~20 conv-BN-ReLU layers (logits independent of the input)."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: one batch -> its statistics
+        m.train()
+    with torch.no_grad():
+        model(x)
+    model.eval()
 
 
 def randomise(params, gen: torch.Generator, scale: float = 0.2, offset: float = 0.0) -> None:
@@ -163,6 +197,57 @@ def tiny_resnet_d() -> tuple[nn.Module, nn.Module]:
     return m, m.layer4
 
 
+def tiny_inception_v3() -> tuple[nn.Module, nn.Module]:
+    """torchvision Inception3 at 1/16 width (every block's conv_block scaled), with
+    transform_input and the auxiliary head (its keys must be dropped by the converter)."""
+    from torchvision.models import inception as tv
+
+    conv = scaled(tv.BasicConv2d)
+    blocks = [conv] + [partial(b, conv_block=conv) for b in (tv.InceptionA, tv.InceptionB, tv.InceptionC, tv.InceptionD, tv.InceptionE, tv.InceptionAux)]
+    m = tv.Inception3(num_classes=NUM_CLASSES, aux_logits=True, transform_input=True, inception_blocks=blocks, init_weights=True)
+    m.fc = nn.Linear(2048 // WIDTH_DIV, NUM_CLASSES)
+    nn.init.normal_(m.fc.weight, 0, 0.3)
+    return m, m.Mixed_7c
+
+
+class _ScaledNN:
+    """`torch.nn` with Conv2d widths divided by WIDTH_DIV (for timm modules that build their
+    residual 1x1 convs with a hard-coded `nn.Conv2d(128, 320, ...)`)."""
+
+    Conv2d = staticmethod(scaled(nn.Conv2d))
+
+    def __getattr__(self, name):
+        return getattr(nn, name)
+
+
+def tiny_timm_inception(module_name: str, cls_name: str, head: str) -> nn.Module:
+    """timm InceptionV4 / InceptionResnetV2 at 1/16 width: the module's `ConvNormAct` (and
+    `nn.Conv2d`) are swapped for scaled versions while the model is built."""
+    import importlib
+
+    mod = importlib.import_module(f"timm.models.{module_name}")
+    saved = mod.ConvNormAct, mod.nn
+    mod.ConvNormAct, mod.nn = scaled(saved[0]), _ScaledNN()
+    try:
+        m = getattr(mod, cls_name)(num_classes=NUM_CLASSES)
+    finally:
+        mod.ConvNormAct, mod.nn = saved
+    fc = nn.Linear(1536 // WIDTH_DIV, NUM_CLASSES)
+    nn.init.normal_(fc.weight, 0, 0.3)
+    setattr(m, head, fc)
+    return m
+
+
+def tiny_inception_v4() -> tuple[nn.Module, nn.Module]:
+    m = tiny_timm_inception("inception_v4", "InceptionV4", "last_linear")
+    return m, m.features[-1]
+
+
+def tiny_inception_resnet_v2() -> tuple[nn.Module, nn.Module]:
+    m = tiny_timm_inception("inception_resnet_v2", "InceptionResnetV2", "classif")
+    return m, m.conv2d_7b
+
+
 FAMILIES = {
     "resnet": tiny_resnet,
     "vgg": tiny_vgg,
@@ -171,6 +256,9 @@ FAMILIES = {
     "convnext": tiny_convnext,
     "convnextv2": tiny_convnextv2,
     "resnet_d": tiny_resnet_d,
+    "inception_v3": tiny_inception_v3,
+    "inception_v4": tiny_inception_v4,
+    "inception_resnet_v2": tiny_inception_resnet_v2,
 }
 
 
@@ -255,8 +343,12 @@ def main() -> None:
         perturb_bn(model, gen)
         model.eval()
         x = torch.randn(INPUT_SHAPES.get(family, INPUT_SHAPE), generator=gen)
+        if family in CALIBRATE:
+            calibrate_bn(model, torch.randn((8, *x.shape[1:]), generator=gen))
+        sd = {k: v.clone() for k, v in model.state_dict().items()}
+        if family in FLOAT64:  # float32 weights, float64 reference (see FLOAT64)
+            model, x = model.double(), x.double()
         logits, feature = run_with_feature(model, layer, x)
-        sd = model.state_dict()
         torch.save(sd, os.path.join(args.out, f"{family}_zip.pth"))
         torch.save(sd, os.path.join(args.out, f"{family}_legacy.pth"), _use_new_zipfile_serialization=False)
         np.savez_compressed(

@@ -134,7 +134,7 @@ class TorchPort:
         shape checked (CheckpointMismatchError names the first bad key and its expected
         torch shape)."""
         module = self.module() if config is None else self.module(config)
-        template = variables_template(module, (64, 64))
+        template = variables_template(module, (self.size, self.size))  # parameters do not depend on it
         return self._convert(state_dict, template, module.config, f"{type(module).__name__} state_dict")
 
     def spec(self, name: str) -> ModelSpec:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from rexjax.models import convnext as CN
 from rexjax.models import efficientnet_v2 as EV2
+from rexjax.models import inception as INC
 from rexjax.models import regnet as RN
 from rexjax.models import resnet as R
 from rexjax.models import vgg as V
@@ -67,4 +68,7 @@ TINY = {
         R.convert,
         "layer4",
     ),
+    "inception_v3": (INC.Inception, INC.InceptionConfig("v3", width_div=16, transform_input=True, num_classes=10), INC.convert, "mixed7"),
+    "inception_v4": (INC.Inception, INC.InceptionConfig("v4", width_div=16, num_classes=10), INC.convert, "mixed7"),
+    "inception_resnet_v2": (INC.Inception, INC.InceptionConfig("resnet_v2", width_div=16, num_classes=10), INC.convert, "mixed7"),
 }

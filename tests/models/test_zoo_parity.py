@@ -17,14 +17,24 @@ from rexjax.models.convert.pth import load_state_dict
 from tests.helpers.zoo import FIXTURES, TINY
 
 
+# XLA:CPU without LLVM's expensive passes: the Inception twins (~250 convs) compile in ~7 s, not ~40 s
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
 def _run(family: str, fmt: str):
+    """Flax logits and Grad-CAM feature on the fixture input, in the reference's dtype
+    (float64 references: the Inception fixtures, see tools/make_parity_fixtures.py FLOAT64)."""
     cls, cfg, convert, feat = TINY[family]
     sd = load_state_dict(FIXTURES / f"{family}_{fmt}.pth")
     variables = convert(sd, cfg)
     ref = np.load(FIXTURES / f"{family}.npz")
-    x = jnp.asarray(ref["x"].transpose(0, 2, 3, 1))  # NCHW -> NHWC
-    with jax.default_matmul_precision("highest"):
-        logits, state = jax.jit(lambda v, x: cls(cfg).apply(v, x, mutable=["intermediates"]))(variables, x)
+    dtype = ref["logits"].dtype
+    with jax.enable_x64(dtype == np.float64), jax.default_matmul_precision("highest"):
+        variables = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), variables)
+        x = jnp.asarray(ref["x"].transpose(0, 2, 3, 1), dtype)  # NCHW -> NHWC
+        lowered = jax.jit(lambda v, x: cls(cfg).apply(v, x, mutable=["intermediates"])).lower(variables, x)
+        logits, state = lowered.compile(compiler_options=FAST_COMPILE)(variables, x)
+        assert logits.dtype == dtype
     return np.asarray(logits), np.asarray(state["intermediates"][feat][0]), ref
 
 
@@ -32,6 +42,7 @@ def _run(family: str, fmt: str):
 def test_logits_and_features_match_torch(family):
     logits, feature, ref = _run(family, "zip")
     assert logits.shape == ref["logits"].shape and np.abs(ref["logits"]).max() > 0.5  # not a vacuous check
+    assert np.abs(ref["feature"][0] - ref["feature"][1]).max() > 1e-3  # the feature depends on the input
     assert np.abs(logits - ref["logits"]).max() <= 1e-4
     assert feature.shape == ref["feature"].shape
     np.testing.assert_allclose(feature, ref["feature"], rtol=1e-4, atol=1e-4)
@@ -174,3 +185,65 @@ def test_vgg_under_convad(hw):
     np.testing.assert_allclose(out[0], plain[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out[1], out[2], rtol=1e-5, atol=1e-5)
     assert np.abs(np.asarray(out[0] - out[1])).max() > 1e-4  # the mask does something
+
+
+# torchvision 0.29.1 / timm 1.0.31 `sum(p.numel() for p in model.parameters())`; inception_v3:
+# 27,161,264 with the training-only AuxLogits head (3,326,696), which the port does not build
+ISSUE14_PARAMS = {
+    "convnext_tiny": 28_589_128,
+    "convnext_small": 50_223_688,
+    "convnext_base": 88_591_464,
+    "convnext_large": 197_767_336,
+    "convnextv2_large": 197_956_840,
+    "convnextv2_huge": 660_289_640,
+    "resnet152": 60_192_808,
+    "resnet152d": 60_212_040,
+    "vgg19": 143_667_240,
+    "inception_v3": 27_161_264 - 3_326_696,
+    "inception_v4": 42_679_816,
+    "inception_resnet_v2": 55_843_464,
+}
+# hand-checked keys of the full-size torchvision/timm state_dicts
+ISSUE14_KEYS = {
+    "convnext_tiny": {"features.0.0.weight", "features.1.2.layer_scale", "features.5.8.block.0.bias", "features.6.1.weight", "classifier.2.weight"},
+    "convnextv2_huge": {"stem.1.bias", "stages.2.blocks.26.mlp.grn.weight", "stages.3.downsample.1.weight", "stages.1.blocks.0.conv_dw.weight", "head.norm.weight"},
+    "resnet152d": {"conv1.6.weight", "conv1.4.running_var", "layer1.0.downsample.1.weight", "layer3.35.bn3.bias", "layer4.0.downsample.2.running_mean"},
+    "vgg19": {"features.34.weight", "classifier.6.bias"},
+    "inception_v3": {"Conv2d_4a_3x3.conv.weight", "Mixed_6e.branch7x7dbl_5.bn.running_var", "Mixed_7c.branch3x3dbl_3b.conv.weight", "fc.bias"},
+    "inception_v4": {"features.3.conv.conv.weight", "features.21.branch2_3b.bn.bias", "features.17.branch3.1.conv.weight", "last_linear.weight"},
+    "inception_resnet_v2": {"repeat_1.19.conv2d.bias", "repeat.9.branch2.2.bn.weight", "block8.conv2d.weight", "conv2d_7b.bn.running_mean", "classif.weight"},
+}
+
+
+IMAGENET = (0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255)
+INCEPTION = (127.5,) * 3, (127.5,) * 3
+# (eval size, resample, (mean, std)) as the source's default weights define them
+ISSUE14_PREPROCESS = {
+    **{n: (224, "bilinear", IMAGENET) for n in ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large", "resnet152", "vgg19")},
+    "convnextv2_large": (224, "bicubic", IMAGENET),
+    "convnextv2_huge": (384, "bicubic", IMAGENET),
+    "resnet152d": (256, "bicubic", IMAGENET),
+    "inception_v3": (299, "bilinear", IMAGENET),
+    "inception_v4": (299, "bicubic", INCEPTION),
+    "inception_resnet_v2": (299, "bicubic", INCEPTION),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ISSUE14_PARAMS))
+def test_issue14_parameter_counts_keys_and_preprocessing(name):
+    import rexjax.models as M
+    from flax import traverse_util
+    from rexjax.models.inception import inception_key
+    from rexjax.models.model import variables_template
+    from rexjax.models.torch_port import dotted_key
+
+    spec = M.get_spec(name)
+    template = variables_template(spec.make_module(), spec.input_size)  # jax.eval_shape: no compute
+    assert sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(template["params"])) == ISSUE14_PARAMS[name]
+    key_fn = spec.key_fn or {"vgg19": dotted_key, "inception_v3": inception_key}[name]  # these two convert via `prepare`
+    keys = {key_fn(p) for p in traverse_util.flatten_dict(template)}
+    assert ISSUE14_KEYS.get(name, set()) <= keys, ISSUE14_KEYS[name] - keys
+    size, resample, (mean, std) = ISSUE14_PREPROCESS[name]
+    pre = spec.preprocess
+    assert spec.input_size == pre.size == (size, size) and pre.resample == resample
+    np.testing.assert_allclose(pre.mean, mean) and np.testing.assert_allclose(pre.std, std)
