@@ -239,11 +239,11 @@ def _contract_positions(ctx, eqn, vals, mask, side, cs, bs, co, bo, axes):
             preferred_element_type=jnp.float32,
         )
 
-    base = jnp.asarray(valid_or_ones(mask))
+    base = valid_or_ones(mask)  # numpy: a jnp array made under a jit trace is a tracer
     if isinstance(weights, np.ndarray):
-        full = concrete(lambda: count_of(base))
+        full = concrete(lambda: count_of(jnp.asarray(base)))
     else:
-        full = count_of(base)
+        full = count_of(jnp.asarray(base))
     count = count_of(mask.m)
     # output layout: batch, lhs free, rhs free
     xfree = [a for a in range(x.ndim) if a not in cs and a not in bs]

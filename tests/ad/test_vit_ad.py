@@ -1,10 +1,12 @@
 """Activation-Deactivation for vision transformers (`rexjax.ad.rules_attention`) on a tiny ViT
 (random weights, both key layouts): Theorem 1 (bitwise, eager), exact deactivation, the
 poisoning leak check, a fully masked image = the class token alone, and Definition 4's
-`Phi > tau` on the patch window."""
+`Phi > tau` on the patch window; and a user's own Flax ViT (patchify by reshape) that uses
+`layers.attention`."""
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 
 from rexjax.ad import convad
 from rexjax.models import vit as V
+from rexjax.models.layers import attention
 from tests.helpers.ad_helpers import check_convad, check_poison, init_model, random_masks
 
 P = 8
@@ -86,3 +89,25 @@ def test_the_attention_rule_is_what_removes_masked_tokens(tiny, monkeypatch):
     monkeypatch.setattr(rules_attention, "ATTENTION_FUNCTIONS", ())
     with pytest.raises(UnsupportedPrimitiveError, match="both operands masked"):
         convad(module.apply)(v, x, jnp.ones(x.shape[:3]))
+
+
+class UserViT(nn.Module):
+    """A user's own Flax ViT: patchify by reshape (no conv), no class token, mean pool over
+    tokens; only `layers.attention` is shared with the zoo."""
+
+    @nn.compact
+    def __call__(self, x):
+        b, h, w, c = x.shape
+        t = x.reshape(b, h // P, P, w // P, P, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, (h // P) * (w // P), P * P * c)
+        t = nn.Dense(16)(t)
+        t = t + self.param("pos", nn.initializers.normal(0.5), (1, t.shape[1], 16))
+        q, k, v = (nn.DenseGeneral((2, 8))(nn.LayerNorm()(t)) for _ in range(3))
+        t = t + nn.Dense(16)(attention(q, k, v).reshape(b, -1, 16))
+        return nn.Dense(10)(nn.LayerNorm()(t).mean(axis=1))
+
+
+def test_a_users_own_vit_with_the_shared_attention_layer():
+    module = UserViT()
+    x = jax.random.normal(jax.random.key(4), (2, 32, 24, 3))
+    v = init_model(module, x)
+    check_convad(module.apply, v, x, jax.random.key(5))
