@@ -189,6 +189,23 @@ def select_samples(config) -> list[data.Sample]:
     return samples
 
 
+RESUMABLE_CHANGES = ("max_images", "out")  # fields a resumed run may change
+
+
+def check_same_run(path: Path, config) -> None:
+    """Writes the config to `path`, or, when a run's config is already there, checks that
+    this one differs at most in RESUMABLE_CHANGES (a resume must not mix settings in one CSV)."""
+    current = json.loads(config.to_json())
+    if path.exists():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in set(before) | set(current)
+                         if k not in RESUMABLE_CHANGES and before.get(k) != current.get(k))
+        if changed:
+            raise ValueError(f"{str(path.parent)!r} holds a run with other settings ({', '.join(changed)}); "
+                             "resume with the same config or use another out folder")
+    path.write_text(json.dumps(current, indent=1, sort_keys=True))
+
+
 def csv_path(out: Path) -> Path:
     count, index = jax.process_count(), jax.process_index()
     return out / ("results.csv" if count == 1 else f"results.p{index}-of-{count}.csv")
@@ -217,7 +234,7 @@ def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True)
     samples = select_samples(config)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(config.to_json(indent=1, sort_keys=True))
+    check_same_run(out / "config.json", config)
     columns = evaluation.COLUMNS + list(study.EXTRA_COLUMNS)
     log = RowLog(csv_path(out), columns, KEY)
     mine = [i for i in range(len(samples)) if i % jax.process_count() == jax.process_index()]

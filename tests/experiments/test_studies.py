@@ -66,6 +66,16 @@ def test_study_end_to_end_and_resume(study, images, tmp_path, monkeypatch):
     assert _without_timing(read_rows(out / "results.csv")) == _without_timing(rows)
 
 
+def test_resume_with_other_settings_is_refused(images, tmp_path):
+    config = tiny_config("shape_vs_metrics", images, tmp_path / "out", methods="rise")
+    runner.run(config, studies.study(config.study), progress=False, analyse=False)
+    config.max_images = 1  # allowed: a resumed run may cover fewer or more images
+    runner.run(config, studies.study(config.study), progress=False, analyse=False)
+    config.rise.n_masks = 16
+    with pytest.raises(ValueError, match="holds a run with other settings \\(rise\\)"):
+        runner.run(config, studies.study(config.study), progress=False, analyse=False)
+
+
 def test_captum_config_is_the_paper_protocol():
     from tests.experiments.helpers import load_config
 
