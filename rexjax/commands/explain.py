@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 
 from absl import flags
 
@@ -114,7 +115,7 @@ def _explain_one(model, explainer, path: str, name: str) -> dict:
     from rexjax.viz.explanation import display_image, save_explanation_figure
 
     x = model.preprocess(path)
-    ex = explainer(x, target=FLAGS.target, key=FLAGS.seed, progress=FLAGS.progress)
+    ex = _in_worker(lambda: explainer(x, target=FLAGS.target, key=FLAGS.seed, progress=FLAGS.progress))
     arrays = {"responsibility": ex.responsibility, "mask": ex.mask, "target": ex.target}
     if ex.multiple is not None:
         arrays["multiple_masks"] = np.stack([p.mask for p in ex.multiple.parts] + [np.zeros_like(ex.mask)])[:-1]
@@ -140,6 +141,33 @@ def _explain_one(model, explainer, path: str, name: str) -> dict:
         print(f"rexjax explain: {path}: warning: flat responsibility map (a featureless image?); "
               f"the explanation took {ex.forward_images} forward images", file=sys.stderr)
     return {"image": path, "model": FLAGS.model, **ex.stats(), **written}
+
+
+def _in_worker(fn):
+    """`fn()` on a daemon thread while the main thread waits in short joins, so Ctrl-C
+    is handled at once even while XLA runs a long jitted loop (the extraction): one line,
+    exit status 130, and the abandoned computation dies with the process. Exceptions of `fn` are re-raised here.
+    Files are written on the main thread, where AtomicOutputs defers Ctrl-C."""
+    box: dict = {}
+
+    def work():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the main thread
+            box["error"] = e
+
+    worker = threading.Thread(target=work, daemon=True, name="rexjax-explain")
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:  # XLA still runs on the worker: interpreter shutdown would abort
+        print("\nrexjax explain: interrupted", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)  # nothing is half-written: files are only written after `fn` returns
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def main(argv) -> int:

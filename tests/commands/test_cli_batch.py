@@ -174,3 +174,37 @@ def test_dispatcher_errors_are_one_line(capsys, exc, code, text):
 
 def test_is_flat():
     assert is_flat(np.zeros((4, 4))) and is_flat(np.full((4, 4), 3.0)) and not is_flat(np.eye(4))
+
+
+_INTERRUPTIBLE = r"""
+import sys
+from tests.helpers import tiny_pth_model
+from rexjax import cli
+tiny_pth_model.register()
+cli.run(["rexjax", "explain", *sys.argv[1:]])
+"""
+
+
+@pytest.mark.slow  # ~30 s: waits for ReX to be running on the tiny model
+def test_ctrl_c_during_explanation_is_prompt_and_one_line(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from tests.commands.test_cli_errors import ROOT
+
+    _rgb(tmp_path / "img.png", 0)
+    tiny.write_weights(tmp_path / "w.pth", 0)
+    env = {**os.environ, "REXJAX_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": ROOT, "REXJAX_COMPILE_CACHE": "0"}
+    args = [str(tmp_path / "img.png"), "--model", tiny.NAME, "--weights", str(tmp_path / "w.pth"), "--iters", "500",
+            "--out", str(tmp_path / "out")]
+    p = subprocess.Popen([sys.executable, "-c", _INTERRUPTIBLE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env, cwd=ROOT)
+    time.sleep(20)  # imports, model load and compile: ReX is running by now (or Ctrl-C lands earlier, also fine)
+    sent = time.time()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert time.time() - sent < 10, "Ctrl-C took too long to land"
+    assert p.returncode == 130 and err.rstrip().endswith("rexjax explain: interrupted"), err[-2000:]
+    assert "Traceback" not in err and "Fatal Python error" not in err, err[-2000:]
+    assert not os.path.exists(tmp_path / "out") or os.listdir(tmp_path / "out") == []
