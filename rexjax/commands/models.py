@@ -6,6 +6,8 @@ import logging
 
 from absl import flags
 
+from rexjax.commands import common
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("models_filter", "", "only list models whose name contains this string")
 
@@ -24,7 +26,7 @@ def table(infos) -> str:
 
 def main(argv) -> None:
     if len(argv) > 1:
-        raise ValueError(f"rexjax models takes no positional arguments, got {argv[1:]}")
+        raise common.UsageError("", f"takes no positional arguments, got {argv[1:]}")
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no TPU-probe noise
     from rexjax.models import known_models, list_models
 

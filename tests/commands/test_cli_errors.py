@@ -109,6 +109,7 @@ USAGE = [
     ("bench", ["--images={img}", "--model=nope"], "--model: unknown model"),
     ("bench", ["--images={img}", "--mask_mode=blur:1e9"], "--mask_mode"),
     ("bench", ["--images={img}", "--seed=-3"], "--seed"),
+    ("models", ["extra"], "takes no positional arguments"),
 ]
 
 
@@ -116,7 +117,7 @@ USAGE = [
 def usage_results(files, tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     results = {}
-    for command in ("explain", "evaluate", "bench"):
+    for command in ("explain", "evaluate", "bench", "models"):
         cases = [[command, *(a.format(**files) for a in args)] for c, args, _ in USAGE if c == command]
         for case, result in zip(cases, _probe(cases, cache)):
             results[json.dumps(case)] = result
