@@ -29,7 +29,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,11 +39,10 @@ from absl import app, flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_env  # noqa: E402  (sibling scripts, not part of the package)
+from bench_runs import TOOL_BATCH, Scorer, ToolWorker, run_rexjax, run_tool, source_state  # noqa: E402
 from bench_stats import Run, per_image, summary  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=2147483647:glibc.malloc.trim_threshold=4294967295"
-TOOL_BATCH = 64
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("images", str(ROOT / "third_party" / "images"), "Folder of images (or one image).")
@@ -56,85 +54,6 @@ flags.DEFINE_string("tool_args", "{}", "JSON dict of CausalArgs fields for the t
 flags.DEFINE_string("out", str(ROOT / "out" / "bench_compare"), "Folder for pairs.csv and summary.md.")
 flags.DEFINE_string("venv", str(bench_env.DEFAULT_VENV), "The torch environment (built if missing).")
 flags.DEFINE_integer("bootstrap", 2000, "Bootstrap resamples for the intervals.")
-
-
-# --- the tool's worker --------------------------------------------------------------------
-
-
-class ToolWorker:
-    """The torch process of `bench_tool_worker.py`; `ask(request) -> answer` (JSON lines)."""
-
-    def __init__(self, python: Path, log: Path):
-        env = dict(os.environ, GLIBC_TUNABLES=GLIBC_TUNABLES)
-        self.log = open(log, "w")
-        self.proc = subprocess.Popen(
-            [str(python), str(ROOT / "tools" / "bench_tool_worker.py")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
-        )
-        self._read()  # {"ready": true} once the model is loaded
-
-    def _read(self) -> dict:
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the tool's worker exited (see {self.log.name})")
-        answer = json.loads(line)
-        if "error" in answer:
-            raise RuntimeError(f"the tool's worker: {answer['error']}")
-        return answer
-
-    def ask(self, request: dict) -> dict:
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-        self.log.close()
-
-
-# --- one explanation per tool ----------------------------------------------------------------
-
-def run_tool(worker: ToolWorker, x_path: Path, image: str, seed: int, args: dict, tmp: Path) -> Run:
-    out = tmp / "tool.npz"
-    a = worker.ask({"op": "explain", "x": str(x_path), "out": str(out), "seed": seed, "args": args})
-    saved = np.load(out)
-    return Run("rex-xai", image, seed, a["target"], a["wall_s"], a["map_s"], a["extract_s"], a["forward_images"],
-               a["forward_images_map"], a["forward_images_extract"], saved["responsibility"], saved["mask"])
-
-
-def run_rexjax(explainer, x: np.ndarray, image: str, seed: int) -> Run:
-    ex = explainer(x, key=seed)
-    return Run("rexjax", image, seed, ex.target, ex.wall_time, ex.time_map, ex.time_extract, ex.forward_images,
-               ex.forward_images_map, ex.forward_images_extract, np.asarray(ex.responsibility), np.asarray(ex.mask))
-
-
-# --- one metric implementation for both --------------------------------------------------------
-
-
-class Scorer:
-    """Scores any (map, mask) with rexjax's metrics and the torch model's sufficiency check."""
-
-    def __init__(self, classifier, worker: ToolWorker):
-        self.classifier = classifier
-        self.worker = worker
-
-    def __call__(self, run: Run, x: np.ndarray, x_path: Path, tmp: Path) -> dict:
-        from rexjax.metrics import REX, insertion_deletion
-
-        curves = insertion_deletion(self.classifier, x, run.responsibility, run.target, convention=REX, mask_mode=0.0)
-        masks = tmp / "masks.npy"
-        np.save(masks, run.mask[None])
-        torch_check = self.worker.ask({"op": "check", "x": str(x_path), "masks": str(masks)})
-        jax_probs = np.asarray(self.classifier.probs(np.where(run.mask[None, ..., None], x[None], 0.0)))[0]
-        return {
-            "area": float(run.mask.mean()),
-            "insertion": curves.insertion_auc,
-            "deletion": curves.deletion_auc,
-            "sufficient_torch": bool(run.mask.any() and torch_check["top1"][0] == run.target),
-            "sufficient_jax": bool(run.mask.any() and int(np.argmax(jax_probs)) == run.target),
-            "images_per_s": run.forward_images / run.seconds,
-        }
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -154,7 +73,7 @@ def compare(images: list[Path], seeds: list[int], rexjax_options: dict, tool_arg
     python = bench_env.ensure(venv)
     worker = ToolWorker(python, out / "tool_worker.log")
     facts = {"tool": worker.ask({"op": "info"}), "jax": jax.__version__, "device": str(jax.devices()[0]),
-             "load_start": os.getloadavg(), "cpus": os.cpu_count(), "seeds": seeds}
+             "load_start": os.getloadavg(), "cpus": os.cpu_count(), "seeds": seeds, "rexjax_source": source_state()}
     model = models.load("efficientnet_lite0")
     explainer = make_explainer(model, **rexjax_options)
     facts["rexjax_config"] = {k: str(v) for k, v in vars(explainer.config).items()}
@@ -201,7 +120,7 @@ def write(runs: list[Run], facts: dict, out: Path, resamples: int) -> str:
         w.writerows(rows)
     text = (f"# rexjax vs rex-xai {facts['tool']['rex_xai']} (torch {facts['tool']['torch']}, "
             f"{facts['tool']['threads']} threads, batch {TOOL_BATCH}, malloc tuned), jax {facts['jax']} on {facts['device']}, "
-            f"{facts['cpus']} CPUs, seeds {facts['seeds']}\n\n"
+            f"{facts['cpus']} CPUs, seeds {facts['seeds']}, rexjax {facts['rexjax_source']}\n\n"
             f"Load average (1, 5, 15 min) at start {tuple(round(v, 2) for v in facts['load_start'])}, "
             f"at end {tuple(round(v, 2) for v in facts['load_end'])}.\n"
             f"rexjax first call (compile + one explanation): {facts['rexjax_first_call_s']:.1f} s"

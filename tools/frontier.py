@@ -37,7 +37,7 @@ from absl import app, flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_env  # noqa: E402  (sibling scripts, not part of the package)
-from bench_runs import Scorer, ToolWorker, run_rexjax, run_tool  # noqa: E402
+from bench_runs import Scorer, ToolWorker, run_rexjax, run_tool, source_state  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,7 +115,7 @@ def sweep(images, seeds, tool_iters, grid, venv: Path, out: Path, log=print, on_
     out.mkdir(parents=True, exist_ok=True)
     worker = ToolWorker(bench_env.ensure(venv), out / "tool_worker.log")
     facts = {"tool": worker.ask({"op": "info"}), "load_start": os.getloadavg(), "cpus": os.cpu_count(),
-             "images": [p.name for p in images], "seeds": seeds}
+             "images": [p.name for p in images], "seeds": seeds, "rexjax_source": source_state()}
     model = models.load("efficientnet_lite0")
     scorer = Scorer(Classifier.of(model), worker)
     rows = done_rows(out, images, seeds)
@@ -196,7 +196,7 @@ def write(rows: list[dict], facts: dict, out: Path) -> str:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-    title = (f"{len(facts['images'])} images x seeds {facts['seeds']}, {facts['cpus']} CPUs, load "
+    title = (f"{len(facts['images'])} images x seeds {facts['seeds']}, rexjax {facts.get('rexjax_source', '?')}, {facts['cpus']} CPUs, load "
              f"{tuple(round(v, 1) for v in facts['load_start'])} -> {tuple(round(v, 1) for v in facts['load_end'])}")
     plot(rows, out / "frontier.png", title)
     lines = [f"Frontier: {title}.", "", "| tool | point | forward images | s | area | insertion | deletion | sufficient |",

@@ -1,0 +1,108 @@
+"""One explanation per tool and one scorer for both (used by bench_compare.py and frontier.py).
+
+`ToolWorker` drives the ReX tool's torch process (`bench_tool_worker.py`, in the venv
+`bench_env.py` builds) with glibc's malloc tuned as in the tool's documented baseline;
+`run_tool` / `run_rexjax` give a `Run` per (image, seed); `Scorer` scores any tool's map and
+mask with rexjax's metrics and re-checks sufficiency with the torch model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from bench_stats import Run
+
+ROOT = Path(__file__).resolve().parents[1]
+GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=2147483647:glibc.malloc.trim_threshold=4294967295"
+TOOL_BATCH = 64  # the tool's documented batch size (bench_tool_worker.py sets it)
+
+
+def source_state() -> str:
+    """The rexjax commit measured, plus the files under rexjax/ that differ from it."""
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = git("status", "--short", "--", "rexjax").splitlines()
+    return git("rev-parse", "--short", "HEAD") + (f" + uncommitted {[l.split()[-1] for l in dirty]}" if dirty else "")
+
+
+# --- the tool's worker --------------------------------------------------------------------
+
+
+class ToolWorker:
+    """The torch process of `bench_tool_worker.py`; `ask(request) -> answer` (JSON lines)."""
+
+    def __init__(self, python: Path, log: Path):
+        env = dict(os.environ, GLIBC_TUNABLES=GLIBC_TUNABLES)
+        self.log = open(log, "w")
+        self.proc = subprocess.Popen(
+            [str(python), str(ROOT / "tools" / "bench_tool_worker.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
+        )
+        self._read()  # {"ready": true} once the model is loaded
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the tool's worker exited (see {self.log.name})")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"the tool's worker: {answer['error']}")
+        return answer
+
+    def ask(self, request: dict) -> dict:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+        self.log.close()
+
+
+# --- one explanation per tool ----------------------------------------------------------------
+
+def run_tool(worker: ToolWorker, x_path: Path, image: str, seed: int, args: dict, tmp: Path) -> Run:
+    out = tmp / "tool.npz"
+    a = worker.ask({"op": "explain", "x": str(x_path), "out": str(out), "seed": seed, "args": args})
+    saved = np.load(out)
+    return Run("rex-xai", image, seed, a["target"], a["wall_s"], a["map_s"], a["extract_s"], a["forward_images"],
+               a["forward_images_map"], a["forward_images_extract"], saved["responsibility"], saved["mask"])
+
+
+def run_rexjax(explainer, x: np.ndarray, image: str, seed: int) -> Run:
+    ex = explainer(x, key=seed)
+    return Run("rexjax", image, seed, ex.target, ex.wall_time, ex.time_map, ex.time_extract, ex.forward_images,
+               ex.forward_images_map, ex.forward_images_extract, np.asarray(ex.responsibility), np.asarray(ex.mask))
+
+
+# --- one metric implementation for both --------------------------------------------------------
+
+
+class Scorer:
+    """Scores any (map, mask) with rexjax's metrics and the torch model's sufficiency check."""
+
+    def __init__(self, classifier, worker: ToolWorker):
+        self.classifier = classifier
+        self.worker = worker
+
+    def __call__(self, run: Run, x: np.ndarray, x_path: Path, tmp: Path) -> dict:
+        from rexjax.metrics import REX, insertion_deletion
+
+        curves = insertion_deletion(self.classifier, x, run.responsibility, run.target, convention=REX, mask_mode=0.0)
+        masks = tmp / "masks.npy"
+        np.save(masks, run.mask[None])
+        torch_check = self.worker.ask({"op": "check", "x": str(x_path), "masks": str(masks)})
+        jax_probs = np.asarray(self.classifier.probs(np.where(run.mask[None, ..., None], x[None], 0.0)))[0]
+        return {
+            "area": float(run.mask.mean()),
+            "insertion": curves.insertion_auc,
+            "deletion": curves.deletion_auc,
+            "sufficient_torch": bool(run.mask.any() and torch_check["top1"][0] == run.target),
+            "sufficient_jax": bool(run.mask.any() and int(np.argmax(jax_probs)) == run.target),
+            "images_per_s": run.forward_images / run.seconds,
+        }
