@@ -90,15 +90,19 @@ def check_mask_mode(value: str, flag: str = "--mask_mode"):
 
 
 def available_memory() -> int:
-    """Bytes the first JAX device can still use: accelerator memory limit, or the host's
-    available physical memory on CPU."""
+    """Bytes the first JAX device can still use: accelerator memory limit minus use, or the
+    host's available memory on CPU (/proc/meminfo MemAvailable, else free pages)."""
     import jax
 
     dev = jax.devices()[0]
     stats = dev.memory_stats() if dev.platform != "cpu" else None
     if stats and "bytes_limit" in stats:
         return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:  # MemAvailable counts reclaimable page cache; free pages alone undercount
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def check_batch_size(batch_size: Optional[int], input_size, flag: str = "--batch_size") -> Optional[int]:
