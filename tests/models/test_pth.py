@@ -140,3 +140,20 @@ def test_torch_round_trip(tmp_path, zip_format):
         got = out[k].astype(np.float32) if v.dtype == torch.bfloat16 else out[k]
         assert got.shape == ref.shape and got.dtype == ref.dtype, k
         np.testing.assert_array_equal(got, ref, err_msg=k)
+
+
+def _v3(key, numel, size, stride, dtype) -> bytes:
+    storage = tp.storage_pid("ByteStorage", key, numel)
+    args = _tuple([storage, _int(0), _tuple(map(_int, size)), _tuple(map(_int, stride)), b"\x89",
+                   _global("collections", "OrderedDict") + b")R", _global("torch", dtype)])
+    return _global("torch._utils", "_rebuild_tensor_v3") + args + b"R"
+
+
+def test_v3_untyped_storage_is_reinterpreted_and_bounded_in_its_dtype(tmp_path):
+    raw = np.array([1.5, -2.0], np.float32)
+    ok, too_big = tmp_path / "ok.pth", tmp_path / "big.pth"
+    _write_zip(ok, [("w", _v3("0", 8, (2,), (1,), "float32"))], {"0": raw.view(np.uint8)})
+    np.testing.assert_array_equal(load_state_dict(ok)["w"], raw)
+    _write_zip(too_big, [("w", _v3("0", 8, (4,), (1,), "float32"))], {"0": raw.view(np.uint8)})
+    with pytest.raises(ValueError, match="needs 4 elements, storage '0' has 2"):
+        load_state_dict(too_big)

@@ -145,18 +145,21 @@ def _ints(value: Any, what: str) -> tuple[int, ...]:
     return tuple(_int(v, what) for v in value)
 
 
-def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored) -> _TensorRef:
+def _tensor_ref(storage, storage_offset, size, stride, dtype: np.dtype | None) -> _TensorRef:
     if not isinstance(storage, _Storage):
         raise ValueError(f"tensor storage is {type(storage).__name__}, not a storage")
     return _check_view(_TensorRef(storage, _int(storage_offset, "storage offset"), _ints(size, "tensor size"),
-                                  _ints(stride, "tensor stride"), storage.dtype))
+                                  _ints(stride, "tensor stride"), storage.dtype if dtype is None else dtype))
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored) -> _TensorRef:
+    return _tensor_ref(storage, storage_offset, size, stride, None)
 
 
 def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, hooks, dtype, *_):
     if not isinstance(dtype, _TorchDType):
         raise ValueError(f"tensor dtype {_short.repr(dtype)} is not a torch dtype")
-    ref = _rebuild_tensor(storage, storage_offset, size, stride)
-    return _check_view(_TensorRef(ref.storage, ref.offset, ref.size, ref.stride, TORCH_DTYPES[dtype.name]))
+    return _tensor_ref(storage, storage_offset, size, stride, TORCH_DTYPES[dtype.name])
 
 
 def _rebuild_parameter(data, requires_grad=False, hooks=None, *_):
