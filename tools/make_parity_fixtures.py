@@ -75,6 +75,16 @@ def randomise(params, gen: torch.Generator, scale: float = 0.2, offset: float = 
             p.copy_(offset + scale * torch.randn(p.shape, generator=gen))
 
 
+def lecun_init(model: nn.Module) -> None:
+    """N(0, 1/fan_in) weights for every Conv2d/Linear: the ConvNeXt inits (std 0.02) keep
+    pre-GELU values ~0.05, where exact and tanh-approximate GELU agree to 1e-6."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            fan_in = m.weight[0].numel()
+            nn.init.normal_(m.weight, 0, fan_in**-0.5)
+            nn.init.normal_(m.bias, 0, 0.1)
+
+
 def randomise_layernorms(model: nn.Module, gen: torch.Generator) -> None:
     """Random LayerNorm affine parameters (timm's LayerNorm2d is an nn.LayerNorm)."""
     for m in model.modules():
@@ -166,6 +176,7 @@ def tiny_convnext() -> tuple[nn.Module, nn.Module]:
 
     setting = [CNBlockConfig(8, 16, 1), CNBlockConfig(16, 24, 1), CNBlockConfig(24, 32, 2), CNBlockConfig(32, None, 1)]
     m = ConvNeXt(setting, num_classes=NUM_CLASSES)
+    lecun_init(m)
     gen = torch.Generator().manual_seed(SEED + 2)
     randomise_layernorms(m, gen)
     randomise([p for k, p in m.named_parameters() if k.endswith("layer_scale")], gen, 0.5)
@@ -179,6 +190,7 @@ def tiny_convnextv2() -> tuple[nn.Module, nn.Module]:
     from timm.models.convnext import ConvNeXt
 
     m = ConvNeXt(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32), use_grn=True, ls_init_value=None, num_classes=NUM_CLASSES)
+    lecun_init(m)
     gen = torch.Generator().manual_seed(SEED + 2)
     randomise_layernorms(m, gen)
     randomise([p for k, p in m.named_parameters() if ".grn." in k], gen, 0.5)
