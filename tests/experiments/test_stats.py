@@ -54,3 +54,15 @@ def test_dunn_bonferroni():
     p = stats.dunn(g)
     assert set(p) == {("a", "b"), ("a", "c"), ("b", "c")}
     assert p[("a", "b")] < p[("a", "c")] and all(0 <= v <= 1 for v in p.values())
+
+
+def test_architecture_families():
+    import ml_collections
+
+    from rexjax.studies.concentration import architecture
+
+    config = ml_collections.ConfigDict({"architectures": None})
+    got = [architecture(m, config) for m in ("efficientnet_lite0", "resnet50", "regnety_120", "efficientnet_v2_s", "vgg16")]
+    assert got == ["efficientnet_lite", "resnet", "regnety", "efficientnet_v2", "vgg"]
+    config.architectures = "resnet50=cnn,vgg16=cnn"
+    assert [architecture(m, config) for m in ("resnet50", "vgg16", "resnet101")] == ["cnn", "cnn", "resnet"]
