@@ -10,12 +10,12 @@
 """
 
 from rexjax import causal, data, methods, metrics, models  # public subpackages: rexjax.models.load(...)
-from rexjax.api import Explainer, explain, make_explainer
+from rexjax.api import Explainer, explain, explain_many, make_explainer
 from rexjax.causal import RexConfig, SpatialConfig, SpotlightConfig
 from rexjax.classifier import Classifier
 from rexjax.types import Attribution, Explanation
 
 __all__ = [
     "Attribution", "Classifier", "Explainer", "Explanation", "RexConfig", "SpatialConfig", "SpotlightConfig",
-    "causal", "data", "explain", "make_explainer", "methods", "metrics", "models",
+    "causal", "data", "explain", "explain_many", "make_explainer", "methods", "metrics", "models",
 ]

@@ -9,15 +9,22 @@
 `explain` keeps the last few compiled explainers, keyed by (model, config), so calling it
 again on the same model and settings does not recompile (a zoo name also reuses the loaded
 weights). `make_explainer` returns the `Explainer` itself, to hold and reuse explicitly.
+
+`explain_many(model, images, keys=...)` explains a list of images: `lockstep` images at a
+time per device with their searches in one device call per round, split over every local
+device (`jax.sharding`); each result equals `explain(model, images[i], key=keys[i])`.
 """
 
 from __future__ import annotations
 
 import collections
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
+
+import jax
 
 from rexjax.causal import Explainer, RexConfig
 from rexjax.causal.explainer import CALL_OPTIONS
+from rexjax.causal.search import image_mesh
 from rexjax.types import Explanation
 
 CACHE_SIZE = 4  # explainers kept by `explain` (each holds its model's weights)
@@ -54,4 +61,45 @@ def explain(model: Any, image: Any, *, key: Any, target: Optional[int] = None, p
     return cached_explainer(model, config)(image, key=key, target=target, progress=progress, **call)
 
 
-__all__ = ["explain", "make_explainer", "cached_explainer", "Explainer", "RexConfig", "Explanation"]
+def explain_many(
+    model: Any,
+    images: Sequence[Any],
+    *,
+    keys: Sequence[Any],
+    targets: Optional[Sequence[Optional[int]]] = None,
+    devices: Optional[Sequence[Any]] = None,
+    lockstep: int = 4,
+    progress: bool = False,
+    **options,
+) -> list[Explanation]:
+    """Explains every image of `images` with ReX; one Explanation per image, in order.
+
+    keys: one seed or jax.random key per image (required); targets: None or one class (or
+    None = top-1) per image; devices: the devices to split the images over (default every
+    local device, `jax.local_devices()`; one device: no sharding); lockstep: images searched
+    together per device and device call (the image axis beside the iteration axis; memory
+    grows with it); options: RexConfig fields, as `explain`. Images must share one shape
+    once prepared (zoo models resize to theirs). Result i equals
+    `explain(model, images[i], key=keys[i], target=targets[i])` except the shared costs
+    (`Explainer.explain_many`).
+    """
+    if isinstance(lockstep, bool) or not isinstance(lockstep, int) or lockstep < 1:
+        raise ValueError(f"lockstep must be an integer >= 1, got {lockstep!r}")
+    images, keys = list(images), list(keys)
+    targets = [None] * len(images) if targets is None else list(targets)
+    if len(keys) != len(images) or len(targets) != len(images):
+        raise ValueError(f"keys (and targets) must have one entry per image: {len(images)} images, "
+                         f"{len(keys)} keys, {len(targets)} targets")
+    devices = jax.local_devices() if devices is None else list(devices)
+    mesh = image_mesh(devices) if len(devices) > 1 else None
+    call = {k: options.pop(k) for k in CALL_OPTIONS if k in options}
+    explainer = cached_explainer(model, RexConfig.from_dict(options))
+    group = lockstep * len(devices)
+    out: list[Explanation] = []
+    for i in range(0, len(images), group):
+        out += explainer.explain_many(images[i : i + group], keys=keys[i : i + group], targets=targets[i : i + group],
+                                      mesh=mesh, progress=progress, **call)
+    return out
+
+
+__all__ = ["explain", "explain_many", "make_explainer", "cached_explainer", "Explainer", "RexConfig", "Explanation"]

@@ -3,11 +3,32 @@
 ReX paper Alg. 3 lines 10-17; reference behaviour Sec. 5.1-5.2. Pixels are ranked by
 responsibility, descending, ties broken by descending flat index (row-major), exactly as the
 reference (so within a box of equal responsibility the bottom-right pixels come first). The
-explanation is the shortest prefix of `k * chunk_size` ranked pixels, k = 1, 2, ..., that the
-model classifies as the target with confidence >= `min_confidence` x full-image confidence.
-Prefixes are checked `batch_size` at a time in one jitted `lax.while_loop`, stopping at the
-first block with a hit; the hit's own prefix is returned and the last, partial block is
-evaluated (both are bugs of the reference, Sec. 11.2 item 7).
+explanation is a prefix of `k * chunk_size` ranked pixels, k = 1, 2, ..., that the model
+classifies as the target with confidence >= `min_confidence` x full-image confidence ("passes").
+Two searches (`RexConfig.prefix_search`), both one jitted `lax.while_loop`:
+
+* "linear" (default, the reference's): prefixes k = 1, 2, ... `batch_size` at a time,
+  stopping at the first block with a hit: the smallest passing k. The hit's own prefix is
+  returned and the last, partial block is evaluated (both are bugs of the reference, Sec.
+  11.2 item 7). Cost ceil(k / b) blocks of b images (the tool's median on Lite0: 448).
+* "coarse" (coarse to fine): the first model call asks k = 1..b/2 (a linear head)
+  and b/2 lengths spaced geometrically up to `steps` (`first_grid`); then it keeps an
+  interval (lo, hi] where prefix lo fails (lo = 0: nothing shown) and prefix hi passes, the
+  first hit and the asked length before it, and each further call asks b lengths spread
+  evenly over it (lo + ceil(i (hi - lo) / b), i = 1..b; every k when hi - lo <= b) and keeps
+  the sub-interval ending at the first hit, until hi = lo + 1; k = hi. Cost: one call when
+  k <= b/2, else about 1 + log_b(interval) calls (224x224, chunk 10, b 16: 2-4 calls,
+  32-64 images), whatever k is.
+  What it returns: a passing prefix k whose prefix k - 1 fails (or k = 1), and k >= the linear
+  search's k, equal to it when that is <= b/2. When passing is monotone in k (showing more of
+  the ranking never turns a pass into a fail) the two are equal; otherwise coarse may stop
+  at a later pass-after-fail boundary than the first one (tests/causal/test_extract.py
+  checks these statements). Real models are not monotone: on Lite0 (3 images x 2 keys,
+  iters 20) coarse saved ~150 of ~5150 images but returned 5x / 4x larger explanations on
+  two of six (ladybird 0.4 % -> 2.0 %, starfish 4.7 % -> 18.6 %): not the default
+  (BUILD_NOTES, issue 13, `experiments/engine_budget.py`). When
+  none of the first call's prefixes passes (the whole image fails: a target that is not the
+  top-1 class) the linear search runs after it, so both find a prefix in the same cases.
 
 Not found (no prefix passes, i.e. not even the whole image is classified as the target with
 enough confidence): the mask is all False, 0 pixels, `sufficient` False, confidence 0.0 -
@@ -47,14 +68,60 @@ def pixel_rank(resp: jax.Array) -> jax.Array:
     return jnp.zeros_like(index).at[order].set(index).reshape(resp.shape).astype(jnp.int32)
 
 
+def _linear(ask: Callable, steps: int, batch_size: int):
+    """Smallest passing k in 1..steps, blocks of b in order -> (k or 0, its confidence, images)."""
+    out = push(lambda idx: ask(idx + 1), steps, batch_size=batch_size, read=lambda v, idx: v, stop=lambda v: v[0])
+    hit, conf = out.values
+    first = jnp.argmax(hit)
+    return jnp.where(hit.any(), first + 1, 0), conf[first], out.forward_images
+
+
+def first_grid(steps: int, b: int) -> np.ndarray:
+    """int32[b]: the coarse search's first b prefix lengths (module doc): 1..b//2 (the linear
+    head), then geometrically spaced up to `steps` (repeated at the end when short)."""
+    head = np.arange(1, min(b // 2, steps) + 1)
+    tail = np.round(np.geomspace(max(len(head), 1), steps, b - len(head) + 1)[1:]).astype(int)
+    grid = np.unique(np.concatenate([head, tail, [steps]]))[:b]
+    return np.concatenate([grid, np.full(b - len(grid), steps)]).astype(np.int32)
+
+
+def _coarse(ask: Callable, steps: int, batch_size: int):
+    """Coarse-to-fine boundary search over k in 1..steps (module doc) -> (k or 0, confidence, images)."""
+    b = min(max(batch_size, 2), steps)  # two prefixes at least, or the interval never narrows
+    i = jnp.arange(1, b + 1, dtype=jnp.int32)
+    grid = jnp.asarray(first_grid(steps, b))
+
+    def cond(c):
+        lo, hi, found, _, level = c
+        return (level == 0) | (found & (hi - lo > 1))
+
+    def body(c):
+        lo, hi, _, _, level = c
+        width = hi - lo
+        even = lo + jnp.where(width >= b, -(-(i * width) // b), jnp.minimum(i, width))
+        k = jnp.where(level == 0, grid, even)
+        hit, conf = ask(k)
+        first = jnp.argmax(hit)
+        new_lo = jnp.where(first > 0, k[jnp.maximum(first - 1, 0)], lo)
+        return new_lo, k[first], hit.any(), conf[first], level + 1
+
+    init = (jnp.int32(0), jnp.int32(steps), jnp.bool_(True), jnp.float32(0.0), jnp.int32(0))
+    _, hi, found, conf, levels = jax.lax.while_loop(cond, body, init)
+    # No hit in the first call means the whole image fails (the target is not the top-1
+    # class): only the linear search can then tell whether some shorter prefix passes.
+    fallback = lambda: (lambda k, c, f: (k, c, f + levels * b))(*_linear(ask, steps, batch_size))
+    return jax.lax.cond(found, lambda: (hi, conf, levels * b), fallback)
+
+
 def make_global_extractor(classify: Callable, config: RexConfig) -> Callable:
     """Returns `extract(x, resp, target, full_confidence) -> Extraction` (jitted core).
 
     `classify`: MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`; `config`: its
-    `chunk_size`, `min_confidence` and `batch_size` are used.
+    `chunk_size`, `min_confidence`, `prefix_search` and `batch_size` are used.
     """
     cfg = config.resolved()
     chunk, batch_size = cfg.chunk_size, cfg.batch_size
+    search = _linear if cfg.prefix_search == "linear" else _coarse
 
     @jax.jit
     def run(x, resp, target, full_confidence):
@@ -63,21 +130,14 @@ def make_global_extractor(classify: Callable, config: RexConfig) -> Callable:
         steps = -(-n // chunk)  # prefixes k = 1..steps; the last shows every pixel
         threshold = cfg.min_confidence * full_confidence
 
-        def evaluate(idx):  # candidate i is the prefix of (i + 1) chunks
-            masks = rank[None] < jnp.minimum((idx + 1) * chunk, n)[:, None, None]
-            return classify(x, masks)
+        def ask(k):  # int32[b] prefix lengths in chunks -> (passes bool[b], confidence f32[b])
+            probs = classify(x, rank[None] < jnp.minimum(k * chunk, n)[:, None, None])
+            return (jnp.argmax(probs, -1) == target) & (probs[:, target] >= threshold), probs[:, target]
 
-        def read(probs, idx):
-            hit = (jnp.argmax(probs, -1) == target) & (probs[:, target] >= threshold)
-            return hit, probs[:, target]
-
-        out = push(evaluate, steps, batch_size=batch_size, read=read, stop=lambda v: v[0])
-        hit, conf = out.values
-        found = hit.any()
-        first = jnp.argmax(hit)
-        k = jnp.where(found, first + 1, 0)  # not found: nothing (module doc)
+        k, conf, forward = search(ask, steps, batch_size)
+        found = k > 0  # not found: nothing (module doc)
         mask = rank < jnp.minimum(k * chunk, n)
-        return mask, jnp.where(found, conf[first], 0.0), found, out.forward_images
+        return mask, jnp.where(found, conf, 0.0), found, forward
 
     def extract(x, resp, target, full_confidence) -> Extraction:
         mask, conf, found, forward = run(x, jnp.asarray(resp, jnp.float32), target, full_confidence)

@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from rexjax import checks
 from rexjax.batching import push
 from rexjax.causal.config import RexConfig
 from rexjax.causal.partition import N_MUTANTS, SUBSETS, box_area, paint, render, split_box
@@ -95,6 +96,7 @@ class SearchResult(NamedTuple):
     kept: np.ndarray  # bool[iters] iterations summed into `responsibility`
     forward_images: int  # images pushed, padding of the last chunk of each round included
     mutants: int  # mutant images evaluated, without padding
+    iteration_mutants: np.ndarray  # int32[iters] the same per iteration
     rounds: int
 
 
@@ -255,45 +257,77 @@ def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: RexC
     )
 
 
-def make_round(classify: Callable, cfg: RexConfig) -> Callable:
-    """Returns jitted `round(x, state, target, threshold) -> (state, forward_images)`.
+def _rows_classifier(classify: Callable, n_images: int) -> Callable:
+    """`(xs[I,H,W,C], image i32[b], masks[b,H,W]) -> probs[b,K]`: row r shows xs[image[r]].
 
-    `classify` is a MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`; `state` an
-    IterState with a leading `iters` axis; `threshold` the absolute confidence a passing
-    mutant needs. The round's valid mutants go through `batching.push` (compacted).
+    One image: the MaskedClassifier as it is (x broadcast over the batch). Several: the
+    classifier vmapped over rows with a batch of one, which XLA folds back into one batch of
+    b images (each row's own image, also for "mean"/"blur" fills and ConvAD)."""
+    if n_images == 1:
+        return lambda xs, image, masks: classify(xs[0], masks)
+    one = lambda x, m: classify(x, m[None])[0]
+    return lambda xs, image, masks: jax.vmap(one)(xs[image], masks)
+
+
+def make_round(classify: Callable, cfg: RexConfig, n_images: int = 1, mesh=None) -> Callable:
+    """Returns jitted `round(xs, state, lane_image, target, threshold) -> (state, forward_images)`.
+
+    `classify` is a MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`; `xs`
+    f32[I,H,W,C] the images in lockstep; `state` an IterState with a leading lane axis L (one
+    lane = one iteration of one image); `lane_image` int32[L] the image of each lane (index
+    into `xs`), `target` int32[L] and `threshold` f32[L] (the absolute confidence a passing
+    mutant needs) per lane. The round's valid mutants of every lane go through one
+    `batching.push` (compacted), so the model sees full batches whatever the image count.
+    `mesh`: a 1-D `jax.sharding.Mesh` (axis "images"): every argument is split along its
+    leading axis over the mesh's devices and each device runs the round on its own lanes
+    (`lane_image` then indexes the device's block of `xs`); `forward_images` comes back per
+    device, int32[D].
     """
     cfg = cfg.resolved()
+    rows = _rows_classifier(classify, n_images)
 
-    def round_fn(x, state: IterState, target, threshold):
-        h, w = x.shape[:2]
+    def round_fn(xs, state: IterState, lane_image, target, threshold):
+        h, w = xs.shape[1:3]
         plan = jax.vmap(lambda st: _plan(st, cfg))(state)
-        iters, cap = plan.evaluated.shape[:2]
-        shape = (iters, cap, cfg.max_active, N_PLAN)
+        lanes, cap = plan.evaluated.shape[:2]
+        shape = (lanes, cap, cfg.max_active, N_PLAN)
         m = int(np.prod(shape))
         valid = jnp.concatenate(
             [jnp.broadcast_to(plan.evaluated[..., None], shape[:-1] + (N_MUTANTS,)), plan.ask_empty[..., None]], axis=-1
         ).reshape(m)
         rects = plan.rects.reshape(m, -1, 4)
         rect_valid = plan.rect_valid.reshape(m, -1)
-        static = state.static.reshape(iters * cap, h, w)
+        static = state.static.reshape(lanes * cap, h, w)
         job_of = jnp.arange(m) // (cfg.max_active * N_PLAN)
+        lane_of = job_of // cap
+        row_target = target[lane_of]
 
         def evaluate(idx):
             drawn = jax.vmap(lambda r, v: render(r, v, h, w))(rects[idx], rect_valid[idx])
-            return classify(x, static[job_of[idx]] | drawn)
+            return rows(xs, lane_image[lane_of[idx]], static[job_of[idx]] | drawn)
 
         def read(probs, idx):
-            return jnp.argmax(probs, -1).astype(jnp.int32), probs[:, target]
+            t = row_target[idx]
+            return jnp.argmax(probs, -1).astype(jnp.int32), jnp.take_along_axis(probs, t[:, None], 1)[:, 0]
 
         init = (jnp.full((m,), -1, jnp.int32), jnp.zeros((m,), jnp.float32))
         out = push(evaluate, m, batch_size=cfg.batch_size, read=read, init=init, valid=valid)
         top1, conf = out.values
-        new = jax.vmap(lambda st, p, t, c: _update(st, p, t, c, target, threshold, cfg))(
-            state, plan, top1.reshape(shape), conf.reshape(shape)
+        new = jax.vmap(lambda st, p, t, c, tg, th: _update(st, p, t, c, tg, th, cfg))(
+            state, plan, top1.reshape(shape), conf.reshape(shape), target, threshold
         )
-        return new, out.forward_images
+        return new, out.forward_images.reshape(1)
 
-    return jax.jit(round_fn)
+    if mesh is None:
+        return jax.jit(lambda *a: (lambda st, f: (st, f[0]))(*round_fn(*a)))
+    spec = jax.sharding.PartitionSpec(mesh.axis_names[0])
+    return jax.jit(jax.shard_map(round_fn, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))
+
+
+def image_mesh(devices=None):
+    """A 1-D mesh (axis "images") over `devices` (default: every local device)."""
+    devices = jax.local_devices() if devices is None else list(devices)
+    return jax.sharding.Mesh(np.asarray(devices), ("images",))
 
 
 def make_search(classify: Callable, cfg: RexConfig) -> Callable:
@@ -301,53 +335,110 @@ def make_search(classify: Callable, cfg: RexConfig) -> Callable:
 
     Iteration `p` (1-based) uses `fold_in(key, p)`, mirroring the reference's `seed + p`.
     `full_passes`: whether the full image passes (top-1 = target); the root's full subset.
-    Compiles once per image shape; reuse the returned function across images.
+    Compiles once per image shape; reuse the returned function across images. It is
+    `make_lockstep_search` on one image.
     """
-    cfg = cfg.resolved()
-    round_fn = make_round(classify, cfg)
-    max_rounds = cfg.tree_depth + 2  # depth grows by one each round; +1 to observe `done`
-    dtype = jnp.int32 if cfg.exact else jnp.float32
+    many = make_lockstep_search(classify, cfg)
 
     def search(key, x, target, full_confidence, progress: bool = False, full_passes: bool = True) -> SearchResult:
-        h, w = x.shape[:2]
-        keys = jax.vmap(lambda p: jax.random.fold_in(key, p))(jnp.arange(1, cfg.iters + 1))
+        return many([key], jnp.asarray(x)[None], [target], [full_confidence], [full_passes], progress=progress)[0]
+
+    return search
+
+
+def make_lockstep_search(classify: Callable, cfg: RexConfig, mesh=None) -> Callable:
+    """Returns `search(keys, xs, targets, full_confidences, full_passes, progress=False) -> list[SearchResult]`.
+
+    Several images in lockstep (issue 13 item 6): lane (i, p) is iteration p of image i,
+    keyed `fold_in(keys[i], p)` exactly as a search of image i alone, and all lanes of all
+    images advance together, their mutants compacted into shared batches of `batch_size`.
+    Lanes never interact, so each image's maps, depths and mutant counts are those of its
+    own search; `forward_images` (rows pushed, padding included) is shared and split between
+    the images in proportion to their mutants (the first image takes the remainder), so it
+    sums to the rows pushed. `mesh` (`image_mesh()`): the images are split into equal blocks
+    over the mesh's devices (issue 13 item 7), padded with idle lanes to a multiple of the
+    device count; each device runs its block in lockstep. Compiles once per (image count,
+    image shape).
+    """
+    cfg = cfg.resolved()
+    max_rounds = cfg.tree_depth + 2  # depth grows by one each round; +1 to observe `done`
+    dtype = jnp.int32 if cfg.exact else jnp.float32
+    devices = 1 if mesh is None else mesh.devices.size
+    rounds_by_count: dict = {}
+
+    def search(keys, xs, targets, full_confidences, full_passes, progress: bool = False) -> list:
+        xs = jnp.asarray(xs)
+        n = xs.shape[0]
+        h, w = xs.shape[1:3]
+        padded = -(-n // devices) * devices
+        per_device = padded // devices
+        if padded not in rounds_by_count:
+            rounds_by_count[padded] = make_round(classify, cfg, per_device, mesh)
+        round_fn = rounds_by_count[padded]
+        pad = lambda v, fill: np.concatenate([v, np.full((padded - n,) + v.shape[1:], fill, v.dtype)])  # idle images
+        xs = jnp.concatenate([xs, jnp.zeros((padded - n,) + xs.shape[1:], xs.dtype)]) if padded > n else xs
+        keys = [checks.key(k) for k in keys]
+        iteration = jnp.arange(1, cfg.iters + 1)
+        lane_keys = jnp.concatenate(
+            [jax.vmap(lambda p: jax.random.fold_in(k, p))(iteration) for k in keys + keys[:1] * (padded - n)]
+        )
+        lanes = padded * cfg.iters
+        passes = jnp.asarray(np.repeat(pad(np.asarray(full_passes, bool), True), cfg.iters))
         state = jax.vmap(
-            lambda k: init_state(k, h, w, cfg.queue_capacity, cfg.max_active, dtype, jnp.bool_(full_passes))
-        )(keys)
-        threshold = jnp.float32(cfg.confidence_filter * full_confidence)
-        target = jnp.int32(target)
+            lambda k, f: init_state(k, h, w, cfg.queue_capacity, cfg.max_active, dtype, f)
+        )(lane_keys, passes)
+        idle = np.repeat(np.arange(padded) >= n, cfg.iters)
+        state = state._replace(done=jnp.asarray(idle), job_valid=state.job_valid & ~jnp.asarray(idle)[:, None])
+        lane_image = jnp.asarray(np.repeat(np.arange(padded) % per_device, cfg.iters), jnp.int32)
+        target = jnp.asarray(np.repeat(pad(np.asarray(targets, np.int32), 0), cfg.iters))
+        conf = [np.float32(cfg.confidence_filter * float(c)) for c in full_confidences]
+        threshold = jnp.asarray(np.repeat(pad(np.asarray(conf, np.float32), 0.0), cfg.iters))
         forward = []
         rounds = 0
         bar = tqdm(total=max_rounds, desc="ReX rounds", leave=False, disable=not progress)
         for rounds in range(1, max_rounds + 1):
-            state, n = round_fn(x, state, target, threshold)
-            forward.append(n)
+            state, pushed = round_fn(xs, state, lane_image, target, threshold)
+            forward.append(pushed)
             bar.update(1)
             if bool(state.done.all()):
                 break
         bar.close()
-        depth = np.asarray(state.depth_reached)
-        keep = depth > 1 if cfg.discard_shallow else np.ones_like(depth, bool)
-        raw = np.asarray(state.resp)
-        if cfg.exact:  # exact integer sum; equal units give equal floats
-            total = raw[keep].sum(axis=0, dtype=np.int64)
-            responsibility = (total / RESOLUTION).astype(np.float32)
-            per_iteration, unit_maps, resolution = (raw / RESOLUTION).astype(np.float32), raw, RESOLUTION
-        else:  # iterations added in order: equal per-iteration values give equal sums
-            responsibility = np.zeros((h, w), np.float32)
-            for i in np.flatnonzero(keep):
-                responsibility += raw[i]
-            per_iteration, unit_maps, resolution = raw, None, 1
-        return SearchResult(
-            responsibility=responsibility,
-            per_iteration=per_iteration,
-            units=unit_maps,
-            resolution=resolution,
-            depth_reached=depth,
-            kept=keep,
-            forward_images=int(sum(int(n) for n in forward)),
-            mutants=int(np.asarray(state.mutants).sum()),
-            rounds=rounds,
+        state = jax.tree_util.tree_map(  # keys dropped: they cannot become numpy arrays
+            lambda v: np.asarray(v)[: n * cfg.iters].reshape((n, cfg.iters) + v.shape[1:]), state._replace(key=None)
         )
+        mutants = state.mutants.sum(axis=1)
+        total = int(sum(int(np.asarray(f).sum()) for f in forward))
+        share = (total - int(mutants.sum())) * mutants // max(int(mutants.sum()), 1)
+        share[0] += total - int(mutants.sum()) - int(share.sum())
+        return [_result(cfg, jax.tree_util.tree_map(lambda v: v[i], state), int(mutants[i] + share[i]), rounds, h, w)
+                for i in range(n)]
 
     return search
+
+
+def _result(cfg: RexConfig, state: IterState, forward_images: int, rounds: int, h: int, w: int) -> SearchResult:
+    """One image's SearchResult from its lanes' final states (numpy, leading `iters` axis)."""
+    depth = state.depth_reached
+    keep = depth > 1 if cfg.discard_shallow else np.ones_like(depth, bool)
+    raw = state.resp
+    if cfg.exact:  # exact integer sum; equal units give equal floats
+        total = raw[keep].sum(axis=0, dtype=np.int64)
+        responsibility = (total / RESOLUTION).astype(np.float32)
+        per_iteration, unit_maps, resolution = (raw / RESOLUTION).astype(np.float32), raw, RESOLUTION
+    else:  # iterations added in order: equal per-iteration values give equal sums
+        responsibility = np.zeros((h, w), np.float32)
+        for i in np.flatnonzero(keep):
+            responsibility += raw[i]
+        per_iteration, unit_maps, resolution = raw, None, 1
+    return SearchResult(
+        responsibility=responsibility,
+        per_iteration=per_iteration,
+        units=unit_maps,
+        resolution=resolution,
+        depth_reached=depth,
+        kept=keep,
+        forward_images=forward_images,
+        mutants=int(state.mutants.sum()),
+        iteration_mutants=state.mutants,
+        rounds=rounds,
+    )

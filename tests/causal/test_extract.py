@@ -97,3 +97,57 @@ def test_not_found_is_an_empty_mask_for_both_strategies():
         ex = rexjax.explain(never_one, X, key=0, iters=2, batch_size=8, target=1)
     assert not ex.sufficient and not ex.mask.any() and ex.area == 0.0
     assert ex.explanation_confidence == 0.0
+
+
+@pytest.mark.parametrize("min_confidence,chunk,batch", [(0.0, 10, 16), (0.95, 7, 4), (0.95, 3, 1)])
+def test_coarse_equals_linear_under_a_monotone_model(min_confidence, chunk, batch):
+    """The coarse-to-fine prefix search returns the linear search's prefix (the shortest
+    passing one) whenever passing is monotone in the prefix length: here the graded oracle
+    (more of both patches visible never lowers its confidence), in at most
+    1 + ceil(log_b(steps)) model calls of b prefixes."""
+    clf = Classifier(GRADED)
+    full = float(np.asarray(clf.full_probs(jnp.asarray(X)))[1])
+    got = {}
+    for search in ("linear", "coarse"):
+        cfg = RexConfig(min_confidence=min_confidence, chunk_size=chunk, batch_size=batch, prefix_search=search)
+        got[search] = make_global_extractor(clf.masked(0.0), cfg)(jnp.asarray(X), RESP, 1, full)
+    lin, coarse = got["linear"], got["coarse"]
+    assert lin.sufficient and coarse.sufficient
+    np.testing.assert_array_equal(coarse.mask, lin.mask)
+    assert coarse.confidence == pytest.approx(lin.confidence, rel=1e-6)
+    steps = -(-H * W // chunk)
+    b = min(max(batch, 2), steps)  # batch 1 still asks two prefixes per call
+    assert coarse.forward_images <= b * (1 + int(np.ceil(np.log(steps) / np.log(b))))
+
+
+def count_classify(x, masks):
+    """MaskedClassifier: class 1 wins iff x[..., 0] (flat) is 1 at the number of visible
+    pixels, so the image carries the pass/fail table and one compile serves every table."""
+    ok = x[..., 0].reshape(-1)[jnp.minimum(masks.reshape(masks.shape[0], -1).sum(-1), H * W - 1)] > 0
+    return jnp.stack([jnp.where(ok, 0.2, 0.8), jnp.where(ok, 0.8, 0.2)], -1)
+
+
+def test_coarse_on_a_non_monotone_model():
+    """Passing not monotone in k (random pass/fail by visible-pixel count): coarse returns a
+    passing prefix whose one-chunk-shorter prefix fails, never shorter than linear's (the
+    shortest passing one) and equal to it when that is within the first call's linear head
+    (k <= b/2 = 4); both find one in the same cases (also when the whole image fails)."""
+    chunk = 10
+    steps = -(-H * W // chunk)
+    extract = {s: make_global_extractor(count_classify, RexConfig(chunk_size=chunk, batch_size=8, prefix_search=s))
+               for s in ("linear", "coarse")}
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        passing_k = set(np.flatnonzero(rng.random(steps + 1) < 0.05).tolist()) - {0}
+        if seed % 2:  # a short pass: the first call's linear head (1..b/2) must find it
+            passing_k.add(int(rng.integers(1, 5)))
+        table = np.zeros((H, W, 1), np.float32)
+        table.reshape(-1)[[min(k * chunk, H * W) - 1 if k == steps else k * chunk for k in passing_k]] = 1.0
+        got = {s: e(jnp.asarray(table), RESP, 1, 0.8) for s, e in extract.items()}
+        k = {s: -(-e.pixels // chunk) for s, e in got.items()}
+        assert got["coarse"].sufficient == got["linear"].sufficient == bool(passing_k), seed
+        assert k["linear"] == min(passing_k, default=0)
+        if passing_k:
+            assert k["coarse"] in passing_k and (k["coarse"] == 1 or k["coarse"] - 1 not in passing_k), seed
+            assert k["coarse"] >= k["linear"]
+            assert k["linear"] > 4 or k["coarse"] == k["linear"]
