@@ -13,6 +13,7 @@ maps/ (per-row PNGs), the study's tables (tables.md) and plots, and report.html.
 spread over every local device (`jax.local_devices()`); on several hosts call
 `jax.distributed.initialize()` first by setting --distributed (each process then takes
 every P-th image and writes its own results.p<k>-of-<P>.csv; process 0 writes the report).
+--report_only writes the tables, plots and report from the rows so far (a run in progress).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "study config file (experiments/configs/<study>.py[:ARG]); fields as --config.FIELD=VALUE",
     lock_config=True)
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "call jax.distributed.initialize() first (multi-host runs)")
+_REPORT_ONLY = flags.DEFINE_bool("report_only", False, "only write tables.md, the plots and report.html from the "
+                                 "rows in out so far (e.g. of a run still going or interrupted)")
 
 
 def main(argv) -> int:
@@ -46,6 +49,9 @@ def main(argv) -> int:
 
     config = _CONFIG.value
     try:
+        if _REPORT_ONLY.value:
+            print(f"wrote {runner.report(config, studies.study(config.study))}")
+            return 0
         out = runner.run(config, studies.study(config.study))
     except ValueError as err:
         print(f"run.py: {err}", file=sys.stderr)

@@ -293,11 +293,20 @@ def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True)
 
         multihost_utils.sync_global_devices("rexjax study rows written")
     if analyse and jax.process_index() == 0:
-        from rexjax.report import html
-
-        rows = run_rows(out)
-        sections = study.analyse(rows, out, config)
-        html.write_report(out, rows, sections, title=f"{config.study}: {config.models} x {config.methods}",
-                          config_text=json.dumps(json.loads(config.to_json()), indent=1),
-                          extra_columns=study.EXTRA_COLUMNS)
+        report(config, study)
     return out
+
+
+def report(config, study) -> Path:
+    """The study's tables, plots and report.html from the rows in `config.out` so far (a
+    finished run, or one still running / interrupted); returns the report's path."""
+    from rexjax.report import html
+
+    out = Path(config.out)
+    rows = run_rows(out)
+    if not rows:
+        raise ValueError(f"{str(out)!r} holds no result rows yet")
+    sections = study.analyse(rows, out, config)
+    return html.write_report(out, rows, sections, title=f"{config.study}: {config.models} x {config.methods}",
+                             config_text=json.dumps(json.loads(config.to_json()), indent=1),
+                             extra_columns=study.EXTRA_COLUMNS)

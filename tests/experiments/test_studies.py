@@ -43,6 +43,8 @@ def test_study_end_to_end_and_resume(study, images, tmp_path, monkeypatch):
         assert all(p.is_file() for p in maps.paths(out, r["model"], r["method"], r["image"]).values())
     for name in ("report.html", "tables.md", "config.json"):
         assert (out / name).is_file()
+    (out / "report.html").unlink()
+    assert runner.report(config, module) == out / "report.html" and (out / "report.html").is_file()
     before = (out / "results.csv").read_text()
 
     # resume: a finished run computes nothing and leaves the CSV as it was
