@@ -175,11 +175,13 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
             tool = sorted((r for r in rows if r["tool"] == "rex-xai"), key=lambda r: r[x_key])
             ax.plot([r[x_key] for r in tool], [r[y_key] for r in tool], "o-", color="tab:red", label="rex-xai 0.4.1 (iters)")
             for r in tool:
-                ax.annotate(r["point"].replace("iters=", ""), (r[x_key], r[y_key]), fontsize=7, color="tab:red")
+                ax.annotate(r["point"].replace("iters=", ""), (r[x_key], r[y_key]), xytext=(4, 4), textcoords="offset points",
+                            fontsize=7, color="tab:red")
             ours = [r for r in rows if r["tool"] == "rexjax"]
             ax.plot([r[x_key] for r in ours], [r[y_key] for r in ours], "s", color="tab:blue", label="rexjax")
             for r in ours:
-                ax.annotate(r["point"], (r[x_key], r[y_key]), fontsize=6, color="tab:blue")
+                ax.annotate(r["point"], (r[x_key], r[y_key]), xytext=(4, -8), textcoords="offset points", fontsize=6,
+                            color="tab:blue")
             ax.set_xlabel({"forward_images": "median forward images per image", "seconds": "median seconds per image"}[x_key])
             ax.set_ylabel({"area": "median area (lower is better)", "insertion": "median normalised insertion (higher is better)"}[y_key])
             ax.grid(alpha=0.3)
