@@ -1,7 +1,7 @@
 """End to end with random-weight `convnext_tiny` and `inception_v3` checkpoints written by the
 test (no torch): the registry loads them through the checked converters, and ReX explains a
 vendored image at a small input (ConvNeXt 64 px; Inception-v3 at 80 px, just above its 75 px
-minimum), with occlusion and with ConvAD."""
+minimum), with occlusion and with ConvAD (slow); fast: ReX with a tiny zoo ConvNeXt."""
 
 from __future__ import annotations
 
@@ -67,10 +67,9 @@ def loaded(tmp_path_factory):
     return get
 
 
-# convnext_tiny with occlusion fast (~35 s CPU: a 112 MB checkpoint written, read, converted,
-# ReX compiled); the others slow (ConvAD adds ~60 s per model compiling the interpreter's program)
-CASES = [(n, m) if (n, m) == ("convnext_tiny", "zero") else pytest.param(n, m, marks=pytest.mark.slow)
-         for n in sorted(SIZES) for m in ("zero", "ad")]
+# slow: ~55 s for convnext_tiny with occlusion (a 112 MB checkpoint written, read, converted,
+# ReX compiled), ~60 s more per model with ConvAD; the fast twin is the tiny-ConvNeXt test below
+CASES = [pytest.param(n, m, marks=pytest.mark.slow) for n in sorted(SIZES) for m in ("zero", "ad")]
 
 
 @pytest.mark.parametrize("name,mask_mode", CASES)
@@ -85,6 +84,25 @@ def test_rex_explains_a_vendored_image_with_a_random_checkpoint(loaded, name, ma
     assert ex.target == int(np.argmax(np.asarray(small(x[None]))[0]))
     assert ex.mask.shape == (SIZES[name],) * 2 and 0 < ex.mask.mean() < 1
     assert np.isfinite(ex.responsibility).all()  # random weights: responsibility may be all 0
+
+
+def test_rex_explains_a_vendored_image_with_a_tiny_zoo_convnext():
+    """Fast: ReX (occlusion, 2 iterations) with the zoo's ConvNeXt module at a tiny config
+    (random init), the registry model's preprocessing at 48 px."""
+    from rexjax.models.convnext import ConvNeXt, ConvNeXtConfig
+    from rexjax.models.model import Model
+    from tests.helpers.ad_helpers import init_model
+
+    module = ConvNeXt(ConvNeXtConfig(depths=(1, 1), dims=(8, 16), num_classes=10))
+    x0 = np.zeros((1, 48, 48, 3), np.float32)
+    pre = models.get_spec("convnext_tiny").preprocess
+    model = Model("tiny_convnext", module, init_model(module, x0, seed=1), (48, 48), 10, tuple("abcdefghij"), False,
+                  Preprocess((48, 48), pre.mean, pre.std, pre.resample), module.config.feature_names)
+    x = model.preprocess(IMAGE)
+    ex = make_explainer(model, RexConfig(iters=2, mask_mode="zero", min_box_size=8))(x, key=0)
+    assert ex.target == int(np.argmax(np.asarray(model(x[None]))[0]))
+    assert ex.mask.shape == (48, 48) and 0 < ex.mask.mean() < 1
+    assert np.isfinite(ex.responsibility).all()
 
 
 def _leaves(tree):
