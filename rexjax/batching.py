@@ -80,6 +80,7 @@ def push(
     valid: Optional[jax.Array] = None,
     stop: Optional[Callable[[Any], jax.Array]] = None,
     images_per_candidate: int = 1,
+    on_chunk: Optional[Callable[[Any, Any], None]] = None,
 ) -> Pushed:
     """Evaluates candidates 0..n-1 in chunks (see module doc).
 
@@ -92,6 +93,8 @@ def push(
     valid: bool[n] candidates to evaluate (compaction); None = all.
     stop(values_of_chunk) -> bool[b]: end after the first chunk with a True (on real rows).
     images_per_candidate: model images per candidate (for `forward_images`).
+    on_chunk(done, total): a host callback after each chunk (`jax.debug.callback`) with the
+        candidates evaluated so far and the most there can be (for progress bars).
     """
     n = int(n)
     if n < 1:
@@ -143,6 +146,8 @@ def push(
         if fold is not None:
             part = fold(out, idx, (idx < n).astype(jnp.float32))
             partials = jax.tree_util.tree_map(lambda p, q: p.at[i].set(q), partials, part)
+        if on_chunk is not None:
+            jax.debug.callback(on_chunk, jnp.minimum((i + 1) * b, count), count)
         return i + 1, values, partials, hit
 
     chunks, values, partials, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), values, partials, jnp.bool_(False)))

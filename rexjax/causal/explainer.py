@@ -101,7 +101,7 @@ class Explainer:
         start = time.perf_counter()
         x, target, full_conf, full_passes = self._prepare(image, target, cfg)
         found = self._search(key, x, target, full_conf, progress=progress, full_passes=full_passes)
-        return self._finish(cfg, key, x, target, full_conf, found, start, time.perf_counter())
+        return self._finish(cfg, key, x, target, full_conf, found, start, time.perf_counter(), progress=progress)
 
     def explain_many(
         self, images, *, keys, targets=None, mesh=None, progress: bool = False, **call_options
@@ -132,9 +132,9 @@ class Explainer:
         xs, tgts, confs, passes = zip(*prepared)
         found = self._lockstep(mesh)(keys, jnp.stack(xs), tgts, confs, passes, progress=progress)
         share = (time.perf_counter() - start) / len(images)
-        return [self._finish(cfg, k, *p[:3], f, 0.0, share) for k, p, f in zip(keys, prepared, found)]
+        return [self._finish(cfg, k, *p[:3], f, 0.0, share, progress=progress) for k, p, f in zip(keys, prepared, found)]
 
-    def _finish(self, cfg, key, x, target, full_conf, found, start, t_map) -> Explanation:
+    def _finish(self, cfg, key, x, target, full_conf, found, start, t_map, progress: bool = False) -> Explanation:
         """Extraction, spotlights and the record, after the search (`start`/`t_map`: clock
         readings around the search, so t_map - start is the map's time)."""
         h, w = x.shape[:2]
@@ -151,7 +151,7 @@ class Explainer:
         if cfg.strategy == "spatial":
             ex = self._spatial(x, found.responsibility, target, full_conf)
         else:
-            ex = self._extract(x, found.responsibility, target, full_conf)
+            ex = self._extract(x, found.responsibility, target, full_conf, progress=progress)
         time_extract = time.perf_counter() - t0
         multi = contra = None
         if cfg.wants_spotlights:

@@ -39,7 +39,8 @@ extraction returned the full image here, which looked like a 100% explanation.)
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+import threading
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -68,9 +69,31 @@ def pixel_rank(resp: jax.Array) -> jax.Array:
     return jnp.zeros_like(index).at[order].set(index).reshape(resp.shape).astype(jnp.int32)
 
 
+class _ProgressSink:
+    """Where the compiled linear search reports its blocks (a host callback per block of
+    prefixes; the program is the same with or without a bar). `extract(..., progress=True)`
+    installs a tqdm bar for the duration of one call; callbacks with no bar do nothing."""
+
+    def __init__(self):
+        self.bar = None
+        self.lock = threading.Lock()
+
+    def __call__(self, done, total):
+        bar = self.bar
+        if bar is not None:
+            bar.total = int(total)
+            bar.update(int(done) - bar.n)
+
+
+_PROGRESS = _ProgressSink()
+
+
 def _linear(ask: Callable, steps: int, batch_size: int):
     """Smallest passing k in 1..steps, blocks of b in order -> (k or 0, its confidence, images)."""
-    out = push(lambda idx: ask(idx + 1), steps, batch_size=batch_size, read=lambda v, idx: v, stop=lambda v: v[0])
+    out = push(
+        lambda idx: ask(idx + 1), steps, batch_size=batch_size, read=lambda v, idx: v, stop=lambda v: v[0],
+        on_chunk=_PROGRESS,
+    )
     hit, conf = out.values
     first = jnp.argmax(hit)
     return jnp.where(hit.any(), first + 1, 0), conf[first], out.forward_images
@@ -139,8 +162,22 @@ def make_global_extractor(classify: Callable, config: RexConfig) -> Callable:
         mask = rank < jnp.minimum(k * chunk, n)
         return mask, jnp.where(found, conf, 0.0), found, forward
 
-    def extract(x, resp, target, full_confidence) -> Extraction:
-        mask, conf, found, forward = run(x, jnp.asarray(resp, jnp.float32), target, full_confidence)
+    def extract(x, resp, target, full_confidence, *, progress: bool = False) -> Extraction:
+        """`progress`: a tqdm bar on stderr over the prefixes asked (the linear search; the
+        coarse one takes 2-4 model calls)."""
+        resp = jnp.asarray(resp, jnp.float32)
+        if not progress:
+            mask, conf, found, forward = run(x, resp, target, full_confidence)
+        else:
+            from tqdm.auto import tqdm
+
+            with _PROGRESS.lock, tqdm(desc="extract", unit="prefix", leave=False, mininterval=0) as bar:
+                _PROGRESS.bar = bar
+                try:
+                    mask, conf, found, forward = jax.block_until_ready(run(x, resp, target, full_confidence))
+                    jax.effects_barrier()
+                finally:
+                    _PROGRESS.bar = None
         mask = np.asarray(mask)
         return Extraction(mask, float(conf), bool(found), int(mask.sum()), int(forward))
 

@@ -151,3 +151,21 @@ def test_coarse_on_a_non_monotone_model():
             assert k["coarse"] in passing_k and (k["coarse"] == 1 or k["coarse"] - 1 not in passing_k), seed
             assert k["coarse"] >= k["linear"]
             assert k["linear"] > 4 or k["coarse"] == k["linear"]
+
+
+def test_progress_bar_counts_the_prefixes_asked(capsys):
+    """`progress=True` shows a bar over the prefixes the linear search asked (host callback per
+    block) and changes nothing else. Catches: a bar that never advances, one that counts
+    blocks instead of prefixes, or a callback that alters the result."""
+    clf = Classifier(GRADED)
+    full = float(np.asarray(clf.full_probs(jnp.asarray(X)))[1])
+    extract = make_global_extractor(clf.masked(0.0), RexConfig(chunk_size=10, batch_size=4))
+    quiet = extract(jnp.asarray(X), RESP, 1, full)
+    capsys.readouterr()
+    shown = extract(jnp.asarray(X), RESP, 1, full, progress=True)
+    err = capsys.readouterr().err
+    np.testing.assert_array_equal(shown.mask, quiet.mask)
+    assert shown.forward_images == quiet.forward_images
+    steps = -(-H * W // 10)
+    asked = min(quiet.forward_images, steps)  # blocks of 4 prefixes, the last one clipped
+    assert "extract" in err and f"{asked}/{steps}" in err, err
