@@ -6,7 +6,7 @@ preprocessing: bicubic resize, (x - 127) / 128), in alternating order so that bo
 same machine load:
   * the tool runs in a torch worker (`tools/bench_tool_worker.py`) in the separate
     environment `tools/bench_env.py` builds (.venv-bench), with its defaults and batch 64,
-    glibc malloc tuned (GLIBC_TUNABLES below: without it torch runs 2-7x slower);
+    glibc malloc tuned (`bench_runs.GLIBC_TUNABLES`; without it torch runs 2-7x slower);
   * rexjax runs in this process with its defaults (`RexConfig()`), compiled once before the
     timed runs (the first call is reported apart as compile + one explanation).
 Then every map and mask of both tools is scored by ONE implementation: rexjax's insertion /
