@@ -1,4 +1,5 @@
-"""`rexjax models`: the model zoo as a table (name, input size, parameters, weights)."""
+"""`rexjax models`: the model zoo as a table (name, input size, parameters, weights,
+preprocessing, description)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ flags.DEFINE_string("models_filter", "", "only list models whose name contains t
 
 
 def table(infos) -> str:
-    rows = [("name", "input", "params", "weights", "description")]
+    rows = [("name", "input", "params", "weights", "preprocessing", "description")]
     for i in infos:
         rows.append(
-            (i.name, f"{i.input_size[0]}x{i.input_size[1]}", f"{i.param_count:,}", "yes" if i.has_weights else "no (random init)", i.description)
+            (i.name, f"{i.input_size[0]}x{i.input_size[1]}", f"{i.param_count:,}",
+             "yes" if i.has_weights else "no (random init)", i.preprocessing, i.description)
         )
-    widths = [max(len(r[c]) for r in rows) for c in range(4)]
-    lines = ["  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4] for r in rows]
+    n = len(rows[0]) - 1  # the description is last and not padded
+    widths = [max(len(r[c]) for r in rows) for c in range(n)]
+    lines = ["  ".join(r[c].ljust(widths[c]) for c in range(n)) + "  " + r[n] for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 11)
     return "\n".join(line.rstrip() for line in lines)
 

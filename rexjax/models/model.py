@@ -119,6 +119,7 @@ class ModelInfo:
     param_count: int
     has_weights: bool
     description: str
+    preprocessing: str = ""  # `Preprocess.describe()`: resample, size, mean, std
 
 
 def variables_template(module: nn.Module, input_size: tuple[int, int]) -> dict:

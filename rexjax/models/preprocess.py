@@ -92,5 +92,11 @@ class Preprocess:
     def __call__(self, image: ImageLike) -> np.ndarray:
         return load_image(image, self.size, self.mean, self.std, self.resample)
 
+    def describe(self) -> str:
+        """One line, e.g. 'whole image -> 224x224 bicubic, (x - 127) / 128' (x in 0..255)."""
+        fmt = lambda v: f"{v:g}" if np.isscalar(v) else "(" + ", ".join(f"{float(c):.4g}" for c in v) + ")"
+        h, w = self.size
+        return f"whole image -> {h}x{w} {self.resample}, (x - {fmt(self.mean)}) / {fmt(self.std)}"
+
     def inverse(self, x: np.ndarray) -> np.ndarray:
         return to_uint8(x, self.mean, self.std)

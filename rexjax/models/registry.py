@@ -160,5 +160,6 @@ def list_models(names: Optional[Sequence[str]] = None) -> list[ModelInfo]:
         template = variables_template(spec.make_module(), spec.input_size)
         count = int(sum(np.prod(s.shape) for s in jax.tree_util.tree_leaves(template.get("params", {}))))
         has = bool(spec.default_weights and spec.default_weights())
-        out.append(ModelInfo(name, tuple(spec.input_size), spec.num_classes, count, has, spec.description))
+        prep = (spec.preprocess or Preprocess(tuple(spec.input_size))).describe()
+        out.append(ModelInfo(name, tuple(spec.input_size), spec.num_classes, count, has, spec.description, prep))
     return out

@@ -164,3 +164,11 @@ def test_models_command_table(capsys):
     rows = {line.split()[0]: line.split() for line in out[2:]}
     assert set(rows) == {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"}
     assert rows["efficientnet_lite0"][1:4] == ["224x224", "4,652,008", "yes"]
+    assert "whole image -> 224x224 bicubic, (x - 127) / 128" in out[2 + list(rows).index("efficientnet_lite0")]
+    # every zoo model states its own preprocessing (not the Lite default for all)
+    from rexjax.models import list_models
+
+    prep = {i.name: i.preprocessing for i in list_models(["vit_b_32", "inception_v3", "efficientnet_lite1"])}
+    assert prep["efficientnet_lite1"].startswith("whole image -> 240x240 bicubic, (x - 127) / 128")
+    assert prep["vit_b_32"].startswith("whole image -> 224x224 bilinear, (x - (123.7, 116.3, 103.5))"), prep
+    assert prep["inception_v3"].startswith("whole image -> 299x299"), prep
