@@ -15,6 +15,7 @@ by calling `enable()` themselves.
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -50,10 +51,13 @@ def enable(path: Optional[os.PathLike] = None) -> Optional[Path]:
     if jax.config.jax_compilation_cache_dir:
         return Path(jax.config.jax_compilation_cache_dir)
     target = Path(path) if path is not None else compile_cache_dir()
-    try:
+    try:  # created and probe-written: an existing but read-only directory is refused too
         target.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=target)
+        os.close(fd)
+        os.remove(probe)
     except OSError as e:  # caching is an optimisation; a read-only cache dir is not fatal
-        warnings.warn(f"compilation cache disabled: cannot create {target} ({e})")
+        warnings.warn(f"compilation cache disabled: cannot write to {target} ({e.strerror or e})")
         return None
     jax.config.update("jax_compilation_cache_dir", str(target))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

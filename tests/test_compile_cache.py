@@ -55,3 +55,18 @@ def test_switched_off_by_env(tmp_path):
 def test_switch_values(monkeypatch, value, on):
     monkeypatch.setenv(compile_cache.ENV_SWITCH, value)
     assert compile_cache.requested() is on
+
+
+def test_existing_unwritable_directory_is_refused(monkeypatch):
+    """An existing directory that refuses new files (/proc/self, even for root) is not handed
+    to JAX (whose cache writes would fail at every compile): one warning, None. Catches a
+    check that only creates the directory."""
+    import jax
+
+    monkeypatch.delenv(compile_cache.ENV_SWITCH, raising=False)
+    before = jax.config.jax_compilation_cache_dir
+    if before:
+        pytest.skip("a JAX compilation cache directory is set for this process")
+    with pytest.warns(UserWarning, match="compilation cache disabled: cannot write"):
+        assert compile_cache.enable("/proc/self") is None
+    assert jax.config.jax_compilation_cache_dir == before
