@@ -14,6 +14,10 @@ spread over every local device (`jax.local_devices()`); on several hosts call
 `jax.distributed.initialize()` first by setting --distributed (each process then takes
 every P-th image and writes its own results.p<k>-of-<P>.csv; process 0 writes the report).
 --report_only writes the tables, plots and report from the rows so far (a run in progress).
+
+Errors are the `rexjax` CLI's: a bad flag, config file, field or value is one line on stderr
+and exit status 2; Ctrl-C one line and 130; anything else one line and 1 (--debug: the
+traceback).
 """
 
 from __future__ import annotations
@@ -32,14 +36,18 @@ _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "only write tables.md, th
                                  "rows in out so far (e.g. of a run still going or interrupted)")
 
 
+PROG = "run.py"
+
+
 def main(argv) -> int:
+    from rexjax.commands.common import UsageError, check_out_dir
+
     if len(argv) > 1:
-        print(f"run.py: takes flags only (--config.FIELD=VALUE), got {argv[1:]}", file=sys.stderr)
-        return 2
+        raise UsageError("", f"takes flags only (--config.FIELD=VALUE), got {argv[1:]}")
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     if _CONFIG.value is None:
-        print("run.py: --config=experiments/configs/<study>.py is required", file=sys.stderr)
-        return 2
+        raise UsageError("--config", "is required: --config=experiments/configs/<study>.py")
+    check_out_dir(str(_CONFIG.value.out), "--config.out")
     if _DISTRIBUTED.value:
         import jax
 
@@ -53,9 +61,8 @@ def main(argv) -> int:
             print(f"wrote {runner.report(config, studies.study(config.study))}")
             return 0
         out = runner.run(config, studies.study(config.study))
-    except ValueError as err:
-        print(f"run.py: {err}", file=sys.stderr)
-        return 2
+    except ValueError as err:  # bad fields or values found while setting the study up
+        raise UsageError("", str(err)) from err
     import jax
 
     print(f"wrote {out}/results.csv, {out}/tables.md and {out}/report.html "
@@ -63,5 +70,14 @@ def main(argv) -> int:
     return 0
 
 
+def entry(argv: list[str]) -> None:
+    """`run.py` with the rexjax CLI's error handling (`rexjax.cli.guarded`/`flags_parser`)."""
+    from rexjax import cli
+
+    debug = "--debug" in argv[1:]
+    argv = [a for a in argv if a != "--debug"]
+    app.run(cli.guarded(PROG, main, debug), argv=argv, flags_parser=cli.flags_parser(PROG))
+
+
 if __name__ == "__main__":
-    app.run(main)
+    entry(sys.argv)

@@ -12,6 +12,7 @@ under `--debug` (accepted by every command).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -28,27 +29,58 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-def _say(name: str, message: str) -> None:
-    print(f"rexjax {name}: {message}", file=sys.stderr, flush=True)
+def _say(prog: str, message: str) -> None:
+    print(f"{prog}: {message}", file=sys.stderr, flush=True)
 
 
-def _flags_parser(name: str):
-    """absl's parser with every flag error as one line and exit status 2."""
+def flags_parser(prog: str):
+    """absl's parser with every flag error as one line `PROG: problem` and exit status 2
+    (used by every command and by `experiments/run.py`)."""
     from absl import flags
 
     def parse(argv):
         try:
-            return flags.FLAGS(argv)
+            rest = flags.FLAGS(argv)
+            # ml_collections keeps a config file that failed to load as an error object that
+            # raises when first used: fail here instead, as a usage error
+            if any(type(v).__name__ == "_ErrorConfig" for v in flags.FLAGS.flag_values_dict().values()):
+                raise OSError("config file failed to load")
+            return rest
         except flags.Error as e:
-            _say(name, str(e).splitlines()[0])
-            sys.exit(2)
+            _say(prog, str(e).splitlines()[0])
+        except OSError as e:  # a config file that is missing or raised while loading
+            path = _config_path(argv)
+            why = "no such file" if path and not os.path.isfile(path.split(":")[0]) else "it raised an error; --debug shows it"
+            _say(prog, f"--config: cannot load {path!r} ({why})" if path else str(e).splitlines()[0])
+        except (KeyError, AttributeError, TypeError, ValueError) as e:  # --config.FIELD the config lacks
+            _say(prog, _override_problem(e))
+        if "--debug" in sys.argv:
+            raise
+        sys.exit(2)
 
     return parse
 
 
-def _guarded(name: str, main, debug: bool):
+def _override_problem(e: BaseException) -> str:
+    """One line for a --config.FIELD=VALUE override ml_collections could not apply."""
+    if isinstance(e, (KeyError, AttributeError)):  # the config has no such field
+        field = str(e.args[0] if e.args else "").strip("\"'")
+        return f"bad flag: the config has no field '{field}' (--help lists the config's fields)"
+    return f"bad flag: {str(e.args[0] if e.args else e).splitlines()[0]}"
+
+
+def _config_path(argv) -> str | None:
+    for i, a in enumerate(argv):
+        if a.startswith("--config="):
+            return a.split("=", 1)[1]
+        if a == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def guarded(prog: str, main, debug: bool):
     """`main` with usage errors, Ctrl-C and unexpected errors turned into one stderr line
-    and exit status 2, 130 and 1 (unexpected errors re-raised under --debug)."""
+    `PROG: ...` and exit status 2, 130 and 1 (unexpected errors re-raised under --debug)."""
     from rexjax.commands.common import UsageError, first_line
 
     def run_main(argv):
@@ -57,17 +89,17 @@ def _guarded(name: str, main, debug: bool):
         except UsageError as e:
             if debug:
                 raise
-            _say(name, first_line(e))
+            _say(prog, first_line(e))
             return 2
         except KeyboardInterrupt:
             if debug:
                 raise
-            _say(name, "interrupted")
+            _say(prog, "interrupted")
             return 130
         except Exception as e:
             if debug:
                 raise
-            _say(name, f"error: {type(e).__name__}: {first_line(e)} (run with --debug for the traceback)")
+            _say(prog, f"error: {type(e).__name__}: {first_line(e)} (run with --debug for the traceback)")
             return 1
 
     return run_main
@@ -85,7 +117,13 @@ def run(argv: list[str] | None = None) -> None:
     if name not in COMMANDS:
         print(f"rexjax: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         sys.exit(2)
-    module = importlib.import_module(COMMANDS[name][0])
+    try:  # ml_collections applies --config.FIELD overrides of a default config at import
+        module = importlib.import_module(COMMANDS[name][0])
+    except (KeyError, AttributeError, TypeError, ValueError) as e:
+        if debug:
+            raise
+        _say(f"rexjax {name}", _override_problem(e))
+        sys.exit(2)
     from absl import app, flags
 
     if any(a in ("-h", "--help", "-help", "--helpshort") for a in argv[2:]):
@@ -97,8 +135,8 @@ def run(argv: list[str] | None = None) -> None:
     compile_cache.enable()  # compile once per machine; REXJAX_COMPILE_CACHE=0 switches it off
     # Warnings and errors only by default (JAX's backend probing logs at INFO); a user's
     # own --verbosity comes later on the command line and wins.
-    app.run(_guarded(name, module.main, debug), argv=[f"rexjax {name}", "--verbosity=-1"] + argv[2:],
-            flags_parser=_flags_parser(name))
+    prog = f"rexjax {name}"
+    app.run(guarded(prog, module.main, debug), argv=[prog, "--verbosity=-1"] + argv[2:], flags_parser=flags_parser(prog))
 
 
 if __name__ == "__main__":

@@ -166,10 +166,10 @@ def _main_raising(exc):
     (RuntimeError("boom\nsecond line"), 1, "rexjax explain: error: RuntimeError: boom (run with --debug for the traceback)"),
 ])
 def test_dispatcher_errors_are_one_line(capsys, exc, code, text):
-    assert cli._guarded("explain", _main_raising(exc), debug=False)(["x"]) == code
+    assert cli.guarded("rexjax explain", _main_raising(exc), debug=False)(["x"]) == code
     assert capsys.readouterr().err.splitlines() == [text]
     with pytest.raises(type(exc)):  # --debug: the exception (and its traceback) goes through
-        cli._guarded("explain", _main_raising(exc), debug=True)(["x"])
+        cli.guarded("rexjax explain", _main_raising(exc), debug=True)(["x"])
 
 
 def test_is_flat():

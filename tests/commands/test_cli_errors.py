@@ -101,6 +101,8 @@ USAGE = [
     ("evaluate", ["--config.out={file}", "--config.images={img}", "--config.methods=rise"], "out: cannot write to"),
     ("evaluate", [f"--config.model={tiny.NAME}", "--config.weights={evil}", "--config.images={img}",
                   "--config.methods=rise", "--config.out={dir}/e"], "refusing to unpickle global os.system"),
+    ("evaluate", ["--config={dir}/nope.py"], "--config: cannot load"),
+    ("evaluate", ["--config.nofield=3"], "the config has no field 'nofield'"),
     ("bench", ["--images={dir}/nope"], "--images"),
     ("bench", ["--images={img}", "--iters=-1"], "--iters"),
     ("bench", ["--images={img}", "--batch_size=0"], "--batch_size"),
@@ -132,3 +134,27 @@ def test_usage_error_is_one_line_exit_2(usage_results, files, command, args, tex
     assert len(lines) == 1 and "Traceback" not in r["stderr"], r["stderr"]
     assert lines[0].startswith(f"rexjax {command}: ") and text in lines[0], lines[0]
     assert r["stdout"] == ""
+
+
+# The experiment driver shares the CLI's error handling (`rexjax.cli.guarded` / `flags_parser`).
+RUN_PY_USAGE = [
+    ([], "--config: is required"),
+    (["--config={dir}/nope.py"], "--config: cannot load"),
+    (["--config=experiments/configs/rex_compare.py", "--config.nofield=3"], "the config has no field 'nofield'"),
+    (["--config=experiments/configs/rex_compare.py", "--config.max_images=abc"], "--config.max_images"),
+    (["--config=experiments/configs/rex_compare.py", "--config.images={img}", "--config.out={file}"],
+     "--config.out: cannot write to"),
+]
+
+
+def test_experiment_driver_usage_errors_are_one_line_exit_2(files):
+    """Catches run.py going back to absl's default parser (tracebacks for a missing config
+    file or an unknown field) or to exit 1 for a bad --config.out."""
+    env = {**os.environ, "PYTHONPATH": ROOT, "REXJAX_COMPILE_CACHE": "0"}
+    for args, text in RUN_PY_USAGE:
+        argv = [a.format(**files) for a in args]
+        r = subprocess.run([sys.executable, "experiments/run.py", *argv], capture_output=True, text=True,
+                           timeout=300, env=env, cwd=ROOT)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2, (argv, r.stderr[-2000:])
+        assert len(lines) == 1 and lines[0].startswith("run.py: ") and text in lines[0], (argv, r.stderr[-2000:])
