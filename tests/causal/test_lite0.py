@@ -25,7 +25,7 @@ def check_sufficient(model, x, ex):
     assert int(np.argmax(probs)) == ex.target, "explanation is not sufficient"
 
 
-@pytest.mark.parametrize("name,label", [("ladybird.jpg", 301), ("tennis.jpg", 752)])
+@pytest.mark.parametrize("name,label", [("ladybird.jpg", 301), pytest.param("tennis.jpg", 752, marks=pytest.mark.slow)])
 def test_lite0_explanations_are_sufficient(lite0, name, label):
     explainer = rexjax.make_explainer(lite0, iters=3, batch_size=16)
     x = lite0.preprocess(os.path.join(IMAGES, name))
