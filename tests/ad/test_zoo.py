@@ -97,6 +97,7 @@ def _vendored_batch(model, n):
     return jnp.asarray(np.stack([model.preprocess(p) for p in paths]))
 
 
+@pytest.mark.slow  # 40 s; ConvAD on the Lite family stays fast via test_small_zoo_model[efficientnet_lite]
 def test_lite0_real_weights_tau05():
     from rexjax.models import load
 

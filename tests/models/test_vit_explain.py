@@ -69,7 +69,7 @@ def test_random_vit_b_32_checkpoint_loads_through_the_registry(checkpoint):
     assert logits.shape == (1, 1000) and np.isfinite(logits).all() and logits.std() > 0.1
 
 
-@pytest.mark.parametrize("mask_mode", ["zero", "ad"])
+@pytest.mark.parametrize("mask_mode", [pytest.param("zero", marks=pytest.mark.slow), "ad"])
 def test_rex_explains_a_vendored_image_with_a_tiny_vit(mask_mode):
     """ReX end to end on a zoo ViT module (tiny config, random weights), occlusion and AD."""
     cfg = V.ViTConfig(patch=8, dim=32, depth=2, heads=2, mlp_dim=64, image_size=48, num_classes=10)
