@@ -21,7 +21,7 @@ The defaults (fields and their meaning) are `rexjax/configs/evaluate.py`, which 
 """
 
 from rexjax.configs import evaluate as base
-from rexjax.studies.configs import captum_defaults
+from rexjax.studies.configs import captum_defaults, cpu_budget
 
 SIZES = ("paper", "cpu", "captum")
 
@@ -34,9 +34,5 @@ def get_config(size: str = "paper"):
     if size == "captum":
         captum_defaults(config)
     if size == "cpu":
-        config.rex.iters = 10
-        config.rise.n_masks = 1000
-        config.integrated_gradients.n_steps = 32
-        config.lime.n_samples = 500
-        config.step = 250
+        cpu_budget(config)
     return config

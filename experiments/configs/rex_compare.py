@@ -31,9 +31,5 @@ def get_config(size: str = "cpu"):
     config.images = "third_party/images"
     config.methods = "rex,rise,gradcam,ig,lime,kernel_shap"
     if size == "cpu":
-        config.rex.iters = 10
-        config.rise.n_masks = 1000
-        config.integrated_gradients.n_steps = 32
-        config.lime.n_samples = 500
-        config.step = 250
+        configs.cpu_budget(config)
     return config

@@ -43,6 +43,17 @@ def base(study: str) -> ml_collections.ConfigDict:
     return config
 
 
+def cpu_budget(config):
+    """The CPU-sized method budgets shared by `rexjax evaluate`'s and the studies' `:cpu`
+    configs (ReX 10 iterations, RISE 1000 masks, IG 32 steps, LIME 500 samples, step 250)."""
+    config.rex.iters = 10
+    config.rise.n_masks = 1000
+    config.integrated_gradients.n_steps = 32
+    config.lime.n_samples = 500
+    config.step = 250
+    return config
+
+
 def captum_defaults(config):
     """The baselines at Captum 0.9's defaults (RISE: the authors' notebook settings). Where
     rexjax cannot express Captum's default (no feature mask = one feature per input scalar,
