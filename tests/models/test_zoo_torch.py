@@ -89,18 +89,15 @@ def test_full_size_random_model_matches_torch(name, fmt, tmp_path):
     assert diff <= 1e-4
 
 
-@pytest.mark.parametrize("name", ["resnet50", "resnet101", "vgg16", "regnety_120", "efficientnet_v2_s"])
-def test_full_size_random_model_exact_in_float64(name):
-    """The port itself, free of float32 rounding: torch float64 vs Flax float64 on a plainly
-    random-initialised model (BN affine params and running stats randomised; timm's
-    zero-init of the last BN would otherwise switch residual branches off), relative
-    error <= 1e-9."""
+def float64_logits(tm, name, gen) -> tuple[np.ndarray, np.ndarray]:
+    """(Flax, torch) float64 logits of the full-size torch model `tm` for one random input,
+    after randomising its BN affine parameters and running statistics with `gen` (timm's
+    zero-init of the last BN would otherwise switch residual branches off); the Flax side is
+    `name`'s port converted from `tm`'s state_dict as the registry does (spec.convert, else
+    the key mapping)."""
     from rexjax.models.convert.checks import convert_state_dict
     from rexjax.models.model import variables_template
 
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(2)
-    tm = _torch_model(name)
     for m in tm.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             k = m.num_features
@@ -121,6 +118,18 @@ def test_full_size_random_model_exact_in_float64(name):
     variables = spec.convert(sd, template) if spec.convert else convert_state_dict(sd, template, spec.key_fn)
     with jax.enable_x64(True):
         got = np.asarray(jax.jit(module.apply)(variables, x.numpy().transpose(0, 2, 3, 1)))
+    return got, ref
+
+
+@pytest.mark.parametrize("name", ["resnet50", "resnet101", "vgg16", "regnety_120", "efficientnet_v2_s"])
+def test_full_size_random_model_exact_in_float64(name):
+    """The port itself, free of float32 rounding: torch float64 vs Flax float64 on a plainly
+    random-initialised model (BN affine params and running stats randomised; timm's
+    zero-init of the last BN would otherwise switch residual branches off), relative
+    error <= 1e-9."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(2)
+    got, ref = float64_logits(_torch_model(name), name, gen)
     assert got.dtype == np.float64
     rel = float(np.abs(got - ref).max() / np.abs(ref).max())
     print(f"{name} float64: max |logit diff| {np.abs(got - ref).max():.3g}, max |logit| {np.abs(ref).max():.3g}")

@@ -14,7 +14,7 @@ torchvision = pytest.importorskip("torchvision")
 timm = pytest.importorskip("timm")
 
 import rexjax.models as M  # noqa: E402
-from tests.models.test_zoo_torch import calibrate_and_perturb_bn  # noqa: E402
+from tests.models.test_zoo_torch import calibrate_and_perturb_bn, float64_logits  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -75,28 +75,7 @@ def test_full_size_random_model_exact_in_float64(name):
     gen = torch.Generator().manual_seed(2)
     tm = _torch_model(name)
     randomise_constants(tm, gen)
-    for m in tm.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            k = m.num_features
-            with torch.no_grad():
-                m.weight.copy_(0.5 + torch.rand(k, generator=gen))
-                m.bias.copy_(0.1 * torch.randn(k, generator=gen))
-            m.running_mean.copy_(0.1 * torch.randn(k, generator=gen))
-            m.running_var.copy_(0.5 + torch.rand(k, generator=gen))
-    tm = tm.double().eval()
-    spec = M.get_spec(name)
-    x = torch.randn((1, 3, *spec.input_size), generator=gen, dtype=torch.float64)
-    with torch.no_grad():
-        ref = tm(x).numpy()
-    sd = {k: v.numpy() for k, v in tm.state_dict().items()}
-    del tm
-    module = spec.make_module()
-    from rexjax.models.model import variables_template
-
-    template = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, np.float64), variables_template(module, spec.input_size))
-    variables = M.registry.convert_state_dict(sd, template, spec.key_fn) if spec.key_fn else spec.convert(sd, template)
-    with jax.enable_x64(True):
-        got = np.asarray(jax.jit(module.apply)(variables, x.numpy().transpose(0, 2, 3, 1)))
+    got, ref = float64_logits(tm, name, gen)
     rel = float(np.abs(got - ref).max() / np.abs(ref).max())
     print(f"{name} float64: max |logit diff| {np.abs(got - ref).max():.3g}, max |logit| {np.abs(ref).max():.3g}")
     assert got.dtype == np.float64 and rel <= 1e-9
