@@ -327,6 +327,31 @@ FAMILIES.update({"vit_torchvision": tiny_vit_torchvision, "vit_timm": tiny_vit_t
 INPUT_SHAPES.update({"vit_torchvision": (2, 3, 35, 35), "vit_timm": (2, 3, 35, 49)})
 
 
+# ---- EVA-02 (rexjax.models.eva; tests/models/test_eva_parity.py holds the Flax twin) ----
+
+
+def tiny_eva02() -> tuple[nn.Module, nn.Module]:
+    """timm Eva with eva02_large_patch14_448's options (separate q/k/v, k without bias,
+    RotaryEmbeddingCat with ref_feat_shape, SwiGLU with sub-LN, average pool + fc_norm) at
+    patch 7, learned 4 x 4 grid (28 px), ref_feat_shape 3 x 3, width 32, 2 heads (head dim 16:
+    4 rotary bands per axis), 2 blocks, SwiGLU hidden int(32 * 8/3) = 85; run with
+    dynamic_img_size on a 35 x 49 input (5 x 7 grid: position embeddings resampled, rotary
+    positions scaled by 3/5 and 3/7); every parameter random."""
+    from timm.models.eva import Eva
+
+    m = Eva(img_size=28, patch_size=7, embed_dim=32, depth=2, num_heads=2, mlp_ratio=4 * 2 / 3, qkv_fused=False,
+            swiglu_mlp=True, scale_mlp=True, use_rot_pos_emb=True, ref_feat_shape=(3, 3), num_classes=NUM_CLASSES,
+            dynamic_img_size=True)
+    gen = torch.Generator().manual_seed(SEED + 2)
+    randomise(m.parameters(), gen, 0.3)
+    randomise_layernorms(m, gen)
+    return m, _grid_tap(m.blocks[-1], (5, 7))
+
+
+FAMILIES["eva02"] = tiny_eva02
+INPUT_SHAPES["eva02"] = (2, 3, 35, 49)
+
+
 def run_with_feature(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     got = {}
     handle = layer.register_forward_hook(lambda _m, _i, out: got.__setitem__("f", out.detach().clone()))

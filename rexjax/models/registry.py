@@ -53,6 +53,7 @@ FAMILIES: dict[str, str] = {
     "vit_l_16": "rexjax.models.vit",
     "vit_large_patch16_224": "rexjax.models.vit",
     "vit_huge_patch14_224": "rexjax.models.vit",
+    "eva02_large_patch14_448": "rexjax.models.eva",
 }
 # models added with `register`, looked up before the zoo
 USER_MODELS: dict[str, Callable[[], ModelSpec]] = {}
