@@ -22,11 +22,16 @@ $(TEST_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/rexjax explain third_party/images/ladybird.jpg --out out/demo
 
+# Two pytest workers (most test time is single-threaded XLA compilation; CI has 2 cores);
+# a test file stays on one worker so module fixtures are built once. TEST_WORKERS=0: no workers.
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadfile)
+
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(XDIST)
 
 test-all: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+	$(BIN)/python -m pytest -q $(XDIST) -m "slow or not slow"
 
 bench: $(STAMP)
 	$(BIN)/rexjax bench --images third_party/images
