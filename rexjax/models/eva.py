@@ -106,7 +106,8 @@ def apply_rope(x: jax.Array, sin: np.ndarray, cos: np.ndarray) -> jax.Array:
     """x f32[B, N, heads, d] rotated per token (timm `apply_rot_embed`, interleaved):
     `x cos + rot(x) sin`, rot([x0, x1, x2, x3, ...]) = [-x1, x0, -x3, x2, ...]; sin, cos [N, d]."""
     pairs = x.reshape(*x.shape[:-1], x.shape[-1] // 2, 2)
-    rot = jnp.stack([-pairs[..., 1], pairs[..., 0]], axis=-1).reshape(x.shape)
+    # concatenate, not stack: Activation-Deactivation has rules for slice/concatenate/reshape
+    rot = jnp.concatenate([-pairs[..., 1:], pairs[..., :1]], axis=-1).reshape(x.shape)
     return x * cos[None, :, None] + rot * sin[None, :, None]
 
 

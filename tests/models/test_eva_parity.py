@@ -9,11 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rexjax.models import get_spec
+from rexjax.models import list_models
 from rexjax.models import eva as E
 from rexjax.models.convert.checks import CheckpointMismatchError
 from rexjax.models.convert.pth import load_state_dict
-from rexjax.models.model import variables_template
 from tests.helpers.zoo import FIXTURES
 
 # sum(p.numel() for p in timm.create_model("eva02_large_patch14_448").parameters()), timm 1.0.31
@@ -23,10 +22,12 @@ PARAM_COUNT = 305_080_232
 TINY = E.EvaConfig(patch=7, dim=32, depth=2, heads=2, mlp_dim=85, image_size=28, ref_grid=3, num_classes=10)
 
 
-def test_parameter_count_equals_timm():
-    spec = get_spec("eva02_large_patch14_448")
-    template = variables_template(spec.make_module(), spec.input_size)
-    assert sum(int(np.prod(s.shape)) for s in jax.tree_util.tree_leaves(template["params"])) == PARAM_COUNT
+def test_zoo_entry_has_timms_parameter_count_and_preprocessing():
+    """`rexjax models` row: eval_shape parameter count, and timm's pretrained eval transform
+    (448 bicubic, crop_pct 1.0 squash, OpenAI CLIP mean/std)."""
+    (info,) = list_models(["eva02_large_patch14_448"])
+    assert info.param_count == PARAM_COUNT and info.input_size == (448, 448)
+    assert info.preprocessing == "whole image -> 448x448 bicubic, (x - (122.8, 116.7, 104.1)) / (68.5, 66.63, 70.32)"
 
 
 @pytest.mark.parametrize("fmt", ["zip", "legacy"])
