@@ -62,6 +62,9 @@ flags.DEFINE_bool("contrastive", False, "Also find a sufficient and necessary (c
 flags.DEFINE_float("permitted_overlap", 0.0, "Largest Dice between two of the multiple explanations.",
                    lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("spotlights", 9, "Spotlight slots searched besides the main explanation.", lower_bound=0)
+flags.DEFINE_integer("input_size", None, "Feed the model S x S images instead of its own size (e.g. a ViT at 384, "
+                     "or a small size for a quick look); ViTs need whole patches and resample their position "
+                     "embeddings. Refused with the model's reason when its layers cannot take the size.", lower_bound=1)
 flags.DEFINE_string("out", "out/explain", "Output directory for PNG and .npz files.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 
@@ -101,7 +104,7 @@ def _check_flags(images: list[str]):
     common.check_seed(FLAGS.seed)
     common.check_range("--target", FLAGS.target, 0, spec.num_classes - 1, allow_none=True)
     common.check_mask_mode(FLAGS.mask_mode)
-    common.check_batch_size(FLAGS.batch_size, spec.input_size)
+    common.check_batch_size(FLAGS.batch_size, (FLAGS.input_size,) * 2 if FLAGS.input_size else spec.input_size)
     config = _config()
     common.check_out_dir(FLAGS.out)
     return config, spec
@@ -179,6 +182,11 @@ def main(argv) -> int:
     from rexjax.io import unique_names
 
     model = common.load_model(FLAGS.model, FLAGS.weights)
+    if FLAGS.input_size:
+        try:
+            model = model.at_size(FLAGS.input_size)
+        except ValueError as err:
+            raise common.UsageError("--input_size", common.first_line(err)) from err
     explainer = make_explainer(model, config)
     failed = 0
     for path, name in tqdm(list(zip(images, unique_names(images))), desc="images",

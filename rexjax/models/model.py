@@ -5,7 +5,7 @@ named feature maps), `ModelInfo` (one row of `list_models`), and `variables_temp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import flax.linen as nn
@@ -105,6 +105,25 @@ class Model:
     def preprocess(self, image: ImageLike) -> np.ndarray:
         """Path / PIL image / uint8 array -> f32[H,W,3] in this model's input space."""
         return self.preprocessing(image)
+
+    def at_size(self, height: int, width: Optional[int] = None) -> "Model":
+        """The same model (same variables) fed `height` x `width` images (square by default):
+        its preprocessing resizes to that size. Convolutional models take any size their pools
+        allow; ViTs need whole patches and resample their position embeddings (timm's dynamic
+        image size). ValueError naming `input_size` when the module refuses the size (checked
+        by shape inference, no forward pass)."""
+        width = height if width is None else width
+        size = (int(height), int(width))
+        if min(size) < 1:
+            raise ValueError(f"{self.name}: input_size must be positive, got {size[0]}x{size[1]}")
+        if size == tuple(self.input_size):
+            return self
+        try:
+            jax.eval_shape(self.apply_fn, self.variables, jax.ShapeDtypeStruct((1, *size, 3), jnp.float32))
+        except Exception as err:  # the module's own refusal (patch multiple, pool too large, ...)
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"{self.name}: input_size {size[0]}x{size[1]} is not accepted by the model: {first}") from err
+        return replace(self, input_size=size, preprocessing=replace(self.preprocessing, size=size))
 
     @property
     def param_count(self) -> int:

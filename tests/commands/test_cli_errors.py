@@ -83,6 +83,7 @@ USAGE = [
     ("explain", ["{img}", "--mask_mode", "purple"], "unknown --mask_mode 'purple'"),
     ("explain", ["{img}", "--target", "7", *TINY], "--target: must be in [0, 4]"),
     ("explain", ["{img}", "--min_confidence", "2"], "--min_confidence"),
+    ("explain", ["{img}", "--input_size", "0"], "--input_size"),
     ("explain", ["{img}", "--responsibility", "bogus"], "--responsibility"),
     ("explain", ["{img}", "--no_such_flag=1"], "no_such_flag"),
     ("explain", ["{img}", "--model", "nope"], "--model: unknown model 'nope'"),

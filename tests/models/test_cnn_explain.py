@@ -1,11 +1,10 @@
 """End to end with random-weight `convnext_tiny` and `inception_v3` checkpoints written by the
 test (no torch): the registry loads them through the checked converters, and ReX explains a
 vendored image at a small input (ConvNeXt 64 px; Inception-v3 at 80 px, just above its 75 px
-minimum), with occlusion and with ConvAD (slow); fast: ReX with a tiny zoo ConvNeXt."""
+minimum), with occlusion (fast) and with ConvAD (slow); slow too: ReX with a tiny zoo ConvNeXt."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import flax
@@ -46,12 +45,6 @@ def random_checkpoint(name: str, path, seed: int = 0) -> dict:
     return sd
 
 
-def _at(model, size: int):
-    """The same model fed `size` x `size` images (its preprocessing at that size)."""
-    pre = model.preprocessing
-    return dataclasses.replace(model, input_size=(size, size), preprocessing=Preprocess((size, size), pre.mean, pre.std, pre.resample))
-
-
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     """name -> (model loaded from a random checkpoint, that checkpoint's state_dict), built once."""
@@ -67,9 +60,9 @@ def loaded(tmp_path_factory):
     return get
 
 
-# slow: ~55 s for convnext_tiny with occlusion (a 112 MB checkpoint written, read, converted,
-# ReX compiled), ~60 s more per model with ConvAD; the fast twin is the tiny-ConvNeXt test below
-CASES = [pytest.param(n, m, marks=pytest.mark.slow) for n in sorted(SIZES) for m in ("zero", "ad")]
+# occlusion is fast (~20 s each on 2 idle cores: a ~100 MB checkpoint written, read and converted,
+# ReX compiled at the small input); ConvAD compiles a bigger program (~60 s more each): slow
+CASES = [pytest.param(n, m, marks=[pytest.mark.slow] if m == "ad" else []) for n in sorted(SIZES) for m in ("zero", "ad")]
 
 
 @pytest.mark.parametrize("name,mask_mode", CASES)
@@ -78,7 +71,7 @@ def test_rex_explains_a_vendored_image_with_a_random_checkpoint(loaded, name, ma
     assert model.has_weights
     first = next(iter(sd))  # a value read back through the .pth reader and converter
     assert any(np.array_equal(np.asarray(a).ravel(), np.asarray(sd[first]).ravel()) for a in _leaves(model.variables))
-    small = _at(model, SIZES[name])
+    small = model.at_size(SIZES[name])
     x = small.preprocess(IMAGE)
     ex = make_explainer(small, RexConfig(iters=2, mask_mode=mask_mode))(x, key=0)
     assert ex.target == int(np.argmax(np.asarray(small(x[None]))[0]))
@@ -86,6 +79,7 @@ def test_rex_explains_a_vendored_image_with_a_random_checkpoint(loaded, name, ma
     assert np.isfinite(ex.responsibility).all()  # random weights: responsibility may be all 0
 
 
+@pytest.mark.slow  # convnext_tiny itself runs in the fast suite above
 def test_rex_explains_a_vendored_image_with_a_tiny_zoo_convnext():
     """Fast: ReX (occlusion, 2 iterations) with the zoo's ConvNeXt module at a tiny config
     (random init), the registry model's preprocessing at 48 px."""
