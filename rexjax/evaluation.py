@@ -181,8 +181,8 @@ def _weights(classifier) -> str:
     model = classifier.model
     if getattr(model, "has_weights", True) is False:
         return "random-init"
-    path = getattr(model, "weights_path", None)
-    return "" if path is None else str(path)
+    path = getattr(model, "weights_path", None)  # the file name only: rows hold no machine's paths
+    return "" if path is None else os.path.basename(str(path))
 
 
 def check_settings(

@@ -453,3 +453,12 @@ def test_cli_run_fails_before_loading_the_model(monkeypatch, capsys, folder, tmp
     err = out.err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("rexjax evaluate: ") and match in err[0], err
     assert not (tmp_path / "results.csv").exists()
+
+
+def test_weights_column_is_the_file_name_not_a_machine_path():
+    """Rows name the weights file, never the directory it sits in on one machine."""
+    from types import SimpleNamespace as NS
+
+    assert evaluation._weights(NS(model=NS(has_weights=True, weights_path="/home/u/w/resnet50-0676ba61.pth"))) == "resnet50-0676ba61.pth"
+    assert evaluation._weights(NS(model=NS(has_weights=False, weights_path=None))) == "random-init"
+    assert evaluation._weights(NS(model=NS(has_weights=True, weights_path=None))) == ""
