@@ -68,10 +68,9 @@ VARIANTS = {
     "inception": (MiniInception, (41, 37), lambda p: np.asarray(p["fc"]["bias"])),
     "inception_resnet": (lambda: MiniInception(residual=True), (41, 37), lambda p: np.asarray(p["fc"]["bias"])),
 }
-SLOW = {"convnext", "resnet_d", "inception_resnet"}  # fast: convnextv2 (LN, dw 7x7, GELU, GRN) and inception
 
 
-@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f in SLOW else f for f in sorted(VARIANTS)])
+@pytest.mark.parametrize("family", sorted(VARIANTS))
 def test_convad_theorem1_deactivation_and_poisoning(family):
     make, hw, _ = VARIANTS[family]
     module = make()
