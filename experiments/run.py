@@ -61,6 +61,9 @@ def main(argv) -> int:
             print(f"wrote {runner.report(config, studies.study(config.study))}")
             return 0
         out = runner.run(config, studies.study(config.study))
+    except runner.StudyIncomplete as err:  # some pairs failed (one line each, already shown)
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 1
     except ValueError as err:  # bad fields or values found while setting the study up
         raise UsageError("", str(err)) from err
     import jax

@@ -24,7 +24,11 @@ What the runner guarantees:
   j mod n, one worker thread per device with the model's variables put on it), and over
   processes (`jax.distributed`: process p of P takes images i with i mod P = p and writes
   `results.p<p>-of-<P>.csv`; the analysis reads them all once every process is done);
-* a progress bar (tqdm: done / total maps, rate and ETA) over the maps still to compute.
+* a progress bar (tqdm: done / total maps, rate and ETA) over the maps still to compute;
+* one bad (image, model) pair (an unreadable file, a method error) never stops the run: it is
+  reported as one line, listed in `<out>/failed.txt` and has no rows; the run finishes the
+  others, writes the report from them and then raises `StudyIncomplete` (a rerun of the same
+  command retries just the failed pairs).
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ from rexjax.studies.rowlog import RowLog, read_rows
 
 KEY = ("image_index", "model", "method")
 TIMING = ("time_s", "compile_s")  # the columns that differ between two runs of one config
+
+
+class StudyIncomplete(RuntimeError):
+    """Some (image, model) pairs failed and have no rows (listed in `<out>/failed.txt`)."""
 
 
 class Variant(NamedTuple):
@@ -245,9 +253,31 @@ def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True)
     for m in dict.fromkeys(k[1] for k in todo):  # load on this thread, before the workers
         classifier_on(m, devices[0])
     hook_columns: Optional[Callable] = getattr(study, "columns", None)
+    failed: list[tuple[str, str, str]] = []  # (image, model, "Error: first line"), appended by the workers
 
     with tqdm(total=sum(len(v) for v in todo.values()), desc=config.study, unit="map",
               disable=None if progress is None else not progress) as bar:
+
+        def run_pair(clf: Classifier, m: str, i: int, vs: list[Variant], evaluators: dict, prepared: dict) -> None:
+            """The rows of image i on model m for variants vs, appended as they finish."""
+            ctx = Context(clf, i, samples[i], jax.random.fold_in(
+                jax.random.fold_in(jax.random.key(config.seed), i), 1), samples, config, prepared)
+
+            def on_map(row, x, measured):
+                extra = hook_columns(ctx, row, x, measured) if hook_columns else {}
+                row.update({c: extra.get(c) for c in study.EXTRA_COLUMNS})
+                if config.save_maps:
+                    map_files.save(out, row, clf, x, measured)
+
+            for mode in dict.fromkeys(v.mask_mode for v in vs):
+                if mode not in evaluators:
+                    group = {v.name: v.method for v in variants if v.mask_mode == mode}
+                    evaluators[mode] = evaluation.Evaluator(clf, group, **settings[mode])
+                group_names = [v.name for v in vs if v.mask_mode == mode]
+                for row in evaluators[mode].image_rows(i, samples[i], group_names, on_map=on_map):
+                    log.append(row)
+                    bar.set_postfix_str(f"{samples[i].name} {m} {row['method']}", refresh=False)
+                    bar.update(1)
 
         def work(d: int) -> None:
             device = devices[d]
@@ -259,24 +289,12 @@ def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True)
                     clf = classifier_on(m, device)
                     evaluators, prepared = {}, {}
                     for i, vs in jobs:
-                        ctx = Context(clf, i, samples[i], jax.random.fold_in(
-                            jax.random.fold_in(jax.random.key(config.seed), i), 1), samples, config, prepared)
-
-                        def on_map(row, x, measured, ctx=ctx):
-                            extra = hook_columns(ctx, row, x, measured) if hook_columns else {}
-                            row.update({c: extra.get(c) for c in study.EXTRA_COLUMNS})
-                            if config.save_maps:
-                                map_files.save(out, row, clf, x, measured)
-
-                        for mode in dict.fromkeys(v.mask_mode for v in vs):
-                            if mode not in evaluators:
-                                group = {v.name: v.method for v in variants if v.mask_mode == mode}
-                                evaluators[mode] = evaluation.Evaluator(clf, group, **settings[mode])
-                            group_names = [v.name for v in vs if v.mask_mode == mode]
-                            for row in evaluators[mode].image_rows(i, samples[i], group_names, on_map=on_map):
-                                log.append(row)
-                                bar.set_postfix_str(f"{samples[i].name} {m} {row['method']}", refresh=False)
-                                bar.update(1)
+                        try:
+                            run_pair(clf, m, i, vs, evaluators, prepared)
+                        except Exception as err:  # this pair has no rows; the others go on
+                            line = f"{type(err).__name__}: {_first_line(err)}"
+                            failed.append((samples[i].name, m, line))
+                            bar.write(f"{config.study}: {samples[i].name} on {m} failed: {line}")
 
         if len(devices) == 1:
             work(0)
@@ -292,9 +310,23 @@ def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True)
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices("rexjax study rows written")
-    if analyse and jax.process_index() == 0:
+    failed_file = out / (f"failed.p{jax.process_index()}.txt" if jax.process_count() > 1 else "failed.txt")
+    if failed:
+        failed_file.write_text("".join(f"{image}\t{model}\t{line}\n" for image, model, line in sorted(failed)))
+    elif failed_file.exists():
+        failed_file.unlink()  # a rerun that retried them all
+    if analyse and jax.process_index() == 0 and run_rows(out):
         report(config, study)
+    if failed:
+        image, model, line = failed[0]
+        raise StudyIncomplete(f"{len(failed)} (image, model) pairs failed and have no rows (first: {image} on "
+                              f"{model}: {line}); listed in {failed_file}; rerun the same command to retry them")
     return out
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def report(config, study) -> Path:

@@ -93,3 +93,28 @@ def test_bad_settings_fail_before_any_model(images, tmp_path, monkeypatch):
         config = tiny_config("rex_compare", images, tmp_path / "bad", **bad)
         with pytest.raises(ValueError, match=match):
             runner.run(config, studies.study("rex_compare"), progress=False)
+
+
+def test_a_bad_image_fails_alone_and_a_rerun_retries_it(tmp_path):
+    """A file that is not an image costs only its own rows: the others are written, the report
+    is made, failed.txt names it and the run raises StudyIncomplete; once the file is fixed a
+    rerun computes just its rows (and failed.txt goes)."""
+    folder = tiny_images(tmp_path / "data")
+    good = (folder / "images" / "im1.png").read_bytes()
+    (folder / "images" / "im1.png").write_bytes(b"not a png")
+    config = tiny_config("shape_vs_metrics", folder, tmp_path / "out", methods="rise", max_images=3)
+    module = studies.study(config.study)
+    with pytest.raises(runner.StudyIncomplete, match=r"1 \(image, model\) pairs failed .*first: im1.png on .*tiny_a"):
+        runner.run(config, module, progress=False)
+    out = tmp_path / "out"
+    assert [r["image"] for r in read_rows(out / "results.csv")] == ["im0.png", "im2.png"]
+    assert (out / "report.html").is_file()
+    assert (out / "failed.txt").read_text().startswith("im1.png\ttests.experiments.models:tiny_a\t")
+    (folder / "images" / "im1.png").write_bytes(good)
+    calls = []
+    real = evaluation.Evaluator.measure_maps
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(evaluation.Evaluator, "measure_maps", lambda self, *a, **k: calls.append(a[0]) or real(self, *a, **k))
+        runner.run(config, module, progress=False)
+    assert len(calls) == 1 and not (out / "failed.txt").exists()
+    assert [r["image"] for r in read_rows(out / "results.csv")] == ["im0.png", "im1.png", "im2.png"]
