@@ -47,7 +47,7 @@ from rexjax.models.layers import attention
 from rexjax.models.model import ModelSpec, variables_template
 from rexjax.models.preprocess import Preprocess
 from rexjax.models.torch_port import check_rgb_batch, feature
-from rexjax.models.vit import _ln, key_fn, resample_pos_embed
+from rexjax.models.vit import PatchTransformerSizes, _ln, key_fn, resample_pos_embed
 
 # timm.data.OPENAI_CLIP_MEAN / OPENAI_CLIP_STD, in 0..255 units
 OPENAI_CLIP_MEAN = tuple(255 * m for m in (0.48145466, 0.4578275, 0.40821073))
@@ -55,7 +55,7 @@ OPENAI_CLIP_STD = tuple(255 * s for s in (0.26862954, 0.26130258, 0.27577711))
 
 
 @dataclass(frozen=True)
-class EvaConfig:
+class EvaConfig(PatchTransformerSizes):
     """EVA-02 hyperparameters. mlp_dim = int(dim * 4 * 2/3) as timm; ref_grid = timm's
     `ref_feat_shape` (the rotary positions are scaled to this grid)."""
 
@@ -70,20 +70,9 @@ class EvaConfig:
     num_classes: int = 1000
 
     def __post_init__(self):
-        if self.dim % self.heads or min(self.patch, self.dim, self.depth, self.heads, self.mlp_dim, self.ref_grid) < 1:
-            raise ValueError(f"dim {self.dim} must be a positive multiple of heads {self.heads}")
+        self.check_sizes(self.ref_grid)
         if (self.dim // self.heads) % 4:
             raise ValueError(f"head dimension {self.dim // self.heads} must be a multiple of 4 (2-D rotary embedding)")
-        if self.image_size < self.patch:
-            raise ValueError(f"image_size {self.image_size} is smaller than the patch {self.patch}")
-
-    @property
-    def grid(self) -> int:
-        return self.image_size // self.patch
-
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return ("patch_embed", "last_block", "pre_logits")
 
 
 CONFIGS = {"eva02_large_patch14_448": EvaConfig()}

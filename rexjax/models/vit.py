@@ -43,8 +43,29 @@ LN_EPS = 1e-6
 LAYOUTS = ("torchvision", "timm")
 
 
+class PatchTransformerSizes:
+    """What every patch transformer config (ViT, EVA-02) shares: the size checks, the learned
+    patch grid and the feature points. Mixed into frozen dataclasses with the fields patch,
+    dim, depth, heads, mlp_dim, image_size."""
+
+    def check_sizes(self, *more: int) -> None:
+        """ValueError unless every size (and `more`) is positive and dim splits into heads."""
+        if self.dim % self.heads or min(self.patch, self.dim, self.depth, self.heads, self.mlp_dim, *more) < 1:
+            raise ValueError(f"dim {self.dim} must be a positive multiple of heads {self.heads}")
+        if self.image_size < self.patch:
+            raise ValueError(f"image_size {self.image_size} is smaller than the patch {self.patch}")
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return ("patch_embed", "last_block", "pre_logits")
+
+
 @dataclass(frozen=True)
-class ViTConfig:
+class ViTConfig(PatchTransformerSizes):
     """ViT hyperparameters. layout: "torchvision" (`VisionTransformer` key names) or "timm"."""
 
     patch: int = 16
@@ -59,18 +80,7 @@ class ViTConfig:
     def __post_init__(self):
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
-        if self.dim % self.heads or min(self.patch, self.dim, self.depth, self.heads, self.mlp_dim) < 1:
-            raise ValueError(f"dim {self.dim} must be a positive multiple of heads {self.heads}")
-        if self.image_size < self.patch:
-            raise ValueError(f"image_size {self.image_size} is smaller than the patch {self.patch}")
-
-    @property
-    def grid(self) -> int:
-        return self.image_size // self.patch
-
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return ("patch_embed", "last_block", "pre_logits")
+        self.check_sizes()
 
 
 @dataclass(frozen=True)
