@@ -77,7 +77,7 @@ def test_fold_sums_chunk_partials_in_order():
 
 
 def test_batch_size_policy():
-    assert batching.resolve_batch_size(None) == batching.default_batch_size() == 16  # CPU
+    assert batching.resolve_batch_size(None) == batching.default_batch_size() == 8  # CPU
     assert batching.resolve_batch_size(5) == 5
     for bad in (0, -1, 2.5, True, "8"):
         with pytest.raises(ValueError, match="batch_size"):

@@ -46,7 +46,7 @@ flags.DEFINE_string(
     "What masked pixels show: a number (|x| <= 1e4), min, max, mean, blur, blur:SIGMA (SIGMA <= 64), or 'ad' "
     "(Activation-Deactivation).",
 )
-flags.DEFINE_integer("batch_size", None, "Images per model call (default 16 on CPU, 128 on GPU); refused if it "
+flags.DEFINE_integer("batch_size", None, "Images per model call (default 8 on CPU, 128 on GPU); refused if it "
                      "would not fit in memory.", lower_bound=1)
 flags.DEFINE_enum(
     "responsibility", "alg1", ["alg1", "sufficient", "rex", "weighted"],

@@ -11,7 +11,7 @@ Top level: what to run on and how to measure.
     out                   output folder (results.csv, summary.txt)
     methods               comma-separated method names or aliases (`rexjax.methods`)
     seed                  image i is explained with key fold_in(key(seed), i)
-    batch_size            images per model call, None = 16 on CPU, 128 on accelerators
+    batch_size            images per model call, None = 8 on CPU, 128 on accelerators
     mask_mode             what masked pixels show: a number, min, max, mean, blur,
                           blur:SIGMA, or "ad" (ConvAD)
     convention, step      insertion/deletion convention ("rex" or "rise") and pixels per
