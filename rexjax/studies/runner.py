@@ -280,17 +280,22 @@ def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True)
                     bar.update(1)
 
         def work(d: int) -> None:
+            """Device d's images, image-major (every model on an image before the next image,
+            so a run cut short holds whole images); one Evaluator set per model."""
             device = devices[d]
+            per_model: dict[str, tuple[Classifier, dict, dict]] = {}  # model -> (clf, evaluators, prepared)
             with jax.default_device(device):
-                for m in names:
-                    jobs = [(i, todo[(i, m)]) for n, i in enumerate(mine) if n % len(devices) == d and (i, m) in todo]
-                    if not jobs:
+                for n, i in enumerate(mine):
+                    if n % len(devices) != d:
                         continue
-                    clf = classifier_on(m, device)
-                    evaluators, prepared = {}, {}
-                    for i, vs in jobs:
+                    for m in names:
+                        if (i, m) not in todo:
+                            continue
+                        if m not in per_model:
+                            per_model[m] = (classifier_on(m, device), {}, {})
+                        clf, evaluators, prepared = per_model[m]
                         try:
-                            run_pair(clf, m, i, vs, evaluators, prepared)
+                            run_pair(clf, m, i, todo[(i, m)], evaluators, prepared)
                         except Exception as err:  # this pair has no rows; the others go on
                             line = f"{type(err).__name__}: {_first_line(err)}"
                             failed.append((samples[i].name, m, line))

@@ -118,3 +118,19 @@ def test_a_bad_image_fails_alone_and_a_rerun_retries_it(tmp_path):
         runner.run(config, module, progress=False)
     assert len(calls) == 1 and not (out / "failed.txt").exists()
     assert [r["image"] for r in read_rows(out / "results.csv")] == ["im0.png", "im1.png", "im2.png"]
+
+
+def test_runs_go_image_major(images, tmp_path, monkeypatch):
+    """Every model explains an image before the next image starts, so a run cut short holds
+    whole images (paired across models) rather than whole models."""
+    config = tiny_config("concentration", images, tmp_path / "out")
+    order = []
+    real = evaluation.Evaluator.image_rows
+
+    def spy(self, i, sample, *args, **kwargs):
+        order.append((i, self.classifier.name))
+        return real(self, i, sample, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation.Evaluator, "image_rows", spy)
+    runner.run(config, studies.study(config.study), progress=False, analyse=False)
+    assert [i for i, _ in order] == [0, 0, 1, 1] and len({m for _, m in order[:2]}) == 2
