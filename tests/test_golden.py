@@ -25,9 +25,10 @@ def lite0():
 
 def test_rex_method_matches_golden(lite0):
     """Catches any change in the search, the extraction or the batching (order, chunking,
-    compaction) of ReX: three images, map and mask bit for bit."""
+    compaction) of ReX: map and mask bit for bit on two of the three golden images (the
+    third, ladybird, is checked through `rexjax.explain` below: the same engine)."""
     rex = methods.make("rex", iters=4, batch_size=16)
-    for name in ("ladybird.jpg", "peacock.jpg", "starfish.jpg"):
+    for name in ("peacock.jpg", "starfish.jpg"):
         x = lite0.prepare(str(ROOT / "third_party/images" / name))
         target = int(GOLDEN[f"rex/{name}/target"])
         out = rex(0, lite0, x, target)
