@@ -45,6 +45,7 @@ import numpy as np
 
 from rexjax import data, evaluation
 from rexjax.classifier import Classifier
+from rexjax.commands.common import first_line
 from rexjax.masking import MaskMode
 from rexjax.studies import maps as map_files
 from rexjax.studies.rowlog import RowLog, read_rows
@@ -297,7 +298,7 @@ def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True)
                         try:
                             run_pair(clf, m, i, todo[(i, m)], evaluators, prepared)
                         except Exception as err:  # this pair has no rows; the others go on
-                            line = f"{type(err).__name__}: {_first_line(err)}"
+                            line = f"{type(err).__name__}: {first_line(err)}"
                             failed.append((samples[i].name, m, line))
                             bar.write(f"{config.study}: {samples[i].name} on {m} failed: {line}")
 
@@ -327,11 +328,6 @@ def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True)
         raise StudyIncomplete(f"{len(failed)} (image, model) pairs failed and have no rows (first: {image} on "
                               f"{model}: {line}); listed in {failed_file}; rerun the same command to retry them")
     return out
-
-
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else ""
 
 
 def report(config, study) -> Path:
