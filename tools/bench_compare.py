@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -77,7 +78,8 @@ def compare(images: list[Path], seeds: list[int], rexjax_options: dict, tool_arg
     model = models.load("efficientnet_lite0")
     explainer = make_explainer(model, **rexjax_options)
     facts["rexjax_config"] = {k: str(v) for k, v in vars(explainer.config).items()}
-    scorer = Scorer(Classifier.of(model), worker)
+    classifier = Classifier.of(model)
+    scorer = Scorer(classifier, worker)
     runs: list[Run] = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -90,6 +92,10 @@ def compare(images: list[Path], seeds: list[int], rexjax_options: dict, tool_arg
         explainer(xs[first], key=seeds[0])  # timed again below: the difference is compile time
         facts["rexjax_first_call_s"] = time.perf_counter() - t  # compile + one explanation
         log(f"# rexjax first call (compile + one explanation of {first}): {facts['rexjax_first_call_s']:.1f} s")
+        batch = explainer.config.batch_size
+        facts["raw_batch"] = batch
+        facts["raw_images_per_s_start"] = raw_model_rate(classifier, xs[first], batch)
+        log(f"# raw model at batch {batch}: {facts['raw_images_per_s_start']:.1f} images/s")
         for i, (seed, p) in enumerate((s, p) for s in seeds for p in images):
             x, x_path = xs[p.name], tmp / f"{p.name}.npy"
             order = ("tool", "rexjax") if i % 2 == 0 else ("rexjax", "tool")
@@ -106,10 +112,37 @@ def compare(images: list[Path], seeds: list[int], rexjax_options: dict, tool_arg
                     f"{r.forward_images} images, area {r.scores['area']:.3f}, ins {r.scores['insertion']:.3f}, "
                     f"sufficient {r.scores['sufficient_torch']}")
     worker.close()
+    facts["raw_images_per_s_end"] = raw_model_rate(classifier, xs[first], facts["raw_batch"])
     again = next(r for r in runs if r.tool == "rexjax" and r.image == first and r.seed == seeds[0])
     facts["rexjax_compile_s"] = facts["rexjax_first_call_s"] - again.seconds
     facts["load_end"] = os.getloadavg()
     return runs, facts
+
+
+def raw_model_rate(classifier, x: np.ndarray, batch: int, calls: int = 40) -> float:
+    """Images/s of the bare model (jitted probabilities of `batch` copies of x, no masks, no
+    search): what the explainer's model calls could reach at its batch size."""
+    import jax
+    import jax.numpy as jnp
+
+    probs = jax.jit(classifier.probs)
+    xb = jnp.broadcast_to(jnp.asarray(x), (batch,) + x.shape) + 0.0
+    probs(xb).block_until_ready()  # compile
+    t = time.perf_counter()
+    for _ in range(calls):
+        out = probs(xb)
+    out.block_until_ready()
+    return calls * batch / (time.perf_counter() - t)
+
+
+def throughput_line(runs: list[Run], facts: dict) -> str:
+    """rexjax's images/s during `explain` (median over its runs) against the bare model's."""
+    rates = [r.forward_images / r.seconds for r in runs if r.tool == "rexjax" and r.seconds > 0]
+    raw = statistics.median([facts["raw_images_per_s_start"], facts["raw_images_per_s_end"]])
+    explain = statistics.median(rates)
+    return (f"Images/s during rexjax's `explain` (median over its runs, compile excluded): {explain:.1f}; the bare "
+            f"model at the same batch size {facts['raw_batch']}: {facts['raw_images_per_s_start']:.1f} before, "
+            f"{facts['raw_images_per_s_end']:.1f} after the runs; ratio {explain / raw:.2f}.\n")
 
 
 def write(runs: list[Run], facts: dict, out: Path, resamples: int) -> str:
@@ -124,7 +157,7 @@ def write(runs: list[Run], facts: dict, out: Path, resamples: int) -> str:
             f"Load average (1, 5, 15 min) at start {tuple(round(v, 2) for v in facts['load_start'])}, "
             f"at end {tuple(round(v, 2) for v in facts['load_end'])}.\n"
             f"rexjax first call (compile + one explanation): {facts['rexjax_first_call_s']:.1f} s"
-            + f"; compile {facts['rexjax_compile_s']:.1f} s (the same call timed again later), excluded below.\n\n" + summary(runs, resamples)
+            + f"; compile {facts['rexjax_compile_s']:.1f} s (the same call timed again later), excluded below.\n" + throughput_line(runs, facts) + "\n" + summary(runs, resamples)
             + "\n" + per_image(runs))
     (out / "summary.md").write_text(text)
     (out / "facts.json").write_text(json.dumps(facts, indent=1, default=str))

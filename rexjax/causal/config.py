@@ -145,6 +145,10 @@ class RexConfig:
         when passing is monotone in the prefix length, coarse's never shorter otherwise
         (extract.py; on Lite0 it saved ~3 % of the images and gave larger explanations, so
         it is not the default: BUILD_NOTES, issue 13).
+    prefix_growth: 0 (default, the reference's): prefixes grow by `chunk_size` pixels; g > 0:
+        each prefix is max(previous + chunk_size, ceil(previous x (1 + g))) pixels, so the
+        global extraction asks about log(area) prefixes instead of area / chunk_size, and
+        returns the first passing length on that grid (extract.py).
     strategy: "global" (greedy prefix of the whole map) or "spatial" (inside a circle).
     multiple: also find up to K sufficient explanations (None = no); permitted_overlap: their
         pairwise Dice bound; contrastive: a sufficient-and-necessary union of them.
@@ -171,6 +175,7 @@ class RexConfig:
     chunk_size: Optional[int] = None
     min_confidence: float = 0.0
     prefix_search: str = "linear"
+    prefix_growth: float = 0.0
     strategy: str = "global"
     multiple: Optional[int] = None
     permitted_overlap: float = 0.0
@@ -213,6 +218,8 @@ class RexConfig:
               f"search_limit must be > 0 or None, got {self.search_limit!r}")
         _need(self.chunk_size is None or self.chunk_size >= 1, own, f"chunk_size must be >= 1, got {self.chunk_size!r}")
         _need(0.0 <= self.min_confidence <= 1.0, own, f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
+        _need(_is_number(self.prefix_growth) and math.isfinite(self.prefix_growth) and 0.0 <= self.prefix_growth <= 1.0,
+              own, f"prefix_growth must be a number in [0, 1], got {self.prefix_growth!r}")
         _need(self.prefix_search in PREFIX_SEARCHES, own,
               f"prefix_search must be one of {PREFIX_SEARCHES}, got {self.prefix_search!r}")
         _need(self.strategy in STRATEGIES, own, f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")

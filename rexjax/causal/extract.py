@@ -5,6 +5,10 @@ responsibility, descending, ties broken by descending flat index (row-major), ex
 reference (so within a box of equal responsibility the bottom-right pixels come first). The
 explanation is a prefix of `k * chunk_size` ranked pixels, k = 1, 2, ..., that the model
 classifies as the target with confidence >= `min_confidence` x full-image confidence ("passes").
+With `prefix_growth` g > 0 (a departure from the reference, off by default) the prefix lengths
+grow geometrically instead (`prefix_lengths`: each max(previous + chunk, ceil(previous (1 +
+g)))), so the linear search asks about log(area) prefixes instead of area / chunk; the first
+passing length on that grid is returned.
 Two searches (`RexConfig.prefix_search`), both one jitted `lax.while_loop`:
 
 * "linear" (default, the reference's): prefixes k = 1, 2, ... `batch_size` at a time,
@@ -136,11 +140,25 @@ def _coarse(ask: Callable, steps: int, batch_size: int):
     return jax.lax.cond(found, lambda: (hi, conf, levels * b), fallback)
 
 
+def prefix_lengths(n: int, chunk: int, growth: float = 0.0) -> np.ndarray:
+    """int32[steps]: the pixel counts of the prefixes the extraction may show, ascending, the
+    last = n. growth 0: k * chunk (the reference's chunks); growth g > 0: each length is
+    max(previous + chunk, ceil(previous * (1 + g))), so a length is at most a factor 1 + g
+    (or one chunk) above the one before it and the grid has about log(n / chunk) / log(1 + g)
+    lengths past the first chunk / g pixels instead of n / chunk."""
+    if growth == 0:
+        return np.minimum(np.arange(1, -(-n // chunk) + 1) * chunk, n).astype(np.int32)
+    out = [min(chunk, n)]
+    while out[-1] < n:
+        out.append(min(n, max(out[-1] + chunk, int(np.ceil(out[-1] * (1.0 + growth))))))
+    return np.asarray(out, np.int32)
+
+
 def make_global_extractor(classify: Callable, config: RexConfig) -> Callable:
     """Returns `extract(x, resp, target, full_confidence) -> Extraction` (jitted core).
 
     `classify`: MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`; `config`: its
-    `chunk_size`, `min_confidence`, `prefix_search` and `batch_size` are used.
+    `chunk_size`, `prefix_growth`, `min_confidence`, `prefix_search` and `batch_size` are used.
     """
     cfg = config.resolved()
     chunk, batch_size = cfg.chunk_size, cfg.batch_size
@@ -149,17 +167,18 @@ def make_global_extractor(classify: Callable, config: RexConfig) -> Callable:
     @jax.jit
     def run(x, resp, target, full_confidence):
         rank = pixel_rank(resp)
-        n = rank.size
-        steps = -(-n // chunk)  # prefixes k = 1..steps; the last shows every pixel
+        # prefix k = 1..steps shows the top lengths[k - 1] pixels; the last shows every pixel
+        lengths = jnp.asarray(prefix_lengths(rank.size, chunk, cfg.prefix_growth))
+        steps = lengths.shape[0]
         threshold = cfg.min_confidence * full_confidence
 
-        def ask(k):  # int32[b] prefix lengths in chunks -> (passes bool[b], confidence f32[b])
-            probs = classify(x, rank[None] < jnp.minimum(k * chunk, n)[:, None, None])
+        def ask(k):  # int32[b] prefix indices 1..steps -> (passes bool[b], confidence f32[b])
+            probs = classify(x, rank[None] < lengths[k - 1][:, None, None])
             return (jnp.argmax(probs, -1) == target) & (probs[:, target] >= threshold), probs[:, target]
 
         k, conf, forward = search(ask, steps, batch_size)
         found = k > 0  # not found: nothing (module doc)
-        mask = rank < jnp.minimum(k * chunk, n)
+        mask = rank < jnp.where(found, lengths[jnp.maximum(k, 1) - 1], 0)
         return mask, jnp.where(found, conf, 0.0), found, forward
 
     def extract(x, resp, target, full_confidence, *, progress: bool = False) -> Extraction:

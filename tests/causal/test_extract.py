@@ -169,3 +169,44 @@ def test_progress_bar_counts_the_prefixes_asked(capsys):
     steps = -(-H * W // 10)
     asked = min(quiet.forward_images, steps)  # blocks of 4 prefixes, the last one clipped
     assert "extract" in err and f"{asked}/{steps}" in err, err
+
+
+def test_prefix_lengths_grid():
+    """growth 0 is the reference's k * chunk; growth g: ascending, starts at one chunk, ends at
+    n, each step is max(one chunk, ceil(previous * g)), and far fewer lengths than n / chunk.
+    Catches a grid that skips the last (whole-image) prefix or grows by the wrong factor."""
+    from rexjax.causal.extract import prefix_lengths
+
+    np.testing.assert_array_equal(prefix_lengths(95, 10), [10, 20, 30, 40, 50, 60, 70, 80, 90, 95])
+    grid = prefix_lengths(224 * 224, 10, 0.05)
+    assert grid[0] == 10 and grid[-1] == 224 * 224 and np.all(np.diff(grid) > 0)
+    prev, step = grid[:-1], np.diff(grid)
+    expect = np.maximum(10, np.ceil(prev * 1.05).astype(int) - prev)
+    np.testing.assert_array_equal(step[:-1], expect[:-1])  # the last step is cut at n
+    assert step[-1] <= expect[-1]
+    assert len(grid) < 330  # vs 5018 chunks of 10
+
+
+@pytest.mark.parametrize("growth,batch", [(0.1, 4), (0.3, 1)])
+def test_prefix_growth_returns_the_first_passing_length_on_its_grid(growth, batch):
+    """With prefix_growth the explanation is the first passing prefix among the grid's
+    lengths, checked by asking the model every grid length directly; it asks
+    ceil(index / b) blocks of b images. Catches an off-by-one between grid index and length
+    and a search that keeps the reference's k * chunk lengths."""
+    from rexjax.causal.extract import prefix_lengths
+
+    clf = Classifier(GRADED)
+    full = float(np.asarray(clf.full_probs(jnp.asarray(X)))[1])
+    cfg = RexConfig(chunk_size=5, batch_size=batch, prefix_growth=growth)
+    ex = make_global_extractor(clf.masked(0.0), cfg)(jnp.asarray(X), RESP, 1, full)
+    order = exact_rank_order(RESP)
+    grid = prefix_lengths(H * W, 5, growth)
+    passing = [model_probs(GRADED, X, prefix(order, int(n))).argmax() == 1 for n in grid]
+    first = passing.index(True)
+    assert first > 2  # the grid matters here: not the first few chunks
+    assert ex.sufficient and ex.pixels == grid[first]
+    np.testing.assert_array_equal(ex.mask, prefix(order, int(grid[first])))
+    assert ex.forward_images == -(-(first + 1) // batch) * batch
+    linear = make_global_extractor(clf.masked(0.0), RexConfig(chunk_size=5, batch_size=batch))(jnp.asarray(X), RESP, 1, full)
+    assert linear.pixels <= ex.pixels <= max(linear.pixels * (1 + growth) + 5, linear.pixels)
+    assert ex.forward_images <= linear.forward_images and (batch > 1 or ex.forward_images < linear.forward_images)
