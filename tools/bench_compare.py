@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_env  # noqa: E402  (sibling scripts, not part of the package)
 from bench_runs import TOOL_BATCH, Scorer, ToolWorker, run_rexjax, run_tool, source_state  # noqa: E402
 from bench_stats import Run, per_image, summary  # noqa: E402
+from raw_rate import make_rates  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,20 +120,12 @@ def compare(images: list[Path], seeds: list[int], rexjax_options: dict, tool_arg
     return runs, facts
 
 
-def raw_model_rate(classifier, x: np.ndarray, batch: int, calls: int = 40) -> float:
-    """Images/s of the bare model (jitted probabilities of `batch` copies of x, no masks, no
-    search): what the explainer's model calls could reach at its batch size."""
-    import jax
-    import jax.numpy as jnp
-
-    probs = jax.jit(classifier.probs)
-    xb = jnp.broadcast_to(jnp.asarray(x), (batch,) + x.shape) + 0.0
-    probs(xb).block_until_ready()  # compile
-    t = time.perf_counter()
-    for _ in range(calls):
-        out = probs(xb)
-    out.block_until_ready()
-    return calls * batch / (time.perf_counter() - t)
+def raw_model_rate(classifier, x: np.ndarray, batch: int, batches: int = 40, rounds: int = 3) -> float:
+    """Images/s of the bare model (probabilities of `batch` copies of x, no masks, no search),
+    `batches` batches inside one jitted loop as the engine runs its model calls; the median of
+    `rounds` (`tools/raw_rate.py`: one jitted call per batch is slower on XLA:CPU)."""
+    _, loop_rate = make_rates(classifier, x, batch, batches)
+    return statistics.median(loop_rate() for _ in range(rounds))
 
 
 def throughput_line(runs: list[Run], facts: dict) -> str:

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests/fixtures/golden/golden.npz"
 IMAGES = ("ladybird.jpg", "peacock.jpg", "starfish.jpg")
 BASELINE_IMAGE = "ladybird.jpg"
-REX = dict(iters=4, batch_size=16)
+REX = dict(iters=4, batch_size=16, prefix_growth=0.0)
 BASELINE_KEY = 1
 BASELINES = {
     "rise": dict(n_masks=48, batch_size=16),

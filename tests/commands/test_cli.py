@@ -69,3 +69,22 @@ def test_evaluate_lite0_two_vendored_images(tmp_path):
     assert {r["forward_images"] for r in rows if r["method"] == "rise"} == {"8"}
     assert all(0 < float(r["area"]) <= 1 and r["step"] == "5000" for r in rows)
     assert (tmp_path / "summary.txt").read_text().splitlines()[0].startswith("model efficientnet_lite0, 2 images")
+
+
+
+@pytest.mark.parametrize("module,names", [
+    ("explain", ("iters", "prefix_growth", "min_box_size", "min_confidence", "concentrate", "responsibility")),
+    ("bench", ("iters",)),
+])
+def test_cli_rex_defaults_are_the_library_defaults(module, names):
+    """`rexjax explain` / `rexjax bench` flag defaults equal RexConfig's (catches a default
+    changed in one place only, as issue 13 changed iters and prefix_growth). One process per
+    command module: both define --iters on absl's global FLAGS."""
+    code = (f"import json, rexjax.commands.{module} as m; from rexjax.causal import RexConfig; d = RexConfig(); "
+            f"print(json.dumps([[m.FLAGS[n].default, getattr(d, n)] for n in {list(names)!r}]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-1000:]
+    import json
+
+    for name, (flag, config) in zip(names, json.loads(out.stdout.splitlines()[-1])):
+        assert flag == config, (module, name, flag, config)
