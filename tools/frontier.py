@@ -49,6 +49,7 @@ DEFAULT_GRID = (
     {"queue_len": 2}, {"queue_style": "all"},
     {"min_box_size": 20}, {"min_box_size": 40}, {"tree_depth": 6},
     {"chunk_size": 25}, {"prefix_search": "coarse"},
+    {"prefix_growth": 0.05}, {"iters": 6, "prefix_growth": 0.05}, {"iters": 4, "prefix_growth": 0.05},
     {"search_limit": 100}, {"search_limit": 200},
     {"batch_size": 1}, {"batch_size": 4}, {"batch_size": 64},  # same results, seconds only
 )
