@@ -143,7 +143,7 @@ def test_atomic_outputs_all_or_nothing(tmp_path, monkeypatch):
         real(src, dst)
         calls.append(dst)
         if len(calls) == 1:
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # to this thread, synchronously (os.kill may land on another thread)
 
     monkeypatch.setattr(io.os, "replace", replace_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
