@@ -146,10 +146,16 @@ def test_atomic_outputs_all_or_nothing(tmp_path, monkeypatch):
             signal.raise_signal(signal.SIGINT)  # to this thread, synchronously (os.kill may land on another thread)
 
     monkeypatch.setattr(io.os, "replace", replace_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        with io.AtomicOutputs(tmp_path) as out:
-            open(out.path("a.npz"), "w").write("new")
-            open(out.path("a.png"), "w").write("new")
+    # Python's own Ctrl-C handler, whatever an earlier test in this worker left installed (in
+    # the full suite one left a non-callable handler, under which a deferred Ctrl-C is dropped)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with io.AtomicOutputs(tmp_path) as out:
+                open(out.path("a.npz"), "w").write("new")
+                open(out.path("a.png"), "w").write("new")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert _contents(tmp_path) == {"a.npz": "new", "a.png": "new"}
 
 
