@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_env  # noqa: E402  (sibling scripts, not part of the package)
 from bench_runs import TOOL_BATCH, Scorer, ToolWorker, run_rexjax, run_tool, source_state  # noqa: E402
 from bench_stats import Run, per_image, summary  # noqa: E402
-from raw_rate import make_rates  # noqa: E402
+from raw_rate import loop_rate_fn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,9 +93,9 @@ def compare(images: list[Path], seeds: list[int], rexjax_options: dict, tool_arg
         explainer(xs[first], key=seeds[0])  # timed again below: the difference is compile time
         facts["rexjax_first_call_s"] = time.perf_counter() - t  # compile + one explanation
         log(f"# rexjax first call (compile + one explanation of {first}): {facts['rexjax_first_call_s']:.1f} s")
-        batch = explainer.config.batch_size
-        facts["raw_batch"] = batch
-        facts["raw_images_per_s_start"] = raw_model_rate(classifier, xs[first], batch)
+        facts["raw_batch"] = batch = explainer.config.batch_size
+        bare_rate = loop_rate_fn(classifier, xs[first], batch, batches=40)  # compiled once, timed twice
+        facts["raw_images_per_s_start"] = median_rate(bare_rate)
         log(f"# raw model at batch {batch}: {facts['raw_images_per_s_start']:.1f} images/s")
         for i, (seed, p) in enumerate((s, p) for s in seeds for p in images):
             x, x_path = xs[p.name], tmp / f"{p.name}.npy"
@@ -113,19 +113,18 @@ def compare(images: list[Path], seeds: list[int], rexjax_options: dict, tool_arg
                     f"{r.forward_images} images, area {r.scores['area']:.3f}, ins {r.scores['insertion']:.3f}, "
                     f"sufficient {r.scores['sufficient_torch']}")
     worker.close()
-    facts["raw_images_per_s_end"] = raw_model_rate(classifier, xs[first], facts["raw_batch"])
+    facts["raw_images_per_s_end"] = median_rate(bare_rate)
     again = next(r for r in runs if r.tool == "rexjax" and r.image == first and r.seed == seeds[0])
     facts["rexjax_compile_s"] = facts["rexjax_first_call_s"] - again.seconds
     facts["load_end"] = os.getloadavg()
     return runs, facts
 
 
-def raw_model_rate(classifier, x: np.ndarray, batch: int, batches: int = 40, rounds: int = 3) -> float:
-    """Images/s of the bare model (probabilities of `batch` copies of x, no masks, no search),
-    `batches` batches inside one jitted loop as the engine runs its model calls; the median of
-    `rounds` (`tools/raw_rate.py`: one jitted call per batch is slower on XLA:CPU)."""
-    _, loop_rate = make_rates(classifier, x, batch, batches)
-    return statistics.median(loop_rate() for _ in range(rounds))
+def median_rate(rate, rounds: int = 3) -> float:
+    """Median of `rounds` calls of a `tools/raw_rate.py` rate function: the bare model's
+    images/s (no masks, no search), batches inside one jitted loop as the engine runs its
+    model calls (one jitted call per batch is slower on XLA:CPU)."""
+    return statistics.median(rate() for _ in range(rounds))
 
 
 def throughput_line(runs: list[Run], facts: dict) -> str:

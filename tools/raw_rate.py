@@ -1,10 +1,11 @@
 """The bare model's images/s at one batch size, two ways, interleaved in one process
 (issue 13: "during explain, images/s >= 90 % of the raw model at the same batch size"):
 
-* `call`: one jitted call per batch (what `tools/bench_compare.py` measures before and after
-  its runs), warm-up calls first;
+* `call`: one jitted call per batch (what `rexjax bench`'s raw column times), warm-up calls
+  first;
 * `loop`: `--batches` batches inside one jitted `lax.fori_loop` (how the engine runs the
-  model: `batching.push` loops over chunks inside one compiled program).
+  model: `batching.push` loops over chunks inside one compiled program; what
+  `tools/bench_compare.py` measures before and after its runs).
 
   .venv/bin/python tools/raw_rate.py --batch 8 --rounds 3
 """
@@ -29,15 +30,37 @@ def define_flags() -> None:
     flags.DEFINE_string("image", str(ROOT / "third_party" / "images" / "ladybird.jpg"), "Image fed to the model.")
 
 
-def make_rates(classifier, x, batch: int, batches: int):
-    """(call_rate, loop_rate): functions returning the bare model's images/s on `batches`
-    batches of `batch` copies of x[H, W, C], one jitted call per batch / all batches in one
-    jitted loop; compiled and warmed up here."""
-    import jax
+def _batch(x, batch: int):
     import jax.numpy as jnp
 
-    xb = jnp.broadcast_to(jnp.asarray(x), (batch,) + tuple(x.shape)) + 0.0
-    call = jax.jit(classifier.probs)
+    return jnp.broadcast_to(jnp.asarray(x), (batch,) + tuple(x.shape)) + 0.0
+
+
+def call_rate_fn(classifier, x, batch: int, batches: int):
+    """A function returning the bare model's images/s over `batches` jitted calls on `batch`
+    copies of x[H, W, C], one call per batch; compiled and warmed up here."""
+    import jax
+
+    xb, call = _batch(x, batch), jax.jit(classifier.probs)
+    for _ in range(3):
+        call(xb).block_until_ready()
+
+    def rate() -> float:
+        t = time.perf_counter()
+        for _ in range(batches):
+            out = call(xb)
+        out.block_until_ready()
+        return batches * batch / (time.perf_counter() - t)
+
+    return rate
+
+
+def loop_rate_fn(classifier, x, batch: int, batches: int):
+    """A function returning the bare model's images/s over `batches` batches of `batch`
+    copies of x[H, W, C] inside one jitted loop; compiled here."""
+    import jax
+
+    xb = _batch(x, batch)
 
     @jax.jit
     def loop(xb):
@@ -45,23 +68,14 @@ def make_rates(classifier, x, batch: int, batches: int):
             return acc + classifier.probs(xb * (1.0 + 1e-6 * i)).sum()
         return jax.lax.fori_loop(0, batches, body, 0.0)
 
-    for _ in range(3):
-        call(xb).block_until_ready()
     loop(xb).block_until_ready()
 
-    def call_rate() -> float:
-        t = time.perf_counter()
-        for _ in range(batches):
-            out = call(xb)
-        out.block_until_ready()
-        return batches * batch / (time.perf_counter() - t)
-
-    def loop_rate() -> float:
+    def rate() -> float:
         t = time.perf_counter()
         loop(xb).block_until_ready()
         return batches * batch / (time.perf_counter() - t)
 
-    return call_rate, loop_rate
+    return rate
 
 
 def main(argv):
@@ -70,7 +84,8 @@ def main(argv):
 
     model = models.load("efficientnet_lite0")
     b, n = FLAGS.batch, FLAGS.batches
-    call_rate, loop_rate = make_rates(Classifier.of(model), model.preprocess(FLAGS.image), b, n)
+    clf, x = Classifier.of(model), model.preprocess(FLAGS.image)
+    call_rate, loop_rate = call_rate_fn(clf, x, b, n), loop_rate_fn(clf, x, b, n)
     for r in range(FLAGS.rounds):
         rate_call, rate_loop = call_rate(), loop_rate()
         print(f"round {r}: batch {b}: one call per batch {rate_call:.1f} images/s, "
