@@ -73,7 +73,11 @@ def unique_names(paths: Sequence[str | os.PathLike]) -> list[str]:
 
 @contextlib.contextmanager
 def _no_interrupt() -> Iterator[None]:
-    """Defers Ctrl-C (SIGINT) until the block ends (main thread only; a no-op elsewhere)."""
+    """Defers Ctrl-C (SIGINT) until the block ends (main thread only; a no-op elsewhere).
+
+    At the end a deferred Ctrl-C goes to the handler that was installed before: a Python
+    handler is called, the default action (SIG_DFL: the process ends) is taken by raising the
+    signal again, an ignored one (SIG_IGN) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -85,6 +89,8 @@ def _no_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
         if caught and callable(previous):
             previous(*caught[0])
+        elif caught and previous == signal.SIG_DFL:
+            signal.raise_signal(signal.SIGINT)
 
 
 def _umask() -> int:

@@ -5,9 +5,14 @@
   first;
 * `loop`: `--batches` batches inside one jitted `lax.fori_loop` (how the engine runs the
   model: `batching.push` loops over chunks inside one compiled program; what
-  `tools/bench_compare.py` measures before and after its runs).
+  `tools/bench_compare.py` measures before and after its runs);
+* `explain` (with `--explain_options`, a JSON dict of RexConfig options): ReX explanations of
+  the same image at the same batch size, keys 1, 2, ..., images/s = forward images (rows
+  pushed, padding included) / wall seconds (compile excluded: one explanation first). This
+  puts the acceptance's two sides in one process, interleaved.
 
   .venv/bin/python tools/raw_rate.py --batch 8 --rounds 3
+  .venv/bin/python tools/raw_rate.py --rounds 5 '--explain_options={"iters": 6, "prefix_growth": 0.05}'
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("batches", 40, "Batches per measurement.")
     flags.DEFINE_integer("rounds", 3, "Interleaved rounds (call, loop, call, loop, ...).")
     flags.DEFINE_string("image", str(ROOT / "third_party" / "images" / "ladybird.jpg"), "Image fed to the model.")
+    flags.DEFINE_string("explain_options", None,
+                        "JSON dict of RexConfig options: also time ReX explanations at --batch, interleaved.")
 
 
 def _batch(x, batch: int):
@@ -78,18 +85,49 @@ def loop_rate_fn(classifier, x, batch: int, batches: int):
     return rate
 
 
+def explain_rate_fn(classifier, x, batch: int, options: dict):
+    """A function returning ReX's images/s (forward images / wall s) on x[H, W, C] at
+    `batch`, one explanation per call with keys 1, 2, ...; compiled here (key 0)."""
+    from rexjax.causal.explainer import Explainer
+
+    explainer = Explainer(classifier, batch_size=batch, **options)
+    explainer(x, key=0)
+    keys = iter(range(1, 1 << 30))
+
+    def rate() -> float:
+        t = time.perf_counter()
+        ex = explainer(x, key=next(keys))
+        return ex.forward_images / (time.perf_counter() - t)
+
+    return rate
+
+
 def main(argv):
+    import json
+    import statistics
+
     from rexjax import models
     from rexjax.classifier import Classifier
 
     model = models.load("efficientnet_lite0")
     b, n = FLAGS.batch, FLAGS.batches
     clf, x = Classifier.of(model), model.preprocess(FLAGS.image)
-    call_rate, loop_rate = call_rate_fn(clf, x, b, n), loop_rate_fn(clf, x, b, n)
+    rates = {"one call per batch": call_rate_fn(clf, x, b, n), f"{n} batches in one loop": loop_rate_fn(clf, x, b, n)}
+    if FLAGS.explain_options is not None:
+        rates["explain"] = explain_rate_fn(clf, x, b, json.loads(FLAGS.explain_options))
+    seen = {name: [] for name in rates}
     for r in range(FLAGS.rounds):
-        rate_call, rate_loop = call_rate(), loop_rate()
-        print(f"round {r}: batch {b}: one call per batch {rate_call:.1f} images/s, "
-              f"{n} batches in one loop {rate_loop:.1f} images/s", flush=True)
+        for name, rate in rates.items():
+            seen[name].append(rate())
+        print(f"round {r}: batch {b}: " + ", ".join(f"{name} {v[-1]:.1f}" for name, v in seen.items()) + " images/s",
+              flush=True)
+    medians = {name: statistics.median(v) for name, v in seen.items()}
+    print("medians: " + ", ".join(f"{name} {m:.1f}" for name, m in medians.items()) + " images/s")
+    if "explain" in medians:
+        loop = medians[f"{n} batches in one loop"]
+        per_round = [e / l for e, l in zip(seen["explain"], seen[f"{n} batches in one loop"])]
+        print(f"explain / loop: {medians['explain'] / loop:.2f} (per round: "
+              + ", ".join(f"{v:.2f}" for v in per_round) + ")")
     return 0
 
 

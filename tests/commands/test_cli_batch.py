@@ -159,6 +159,38 @@ def test_atomic_outputs_all_or_nothing(tmp_path, monkeypatch):
     assert _contents(tmp_path) == {"a.npz": "new", "a.png": "new"}
 
 
+_DEFERRED_UNDER = r"""
+import os, signal, sys
+from rexjax import io
+signal.signal(signal.SIGINT, getattr(signal, sys.argv[1]))
+real = os.replace
+def replace_then_interrupt(src, dst):  # Ctrl-C during the renames: deferred to the block's end
+    real(src, dst)
+    signal.raise_signal(signal.SIGINT)
+os.replace = replace_then_interrupt
+with io.AtomicOutputs(sys.argv[2]) as out:
+    open(out.path("a.npz"), "w").write("new")
+print("survived", flush=True)
+"""
+
+
+@pytest.mark.parametrize("handler,survives", [("SIG_DFL", False), ("SIG_IGN", True)])
+def test_deferred_ctrl_c_follows_a_non_python_handler(tmp_path, handler, survives):
+    # SIG_DFL: the deferred Ctrl-C must still end the process (it was dropped before the fix);
+    # SIG_IGN: it stays ignored. Either way the file is complete.
+    import subprocess
+    import sys
+
+    from tests.commands.test_cli_errors import ROOT
+
+    p = subprocess.run([sys.executable, "-c", _DEFERRED_UNDER, handler, str(tmp_path)], capture_output=True, text=True,
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, timeout=120)
+    assert (p.returncode == 0 and "survived" in p.stdout) == survives, (p.returncode, p.stdout, p.stderr[-2000:])
+    if not survives:
+        assert p.returncode == -signal.SIGINT and "survived" not in p.stdout
+    assert (tmp_path / "a.npz").read_text() == "new"
+
+
 def _main_raising(exc):
     def main(argv):
         raise exc
