@@ -37,7 +37,8 @@ bench: $(STAMP)
 	$(BIN)/rexjax bench --images third_party/images
 
 # rexjax against the ReX tool (rex-xai 0.4.1, torch) in one run; builds .venv-bench on first use.
-# Needs a quiet machine; BENCH_ARGS="--limit 1 --seeds 1 --iters 2" for a smoke run.
+# Needs a quiet machine; BENCH_ARGS="--limit 1 --seeds 1 --iters 2" for a smoke run,
+# BENCH_ARGS="--rexjax_options=iters=6,prefix_growth=0.05" for another rexjax budget.
 bench-compare: $(STAMP)
 	$(BIN)/python tools/bench_compare.py $(BENCH_ARGS)
 

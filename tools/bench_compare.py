@@ -40,6 +40,7 @@ from absl import app, flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_env  # noqa: E402  (sibling scripts, not part of the package)
+from bench_options import parse_options  # noqa: E402
 from bench_runs import TOOL_BATCH, Scorer, ToolWorker, run_rexjax, run_tool, source_state  # noqa: E402
 from bench_stats import Run, per_image, summary  # noqa: E402
 from raw_rate import loop_rate_fn  # noqa: E402
@@ -51,8 +52,10 @@ flags.DEFINE_string("images", str(ROOT / "third_party" / "images"), "Folder of i
 flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds; each tool explains every image once per seed.")
 flags.DEFINE_integer("limit", None, "Only the first N images.")
 flags.DEFINE_integer("iters", None, "Iterations for both tools (default: each tool's default, 20).")
-flags.DEFINE_string("rexjax_options", "{}", "JSON dict of RexConfig fields for rexjax (default: its defaults).")
-flags.DEFINE_string("tool_args", "{}", "JSON dict of CausalArgs fields for the tool (default: its defaults).")
+flags.DEFINE_string("rexjax_options", "{}", "RexConfig fields for rexjax (default: its defaults): a JSON dict or "
+                    "name=value pairs, e.g. iters=6,prefix_growth=0.05 (bench_options.py).")
+flags.DEFINE_string("tool_args", "{}", "CausalArgs fields for the tool (default: its defaults), in the form of "
+                    "--rexjax_options.")
 flags.DEFINE_string("out", str(ROOT / "out" / "bench_compare"), "Folder for pairs.csv and summary.md.")
 flags.DEFINE_string("venv", str(bench_env.DEFAULT_VENV), "The torch environment (built if missing).")
 flags.DEFINE_integer("bootstrap", 2000, "Bootstrap resamples for the intervals.")
@@ -161,7 +164,8 @@ def main(argv):
 
     images = data.list_images(FLAGS.images)[: FLAGS.limit]
     seeds = [int(s) for s in FLAGS.seeds]
-    rexjax_options, tool_args = json.loads(FLAGS.rexjax_options), json.loads(FLAGS.tool_args)
+    rexjax_options = parse_options(FLAGS.rexjax_options, "rexjax_options")
+    tool_args = parse_options(FLAGS.tool_args, "tool_args")
     if FLAGS.iters is not None:
         rexjax_options.setdefault("iters", FLAGS.iters)
         tool_args.setdefault("iters", FLAGS.iters)

@@ -12,7 +12,7 @@
   puts the acceptance's two sides in one process, interleaved.
 
   .venv/bin/python tools/raw_rate.py --batch 8 --rounds 3
-  .venv/bin/python tools/raw_rate.py --rounds 5 '--explain_options={"iters": 6, "prefix_growth": 0.05}'
+  .venv/bin/python tools/raw_rate.py --rounds 5 --explain_options=iters=6,prefix_growth=0.05
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("rounds", 3, "Interleaved rounds (call, loop, call, loop, ...).")
     flags.DEFINE_string("image", str(ROOT / "third_party" / "images" / "ladybird.jpg"), "Image fed to the model.")
     flags.DEFINE_string("explain_options", None,
-                        "JSON dict of RexConfig options: also time ReX explanations at --batch, interleaved.")
+                        "RexConfig options (a JSON dict or name=value pairs, e.g. iters=6,prefix_growth=0.05; "
+                        "empty: the defaults): also time ReX explanations at --batch, interleaved.")
 
 
 def _batch(x, batch: int):
@@ -103,7 +104,6 @@ def explain_rate_fn(classifier, x, batch: int, options: dict):
 
 
 def main(argv):
-    import json
     import statistics
 
     from rexjax import models
@@ -114,7 +114,9 @@ def main(argv):
     clf, x = Classifier.of(model), model.preprocess(FLAGS.image)
     rates = {"one call per batch": call_rate_fn(clf, x, b, n), f"{n} batches in one loop": loop_rate_fn(clf, x, b, n)}
     if FLAGS.explain_options is not None:
-        rates["explain"] = explain_rate_fn(clf, x, b, json.loads(FLAGS.explain_options))
+        from bench_options import parse_options
+
+        rates["explain"] = explain_rate_fn(clf, x, b, parse_options(FLAGS.explain_options, "explain_options"))
     seen = {name: [] for name in rates}
     for r in range(FLAGS.rounds):
         for name, rate in rates.items():
