@@ -1,11 +1,10 @@
 """The bare model's images/s at one batch size, two ways, interleaved in one process
 (issue 13: "during explain, images/s >= 90 % of the raw model at the same batch size"):
 
-* `call`: one jitted call per batch (what `rexjax bench`'s raw column times), warm-up calls
-  first;
+* `call`: one jitted call per batch, warm-up calls first (the slower form on XLA:CPU);
 * `loop`: `--batches` batches inside one jitted `lax.fori_loop` (how the engine runs the
-  model: `batching.push` loops over chunks inside one compiled program; what
-  `tools/bench_compare.py` measures before and after its runs);
+  model: `batching.push` loops over chunks inside one compiled program; what `rexjax bench`'s
+  raw column and `tools/bench_compare.py` measure);
 * `explain` (with `--explain_options`, a JSON dict of RexConfig options): ReX explanations of
   the same image at the same batch size, keys 1, 2, ..., images/s = forward images (rows
   pushed, padding included) / wall seconds (compile excluded: one explanation first). This
@@ -65,25 +64,12 @@ def call_rate_fn(classifier, x, batch: int, batches: int):
 
 def loop_rate_fn(classifier, x, batch: int, batches: int):
     """A function returning the bare model's images/s over `batches` batches of `batch`
-    copies of x[H, W, C] inside one jitted loop; compiled here."""
-    import jax
+    copies of x[H, W, C] inside one jitted loop (`rexjax bench`'s raw column); compiled here."""
+    from rexjax.commands.bench import raw_rate_fn
 
-    xb = _batch(x, batch)
-
-    @jax.jit
-    def loop(xb):
-        def body(i, acc):  # a different input per batch, so nothing is hoisted out of the loop
-            return acc + classifier.probs(xb * (1.0 + 1e-6 * i)).sum()
-        return jax.lax.fori_loop(0, batches, body, 0.0)
-
-    loop(xb).block_until_ready()
-
-    def rate() -> float:
-        t = time.perf_counter()
-        loop(xb).block_until_ready()
-        return batches * batch / (time.perf_counter() - t)
-
-    return rate
+    rate = raw_rate_fn(classifier.probs, batch, batches)
+    rate(x)
+    return lambda: rate(x)
 
 
 def explain_rate_fn(classifier, x, batch: int, options: dict):
