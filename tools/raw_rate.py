@@ -65,7 +65,7 @@ def call_rate_fn(classifier, x, batch: int, batches: int):
 def loop_rate_fn(classifier, x, batch: int, batches: int):
     """A function returning the bare model's images/s over `batches` batches of `batch`
     copies of x[H, W, C] inside one jitted loop (`rexjax bench`'s raw column); compiled here."""
-    from rexjax.commands.bench import raw_rate_fn
+    from rexjax.timing import raw_rate_fn
 
     rate = raw_rate_fn(classifier.probs, batch, batches)
     rate(x)

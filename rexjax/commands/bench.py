@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
 
 from absl import flags
 
 from rexjax.commands import common
+from rexjax.timing import raw_rate_fn
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("images", "third_party/images", "Folder of images (or one image).")
@@ -31,33 +31,6 @@ flags.DEFINE_string("mask_mode", "0", "What masked pixels show: a number, min, m
 flags.DEFINE_integer("raw_calls", 5, "Raw-model batches per timing, inside one jitted loop as the engine runs "
                      "them; median of 3 timings per image.", lower_bound=1)
 flags.DEFINE_integer("limit", None, "Only the first N images.", lower_bound=1)
-
-def raw_rate_fn(fn, batch: int, batches: int):
-    """Returns `rate(x[H, W, C]) -> images/s` of the batched model `fn` on `batches` batches of
-    `batch` copies of x inside one jitted `lax.fori_loop`: how the engine runs the model
-    (`batching.push` loops over chunks inside one compiled program). Compiled on first use;
-    each batch is scaled by (1 + 1e-6 i) so XLA cannot hoist the model out of the loop."""
-    import jax
-    import jax.numpy as jnp
-
-    @jax.jit
-    def loop(xb):
-        body = lambda i, acc: acc + fn(xb * (1.0 + 1e-6 * i)).sum()
-        return jax.lax.fori_loop(0, batches, body, jnp.float32(0.0))
-
-    compiled: list = []
-
-    def rate(x) -> float:
-        xb = jnp.broadcast_to(jnp.asarray(x, jnp.float32)[None], (batch,) + tuple(x.shape))
-        if not compiled:
-            loop(xb).block_until_ready()
-            compiled.append(True)
-        t = time.perf_counter()
-        loop(xb).block_until_ready()
-        return batches * batch / (time.perf_counter() - t)
-
-    return rate
-
 
 def main(argv):
     import jax

@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 
-from rexjax.commands.bench import raw_rate_fn
+from rexjax.timing import raw_rate_fn
 
 
 def test_raw_rate_runs_every_batch_inside_one_program():
