@@ -1,6 +1,7 @@
 """Images per hour: one by one against in lockstep (issue 13 item 6), on the local devices.
 
     .venv/bin/python -m experiments.lockstep_throughput --size=96 --iters=4 --limit=4
+    .venv/bin/python -m experiments.lockstep_throughput --size=224 --iters=6 --tree_depth=4 --prefix_growth=0.05 --limit=11
 
 Explains the first `--limit` vendored images with EfficientNet-Lite0 (preprocessed, then
 resized to `--size` x `--size`, so a shared CPU gets through it; 224 is the model's own size) once one
@@ -22,6 +23,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("size", 96, "image side in pixels")
 flags.DEFINE_integer("iters", 4, "ReX iterations")
 flags.DEFINE_integer("limit", 4, "vendored images")
+flags.DEFINE_integer("tree_depth", 10, "RexConfig.tree_depth")
+flags.DEFINE_float("prefix_growth", 0.0, "RexConfig.prefix_growth")
 
 IMAGES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "third_party", "images")
 
@@ -33,7 +36,8 @@ def main(argv):
     import rexjax
     from rexjax.data import list_images
 
-    explainer = rexjax.make_explainer("efficientnet_lite0", iters=FLAGS.iters)
+    explainer = rexjax.make_explainer("efficientnet_lite0", iters=FLAGS.iters, tree_depth=FLAGS.tree_depth,
+                                      prefix_growth=FLAGS.prefix_growth)
     paths = list_images(IMAGES)[: FLAGS.limit]
     xs = [jax.image.resize(explainer.classifier.prepare(p), (FLAGS.size, FLAGS.size, 3), "linear") for p in paths]
     keys = list(range(len(xs)))
@@ -47,7 +51,8 @@ def main(argv):
     t_many = time.perf_counter() - start
     same = all(np.array_equal(a.mask, b.mask) and np.array_equal(a.responsibility, b.responsibility)
                for a, b in zip(alone, many))
-    print(f"Lite0 at {FLAGS.size}x{FLAGS.size}, iters {FLAGS.iters}, {len(xs)} images, batch {explainer.config.batch_size}; "
+    print(f"Lite0 at {FLAGS.size}x{FLAGS.size}, iters {FLAGS.iters}, tree_depth {FLAGS.tree_depth}, "
+          f"prefix_growth {FLAGS.prefix_growth}, {len(xs)} images, batch {explainer.config.batch_size}; "
           f"same masks and maps: {same}")
     print("| mode | rows pushed | wall s | images/hour |")
     print("| --- | --- | --- | --- |")

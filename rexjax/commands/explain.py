@@ -39,8 +39,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "efficientnet_lite0", "Registered model name (see `rexjax models`).")
 flags.DEFINE_string("weights", None, "Optional torch state_dict (.pth) for the model.")
 flags.DEFINE_integer("target", None, "Class to explain (default: the model's top-1 class).", lower_bound=0)
-flags.DEFINE_integer("iters", 20, "ReX iterations (independent random partitions); 6 with --prefix_growth 0.05 "
-                     "ran 1.35x faster than the tool at its 20 (BUILD_NOTES, issue 13).", lower_bound=1)
+flags.DEFINE_integer("iters", 20, "ReX iterations (independent random partitions). The fast budget "
+                     "--iters 6 --tree_depth 4 --prefix_growth 0.05 ran 2.5x faster than the tool at its defaults, "
+                     "with somewhat larger explanations (README, BUILD_NOTES issue 13).", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "PRNG seed in [0, 2^32 - 1]; the same seed gives the same map and mask.")
 flags.DEFINE_string(
     "mask_mode", "0",
