@@ -26,7 +26,9 @@ reproduces the row on its own: model, weights, mask_mode, convention, step and s
 seed and image index, the method's full config as JSON (defaults included) and the rexjax
 version. Every method is measured the same way (`rexjax.evaluation.Evaluator`). Writes
 `<out>/results.csv` (row by row) and `<out>/summary.txt` (n, area mean and sample std, ins,
-del, IN, time_s, compile_s, fwd per method), and prints the summary table.
+del, IN, time_s, compile_s, fwd per method), and prints the summary table. An image that
+fails (unreadable file, a method's error) is one line on stderr and no row; the others are
+evaluated, the summary names the failed ones, and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -108,19 +110,32 @@ def run(config) -> int:
 
     out = Path(config.out)
     csv_path, summary_path = out / "results.csv", out / "summary.txt"
-    rows = []
-    with open(csv_path, "w", newline="") as f:
+    rows, failed = [], []
+    with open(csv_path, "w", newline="") as f, \
+            tqdm(total=len(samples), desc="evaluate", unit="image", disable=None) as bar:
         writer = csv.DictWriter(f, fieldnames=evaluation.COLUMNS)
         writer.writeheader()
-        for r in evaluator.run(samples, progress=None):
-            rows.append(r)
-            writer.writerow(evaluation.csv_values(r))
+        for i, sample in enumerate(samples):
+            bar.set_postfix_str(sample.name, refresh=False)
+            try:  # every method of an image, or none: results.csv never holds half an image
+                image_rows = list(evaluator.image_rows(i, sample))
+            except Exception as err:  # one bad image never stops the run (Ctrl-C does)
+                failed.append(sample.name)
+                tqdm.write(f"rexjax evaluate: {sample.name}: {type(err).__name__}: {common.first_line(err)}",
+                           file=sys.stderr)
+                bar.update(1)
+                continue
+            for r in image_rows:
+                rows.append(r)
+                writer.writerow(evaluation.csv_values(r))
+                tqdm.write(f"{r['image']:<32} {r['method']:<14} area {r['area']:.4f} ins {r['ins']:.4f} "
+                           f"del {r['del']:.4f} time {r['time_s']:.2f}s fwd {r['forward_images']}")
             f.flush()
-            tqdm.write(f"{r['image']:<32} {r['method']:<14} area {r['area']:.4f} ins {r['ins']:.4f} "
-                       f"del {r['del']:.4f} time {r['time_s']:.2f}s fwd {r['forward_images']}")
+            bar.update(1)
     conv = evaluator.convention
     run = evaluator.run_columns
-    header = (f"model {run['model']}, {len(samples)} images, weights {run['weights'] or '-'}, "
+    evaluated = f"{len(samples) - len(failed)} images" + (f" ({len(failed)} failed: {', '.join(failed)})" if failed else "")
+    header = (f"model {run['model']}, {evaluated}, weights {run['weights'] or '-'}, "
               f"convention {conv.name} (step {conv.step}, insertion over {run['ins_substrate']}, deletion over "
               f"{run['del_substrate']}), mask_mode {run['mask_mode']}, seed {run['seed']}, "
               f"methods {config.methods}, rexjax {run['rexjax_version']}")
@@ -129,4 +144,6 @@ def run(config) -> int:
     print(header)
     print(table)
     print(f"wrote {csv_path} and {summary_path}")
-    return 0
+    if failed:
+        print(f"rexjax evaluate: {len(failed)} of {len(samples)} images failed", file=sys.stderr)
+    return 1 if failed else 0
