@@ -5,7 +5,8 @@
 * `loop`: `--batches` batches inside one jitted `lax.fori_loop` (how the engine runs the
   model: `batching.push` loops over chunks inside one compiled program; what `rexjax bench`'s
   raw column and `tools/bench_compare.py` measure);
-* `explain` (with `--explain_options`, a JSON dict of RexConfig options): ReX explanations of
+* `explain` (with `--explain_options`: RexConfig options as a JSON dict or name=value pairs,
+  `tools/bench_options.py`): ReX explanations of
   the same image at the same batch size, keys 1, 2, ..., images/s = forward images (rows
   pushed, padding included) / wall seconds (compile excluded: one explanation first). This
   puts the acceptance's two sides in one process, interleaved.
@@ -64,11 +65,11 @@ def call_rate_fn(classifier, x, batch: int, batches: int):
 
 def loop_rate_fn(classifier, x, batch: int, batches: int):
     """A function returning the bare model's images/s over `batches` batches of `batch`
-    copies of x[H, W, C] inside one jitted loop (`rexjax bench`'s raw column); compiled here."""
+    copies of x[H, W, C] inside one jitted loop (`rexjax bench`'s raw column); the first call
+    compiles the loop untimed, then times it."""
     from rexjax.timing import raw_rate_fn
 
     rate = raw_rate_fn(classifier.probs, batch, batches)
-    rate(x)
     return lambda: rate(x)
 
 
