@@ -120,7 +120,11 @@ class RexConfig:
     tree_depth: boxes deeper than this are not split (root depth 0).
     queue_len: passing mutants refined per round and iteration, smallest area first.
     queue_style: "area" (queue_len smallest) or "all" (every passing mutant, up to 14).
-    max_active: boxes of a job split in one round (each with the others held visible).
+    max_active: boxes of a job split in one round (each with the others held visible). The
+        children of the passing mutant and (refine_static) the held boxes fill these slots in
+        that order; the rest stay visible as static region. Below 3, some children of a
+        passing mutant are never refined: max_active=1 is a narrow descent, one split (15
+        images) per round and iteration (issue 13's fast budget; BUILD_NOTES).
     refine_static: True (default, paper Sec. 5.2 "then reversing the procedure"): boxes held
         visible while a sibling was split are refined in the next round too (about 2x the
         images of False); False: they stay visible but are not refined further (still fixes
@@ -200,7 +204,7 @@ class RexConfig:
         _need(self.min_box_size >= 1, own, f"min_box_size must be >= 1, got {self.min_box_size!r}")
         _need(self.tree_depth >= 1, own, f"tree_depth must be >= 1, got {self.tree_depth!r}")
         _need(1 <= self.queue_len <= 14, own, f"queue_len must be in [1, 14], got {self.queue_len!r}")
-        _need(self.max_active >= 3, own, f"max_active must be >= 3, got {self.max_active!r}")
+        _need(self.max_active >= 1, own, f"max_active must be >= 1, got {self.max_active!r}")
         _need(self.queue_style in QUEUE_STYLES, own, f"queue_style must be one of {QUEUE_STYLES}, got {self.queue_style!r}")
         _need(self.distribution in DISTRIBUTIONS, own, f"distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}")
         args = self.distribution_args

@@ -222,16 +222,19 @@ def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: RexC
             jnp.concatenate([kids_empty, jnp.zeros_like(held_valid)], axis=1),
         ]
     else:  # pad to `max_active` slots so the state keeps its shape
-        pad = lambda v: jnp.concatenate([v, jnp.zeros((cap, n_active - 3) + v.shape[2:], v.dtype)], axis=1)
+        extra = max(n_active - 3, 0)
+        pad = lambda v: jnp.concatenate([v, jnp.zeros((cap, extra) + v.shape[2:], v.dtype)], axis=1)
         slots = [pad(kids), pad(kids_valid), pad(kids_depth), pad(kids_known), pad(kids_empty)]
     keep = jnp.argsort(~slots[1], axis=1, stable=True)
     boxes, valid, depth, known, empty_pass = (
         jnp.take_along_axis(v, keep[..., None] if v.ndim == 3 else keep, axis=1) for v in slots
     )
-    if cfg.refine_static:
-        to_static, to_static_valid = boxes[:, n_active:], valid[:, n_active:]
-    else:
-        to_static, to_static_valid = held, held_valid
+    # Slots beyond `max_active` (held boxes, or children when max_active < 3) stay visible as
+    # static region; without refine_static the held boxes do too.
+    to_static, to_static_valid = boxes[:, n_active:], valid[:, n_active:]
+    if not cfg.refine_static:
+        to_static = jnp.concatenate([to_static, held], axis=1)
+        to_static_valid = jnp.concatenate([to_static_valid, held_valid], axis=1)
     static = st.static[pq] | jax.vmap(lambda r, v: render(r, v, h, w))(to_static, to_static_valid)
     depth_reached = jnp.maximum(st.depth_reached, jnp.max(jnp.where(ok, st.depth[pq, pa] + 1, 0)))
     splits = plan.evaluated.sum(dtype=jnp.int32)

@@ -62,6 +62,9 @@ flags.DEFINE_float("prefix_growth", 0.0, "Extraction: each prefix asked is max(p
 flags.DEFINE_integer("min_box_size", 10, "Boxes with fewer pixels are not split.", lower_bound=1)
 flags.DEFINE_integer("tree_depth", 10, "Boxes deeper than this are not split (root 0); 4-5 cut the search's forward "
                      "images about in half at 224 px (BUILD_NOTES, issue 13).", lower_bound=1)
+flags.DEFINE_integer("max_active", 3, "Boxes split per round and job; 1 is a narrow descent (one split per round, "
+                     "the other children kept visible unrefined), cheaper than --tree_depth for the same quality on "
+                     "photos but weaker on strict oracles (BUILD_NOTES, issue 13).", lower_bound=1)
 flags.DEFINE_enum("strategy", "global", ["global", "spatial"], "Extraction: global prefix search or spatial circles.")
 flags.DEFINE_integer("multiple", 0, "Search up to this many sufficient explanations (0: off).", lower_bound=0)
 flags.DEFINE_bool("contrastive", False, "Also find a sufficient and necessary (contrastive) explanation.")
@@ -89,6 +92,7 @@ def _config():
             min_confidence=FLAGS.min_confidence,
             min_box_size=FLAGS.min_box_size,
             tree_depth=FLAGS.tree_depth,
+            max_active=FLAGS.max_active,
             prefix_growth=FLAGS.prefix_growth,
             strategy=FLAGS.strategy,
             multiple=FLAGS.multiple or None,

@@ -47,8 +47,11 @@ CASES = {  # id: (model, RexConfig overrides, iters)
     "alg1-or-queue3": ("or", dict(responsibility="alg1", queue_len=3, max_active=4, refine_static=False), 3),
     "sufficient-refine-static": ("or", dict(responsibility="sufficient", refine_static=True, queue_len=2), 3),
     "weighted-concentrate": ("graded", dict(responsibility="weighted", concentrate=True, discard_shallow=False), 3),
+    # issue 13: one box split per round, the other children of the passing mutant kept visible
+    "alg1-max-active-1": ("and", dict(max_active=1, tree_depth=6), 3),
+    "rex-max-active-1-static": ("and", dict(responsibility="rex", max_active=1, refine_static=False, tree_depth=6), 3),
 }
-FAST = {"default", "sufficient-or-all", "rex-refine-static-depth3", "graded-filter-limit", "sufficient-shallow",
+FAST = {"default", "alg1-max-active-1", "sufficient-or-all", "rex-refine-static-depth3", "graded-filter-limit", "sufficient-shallow",
         "weighted-concentrate"}
 
 

@@ -148,12 +148,12 @@ def reference_search(classify, x, target: int, cfg, key, full_confidence: float)
                 static = static.copy()
                 if cfg.refine_static:
                     new = new + held
-                    for box, _ in new[cfg.max_active:]:
-                        static |= box_mask(box, h, w)
-                    new = new[: cfg.max_active]
                 else:
                     for box, _ in held:
                         static |= box_mask(box, h, w)
+                for box, _ in new[cfg.max_active:]:  # held boxes, or children when max_active < 3
+                    static |= box_mask(box, h, w)
+                new = new[: cfg.max_active]
                 jobs.append((static, new))
             if cfg.search_limit is not None and work > cfg.search_limit:
                 break
