@@ -2,6 +2,8 @@
 
     .venv/bin/python -m experiments.oracle_quality                      # the BUILD_NOTES table
     .venv/bin/python -m experiments.oracle_quality --rules=sufficient --keys=2
+    .venv/bin/python -m experiments.oracle_quality --keys=4 --sizes=48x64:10 \\
+        --options=iters=6,tree_depth=7,max_active=1,prefix_growth=0.05   # a fast budget
 
 For every responsibility rule x oracle (one patch; OR of two; AND of two) x image/patch size,
 `--keys` runs with ReX key k and the patches placed at random with numpy seed k (defaults
@@ -13,7 +15,9 @@ Bound of the issue: median <= 2, worst <= 3.
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from absl import app, flags
@@ -27,6 +31,8 @@ flags.DEFINE_integer("iters", 20, "ReX iterations")
 flags.DEFINE_string("refine_static", None, "RexConfig.refine_static (true/false; default: RexConfig's)")
 flags.DEFINE_bool("concentrate", False, "RexConfig.concentrate")
 flags.DEFINE_integer("queue_len", 1, "RexConfig.queue_len")
+flags.DEFINE_string("options", "", "More RexConfig fields as name=value pairs separated by commas (or a JSON "
+                    "dict); they override the flags above.")
 
 
 def cell(rule, oracle, h, w, size, keys, **config):
@@ -52,6 +58,10 @@ def main(argv):
     config = dict(iters=FLAGS.iters, concentrate=FLAGS.concentrate, queue_len=FLAGS.queue_len)
     if FLAGS.refine_static is not None:
         config["refine_static"] = FLAGS.refine_static.lower() in ("1", "true", "yes")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from bench_options import parse_options  # a sibling script, not part of the package
+
+    config.update(parse_options(FLAGS.options, "options"))
     print(f"config: {config} (defaults otherwise)")
     print("| rule | oracle | image | patch | median | worst | all ratios | ok | forward images (mean) | s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
