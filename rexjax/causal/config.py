@@ -153,6 +153,11 @@ class RexConfig:
         each prefix is max(previous + chunk_size, ceil(previous x (1 + g))) pixels, so the
         global extraction asks about log(area) prefixes instead of area / chunk_size, and
         returns the first passing length on that grid (extract.py).
+    prune_grids: () (default, the reference's: the explanation is the passing prefix) or grid
+        sizes (g1, g2, ...), coarse to fine, e.g. (4, 8, 16): afterwards, for each g, drop the
+        explanation's cells of a g x g grid that it does not need, lowest mean responsibility
+        first (extract.py `prune`: per grid two model calls of at most `prune_candidates`
+        images; the result still passes; a departure from the paper, issue 13, BUILD_NOTES).
     strategy: "global" (greedy prefix of the whole map) or "spatial" (inside a circle).
     multiple: also find up to K sufficient explanations (None = no); permitted_overlap: their
         pairwise Dice bound; contrastive: a sufficient-and-necessary union of them.
@@ -180,6 +185,8 @@ class RexConfig:
     min_confidence: float = 0.0
     prefix_search: str = "linear"
     prefix_growth: float = 0.0
+    prune_grids: tuple[int, ...] = ()
+    prune_candidates: int = 32
     strategy: str = "global"
     multiple: Optional[int] = None
     permitted_overlap: float = 0.0
@@ -191,7 +198,7 @@ class RexConfig:
 
     def __post_init__(self):
         own = "RexConfig"
-        for name in ("iters", "min_box_size", "tree_depth", "queue_len", "max_active"):
+        for name in ("iters", "min_box_size", "tree_depth", "queue_len", "max_active", "prune_candidates"):
             _need(_is_int(getattr(self, name)), own, f"{name} must be an integer, got {getattr(self, name)!r}")
         for name in ("search_limit", "chunk_size", "multiple"):
             value = getattr(self, name)
@@ -224,6 +231,11 @@ class RexConfig:
         _need(0.0 <= self.min_confidence <= 1.0, own, f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
         _need(_is_number(self.prefix_growth) and math.isfinite(self.prefix_growth) and 0.0 <= self.prefix_growth <= 1.0,
               own, f"prefix_growth must be a number in [0, 1], got {self.prefix_growth!r}")
+        grids = self.prune_grids
+        _need(isinstance(grids, (tuple, list)) and all(_is_int(g) and 1 <= g <= 64 for g in grids), own,
+              f"prune_grids must be a sequence of grid sizes in [1, 64] (empty = off), got {grids!r}")
+        object.__setattr__(self, "prune_grids", tuple(grids))
+        _need(self.prune_candidates >= 1, own, f"prune_candidates must be >= 1, got {self.prune_candidates!r}")
         _need(self.prefix_search in PREFIX_SEARCHES, own,
               f"prefix_search must be one of {PREFIX_SEARCHES}, got {self.prefix_search!r}")
         _need(self.strategy in STRATEGIES, own, f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")

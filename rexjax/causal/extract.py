@@ -8,7 +8,10 @@ classifies as the target with confidence >= `min_confidence` x full-image confid
 With `prefix_growth` g > 0 (a departure from the reference, off by default) the prefix lengths
 grow geometrically instead (`prefix_lengths`: each max(previous + chunk, ceil(previous (1 +
 g)))), so the linear search asks about log(area) prefixes instead of area / chunk; the first
-passing length on that grid is returned.
+passing length on that grid is returned. With `prune_grids` (g1, g2, ...) (a departure, off
+by default) the passing prefix is then shrunk, coarse to fine: for each g, drop the cells of a
+g x g grid it does not need (`prune`: two more model calls of at most `prune_candidates`
+images per grid; the result still passes).
 Two searches (`RexConfig.prefix_search`), both one jitted `lax.while_loop`:
 
 * "linear" (default, the reference's): prefixes k = 1, 2, ... `batch_size` at a time,
@@ -140,6 +143,48 @@ def _coarse(ask: Callable, steps: int, batch_size: int):
     return jax.lax.cond(found, lambda: (hi, conf, levels * b), fallback)
 
 
+def grid_cells(h: int, w: int, g: int) -> np.ndarray:
+    """int32[h, w]: each pixel's cell in a g x g grid, row-major (row r is in cell row r g // h)."""
+    return ((np.arange(h) * g // h)[:, None] * g + (np.arange(w) * g // w)[None, :]).astype(np.int32)
+
+
+def prune(passes: Callable, mask, resp, confidence, cells, n_cells: int, m: int, batch_size: int):
+    """Drops grid cells a passing explanation does not need (one grid of `RexConfig.prune_grids`).
+
+    `mask` bool[H, W] passes; `cells` int32[H, W] in [0, n_cells). Candidates: the m cells
+    that `mask` touches with the lowest mean responsibility over its pixels there (ties: lower
+    cell index). Call 1 asks `mask` without each candidate alone; the candidates whose removal
+    alone still passes are "removable", in candidate order. Call 2 asks `mask` without the
+    first j removable cells, j = 1, 2, ..., stopping at the first block with a fail; the
+    result drops the first J, J the longest run of passes from j = 1 (0: `mask` unchanged).
+    Every returned mask was asked and passed, so the explanation stays sufficient whatever
+    the model; it only shrinks. Returns (mask, its confidence, forward images).
+    """
+    flat = cells.reshape(-1)
+    count = jax.ops.segment_sum(mask.reshape(-1).astype(jnp.float32), flat, n_cells)
+    total = jax.ops.segment_sum(jnp.where(mask, resp, 0.0).reshape(-1), flat, n_cells)
+    touched = count > 0
+    order = jnp.argsort(jnp.where(touched, total / jnp.maximum(count, 1.0), jnp.inf), stable=True)[:m]
+    candidate = touched[order]  # bool[m]: slot i holds a cell of the explanation
+
+    def without(drop):  # bool[b, m] candidate slots to drop -> masks bool[b, H, W]
+        dropped = jnp.zeros((drop.shape[0], n_cells), bool).at[:, order].set(drop)
+        return mask[None] & ~dropped[:, cells]
+
+    slots = jnp.arange(m, dtype=jnp.int32)
+    alone = push(lambda idx: passes(without(slots[None] == idx[:, None])), m, batch_size=batch_size,
+                 read=lambda v, idx: v[0], valid=candidate)
+    removable = alone.values & candidate
+    position = jnp.cumsum(removable)  # 1..n at the removable slots
+    n = position[-1]
+    joint = push(lambda idx: passes(without(removable[None] & (position[None] <= idx[:, None] + 1))), m,
+                 batch_size=batch_size, read=lambda v, idx: v, valid=slots < n, stop=lambda v: ~v[0])
+    ok, conf = joint.values
+    j = jnp.cumprod(ok & (slots < n)).sum()
+    keep = jnp.where(j > 0, without((removable & (position <= j))[None])[0], mask)
+    return keep, jnp.where(j > 0, conf[jnp.maximum(j, 1) - 1], confidence), alone.forward_images + joint.forward_images
+
+
 def prefix_lengths(n: int, chunk: int, growth: float = 0.0) -> np.ndarray:
     """int32[steps]: the pixel counts of the prefixes the extraction may show, ascending, the
     last = n. growth 0: k * chunk (the reference's chunks); growth g > 0: each length is
@@ -172,13 +217,23 @@ def make_global_extractor(classify: Callable, config: RexConfig) -> Callable:
         steps = lengths.shape[0]
         threshold = cfg.min_confidence * full_confidence
 
-        def ask(k):  # int32[b] prefix indices 1..steps -> (passes bool[b], confidence f32[b])
-            probs = classify(x, rank[None] < lengths[k - 1][:, None, None])
+        def passes(masks):  # bool[b, H, W] -> (passes bool[b], confidence f32[b])
+            probs = classify(x, masks)
             return (jnp.argmax(probs, -1) == target) & (probs[:, target] >= threshold), probs[:, target]
+
+        def ask(k):  # int32[b] prefix indices 1..steps -> (passes bool[b], confidence f32[b])
+            return passes(rank[None] < lengths[k - 1][:, None, None])
 
         k, conf, forward = search(ask, steps, batch_size)
         found = k > 0  # not found: nothing (module doc)
         mask = rank < jnp.where(found, lengths[jnp.maximum(k, 1) - 1], 0)
+        for g in cfg.prune_grids:  # coarse to fine
+            cells = jnp.asarray(grid_cells(*resp.shape, g))
+            m = min(cfg.prune_candidates, g * g)
+            mask, conf, more = jax.lax.cond(
+                found, lambda: prune(passes, mask, resp, conf, cells, g * g, m, batch_size),
+                lambda: (mask, conf, jnp.int32(0)))
+            forward = forward + more
         return mask, jnp.where(found, conf, 0.0), found, forward
 
     def extract(x, resp, target, full_confidence, *, progress: bool = False) -> Extraction:

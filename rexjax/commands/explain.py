@@ -65,6 +65,9 @@ flags.DEFINE_integer("tree_depth", 10, "Boxes deeper than this are not split (ro
 flags.DEFINE_integer("max_active", 3, "Boxes split per round and job; 1 is a narrow descent (one split per round, "
                      "the other children kept visible unrefined), cheaper than --tree_depth for the same quality on "
                      "photos but weaker on strict oracles (BUILD_NOTES, issue 13).", lower_bound=1)
+flags.DEFINE_list("prune_grids", [], "Extraction: after the prefix search, drop the cells of these g x g grids "
+                  "(coarse to fine, e.g. 4,8,16) that the explanation does not need; at most 2 x 32 more images "
+                  "per grid, the result still passes (empty: off, as the tool; BUILD_NOTES, issue 13).")
 flags.DEFINE_enum("strategy", "global", ["global", "spatial"], "Extraction: global prefix search or spatial circles.")
 flags.DEFINE_integer("multiple", 0, "Search up to this many sufficient explanations (0: off).", lower_bound=0)
 flags.DEFINE_bool("contrastive", False, "Also find a sufficient and necessary (contrastive) explanation.")
@@ -83,6 +86,7 @@ def _config():
     from rexjax.causal import RexConfig, SpotlightConfig
 
     try:
+        grids = [int(g) if g.strip().isdigit() else g for g in FLAGS.prune_grids]
         return RexConfig(
             iters=FLAGS.iters,
             mask_mode=FLAGS.mask_mode,
@@ -94,6 +98,7 @@ def _config():
             tree_depth=FLAGS.tree_depth,
             max_active=FLAGS.max_active,
             prefix_growth=FLAGS.prefix_growth,
+            prune_grids=grids,
             strategy=FLAGS.strategy,
             multiple=FLAGS.multiple or None,
             contrastive=FLAGS.contrastive,

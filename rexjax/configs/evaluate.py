@@ -55,7 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
         iters=20, min_box_size=10, tree_depth=10, queue_len=1, queue_style="area", max_active=3,
         refine_static=True, distribution="uniform", distribution_args=(1.0, 1.0), responsibility="alg1",
         concentrate=False, confidence_filter=0.0, search_limit=placeholder(int), discard_shallow=True,
-        chunk_size=placeholder(int), min_confidence=0.0, prefix_growth=0.0,
+        chunk_size=placeholder(int), min_confidence=0.0, prefix_growth=0.0, prune_grids=(), prune_candidates=32,
     )
     config.rise = dict(n_masks=4000, grid=7, p=0.5)
     config.shape = dict(n_masks=6000, grid=7, p=0.1)

@@ -73,7 +73,8 @@ def test_evaluate_lite0_two_vendored_images(tmp_path):
 
 
 @pytest.mark.parametrize("module,names", [
-    ("explain", ("iters", "prefix_growth", "min_box_size", "tree_depth", "max_active", "min_confidence", "concentrate", "responsibility")),
+    ("explain", ("iters", "prefix_growth", "min_box_size", "tree_depth", "max_active", "min_confidence", "concentrate", "responsibility",
+                 "prune_grids")),
     ("bench", ("iters",)),
 ])
 def test_cli_rex_defaults_are_the_library_defaults(module, names):
@@ -91,14 +92,15 @@ def test_cli_rex_defaults_are_the_library_defaults(module, names):
 
 
 def test_explain_search_flags_reach_the_config():
-    """--iters, --tree_depth, --min_box_size, --prefix_growth, --responsibility and --max_active end up in the
-    RexConfig that `rexjax explain` runs (catches a flag defined but not passed on)."""
+    """--iters, --tree_depth, --min_box_size, --prefix_growth, --responsibility, --max_active and --prune_grids
+    end up in the RexConfig that `rexjax explain` runs (catches a flag defined but not passed on)."""
     code = ("import json, rexjax.commands.explain as m; "
             "m.FLAGS(['x', '--iters=6', '--tree_depth=4', '--min_box_size=20', '--prefix_growth=0.05', "
-            "'--responsibility=rex', '--max_active=1']); c = m._config(); "
-            "print(json.dumps([c.iters, c.tree_depth, c.min_box_size, c.prefix_growth, c.responsibility, c.max_active]))")
+            "'--responsibility=rex', '--max_active=1', '--prune_grids=4,8']); c = m._config(); "
+            "print(json.dumps([c.iters, c.tree_depth, c.min_box_size, c.prefix_growth, c.responsibility, c.max_active, "
+            "c.prune_grids]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-1000:]
     import json
 
-    assert json.loads(out.stdout.splitlines()[-1]) == [6, 4, 20, 0.05, "rex", 1]
+    assert json.loads(out.stdout.splitlines()[-1]) == [6, 4, 20, 0.05, "rex", 1, [4, 8]]
