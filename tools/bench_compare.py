@@ -51,7 +51,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("images", str(ROOT / "third_party" / "images"), "Folder of images (or one image).")
 flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds; each tool explains every image once per seed.")
 flags.DEFINE_integer("limit", None, "Only the first N images.")
-flags.DEFINE_integer("iters", None, "Iterations for both tools (default: each tool's default, 20).")
+flags.DEFINE_integer("iters", None, "Iterations for both tools (default: each tool's default: rexjax 6, rex-xai 20).")
 flags.DEFINE_string("rexjax_options", "{}", "RexConfig fields for rexjax (default: its defaults): a JSON dict or "
                     "name=value pairs, e.g. iters=6,prefix_growth=0.05 (bench_options.py).")
 flags.DEFINE_string("tool_args", "{}", "CausalArgs fields for the tool (default: its defaults), in the form of "

@@ -19,6 +19,7 @@ Modules, one concept each:
 from rexjax.causal.config import (
     CENTRES,
     DISTRIBUTIONS,
+    PAPER_BUDGET,
     QUEUE_STYLES,
     RESPONSIBILITY_RULES,
     STRATEGIES,
@@ -32,6 +33,6 @@ from rexjax.causal.method import rex
 from rexjax.causal.search import make_search
 
 __all__ = [
-    "CENTRES", "DISTRIBUTIONS", "QUEUE_STYLES", "RESPONSIBILITY_RULES", "STRATEGIES", "Explainer", "Extraction",
+    "CENTRES", "DISTRIBUTIONS", "PAPER_BUDGET", "QUEUE_STYLES", "RESPONSIBILITY_RULES", "STRATEGIES", "Explainer", "Extraction",
     "RexConfig", "SpatialConfig", "SpotlightConfig", "make_global_extractor", "make_search", "pixel_rank", "rex",
 ]

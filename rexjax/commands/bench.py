@@ -8,7 +8,7 @@ on XLA:CPU it is 20-30 % slower than batches inside one program (BUILD_NOTES, is
 framework should not be the bottleneck: ReX images/s >= 90 % of raw.
 
 Example:
-  rexjax bench --images third_party/images --iters 20
+  rexjax bench --images third_party/images --iters 6
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from rexjax.timing import raw_rate_fn
 FLAGS = flags.FLAGS
 flags.DEFINE_string("images", "third_party/images", "Folder of images (or one image).")
 flags.DEFINE_string("model", "efficientnet_lite0", "Registered model name.")
-flags.DEFINE_integer("iters", 20, "ReX iterations.", lower_bound=1)
+flags.DEFINE_integer("iters", 6, "ReX iterations (the other search settings: RexConfig's defaults).", lower_bound=1)
 flags.DEFINE_integer("batch_size", None, "Images per model call (default per backend).", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "PRNG seed in [0, 2^32 - 1].")
 flags.DEFINE_string("mask_mode", "0", "What masked pixels show: a number, min, max, mean, blur[:SIGMA], or 'ad'.")

@@ -39,9 +39,11 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "efficientnet_lite0", "Registered model name (see `rexjax models`).")
 flags.DEFINE_string("weights", None, "Optional torch state_dict (.pth) for the model.")
 flags.DEFINE_integer("target", None, "Class to explain (default: the model's top-1 class).", lower_bound=0)
-flags.DEFINE_integer("iters", 20, "ReX iterations (independent random partitions). The fast budget "
-                     "--iters 6 --tree_depth 4 --prefix_growth 0.05 ran 2.5x faster than the tool at its defaults, "
-                     "with somewhat larger explanations (README, BUILD_NOTES issue 13).", lower_bound=1)
+flags.DEFINE_integer("iters", 6, "ReX iterations (independent random partitions). The defaults of the search and "
+                     "extraction flags are the fast budget (about 3.5x fewer forward images than rex-xai 0.4.1 "
+                     "at its defaults); the paper's budget is --iters 20 --tree_depth 10 --max_active 3 "
+                     "--responsibility alg1 --prefix_growth 0 --prune_grids '' (README, BUILD_NOTES issue 13).",
+                     lower_bound=1)
 flags.DEFINE_integer("seed", 0, "PRNG seed in [0, 2^32 - 1]; the same seed gives the same map and mask.")
 flags.DEFINE_string(
     "mask_mode", "0",
@@ -51,23 +53,22 @@ flags.DEFINE_string(
 flags.DEFINE_integer("batch_size", None, "Images per model call (default 8 on CPU, 128 on GPU); refused if it "
                      "would not fit in memory.", lower_bound=1)
 flags.DEFINE_enum(
-    "responsibility", "alg1", ["alg1", "sufficient", "rex", "weighted"],
-    "Responsibility rule: alg1 (paper Alg. 1 read literally), sufficient (paper Def. 4.2), rex (rex-xai 0.4.1), weighted.",
+    "responsibility", "rex", ["alg1", "sufficient", "rex", "weighted"],
+    "Responsibility rule: rex (rex-xai 0.4.1, 1/n), alg1 (paper Alg. 1 read literally), sufficient (paper Def. 4.2), "
+    "weighted.",
 )
 flags.DEFINE_bool("concentrate", False, "Divide each box's credit by its area (paper Alg. 3 line 6; the tool's concentrate).")
 flags.DEFINE_float("min_confidence", 0.0, "Fraction of the full-image confidence the explanation keeps.",
                    lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_float("prefix_growth", 0.0, "Extraction: each prefix asked is max(previous + chunk, previous x (1 + g)) "
+flags.DEFINE_float("prefix_growth", 0.05, "Extraction: each prefix asked is max(previous + chunk, previous x (1 + g)) "
                    "pixels (0: every chunk, as the tool).", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("min_box_size", 10, "Boxes with fewer pixels are not split.", lower_bound=1)
-flags.DEFINE_integer("tree_depth", 10, "Boxes deeper than this are not split (root 0); 4-5 cut the search's forward "
-                     "images about in half at 224 px (BUILD_NOTES, issue 13).", lower_bound=1)
-flags.DEFINE_integer("max_active", 3, "Boxes split per round and job; 1 is a narrow descent (one split per round, "
-                     "the other children kept visible unrefined), cheaper than --tree_depth for the same quality on "
-                     "photos but weaker on strict oracles (BUILD_NOTES, issue 13).", lower_bound=1)
-flags.DEFINE_list("prune_grids", [], "Extraction: after the prefix search, drop the cells of these g x g grids "
-                  "(coarse to fine, e.g. 4,8,16) that the explanation does not need; at most 2 x 32 more images "
-                  "per grid, the result still passes (empty: off, as the tool; BUILD_NOTES, issue 13).")
+flags.DEFINE_integer("tree_depth", 7, "Boxes deeper than this are not split (root 0; the paper: 10).", lower_bound=1)
+flags.DEFINE_integer("max_active", 1, "Boxes split per round and job; 1 is a narrow descent (one split per round, "
+                     "the other children kept visible unrefined; the paper: 3).", lower_bound=1)
+flags.DEFINE_list("prune_grids", ["4", "8", "16"], "Extraction: after the prefix search, drop the cells of these "
+                  "g x g grids (coarse to fine) that the explanation does not need; at most 2 x 32 more images per "
+                  "grid, the result still passes ('': off, the tool's; BUILD_NOTES, issue 13).")
 flags.DEFINE_enum("strategy", "global", ["global", "spatial"], "Extraction: global prefix search or spatial circles.")
 flags.DEFINE_integer("multiple", 0, "Search up to this many sufficient explanations (0: off).", lower_bound=0)
 flags.DEFINE_bool("contrastive", False, "Also find a sufficient and necessary (contrastive) explanation.")
@@ -86,7 +87,7 @@ def _config():
     from rexjax.causal import RexConfig, SpotlightConfig
 
     try:
-        grids = [int(g) if g.strip().isdigit() else g for g in FLAGS.prune_grids]
+        grids = [int(g) if g.strip().isdigit() else g for g in FLAGS.prune_grids if g.strip()]
         return RexConfig(
             iters=FLAGS.iters,
             mask_mode=FLAGS.mask_mode,
