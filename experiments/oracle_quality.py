@@ -1,13 +1,13 @@
 """Explanation quality of ReX on hidden-patch oracles (issue 11 item 18).
 
-    .venv/bin/python -m experiments.oracle_quality                      # the BUILD_NOTES table
-    .venv/bin/python -m experiments.oracle_quality --rules=sufficient --keys=2
+    .venv/bin/python -m experiments.oracle_quality --budget=paper       # issue 11's BUILD_NOTES table
+    .venv/bin/python -m experiments.oracle_quality --rules=rex --keys=4 --sizes=48x64:10   # the defaults
     .venv/bin/python -m experiments.oracle_quality --keys=4 --sizes=48x64:10 \\
-        --options=iters=6,tree_depth=7,max_active=1,prefix_growth=0.05   # a fast budget
+        --options=prune_grids=[8]                         # the defaults with another RexConfig field
 
 For every responsibility rule x oracle (one patch; OR of two; AND of two) x image/patch size,
-`--keys` runs with ReX key k and the patches placed at random with numpy seed k (defaults
-otherwise: iters 20, global extraction). The ratio is explanation pixels / pixels actually
+`--keys` runs with ReX key k and the patches placed at random with numpy seed k (RexConfig's
+defaults, or `PAPER_BUDGET` with --budget=paper, then the flags, then --options). The ratio is explanation pixels / pixels actually
 needed (the patch; one patch for OR; both for AND); the table gives its median and worst
 over the keys, and `ok` whether every explanation was sufficient and held what is needed.
 Bound of the issue: median <= 2, worst <= 3.
@@ -27,7 +27,8 @@ flags.DEFINE_list("rules", ["rex", "alg1", "sufficient"], "responsibility rules"
 flags.DEFINE_list("oracles", ["single", "or", "and"], "oracles")
 flags.DEFINE_list("sizes", ["64x64:12", "96x96:16", "48x80:10"], "HxW:patch")
 flags.DEFINE_integer("keys", 6, "keys (and layouts) per cell")
-flags.DEFINE_integer("iters", 20, "ReX iterations")
+flags.DEFINE_enum("budget", "default", ["default", "paper"], "Start from RexConfig's defaults or PAPER_BUDGET")
+flags.DEFINE_integer("iters", None, "ReX iterations (default: the budget's)")
 flags.DEFINE_string("refine_static", None, "RexConfig.refine_static (true/false; default: RexConfig's)")
 flags.DEFINE_bool("concentrate", False, "RexConfig.concentrate")
 flags.DEFINE_integer("queue_len", 1, "RexConfig.queue_len")
@@ -55,7 +56,13 @@ def cell(rule, oracle, h, w, size, keys, **config):
 
 def main(argv):
     del argv
-    config = dict(iters=FLAGS.iters, concentrate=FLAGS.concentrate, queue_len=FLAGS.queue_len)
+    from rexjax.causal import PAPER_BUDGET
+
+    config = dict(PAPER_BUDGET) if FLAGS.budget == "paper" else {}
+    config.pop("responsibility", None)  # --rules sets it
+    config.update(concentrate=FLAGS.concentrate, queue_len=FLAGS.queue_len)
+    if FLAGS.iters is not None:
+        config["iters"] = FLAGS.iters
     if FLAGS.refine_static is not None:
         config["refine_static"] = FLAGS.refine_static.lower() in ("1", "true", "yes")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))

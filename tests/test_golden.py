@@ -1,6 +1,7 @@
 """ReX through the Method API and through `rexjax.explain` gives the arrays frozen in
-tests/fixtures/golden/golden.npz (`tools/make_golden.py`: Lite0, iters 4, key 0, batch 16,
-prefix_growth 0: the reference's extraction, pinned when issue 13 changed that default).
+tests/fixtures/golden/golden.npz (`tools/make_golden.py`: Lite0, the paper's budget
+`PAPER_BUDGET` at iters 4, key 0, batch 16: pinned when issue 13 changed the defaults to the
+fast budget).
 
 Frozen before the API refactor of issue 10 (which changed no number); the rex/* keys were
 regenerated on purpose in issue 11 (`tools/make_golden.py --rex`: new default rule "alg1" with
@@ -13,7 +14,10 @@ import pytest
 
 import rexjax
 from rexjax import methods
+from rexjax.causal import PAPER_BUDGET
 from rexjax.classifier import Classifier
+
+REX = {**PAPER_BUDGET, "iters": 4, "batch_size": 16}  # tools/make_golden.py's
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = np.load(ROOT / "tests/fixtures/golden/golden.npz")
@@ -28,7 +32,7 @@ def test_rex_method_matches_golden(lite0):
     """Catches any change in the search, the extraction or the batching (order, chunking,
     compaction) of ReX: map and mask bit for bit on two of the three golden images (the
     third, ladybird, is checked through `rexjax.explain` below: the same engine)."""
-    rex = methods.make("rex", iters=4, batch_size=16, prefix_growth=0.0)
+    rex = methods.make("rex", **REX)
     for name in ("peacock.jpg", "starfish.jpg"):
         x = lite0.prepare(str(ROOT / "third_party/images" / name))
         target = int(GOLDEN[f"rex/{name}/target"])
@@ -42,10 +46,10 @@ def test_explain_convenience_matches_golden(lite0):
     """`rexjax.explain` is the same computation, and its cache reuses the compiled explainer."""
     name = "ladybird.jpg"
     path = str(ROOT / "third_party/images" / name)
-    ex = rexjax.explain(lite0, path, key=0, iters=4, batch_size=16, prefix_growth=0.0)
+    ex = rexjax.explain(lite0, path, key=0, **REX)
     np.testing.assert_array_equal(ex.responsibility, GOLDEN[f"rex/{name}/responsibility"])
     np.testing.assert_array_equal(ex.mask, GOLDEN[f"rex/{name}/mask"])
     from rexjax import api
 
-    first = api.cached_explainer(lite0, rexjax.RexConfig(iters=4, batch_size=16, prefix_growth=0.0))
-    assert api.cached_explainer(lite0, rexjax.RexConfig(iters=4, batch_size=16, prefix_growth=0.0)) is first
+    first = api.cached_explainer(lite0, rexjax.RexConfig(**REX))
+    assert api.cached_explainer(lite0, rexjax.RexConfig(**REX)) is first
