@@ -244,9 +244,10 @@ def test_evaluator_rejects_bad_methods(classifier, bad, match):
 
 
 def test_rex_area_is_its_own_extraction(folder, classifier):
-    """The Evaluator's area extraction on ReX's map = ReX's own (equal settings). Image b: its
-    class needs the right pixels (on a, class 0 wins the all-masked tie: any 10 pixels do)."""
-    made = evaluation.make_methods("rex", {"rex": {"iters": 2}})
+    """The Evaluator's area extraction on ReX's map = ReX's own (equal settings: the reference's
+    extraction, as the metric's). Image b: its class needs the right pixels (on a, class 0 wins
+    the all-masked tie: any 10 pixels do)."""
+    made = evaluation.make_methods("rex", {"rex": {"iters": 2, "prefix_growth": 0.0, "prune_grids": ()}})
     (row,) = evaluation.Evaluator(classifier, made, seed=2).evaluate([folder / "images" / "b.png"])
     x = classifier.prepare(folder / "images" / "b.png")
     own = made["rex"](jax.random.fold_in(jax.random.key(2), 0), classifier, x, row["target"]).record

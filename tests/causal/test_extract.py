@@ -54,7 +54,7 @@ def test_shortest_passing_prefix(min_confidence, chunk, batch):
     reference ranking, and explanation confidence is the model's confidence on the mask."""
     clf = Classifier(GRADED)
     full = float(np.asarray(clf.full_probs(jnp.asarray(X)))[1])
-    cfg = RexConfig(min_confidence=min_confidence, chunk_size=chunk, batch_size=batch, prefix_growth=0.0)
+    cfg = RexConfig(min_confidence=min_confidence, chunk_size=chunk, batch_size=batch, prefix_growth=0.0, prune_grids=())
     ex = make_global_extractor(clf.masked(0.0), cfg)(jnp.asarray(X), RESP, 1, full)
     order = exact_rank_order(RESP)
 
@@ -109,7 +109,7 @@ def test_coarse_equals_linear_under_a_monotone_model(min_confidence, chunk, batc
     full = float(np.asarray(clf.full_probs(jnp.asarray(X)))[1])
     got = {}
     for search in ("linear", "coarse"):
-        cfg = RexConfig(min_confidence=min_confidence, chunk_size=chunk, batch_size=batch, prefix_search=search, prefix_growth=0.0)
+        cfg = RexConfig(min_confidence=min_confidence, chunk_size=chunk, batch_size=batch, prefix_search=search, prefix_growth=0.0, prune_grids=())
         got[search] = make_global_extractor(clf.masked(0.0), cfg)(jnp.asarray(X), RESP, 1, full)
     lin, coarse = got["linear"], got["coarse"]
     assert lin.sufficient and coarse.sufficient
@@ -134,7 +134,7 @@ def test_coarse_on_a_non_monotone_model():
     (k <= b/2 = 4); both find one in the same cases (also when the whole image fails)."""
     chunk = 10
     steps = -(-H * W // chunk)
-    extract = {s: make_global_extractor(count_classify, RexConfig(chunk_size=chunk, batch_size=8, prefix_search=s, prefix_growth=0.0))
+    extract = {s: make_global_extractor(count_classify, RexConfig(chunk_size=chunk, batch_size=8, prefix_search=s, prefix_growth=0.0, prune_grids=()))
                for s in ("linear", "coarse")}
     for seed in range(6):
         rng = np.random.default_rng(seed)
@@ -159,7 +159,7 @@ def test_progress_bar_counts_the_prefixes_asked(capsys):
     blocks instead of prefixes, or a callback that alters the result."""
     clf = Classifier(GRADED)
     full = float(np.asarray(clf.full_probs(jnp.asarray(X)))[1])
-    extract = make_global_extractor(clf.masked(0.0), RexConfig(chunk_size=10, batch_size=4, prefix_growth=0.0))
+    extract = make_global_extractor(clf.masked(0.0), RexConfig(chunk_size=10, batch_size=4, prefix_growth=0.0, prune_grids=()))
     quiet = extract(jnp.asarray(X), RESP, 1, full)
     capsys.readouterr()
     shown = extract(jnp.asarray(X), RESP, 1, full, progress=True)
@@ -197,7 +197,7 @@ def test_prefix_growth_returns_the_first_passing_length_on_its_grid(growth, batc
 
     clf = Classifier(GRADED)
     full = float(np.asarray(clf.full_probs(jnp.asarray(X)))[1])
-    cfg = RexConfig(chunk_size=5, batch_size=batch, prefix_growth=growth)
+    cfg = RexConfig(chunk_size=5, batch_size=batch, prefix_growth=growth, prune_grids=())
     ex = make_global_extractor(clf.masked(0.0), cfg)(jnp.asarray(X), RESP, 1, full)
     order = exact_rank_order(RESP)
     grid = prefix_lengths(H * W, 5, growth)
@@ -207,6 +207,6 @@ def test_prefix_growth_returns_the_first_passing_length_on_its_grid(growth, batc
     assert ex.sufficient and ex.pixels == grid[first]
     np.testing.assert_array_equal(ex.mask, prefix(order, int(grid[first])))
     assert ex.forward_images == -(-(first + 1) // batch) * batch
-    linear = make_global_extractor(clf.masked(0.0), RexConfig(chunk_size=5, batch_size=batch, prefix_growth=0.0))(jnp.asarray(X), RESP, 1, full)
+    linear = make_global_extractor(clf.masked(0.0), RexConfig(chunk_size=5, batch_size=batch, prefix_growth=0.0, prune_grids=()))(jnp.asarray(X), RESP, 1, full)
     assert linear.pixels <= ex.pixels <= max(linear.pixels * (1 + growth) + 5, linear.pixels)
     assert ex.forward_images <= linear.forward_images and (batch > 1 or ex.forward_images < linear.forward_images)

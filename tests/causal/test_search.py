@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import rexjax
-from rexjax.causal import RexConfig, make_search
+from rexjax.causal import PAPER_BUDGET, RexConfig, make_search
 from rexjax.causal.extract import pixel_rank
 from rexjax.classifier import Classifier
 from tests.helpers import oracles
@@ -35,8 +35,11 @@ MODELS = {
 }
 
 slow = pytest.mark.slow
-CASES = {  # id: (model, RexConfig overrides, iters)
-    "default": ("and", dict(), 3),  # alg1, refine_static
+# the search fields in which RexConfig's defaults (the fast budget) differ from PAPER_BUDGET
+FAST_SEARCH = dict(tree_depth=7, max_active=1, responsibility="rex")
+CASES = {  # id: (model, overrides of the paper's budget PAPER_BUDGET, iters)
+    "default": ("and", dict(), 3),  # the paper's budget: alg1, refine_static, max_active 3
+    "fast-budget": ("and", FAST_SEARCH, 3),  # RexConfig's defaults (issue 13)
     "rex-0.4.1": ("and", dict(responsibility="rex", refine_static=False), 3),
     "sufficient-static": ("and", dict(responsibility="sufficient", refine_static=False), 3),
     "sufficient-or-all": ("or", dict(responsibility="sufficient", queue_style="all", refine_static=False), 3),
@@ -51,17 +54,25 @@ CASES = {  # id: (model, RexConfig overrides, iters)
     "alg1-max-active-1": ("and", dict(max_active=1, tree_depth=6), 3),
     "rex-max-active-1-static": ("and", dict(responsibility="rex", max_active=1, refine_static=False, tree_depth=6), 3),
 }
-FAST = {"default", "alg1-max-active-1", "sufficient-or-all", "rex-refine-static-depth3", "graded-filter-limit", "sufficient-shallow",
+FAST = {"default", "fast-budget", "alg1-max-active-1", "sufficient-or-all", "rex-refine-static-depth3", "graded-filter-limit", "sufficient-shallow",
         "weighted-concentrate"}
 
 
 def run_both(model, overrides, iters=3, key=0):
-    cfg = RexConfig(iters=iters, batch_size=16, **overrides)
+    cfg = RexConfig(**{**PAPER_BUDGET, "iters": iters, "batch_size": 16, **overrides})
     classify = Classifier(MODELS[model]).masked(0.0)
     full = float(np.asarray(Classifier(MODELS[model]).full_probs(jnp.asarray(X)))[1])
     ref = reference_search(classify, X, 1, cfg, jax.random.key(key), full)
     got = make_search(classify, cfg)(jax.random.key(key), jnp.asarray(X), 1, full)
     return cfg, ref, got
+
+
+def test_fast_budget_case_is_the_defaults():
+    """The "fast-budget" case searches as RexConfig() does (catches a default changed without
+    the reference case following it)."""
+    fields = ("tree_depth", "max_active", "responsibility", "refine_static", "queue_len", "min_box_size")
+    case = RexConfig(**{**PAPER_BUDGET, **FAST_SEARCH})
+    assert [getattr(case, f) for f in fields] == [getattr(RexConfig(), f) for f in fields]
 
 
 @pytest.mark.parametrize("case", [c if c in FAST else pytest.param(c, marks=slow) for c in CASES])

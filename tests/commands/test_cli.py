@@ -88,6 +88,8 @@ def test_cli_rex_defaults_are_the_library_defaults(module, names):
     import json
 
     for name, (flag, config) in zip(names, json.loads(out.stdout.splitlines()[-1])):
+        if isinstance(flag, list):  # a DEFINE_list default holds strings
+            flag = [int(v) for v in flag]
         assert flag == config, (module, name, flag, config)
 
 
