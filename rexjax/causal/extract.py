@@ -5,7 +5,7 @@ responsibility, descending, ties broken by descending flat index (row-major), ex
 reference (so within a box of equal responsibility the bottom-right pixels come first). The
 explanation is a prefix of `k * chunk_size` ranked pixels, k = 1, 2, ..., that the model
 classifies as the target with confidence >= `min_confidence` x full-image confidence ("passes").
-With `prefix_growth` g > 0 (a departure from the reference, off by default) the prefix lengths
+With `prefix_growth` g > 0 (a departure from the reference; RexConfig's default 0.05) the prefix lengths
 grow geometrically instead (`prefix_lengths`: each max(previous + chunk, ceil(previous (1 +
 g)))), so the linear search asks about log(area) prefixes instead of area / chunk; the first
 passing length on that grid is returned. With `prune_grids` (g1, g2, ...) (a departure from
@@ -148,11 +148,11 @@ def grid_cells(h: int, w: int, g: int) -> np.ndarray:
     return ((np.arange(h) * g // h)[:, None] * g + (np.arange(w) * g // w)[None, :]).astype(np.int32)
 
 
-def prune(passes: Callable, mask, resp, confidence: float, cells, n_cells: int, m: int, batch_size: int):
+def prune(passes: Callable, mask, resp, confidence: float, cells, m: int, batch_size: int):
     """Drops grid cells a passing explanation does not need (one grid of `RexConfig.prune_grids`).
 
     `passes(masks bool[b, H, W]) -> (passes bool[b], confidence f32[b])`, the prefix search's
-    test; `mask` bool[H, W] passes; `cells` int[H, W] in [0, n_cells). Candidates: the m cells
+    test; `mask` bool[H, W] passes; `cells` int[H, W] >= 0, a cell id per pixel. Candidates: the m cells
     that `mask` touches with the lowest mean responsibility over its pixels there (ties: lower
     cell index). Call 1 asks `mask` without each candidate alone; the candidates whose removal
     alone still passes are "removable", in candidate order. Call 2 asks `mask` without the
@@ -164,14 +164,14 @@ def prune(passes: Callable, mask, resp, confidence: float, cells, n_cells: int, 
     sufficient whatever the model; it only shrinks.
 
     Host-driven: `passes` is called on blocks of b = min(batch_size, m) masks (the last block
-    padded by repeating its last mask), so one compiled model call serves every grid; a model
-    inlined once per call site of a jitted prune embedded a ViT-B's weights seven times and ran
-    a 12 GB compile. Returns (mask bool[H, W], its confidence, forward images = rows pushed).
+    padded by repeating its last mask), so one compiled model call serves every grid; a jitted
+    prune inlined the model once per call site, seven copies of ViT-B/32's weights, and was
+    killed for memory at 11 GB (BUILD_NOTES, issue 13). Returns (mask bool[H, W], its confidence, forward images = rows pushed).
     """
     mask, resp, cells = np.asarray(mask, bool), np.asarray(resp, np.float64), np.asarray(cells)
     flat = cells.reshape(-1)
-    count = np.bincount(flat, weights=mask.reshape(-1), minlength=n_cells)
-    total = np.bincount(flat, weights=np.where(mask, resp, 0.0).reshape(-1), minlength=n_cells)
+    count = np.bincount(flat, weights=mask.reshape(-1))
+    total = np.bincount(flat, weights=np.where(mask, resp, 0.0).reshape(-1))
     touched = np.flatnonzero(count > 0)
     mean = total[touched] / count[touched]
     candidates = touched[np.lexsort((touched, mean))][:m]
@@ -226,30 +226,28 @@ def make_global_extractor(classify: Callable, config: RexConfig) -> Callable:
     search = _linear if cfg.prefix_search == "linear" else _coarse
 
     @jax.jit
+    def ask_masks(x, masks, target, full_confidence):
+        """bool[b, H, W] -> (passes bool[b], confidence f32[b]): the target is the top-1 class
+        with confidence >= min_confidence x full-image confidence. The prefix search calls it
+        inside `run` (inlined), the prune from the host (compiled once)."""
+        probs = classify(x, masks)
+        ok = (jnp.argmax(probs, -1) == target) & (probs[:, target] >= cfg.min_confidence * full_confidence)
+        return ok, probs[:, target]
+
+    @jax.jit
     def run(x, resp, target, full_confidence):
         rank = pixel_rank(resp)
         # prefix k = 1..steps shows the top lengths[k - 1] pixels; the last shows every pixel
         lengths = jnp.asarray(prefix_lengths(rank.size, chunk, cfg.prefix_growth))
         steps = lengths.shape[0]
-        threshold = cfg.min_confidence * full_confidence
-
-        def passes(masks):  # bool[b, H, W] -> (passes bool[b], confidence f32[b])
-            probs = classify(x, masks)
-            return (jnp.argmax(probs, -1) == target) & (probs[:, target] >= threshold), probs[:, target]
 
         def ask(k):  # int32[b] prefix indices 1..steps -> (passes bool[b], confidence f32[b])
-            return passes(rank[None] < lengths[k - 1][:, None, None])
+            return ask_masks(x, rank[None] < lengths[k - 1][:, None, None], target, full_confidence)
 
         k, conf, forward = search(ask, steps, batch_size)
         found = k > 0  # not found: nothing (module doc)
         mask = rank < jnp.where(found, lengths[jnp.maximum(k, 1) - 1], 0)
         return mask, jnp.where(found, conf, 0.0), found, forward
-
-    @jax.jit
-    def ask_masks(x, masks, target, full_confidence):  # the prune's model calls: bool[b, H, W] -> (passes, confidence)
-        probs = classify(x, masks)
-        ok = (jnp.argmax(probs, -1) == target) & (probs[:, target] >= cfg.min_confidence * full_confidence)
-        return ok, probs[:, target]
 
     def extract(x, resp, target, full_confidence, *, progress: bool = False) -> Extraction:
         """`progress`: a tqdm bar on stderr over the prefixes asked (the linear search; the
@@ -268,11 +266,11 @@ def make_global_extractor(classify: Callable, config: RexConfig) -> Callable:
                 finally:
                     _PROGRESS.bar = None
         mask, conf, forward = np.asarray(mask), float(conf), int(forward)
-        if bool(found):
-            target_, full_ = jnp.int32(target), jnp.float32(full_confidence)
-            for g in cfg.prune_grids:  # coarse to fine (host-driven: one compiled model call, module doc)
-                mask, conf, more = prune(lambda masks: ask_masks(x, masks, target_, full_), mask, np.asarray(resp), conf,
-                                         grid_cells(*mask.shape, g), g * g, min(cfg.prune_candidates, g * g), batch_size)
+        if bool(found) and cfg.prune_grids:
+            target_, full_, resp = jnp.int32(target), jnp.float32(full_confidence), np.asarray(resp)
+            for g in cfg.prune_grids:  # coarse to fine (host-driven: one compiled model call, `prune`)
+                mask, conf, more = prune(lambda masks: ask_masks(x, masks, target_, full_), mask, resp, conf,
+                                         grid_cells(*mask.shape, g), min(cfg.prune_candidates, g * g), batch_size)
                 forward += more
         return Extraction(mask, conf, bool(found), int(mask.sum()), forward)
 

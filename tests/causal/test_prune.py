@@ -105,7 +105,7 @@ def test_prune_keeps_the_first_run_of_passes_on_a_non_monotone_model():
     assert mask.sum() % 7 != 0
     resp = np.where(A, 2.0, 1.0).astype(np.float32)
     keep, _, _ = prune(passes_mod7, jnp.asarray(mask), jnp.asarray(resp), jnp.float32(0.0),
-                       jnp.asarray(grid_cells(H, W, g)), g * g, g * g, 8)
+                       jnp.asarray(grid_cells(H, W, g)), g * g, 8)
     expected = expected_prune(ok, mask, resp, g, g * g)
     assert expected.stopped and expected.passes_after_fail  # the case this test is for
     np.testing.assert_array_equal(np.asarray(keep), expected.mask)
@@ -131,7 +131,7 @@ def test_prune_stops_at_the_first_joint_failure(g, batch):
     mask[10:16, :] = True  # background the model does not need
     resp = np.where(A | B, 2.0, 1.0).astype(np.float32)
     keep, conf, forward = prune(passes, jnp.asarray(mask), jnp.asarray(resp), jnp.float32(0.0),
-                                jnp.asarray(grid_cells(H, W, g)), g * g, g * g, batch)
+                                jnp.asarray(grid_cells(H, W, g)), g * g, batch)
     expected, alone, joint, stopped, _ = expected_prune(model_ok(GRADED), mask, resp, g, g * g)
     assert stopped  # the case this test is for
     np.testing.assert_array_equal(np.asarray(keep), expected)
@@ -208,6 +208,6 @@ def test_prune_never_empties_the_explanation():
     cells = grid_cells(H, W, g)
     resp = np.where(cells == 4, 5.0, 1.0).astype(np.float32) + np.arange(H * W).reshape(H, W) * 1e-4
     keep, _, forward = prune(passes, jnp.ones((H, W), bool), jnp.asarray(resp), jnp.float32(1.0),
-                             jnp.asarray(cells), g * g, g * g, 1)
+                             jnp.asarray(cells), g * g, 1)
     np.testing.assert_array_equal(np.asarray(keep), cells == 4)
     assert int(forward) == 9 + 8  # each cell alone, then the joint run up to all but one
