@@ -1,10 +1,10 @@
 """ReX through the Method API and through `rexjax.explain` gives the arrays frozen in
-tests/fixtures/golden/golden.npz (`tools/make_golden.py`: Lite0, the paper's budget
+tests/fixtures/golden/golden.npz (`tests/fixtures/golden/make_golden.py`: Lite0, the paper's budget
 `PAPER_BUDGET` at iters 4, key 0, batch 16: pinned when issue 13 changed the defaults to the
 fast budget).
 
 Frozen before the API refactor of issue 10 (which changed no number); the rex/* keys were
-regenerated on purpose in issue 11 (`tools/make_golden.py --rex`: new default rule "alg1" with
+regenerated on purpose in issue 11 (`tests/fixtures/golden/make_golden.py --rex`: new default rule "alg1" with
 refine_static, exact integer accumulation; the baselines' keys are untouched)."""
 
 from pathlib import Path
@@ -17,7 +17,7 @@ from rexjax import methods
 from rexjax.causal import PAPER_BUDGET
 from rexjax.classifier import Classifier
 
-REX = {**PAPER_BUDGET, "iters": 4, "batch_size": 16}  # tools/make_golden.py's
+REX = {**PAPER_BUDGET, "iters": 4, "batch_size": 16}  # tests/fixtures/golden/make_golden.py's
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = np.load(ROOT / "tests/fixtures/golden/golden.npz")

@@ -7,7 +7,7 @@ NoiseTunnel, LRP) by up to 1.9 % at single pixels (ReLU6 kinks: a 1e-7 change in
 activation flips a local gradient), with at most 0.85 % of pixels above 1e-3 x max|map| and
 correlation >= 0.99998. The bounds sit above those and far below what a changed setting gives
 (another step count, seed, target or window moves whole regions: checked by mutating the
-settings in tools/make_golden.py).
+settings in tests/fixtures/golden/make_golden.py).
 """
 
 import numpy as np

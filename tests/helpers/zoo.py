@@ -1,4 +1,4 @@
-"""The tiny torchvision/timm twins of the parity fixtures (tools/make_parity_fixtures.py)."""
+"""The tiny torchvision/timm twins of the parity fixtures (tests/fixtures/zoo/make_parity_fixtures.py)."""
 
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from rexjax.models import vgg as V
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "zoo"
 
-# The Flax twins of the tiny torch models built in tools/make_parity_fixtures.py.
+# The Flax twins of the tiny torch models built in tests/fixtures/zoo/make_parity_fixtures.py.
 TINY = {
     "resnet": (
         R.ResNet,

@@ -1,5 +1,5 @@
 """EVA-02 (`rexjax.models.eva`): timm's parameter count, the timm key layout, and parity
-against the committed timm fixture (tools/make_parity_fixtures.py, `eva02`: rotary
+against the committed timm fixture (tests/fixtures/zoo/make_parity_fixtures.py, `eva02`: rotary
 embeddings at a non-reference grid, resampled position embeddings), without torch."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.helpers.zoo import FIXTURES
 # sum(p.numel() for p in timm.create_model("eva02_large_patch14_448").parameters()), timm 1.0.31
 PARAM_COUNT = 305_080_232
 
-# the Flax twin of tools/make_parity_fixtures.py's tiny_eva02 (run there at 35 x 49)
+# the Flax twin of tests/fixtures/zoo/make_parity_fixtures.py's tiny_eva02 (run there at 35 x 49)
 TINY = E.EvaConfig(patch=7, dim=32, depth=2, heads=2, mlp_dim=85, image_size=28, ref_grid=3, num_classes=10)
 
 

@@ -1,6 +1,6 @@
 """ViT family (`rexjax.models.vit`): parameter counts of the torchvision/timm models, the torch
 key layout, timm's bicubic position-embedding resampling, and parity against committed torch
-fixtures (tools/make_parity_fixtures.py, `vit_torchvision` / `vit_timm`), without torch."""
+fixtures (tests/fixtures/zoo/make_parity_fixtures.py, `vit_torchvision` / `vit_timm`), without torch."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_parameter_counts_equal_the_source(name):
     assert count == PARAM_COUNTS[name]
 
 
-# the Flax twins of tools/make_parity_fixtures.py's tiny_vit_torchvision / tiny_vit_timm
+# the Flax twins of tests/fixtures/zoo/make_parity_fixtures.py's tiny_vit_torchvision / tiny_vit_timm
 TINY = {
     "vit_torchvision": V.ViTConfig(patch=7, dim=16, depth=2, heads=2, mlp_dim=32, image_size=35, num_classes=10),
     "vit_timm": V.ViTConfig(

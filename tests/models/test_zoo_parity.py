@@ -1,5 +1,5 @@
 """torchvision/timm ports (ResNet, VGG, RegNetY, EfficientNet-V2) against committed torch
-fixtures (tools/make_parity_fixtures.py), without torch: pure-python .pth reader (both
+fixtures (tests/fixtures/zoo/make_parity_fixtures.py), without torch: pure-python .pth reader (both
 formats) -> checked converter -> Flax logits and Grad-CAM-layer features."""
 
 import jax
@@ -23,7 +23,7 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive
 
 def _run(family: str, fmt: str):
     """Flax logits and Grad-CAM feature on the fixture input, in the reference's dtype
-    (float64 references: the Inception fixtures, see tools/make_parity_fixtures.py FLOAT64)."""
+    (float64 references: the Inception fixtures, see tests/fixtures/zoo/make_parity_fixtures.py FLOAT64)."""
     cls, cfg, convert, feat = TINY[family]
     sd = load_state_dict(FIXTURES / f"{family}_{fmt}.pth")
     variables = convert(sd, cfg)

@@ -1,6 +1,6 @@
 """The API refactor (issue 10) changed no baseline's number: every baseline through
 `rexjax.methods.make(name, **cfg)(1, Classifier.of(lite0), x, target)` gives the map frozen
-in tests/fixtures/golden/golden.npz before it (settings: tools/make_golden.py; LRP is checked
+in tests/fixtures/golden/golden.npz before it (settings: tests/fixtures/golden/make_golden.py; LRP is checked
 by its own tests).
 
 Up to the CPU: `tests/helpers/golden.py` says what differs between CPUs and by how much."""
@@ -17,7 +17,7 @@ from tests.helpers.golden import assert_matches_golden
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = np.load(ROOT / "tests/fixtures/golden/golden.npz")
-_spec = importlib.util.spec_from_file_location("make_golden", ROOT / "tools/make_golden.py")
+_spec = importlib.util.spec_from_file_location("make_golden", ROOT / "tests/fixtures/golden/make_golden.py")
 make_golden = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_golden)
 

@@ -79,7 +79,7 @@ def test_bad_arguments():
 
 
 def test_golden_lite0_ladybird():
-    """The map frozen before the API refactor (tools/make_golden.py), up to the CPU
+    """The map frozen before the API refactor (tests/fixtures/golden/make_golden.py), up to the CPU
     (tests/helpers/golden.py)."""
     from rexjax.models import load
 

@@ -20,7 +20,7 @@ from tests.helpers.saliency_models import small_cnn, visible_game
 
 SEG = np.repeat(np.repeat(np.arange(6).reshape(2, 3), 4, 0), 3, 1)  # 8 x 9, 6 superpixels
 # numbers from the real `lime` package and the Shapley kernel, computed once by
-# tools/make_lime_shapley_fixtures.py (provenance inside the file)
+# tests/fixtures/lime_shapley/make_lime_shapley_fixtures.py (provenance inside the file)
 lime_module = importlib.import_module("rexjax.saliency.lime")  # the package exports the function `lime`
 REFERENCE_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "lime_shapley" / "reference.json"
 REFERENCE = json.loads(REFERENCE_FILE.read_text())
@@ -80,7 +80,7 @@ def test_kernel_shap_sampling_is_keyed_and_efficient():
     # efficiency holds exactly by construction; values close to the exact ones
     assert phi.sum() == pytest.approx(float(nonlinear(jnp.ones((1, 6)))[0] - nonlinear(jnp.zeros((1, 6)))[0]), abs=1e-5)
     exact = exact_shapley(nonlinear, 6)
-    # measured over 2000 keys (tools/measure_kernel_shap_error.py 40 2000 --pairwise): per
+    # measured over 2000 keys (tests/saliency/measure_kernel_shap_error.py 40 2000 --pairwise): per
     # component sd 0.024-0.037, max_j |error| q99 0.096, q99.9 0.112; key 1: 0.054
     np.testing.assert_allclose(phi, exact, atol=0.1)
     assert np.corrcoef(phi, exact)[0, 1] > 0.9
@@ -102,7 +102,7 @@ UNANIMITY10_SHAPLEY = np.array([0.12] * 5 + [0.2, 0.1, 0.1, -0.05, -0.05])
 
 def test_kernel_shap_sampling_error_is_the_measured_one():
     """Issue 11 item 14. Sampled KernelSHAP (500 coalitions < 2^10 - 2) measured over 1000
-    keys (`tools/measure_kernel_shap_error.py 500 1000`): unbiased (every |bias| < 0.001, within
+    keys (`tests/saliency/measure_kernel_shap_error.py 500 1000`): unbiased (every |bias| < 0.001, within
     its standard error), per-component sd 0.022-0.030, max_j |error| q99.9 0.108. So one key is
     within 0.11, and the mean of 200 keys within 5 standard errors, 5 * 0.030 / sqrt(200) =
     0.0106, of the exact values. Uniform coalition sizes are biased by 0.016-0.018 on every

@@ -1,7 +1,7 @@
 """Measures the sampling error of sampled KernelSHAP: the numbers behind the tolerance of
 tests/saliency/test_shapley_lime.py::test_kernel_shap_sampling_error_is_the_measured_one.
 
-    PYTHONPATH=. .venv/bin/python tools/measure_kernel_shap_error.py [N_SAMPLES] [KEYS] [--uniform] [--pairwise]
+    .venv/bin/python -m tests.saliency.measure_kernel_shap_error [N_SAMPLES] [KEYS] [--uniform] [--pairwise]
 
 Default game (the test's): 10 superpixels (2 x 5 blocks of a 6 x 10 all-ones image), class-1
 score `unanimity10(v) = 0.6 v0 v1 v2 v3 v4 + 0.2 v5 + 0.2 max(v6, v7) - 0.1 v8 v9` (a 5-way
