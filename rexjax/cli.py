@@ -81,7 +81,8 @@ def _config_path(argv) -> str | None:
 def guarded(prog: str, main, debug: bool):
     """`main` with usage errors, Ctrl-C and unexpected errors turned into one stderr line
     `PROG: ...` and exit status 2, 130 and 1 (unexpected errors re-raised under --debug)."""
-    from rexjax.commands.common import UsageError, first_line
+    from rexjax.commands.common import UsageError
+    from rexjax.errors import first_line
 
     def run_main(argv):
         try:

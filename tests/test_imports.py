@@ -1,11 +1,39 @@
-"""Import hygiene of the `rexjax` package (issue 10): no import cycle between its modules (every
-import counted, module level and function level alike), and no module importing a private
-(`_x`) module of another package. Static: reads the source with `ast`, imports nothing."""
+"""Import hygiene of the `rexjax` package, read statically with `ast` (nothing is imported):
+
+* every import edge, at module level or inside a function, goes to the same or a lower
+  layer of LAYERS (so there is no upward dependency to trade for a lazy import);
+* no import cycle between modules;
+* no module imports a private (`_x`) module of another package;
+* the scripts on top (`experiments/`, `benchmarks/`) import rexjax only by public names.
+
+An import edge is an `import` statement, or a string constant naming a rexjax submodule (the
+registries that `importlib.import_module` reads: `cli.COMMANDS`, `studies.STUDIES`).
+"""
 
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1] / "rexjax"
+REPO = Path(__file__).resolve().parents[1]
+ROOT = REPO / "rexjax"
+SCRIPT_DIRS = ("experiments", "benchmarks")
+
+# Lowest first. A module sits in the layer of its longest listed prefix (a package's entry
+# covers its submodules); "rexjax" names the package facade only, so a new module that is
+# not placed here fails `test_every_module_has_a_layer`.
+LAYERS = (
+    ("core", ("rexjax.types", "rexjax.checks", "rexjax.errors", "rexjax.keys", "rexjax.batching", "rexjax.timing",
+              "rexjax.io", "rexjax.data")),
+    ("models", ("rexjax.models", "rexjax.jaxpr", "rexjax.compile_cache")),
+    ("ad", ("rexjax.ad",)),
+    ("masking", ("rexjax.masking", "rexjax.classifier")),
+    ("explainers", ("rexjax.causal", "rexjax.saliency", "rexjax.methods", "rexjax.api")),
+    ("metrics", ("rexjax.metrics", "rexjax.configs")),
+    ("package", ("rexjax",)),
+    ("evaluation", ("rexjax.evaluation",)),
+    ("report", ("rexjax.report", "rexjax.viz")),
+    ("studies", ("rexjax.studies",)),
+    ("commands", ("rexjax.commands", "rexjax.cli")),
+)
 
 
 def module_name(path: Path) -> str:
@@ -14,6 +42,25 @@ def module_name(path: Path) -> str:
 
 
 MODULES = {module_name(p): p for p in ROOT.rglob("*.py")}
+
+
+def layer_of(module: str, layers=LAYERS) -> int | None:
+    """Index in `layers` of `module`'s longest matching prefix (the bare package name
+    matches only itself); None when no entry covers it."""
+    best, best_len = None, -1
+    for rank, (_, prefixes) in enumerate(layers):
+        for p in prefixes:
+            covers = module == p or ("." in p and module.startswith(p + "."))
+            if covers and len(p) > best_len:
+                best, best_len = rank, len(p)
+    return best
+
+
+def resolve(name: str, modules=MODULES) -> str | None:
+    """The deepest existing module of dotted `name` ('rexjax.causal.RexConfig' -> 'rexjax.causal')."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
 
 
 def imported(node, here: str) -> list[str]:
@@ -29,13 +76,7 @@ def imported(node, here: str) -> list[str]:
             base = f"{pkg}.{base}" if base else pkg
         # `from pkg import mod` names the module; `from pkg import name` names pkg itself
         names = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
-    out = []
-    for name in names:
-        while name and name not in MODULES:
-            name = name.rpartition(".")[0]
-        if name:
-            out.append(name)
-    return out
+    return [m for m in map(resolve, names) if m]
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -45,9 +86,24 @@ def import_graph() -> dict[str, set[str]]:
         deps = set()
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
-                deps.update(d for d in imported(node, name) if d != name)
+                deps.update(imported(node, name))
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "." in node.value \
+                    and node.value in MODULES:
+                deps.add(node.value)
+        deps.discard(name)
         graph[name] = deps
     return graph
+
+
+def upward_edges(graph: dict[str, set[str]], layers=LAYERS) -> list[str]:
+    """'a (layer) imports b (higher layer)' for every edge that points up."""
+    out = []
+    for a in sorted(graph):
+        for b in sorted(graph[a]):
+            la, lb = layer_of(a, layers), layer_of(b, layers)
+            if la is not None and lb is not None and lb > la:
+                out.append(f"{a} ({layers[la][0]}) imports {b} ({layers[lb][0]})")
+    return out
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -82,11 +138,30 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_graph_sees_the_package():
-    """The walker finds known edges (so an empty graph cannot pass the cycle test)."""
+    """The walker finds known edges, function-level and registry ones included (so an empty
+    graph cannot pass the layer and cycle tests)."""
     graph = import_graph()
     assert "rexjax.batching" in graph["rexjax.causal.search"]
     assert "rexjax.masking" in graph["rexjax.classifier"]
+    assert "rexjax.masking" in graph["rexjax.commands.common"]  # imported inside a function
+    assert "rexjax.studies.compare" in graph["rexjax.studies"]  # STUDIES registry
     assert len(MODULES) > 40
+
+
+def test_every_module_has_a_layer():
+    assert [m for m in sorted(MODULES) if layer_of(m) is None] == []
+
+
+def test_imports_point_down():
+    assert upward_edges(import_graph()) == []
+
+
+def test_layer_check_finds_an_upward_import():
+    layers = (("low", ("p.a",)), ("high", ("p.b",)))
+    assert upward_edges({"p.a": {"p.b"}, "p.b": {"p.a"}, "p.a.x": set()}, layers) == ["p.a (low) imports p.b (high)"]
+    assert layer_of("p.a.x", layers) == 0 and layer_of("p", layers) is None
+    assert layer_of("rexjax.studies.runner") > layer_of("rexjax.report.html") > layer_of("rexjax.evaluation")
+    assert layer_of("rexjax") == 6 and layer_of("rexjax.newmodule") is None
 
 
 def test_no_import_cycles():
@@ -109,3 +184,34 @@ def test_no_private_module_of_a_sibling_package():
 
 def test_types_imports_nothing_from_rexjax():
     assert import_graph()["rexjax.types"] == set()
+
+
+def private_rexjax_imports(source: str, filename: str = "<script>") -> list[str]:
+    """Where a script's imports of rexjax name a private part (`_x`) or no existing module."""
+    bad = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Import):
+            dotted = [a.name for a in node.names if a.name.split(".")[0] == "rexjax"]
+        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "rexjax":
+            dotted = [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in dotted:
+            if any(p.startswith("_") for p in name.split(".")):
+                bad.append(f"{filename}:{node.lineno} imports private {name}")
+            elif resolve(name) is None:
+                bad.append(f"{filename}:{node.lineno} imports {name}, which is no rexjax module")
+    return bad
+
+
+def test_scripts_import_only_public_names():
+    scripts = [p for d in SCRIPT_DIRS for p in sorted((REPO / d).rglob("*.py"))]
+    assert scripts, "no scripts found"
+    bad = [b for p in scripts for b in private_rexjax_imports(p.read_text(), str(p.relative_to(REPO)))]
+    assert bad == []
+
+
+def test_private_import_check_finds_one():
+    source = "import rexjax._x\nfrom rexjax.causal import _helper, RexConfig\nfrom rexjax import causal\nimport numpy._y"
+    assert private_rexjax_imports(source) == ["<script>:1 imports private rexjax._x",
+                                              "<script>:2 imports private rexjax.causal._helper"]

@@ -12,6 +12,8 @@ import os
 import tempfile
 from typing import Optional
 
+from rexjax.errors import first_line
+
 MAX_MASK_VALUE = 1e4  # |number| painted into masked pixels, in model input space (~[-3, 3])
 MAX_BLUR_SIGMA = 64.0  # pixels; the kernel radius is 3 sigma
 MAX_SEED = 2**32 - 1
@@ -25,11 +27,6 @@ class UsageError(ValueError):
 
     def __init__(self, flag: str, problem: str):
         super().__init__(f"{flag}: {problem}" if flag else problem)
-
-
-def first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 def check_model(name: str):

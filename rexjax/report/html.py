@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from rexjax.studies import maps as map_files
+from rexjax.report import maps as map_files
 
 THUMB = 160
 ROW_COLUMNS = ("image", "model", "method", "target", "label", "full_confidence", "area", "ins", "del", "IN", "OUT",

@@ -15,7 +15,8 @@
                                                      explanations (area, Dice, sufficiency)
 
 Beside them: `photobomb` (the ReX paper's photobombing set, `experiments/photobomb.py`),
-`stats` (the statistics), `maps` (per-row PNGs), `rowlog` (the resumable CSV), `tables`.
+`stats` (the statistics), `rowlog` (the resumable CSV), `tables`; the per-row PNGs and the
+report page are `rexjax.report`'s.
 """
 
 import importlib

@@ -16,7 +16,7 @@ from pathlib import Path
 from rexjax import evaluation
 from rexjax.report import plots
 from rexjax.report.html import markdown_table
-from rexjax.studies.maps import slug
+from rexjax.report.maps import slug
 from rexjax.studies.runner import Section, Variant, method_variants
 from rexjax.studies.tables import numeric, values
 

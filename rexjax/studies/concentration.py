@@ -27,8 +27,8 @@ import numpy as np
 from rexjax import metrics
 from rexjax.report import plots
 from rexjax.report.html import markdown_table
+from rexjax.report.maps import own_mask, paths, read_mask, slug
 from rexjax.studies import compare, stats
-from rexjax.studies.maps import own_mask, paths, read_mask, slug
 from rexjax.studies.runner import Section
 from rexjax.studies.tables import values
 

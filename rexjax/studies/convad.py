@@ -33,7 +33,7 @@ from rexjax import evaluation, methods, metrics
 from rexjax.masking import parse_mask_mode
 from rexjax.report import plots
 from rexjax.report.html import markdown_table
-from rexjax.studies.maps import own_mask, slug
+from rexjax.report.maps import own_mask, slug
 from rexjax.studies.runner import Section, Variant, make_method, split_names
 from rexjax.studies.tables import mean_sem, values
 

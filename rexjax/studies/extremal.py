@@ -23,8 +23,8 @@ import numpy as np
 
 from rexjax import metrics
 from rexjax.report.html import markdown_table
+from rexjax.report.maps import own_mask, paths, read_mask
 from rexjax.studies import compare
-from rexjax.studies.maps import own_mask, paths, read_mask
 from rexjax.studies.runner import Section
 from rexjax.studies.tables import mean_sem, values
 

@@ -45,9 +45,9 @@ import numpy as np
 
 from rexjax import data, evaluation
 from rexjax.classifier import Classifier
-from rexjax.commands.common import first_line
+from rexjax.errors import first_line
 from rexjax.masking import MaskMode
-from rexjax.studies import maps as map_files
+from rexjax.report import maps as map_files
 from rexjax.studies.rowlog import RowLog, read_rows
 
 KEY = ("image_index", "model", "method")

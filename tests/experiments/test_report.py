@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from rexjax.report import html as report
-from rexjax.studies import maps
+from rexjax.report import maps
 from rexjax.studies.rowlog import read_rows
 from rexjax.studies.runner import Section
 

@@ -5,7 +5,8 @@ import csv
 import pytest
 
 from rexjax import evaluation, studies
-from rexjax.studies import maps, runner
+from rexjax.report import maps
+from rexjax.studies import runner
 from rexjax.studies.rowlog import read_rows
 from tests.experiments.helpers import STUDY_SETTINGS, tiny_config, tiny_images
 

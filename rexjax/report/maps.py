@@ -7,8 +7,8 @@
                  region), else the area extraction of its map
 and the model's input image once per (model, image): `<out>/maps/<model>/<stem>.input.png`.
 
-`paths(out, model, method, image)` names them; the report and the studies' analyses read
-them back (`read_mask`).
+`paths(out, model, method, image)` names them; the study runner writes them (`save`), the
+report's gallery shows them and the studies' analyses read the masks back (`read_mask`).
 """
 
 from __future__ import annotations
