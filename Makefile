@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test test-all bench bench-compare venv clean
+.PHONY: demo test test-all bench bench-compare docs venv clean
 
 venv: $(STAMP)
 
@@ -41,6 +41,10 @@ bench: $(STAMP)
 # BENCH_ARGS="--rexjax_options=iters=6,prefix_growth=0.05" for another rexjax budget.
 bench-compare: $(STAMP)
 	$(BIN)/python tools/bench_compare.py $(BENCH_ARGS)
+
+# docs/benchmarks.md and each study's results README, written from the results files.
+docs: $(STAMP)
+	$(BIN)/python -m benchmarks.docs
 
 clean:
 	rm -rf out .pytest_cache
