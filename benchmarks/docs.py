@@ -6,6 +6,8 @@
 Outputs:
     docs/benchmarks.md                 every bench-compare run, the frontier, the screens and
                                        the oracle table, from their CSV / JSON / table files
+    benchmarks/results/<bench>/README.md   what the benchmark measures (its script's
+                                       docstring), each dated run's provenance and headline
     <study results folder>/README.md   what the study measures (its config's docstring), the
                                        command, what the files record, the headline table
 
@@ -70,6 +72,11 @@ STUDY_COMMANDS = {
     "photobomb": "python experiments/photobomb.py --images=third_party/images "
                  "--out=experiments/results/photobomb --model=efficientnet_lite0 --seed=0",
 }
+# The script that writes each benchmark kind's results (its docstring says what it measures).
+SCRIPTS = {"bench_compare": "benchmarks/compare.py", "frontier": "benchmarks/frontier.py",
+           "screen": "benchmarks/screen.py", "oracle": "tests/causal/oracle_quality.py"}
+# A dated run folder: YYYY-MM-DD at the start of its name.
+DATED = re.compile(r"^\d{4}-\d{2}-\d{2}")
 # Decimals per measured quantity.
 DIGITS = {"seconds": 1, "forward_images": 0, "area": 3, "insertion": 3, "deletion": 3}
 
@@ -155,6 +162,33 @@ def find_results(root: Path = ROOT) -> dict[str, list[Path]]:
 def _provenance(folder: Path) -> dict:
     path = folder / "provenance.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _provenance_lines(folder: Path) -> list[str]:
+    """A run's provenance.json as bullets: date, command, commits, versions, machine, note."""
+    prov = _provenance(folder)
+    if not prov:
+        return ["- no provenance.json: `git log -- <this folder>` names the commit that wrote it"]
+    out = []
+    for key, label in (("date", "date"), ("command", "command"), ("rexjax_commit", "rexjax commit"),
+                       ("results_commit", "results commit"), ("results_commits", "results commits"),
+                       ("versions", "versions"), ("machine", "machine"), ("images", "images"),
+                       ("seeds", "seeds"), ("note", "note")):
+        value = prov.get(key)
+        if value in (None, "", [], {}):
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        code = key == "command" and "`" not in str(value)
+        out.append(f"- {label}: `{value}`" if code else f"- {label}: {value}")
+    return out
+
+
+def group_of(folder: Path) -> Path:
+    """The benchmark folder a run belongs to: the parent of a dated run folder, else itself."""
+    return folder.parent if DATED.match(folder.name) else folder
 
 
 # ------------------------------------------------------------------------- bench-compare
@@ -263,7 +297,7 @@ def _oracle_lines(folder: Path, start: Path) -> list[str]:
     lines = [f"Folder [{_rel(folder, start)}]({_rel(folder / 'table.md', start)}) (every block with "
              "its command line and config). Ratio = explanation pixels / pixels needed, over the "
              "keys; the bound is median <= 2 and worst <= 3.", "",
-             "| options of `experiments/oracle_quality.py` | rule | single: median / worst | or | and "
+             "| options (of the block's command line) | rule | single: median / worst | or | and "
              "| forward images (mean, and) |", "| --- | --- | --- | --- | --- | --- |"]
     for block in blocks:
         opts = " ".join(a for a in block["command"].split()[3:])
@@ -330,7 +364,7 @@ def study_readme(folder: Path) -> str:
              "## Headline", ""]
     section = _first_section(folder / "tables.md")
     lines += [("### " + line[3:]) if line.startswith("## ") else line for line in section] or ["(no tables.md)"]
-    lines += ["", "Regenerate this file with `make docs` (it is written by `benchmarks/docs.py`)."]
+    lines += ["", _REGENERATE]
     return "\n".join(lines) + "\n"
 
 
@@ -352,11 +386,50 @@ def photobomb_readme(folder: Path) -> str:
              f"{_fmt(min(occluded) * 100, 1)}-{_fmt(max(occluded) * 100, 1)} % of an image." if kept else
              f"0 of {len(rows)} images kept."]
     lines += [f"- skipped {r['image']}: {r['skipped']}" for r in rows if r["skipped"]]
-    lines += ["", "Regenerate this file with `make docs` (it is written by `benchmarks/docs.py`)."]
+    lines += ["", _REGENERATE]
     return "\n".join(lines) + "\n"
 
 
+
+
 # ------------------------------------------------------------------------- the documents
+
+_REGENERATE = "Regenerate this file with `make docs` (it is written by `benchmarks/docs.py`)."
+
+
+def _bench_compare_headline(run: dict) -> str:
+    m, r, s = run["medians"], run["ratios"], run["sufficient"]
+    return (f"rexjax at {run['point'] or 'its defaults'} against the tool at its defaults, {run['pairs']} "
+            f"(image, seed) pairs: {_fmt(r['seconds'], 2)}x faster per image and {_fmt(r['forward_images'], 2)}x "
+            f"fewer forward images (per-pair medians); median area {_fmt(m[REXJAX]['area'])} vs "
+            f"{_fmt(m[TOOL]['area'])}, insertion {_fmt(m[REXJAX]['insertion'])} vs {_fmt(m[TOOL]['insertion'])}; "
+            f"sufficient (torch) {s[REXJAX][0]}/{s[REXJAX][1]} vs {s[TOOL][0]}/{s[TOOL][1]}.")
+
+
+def _headline(kind: str, folder: Path, start: Path) -> list[str]:
+    if kind == "bench_compare":
+        return [_bench_compare_headline(bench_compare_run(folder))]
+    if kind == "frontier":
+        rows = _read_csv(folder / "frontier.csv")
+        return [f"{len(rows)} points ({sum(r['tool'] == TOOL for r in rows)} of the tool, "
+                f"{sum(r['tool'] == REXJAX for r in rows)} of rexjax); the table is `frontier.md`, the plot "
+                "`frontier.png`, every row `frontier.csv`."]
+    if kind == "screen":
+        return _screen_lines(folder, start)[2:]
+    return _oracle_lines(folder, start)[2:]
+
+
+def benchmark_readme(group: Path, kind: str, runs: list[Path]) -> str:
+    about = _docstring_paragraph(ROOT / SCRIPTS[kind])
+    lines = [f"# {group.name}", "", about, "",
+             f"Script: `{SCRIPTS[kind]}`. One folder per run, named by its date; each holds the files "
+             "the script wrote and a `provenance.json` (command, commits, versions). Every run's "
+             "numbers are also in [docs/benchmarks.md]" f"({_rel(ROOT / BENCHMARKS_DOC, group)}).", ""]
+    for folder in runs:
+        lines += [f"## {folder.name}", "", *_provenance_lines(folder), "", *_headline(kind, folder, folder), ""]
+    lines.append(_REGENERATE)
+    return "\n".join(lines) + "\n"
+
 
 def benchmarks_md(root: Path = ROOT) -> str:
     found = find_results(root)
@@ -366,7 +439,9 @@ def benchmarks_md(root: Path = ROOT) -> str:
              "Written by `python -m benchmarks.docs` (`make docs`) from the results files; do not "
              "edit by hand. Every number below is read or computed (medians) from the files linked. "
              "Forward images, areas, insertion and sufficiency are deterministic for a seed; seconds "
-             "depend on the machine and its load and compare only within one run.", ""]
+             "depend on the machine and its load and compare only within one run. A run's "
+             "`provenance.json` records its command, commits and versions (also in the README of its "
+             "benchmark folder); config values are shown as the run recorded them.", ""]
     lines += ["## rexjax against the ReX tool (bench-compare)", "",
               "`make bench-compare` runs rexjax and the ReX tool (rex-xai 0.4.1, torch) on the vendored "
               "images for several seeds in one process pair, alternating which goes first, on the same "
@@ -397,6 +472,12 @@ def outputs(root: Path = ROOT) -> dict[Path, str]:
     """Every generated file: path -> the text `benchmarks.docs` writes there now."""
     found = find_results(root)
     out = {root / BENCHMARKS_DOC: benchmarks_md(root)}
+    for kind in SCRIPTS:
+        groups: dict[Path, list[Path]] = defaultdict(list)
+        for folder in found[kind]:
+            groups[group_of(folder)].append(folder)
+        for group, runs in groups.items():
+            out[group / "README.md"] = benchmark_readme(group, kind, runs)
     for folder in found["study"]:
         out[folder / "README.md"] = study_readme(folder)
     for folder in found["photobomb"]:
