@@ -1,21 +1,22 @@
 """rexjax: causal, black-box explanations of image classifiers in JAX.
 
     import rexjax
-    ex = rexjax.explain("efficientnet_lite0", "third_party/images/ladybird.jpg", key=0)
-    ex.mask, ex.responsibility, ex.stats()
-
     clf = rexjax.Classifier.of("efficientnet_lite0")
-    rise = rexjax.methods.make("rise", n_masks=1000)
-    attribution = rise(0, clf, x, target)        # Attribution(map, forward_images, record)
+    x = clf.prepare("third_party/images/ladybird.jpg")
+    rex = rexjax.methods.make("rex")                   # every explainer: methods.make(name, **config)
+    attribution = rex(clf, x, key=rexjax.keys.for_image(0, "ladybird.jpg"))
+    attribution.map, attribution.record.mask           # Attribution(map, forward_images, record)
+
+    ex = rexjax.explain(clf, x, key=0)                 # convenience: the ReX Explanation itself
 """
 
-from rexjax import causal, data, methods, metrics, models  # public subpackages: rexjax.models.load(...)
-from rexjax.api import Explainer, explain, explain_many, make_explainer
-from rexjax.causal import RexConfig, SpatialConfig, SpotlightConfig
+from rexjax import causal, data, keys, methods, metrics, models  # public subpackages: rexjax.models.load(...)
+from rexjax.api import explain, explain_many
+from rexjax.causal import ExtractConfig, RexConfig, SearchConfig, SpatialConfig, SpotlightConfig
 from rexjax.classifier import Classifier
 from rexjax.types import Attribution, Explanation
 
 __all__ = [
-    "Attribution", "Classifier", "Explainer", "Explanation", "RexConfig", "SpatialConfig", "SpotlightConfig",
-    "causal", "data", "explain", "explain_many", "make_explainer", "methods", "metrics", "models",
+    "Attribution", "Classifier", "Explanation", "ExtractConfig", "RexConfig", "SearchConfig", "SpatialConfig",
+    "SpotlightConfig", "causal", "data", "explain", "explain_many", "keys", "methods", "metrics", "models",
 ]

@@ -66,6 +66,7 @@ class Classifier:
         self._masked: dict = {}
         self._features: dict = {}
         self._num_classes: dict = {}
+        self._memo: dict = {}
         self._full = jax.jit(self._full_probs)
 
     @classmethod
@@ -128,6 +129,14 @@ class Classifier:
         return self.labels[target] if self.labels is not None and 0 <= target < len(self.labels) else None
 
     # --- views ---------------------------------------------------------------------------
+    def memo(self, key: Any, build: Callable[[], Any]) -> Any:
+        """`build()` once per hashable `key`, kept on this Classifier: what higher layers
+        derive from a model (ReX's compiled explainers) lives and dies with the object the
+        caller holds, never in a module-level cache."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
     def masked(self, mask_mode: MaskMode = 0.0, **ad_options) -> MaskedClassifier:
         """The MaskedClassifier for `mask_mode` (cached: the same object on every call)."""
         mode = parse_mask_mode(mask_mode)

@@ -4,7 +4,7 @@ Protocols (what the layers exchange):
 
     MaskedClassifier  (x f32[H, W, C], masks f32|bool[B, H, W]) -> probs f32[B, K]
                       1/True = visible; built by `Classifier.masked(mask_mode)`
-    Method            (key, classifier, x f32[H, W, C], target int) -> Attribution
+    Method            (classifier, x f32[H, W, C], target int | None = None, *, key) -> Attribution
                       every explainer, ReX included (`rexjax.methods.make(name, **config)`)
 
 Records: `Attribution` (what every Method returns), and ReX's richer `Explanation` with its
@@ -43,16 +43,17 @@ class Attribution(NamedTuple):
 
 
 class Method(Protocol):
-    """An explainer: `method(key, classifier, x, target) -> Attribution`.
+    """An explainer: `method(classifier, x, target=None, *, key) -> Attribution`.
 
-    key: a `jax.random` key or an integer seed (required, also by deterministic methods);
     classifier: a `rexjax.classifier.Classifier`; x: f32[H, W, C] in the model's input space;
-    target: class index.
+    target: class index (None: the classifier's top-1 class on x); key: keyword only and
+    required, a `jax.random` key or an integer seed (deterministic methods ignore it; a
+    missing key is a ValueError naming `key`).
     """
 
     name: str
 
-    def __call__(self, key: Any, classifier: Any, x: jax.Array, target: int) -> Attribution: ...
+    def __call__(self, classifier: Any, x: jax.Array, target: Optional[int] = None, *, key: Any) -> Attribution: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +93,8 @@ class Explanation:
     config: Any  # rexjax.causal.RexConfig
     key: Any
     device: str
+    mask_mode: Any = 0.0  # what masked pixels showed (resolved at the call, not in the config)
+    batch_size: int = 0  # images per model call (resolved at the call)
     strategy: str = "global"
     multiple: Optional["MultiExplanation"] = None
     contrastive: Optional["ContrastiveExplanation"] = None
@@ -127,6 +130,8 @@ class Explanation:
             "iteration_depths": list(self.iteration_depths),
             "mutants": self.mutants,
             "device": self.device,
+            "mask_mode": self.mask_mode,
+            "batch_size": self.batch_size,
             **extra,
         }
 

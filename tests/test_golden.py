@@ -36,7 +36,7 @@ def test_rex_method_matches_golden(lite0):
     for name in ("peacock.jpg", "starfish.jpg"):
         x = lite0.prepare(str(ROOT / "third_party/images" / name))
         target = int(GOLDEN[f"rex/{name}/target"])
-        out = rex(0, lite0, x, target)
+        out = rex(lite0, x, target, key=0)
         np.testing.assert_array_equal(out.map, GOLDEN[f"rex/{name}/responsibility"], err_msg=name)
         np.testing.assert_array_equal(out.record.mask, GOLDEN[f"rex/{name}/mask"], err_msg=name)
         assert out.forward_images == out.record.forward_images > 0
@@ -49,7 +49,8 @@ def test_explain_convenience_matches_golden(lite0):
     ex = rexjax.explain(lite0, path, key=0, **REX)
     np.testing.assert_array_equal(ex.responsibility, GOLDEN[f"rex/{name}/responsibility"])
     np.testing.assert_array_equal(ex.mask, GOLDEN[f"rex/{name}/mask"])
-    from rexjax import api
+    from rexjax.causal.explainer import explainer_for
 
-    first = api.cached_explainer(lite0, rexjax.RexConfig(**REX))
-    assert api.cached_explainer(lite0, rexjax.RexConfig(**REX)) is first
+    config = rexjax.RexConfig.from_dict(PAPER_BUDGET).replace(iters=4)
+    first = explainer_for(lite0, config, batch_size=16)
+    assert explainer_for(lite0, config, batch_size=16) is first

@@ -1,10 +1,10 @@
 """ReX: causal responsibility maps and sufficient explanations (ReX paper, Alg. 1-3).
 
-    from rexjax.causal import Explainer, RexConfig
-    explanation = Explainer("efficientnet_lite0", RexConfig(iters=20))(path, key=0)
+    rex = rexjax.methods.make("rex", config=RexConfig.from_dict(PAPER_BUDGET))   # the Method
+    explanation = Explainer(classifier, RexConfig(), mask_mode=0.0)(path, key=key)  # the engine
 
 Modules, one concept each:
-    config        RexConfig, SpatialConfig, SpotlightConfig and the option vocabularies
+    config        RexConfig (SearchConfig + ExtractConfig), SpatialConfig, SpotlightConfig
     partition     boxes int32[4], random splits into 4 children, masks rendered in jit
     responsibility the rules crediting the 4 children of a split from its 14 mutants
     search        refinement rounds, all iterations in lockstep (-> responsibility map)
@@ -23,7 +23,9 @@ from rexjax.causal.config import (
     QUEUE_STYLES,
     RESPONSIBILITY_RULES,
     STRATEGIES,
+    ExtractConfig,
     RexConfig,
+    SearchConfig,
     SpatialConfig,
     SpotlightConfig,
 )
@@ -34,5 +36,5 @@ from rexjax.causal.search import make_search
 
 __all__ = [
     "CENTRES", "DISTRIBUTIONS", "PAPER_BUDGET", "QUEUE_STYLES", "RESPONSIBILITY_RULES", "STRATEGIES", "Explainer", "Extraction",
-    "RexConfig", "SpatialConfig", "SpotlightConfig", "make_global_extractor", "make_search", "pixel_rank", "rex",
+    "ExtractConfig", "RexConfig", "SearchConfig", "SpatialConfig", "SpotlightConfig", "make_global_extractor", "make_search", "pixel_rank", "rex",
 ]

@@ -1,17 +1,16 @@
 """ReX configuration: option vocabularies and the frozen config records.
 
-`RexConfig` holds everything ReX's Method needs (search, extraction, masking, and which
-explanations to build: strategy / multiple / contrastive), with the spatial circle schedule
-(`SpatialConfig`) and the spotlight search (`SpotlightConfig`) nested whole. Engines take
-the config whole; nothing explodes it into keyword arguments.
+`RexConfig` is composed of a `SearchConfig` (the responsibility map, ReX paper Alg. 2-3) and
+an `ExtractConfig` (the sufficient explanation, Alg. 3 lines 10-17), with the strategy, the
+spatial circle schedule (`SpatialConfig`) and the spotlight search (`SpotlightConfig`) nested
+whole. Engines take the part they need; nothing explodes it into keyword arguments. The
+ml_collections configs of the commands are generated from these dataclasses
+(`rexjax.configs.rex`), so their defaults have one source.
 
-Defaults: the fast budget chosen in issue 13 on the bench-compare evidence (BUILD_NOTES.md):
-6 iterations of a narrow descent (max_active 1, tree_depth 7), the tool's 1/n responsibility
-rule, a geometric prefix grid (prefix_growth 0.05) and a pruned extraction (prune_grids 4, 8,
-16). It asked about 3.5x fewer forward images than rex-xai 0.4.1 at its defaults for smaller
-explanations and level insertion on the vendored images, and meets the hidden-patch oracle
-bound (issue 11 item 18). `PAPER_BUDGET` is the paper's budget (20 iterations, the full
-descent, Alg. 1's rule, every prefix, no pruning): rexjax's defaults before issue 13.
+Defaults are the fast budget: 6 iterations of a narrow descent (max_active 1, tree_depth 7),
+the tool's 1/n responsibility rule, a geometric prefix grid (prefix_growth 0.05) and a pruned
+extraction (prune_grids 4, 8, 16); docs/benchmarks.md has the evidence. `PAPER_BUDGET` is the
+paper's budget (20 iterations, the full descent, Alg. 1's rule, every prefix, no pruning).
 Either way rexjax fixes the tool's bugs and refines held boxes (refine_static, Sec. 5.2).
 """
 
@@ -23,12 +22,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from rexjax.batching import resolve_batch_size
-from rexjax.masking import parse_mask_mode
 
 QUEUE_STYLES = ("area", "all")
 DISTRIBUTIONS = ("uniform", "betabinom")
-RESPONSIBILITY_RULES = ("sufficient", "alg1", "rex", "weighted")
+RESPONSIBILITY_RULES = ("sufficient", "alg1", "tool", "weighted")
 STRATEGIES = ("global", "spatial")
 CENTRES = ("responsibility", "uniform")
 PREFIX_SEARCHES = ("linear", "coarse")
@@ -114,66 +111,38 @@ class SpotlightConfig:
               f"max_candidates must be in [1, 16], got {self.max_candidates!r}")
         check_radius_schedule(own, self.initial_radius, self.radius_eta, self.expansions, "expansions")
 
-# The paper's budget (rexjax's defaults before issue 13): `RexConfig(**PAPER_BUDGET)`.
+# The paper's budget, as flat field names: `RexConfig.from_dict(PAPER_BUDGET)`.
 PAPER_BUDGET = dict(iters=20, tree_depth=10, max_active=3, responsibility="alg1", prefix_growth=0.0, prune_grids=())
 
 
 @dataclasses.dataclass(frozen=True)
-class RexConfig:
-    """ReX hyper-parameters. Defaults: the fast budget of the module doc;
-    `RexConfig(**PAPER_BUDGET)` is the paper's budget.
+class SearchConfig:
+    """The responsibility search (ReX paper Alg. 2-3): which random partitions, how deep, which rule.
 
-    Search (ReX paper Alg. 2-3):
     iters: independent random partitions (Alg. 3's N), summed (default 6; the paper 20).
-    min_box_size: a box with fewer pixels is not split (bounds the parent, as ReX).
+    min_box_size: a box with fewer pixels is not split (bounds the parent, as the tool).
     tree_depth: boxes deeper than this are not split (root depth 0; default 7, the paper 10).
     queue_len: passing mutants refined per round and iteration, smallest area first.
     queue_style: "area" (queue_len smallest) or "all" (every passing mutant, up to 14).
     max_active: boxes of a job split in one round (each with the others held visible). The
         children of the passing mutant and (refine_static) the held boxes fill these slots in
-        that order; the rest stay visible as static region. Below 3, some children of a
-        passing mutant are never refined: max_active=1 (default) is a narrow descent, one
-        split (15 images) per round and iteration (issue 13's fast budget; the paper: 3).
+        that order; the rest stay visible as static region. max_active=1 (default) is a narrow
+        descent, one split (15 images) per round and iteration; the paper splits 3.
     refine_static: True (default, paper Sec. 5.2 "then reversing the procedure"): boxes held
         visible while a sibling was split are refined in the next round too (about 2x the
         images of False); False: they stay visible but are not refined further (still fixes
-        the reference, which drops them).
+        the tool, which drops them).
     distribution: split-point law, "uniform" or "betabinom" with `distribution_args` (a, b).
-    responsibility: "rex" (default, rex-xai 0.4.1: 1/n per passing mutant), "alg1" (paper
+    responsibility: "tool" (default, rex-xai 0.4.1: 1/n per passing mutant), "alg1" (paper
         Alg. 1 read literally: 1/(k+1), k the masked children of the passing mutant where the
-        child is needed; PAPER_BUDGET's), "sufficient" (paper Def. 4.2 on the partition:
-        1/|smallest passing set of children that needs the child|) or "weighted"
-        (responsibility.py says which reading each is).
+        child is needed), "sufficient" (paper Def. 4.2 on the partition: 1/|smallest passing
+        set of children that needs the child|) or "weighted" (responsibility.py).
     concentrate: divide each child's credit by its area (paper Alg. 3 line 6, the tool's
         `concentrate` option, off by default as in the tool).
     confidence_filter: a mutant passes when its top-1 is the target and its confidence is at
         least this fraction of the full-image confidence.
     search_limit: stop an iteration after this many mutants (None = unbounded).
-    discard_shallow: drop iterations that never got below the root's children (as ReX).
-    Extraction (Alg. 3 lines 10-17):
-    chunk_size: pixels added per extraction step (None = min_box_size).
-    min_confidence: gamma, the fraction of the full-image confidence the explanation keeps.
-    prefix_search: "linear" (default, the reference's: every prefix in order up to the first
-        passing one) or "coarse" (coarse to fine, 2-4 model calls on 224x224); equal answers
-        when passing is monotone in the prefix length, coarse's never shorter otherwise
-        (extract.py; on Lite0 it saved ~3 % of the images and gave larger explanations, so
-        it is not the default: BUILD_NOTES, issue 13).
-    prefix_growth: 0 (the reference's): prefixes grow by `chunk_size` pixels; g > 0 (default 0.05):
-        each prefix is max(previous + chunk_size, ceil(previous x (1 + g))) pixels, so the
-        global extraction asks about log(area) prefixes instead of area / chunk_size, and
-        returns the first passing length on that grid (extract.py).
-    prune_grids: () (the reference's: the explanation is the passing prefix) or grid sizes
-        (g1, g2, ...), coarse to fine (default (4, 8, 16)): afterwards, for each g, drop the
-        explanation's cells of a g x g grid that it does not need, lowest mean responsibility
-        first (extract.py `prune`: per grid two model calls of at most `prune_candidates`
-        images; the result still passes; a departure from the paper, issue 13, BUILD_NOTES).
-    strategy: "global" (greedy prefix of the whole map) or "spatial" (inside a circle).
-    multiple: also find up to K sufficient explanations (None = no); permitted_overlap: their
-        pairwise Dice bound; contrastive: a sufficient-and-necessary union of them.
-    spatial / spotlight: the circle schedule and the spotlight search, whole.
-    Model calls:
-    batch_size: images per model call (None = `batching.default_batch_size()`).
-    mask_mode: occlusion value (number, "min", "max", "mean", "blur", "blur:SIGMA") or "ad".
+    discard_shallow: drop iterations that never got below the root's children (as the tool).
     """
 
     iters: int = 6
@@ -185,37 +154,21 @@ class RexConfig:
     refine_static: bool = True
     distribution: str = "uniform"
     distribution_args: tuple[float, float] = (1.0, 1.0)
-    responsibility: str = "rex"
+    responsibility: str = "tool"
     concentrate: bool = False
     confidence_filter: float = 0.0
     search_limit: Optional[int] = None
     discard_shallow: bool = True
-    chunk_size: Optional[int] = None
-    min_confidence: float = 0.0
-    prefix_search: str = "linear"
-    prefix_growth: float = 0.05
-    prune_grids: tuple[int, ...] = (4, 8, 16)
-    prune_candidates: int = 32
-    strategy: str = "global"
-    multiple: Optional[int] = None
-    permitted_overlap: float = 0.0
-    contrastive: bool = False
-    spatial: SpatialConfig = SpatialConfig()
-    spotlight: SpotlightConfig = SpotlightConfig()
-    batch_size: Optional[int] = None
-    mask_mode: Any = 0.0
 
     def __post_init__(self):
-        own = "RexConfig"
-        for name in ("iters", "min_box_size", "tree_depth", "queue_len", "max_active", "prune_candidates"):
+        own = "SearchConfig"
+        for name in ("iters", "min_box_size", "tree_depth", "queue_len", "max_active"):
             _need(_is_int(getattr(self, name)), own, f"{name} must be an integer, got {getattr(self, name)!r}")
-        for name in ("search_limit", "chunk_size", "multiple"):
-            value = getattr(self, name)
-            _need(value is None or _is_int(value), own, f"{name} must be an integer or None, got {value!r}")
-        for name in ("refine_static", "discard_shallow", "contrastive", "concentrate"):
+        _need(self.search_limit is None or _is_int(self.search_limit), own,
+              f"search_limit must be an integer or None, got {self.search_limit!r}")
+        for name in ("refine_static", "discard_shallow", "concentrate"):
             _need(_is_bool(getattr(self, name)), own, f"{name} must be True or False, got {getattr(self, name)!r}")
-        for name in ("confidence_filter", "min_confidence", "permitted_overlap"):
-            _need(_is_number(getattr(self, name)), own, f"{name} must be a number, got {getattr(self, name)!r}")
+        _need(_is_number(self.confidence_filter), own, f"confidence_filter must be a number, got {self.confidence_filter!r}")
         _need(self.iters > 0, own, f"iters must be > 0, got {self.iters!r}")
         _need(self.min_box_size >= 1, own, f"min_box_size must be >= 1, got {self.min_box_size!r}")
         _need(self.tree_depth >= 1, own, f"tree_depth must be >= 1, got {self.tree_depth!r}")
@@ -228,50 +181,15 @@ class RexConfig:
             isinstance(args, (tuple, list)) and len(args) == 2 and all(_is_number(a) and math.isfinite(a) and a > 0 for a in args),
             own, f"distribution_args must be two positive finite numbers, got {args!r}",
         )
-        _need(self.responsibility != "minimal_k", own,
-              "responsibility 'minimal_k' was renamed 'alg1' (the paper's Alg. 1 read literally); "
-              "'sufficient' is the paper's Def. 4.2")
+        object.__setattr__(self, "distribution_args", tuple(float(a) for a in args))
+        renamed = {"minimal_k": "'alg1' (the paper's Alg. 1 read literally)", "rex": "'tool' (rex-xai 0.4.1's 1/n)"}
+        _need(self.responsibility not in renamed, own,
+              f"responsibility {self.responsibility!r} is now {renamed.get(self.responsibility)}")
         _need(self.responsibility in RESPONSIBILITY_RULES, own,
               f"responsibility must be one of {RESPONSIBILITY_RULES}, got {self.responsibility!r}")
         _need(0.0 <= self.confidence_filter <= 1.0, own, f"confidence_filter must be in [0, 1], got {self.confidence_filter!r}")
         _need(self.search_limit is None or self.search_limit > 0, own,
               f"search_limit must be > 0 or None, got {self.search_limit!r}")
-        _need(self.chunk_size is None or self.chunk_size >= 1, own, f"chunk_size must be >= 1, got {self.chunk_size!r}")
-        _need(0.0 <= self.min_confidence <= 1.0, own, f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
-        _need(_is_number(self.prefix_growth) and math.isfinite(self.prefix_growth) and 0.0 <= self.prefix_growth <= 1.0,
-              own, f"prefix_growth must be a number in [0, 1], got {self.prefix_growth!r}")
-        grids = self.prune_grids
-        _need(isinstance(grids, (tuple, list)) and all(_is_int(g) and 1 <= g <= 64 for g in grids), own,
-              f"prune_grids must be a sequence of grid sizes in [1, 64] (empty = off), got {grids!r}")
-        object.__setattr__(self, "prune_grids", tuple(grids))
-        _need(self.prune_candidates >= 1, own, f"prune_candidates must be >= 1, got {self.prune_candidates!r}")
-        _need(self.prefix_search in PREFIX_SEARCHES, own,
-              f"prefix_search must be one of {PREFIX_SEARCHES}, got {self.prefix_search!r}")
-        _need(self.strategy in STRATEGIES, own, f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        _need(self.multiple is None or self.multiple >= 1, own,
-              f"multiple must be an integer >= 1 or None, got {self.multiple!r}")
-        _need(0.0 <= self.permitted_overlap <= 1.0, own,
-              f"permitted_overlap must be in [0, 1], got {self.permitted_overlap!r}")
-        _need(isinstance(self.spatial, SpatialConfig), own, f"spatial must be a SpatialConfig, got {self.spatial!r}")
-        _need(isinstance(self.spotlight, SpotlightConfig), own, f"spotlight must be a SpotlightConfig, got {self.spotlight!r}")
-        resolve_batch_size(self.batch_size)
-        parse_mask_mode(self.mask_mode)
-
-    @classmethod
-    def from_dict(cls, config: dict) -> "RexConfig":
-        """A RexConfig from plain (possibly nested) dicts, e.g. an ml_collections config."""
-        config = dict(config)
-        if isinstance(config.get("spatial"), dict):
-            config["spatial"] = SpatialConfig(**config["spatial"])
-        if isinstance(config.get("spotlight"), dict):
-            config["spotlight"] = SpotlightConfig(**config["spotlight"])
-        if "distribution_args" in config:
-            config["distribution_args"] = tuple(config["distribution_args"])
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - names)
-        if unknown:
-            raise ValueError(f"RexConfig: unknown option(s) {unknown}; valid: {sorted(names)}")
-        return cls(**config)
 
     @property
     def queue_capacity(self) -> int:
@@ -282,15 +200,181 @@ class RexConfig:
         """The rule's credits are multiples of 1/12, accumulated as integers (no `concentrate`)."""
         return self.responsibility != "weighted" and not self.concentrate
 
+
+@dataclasses.dataclass(frozen=True)
+class ExtractConfig:
+    """The extraction of a sufficient explanation from the map (ReX paper Alg. 3 lines 10-17).
+
+    prefix_step: pixels added per prefix step (None = the search's min_box_size).
+    min_confidence: gamma, the fraction of the full-image confidence the explanation keeps.
+    prefix_search: "linear" (default, the tool's: every prefix in order up to the first
+        passing one) or "coarse" (coarse to fine, 2-4 model calls on 224x224); equal answers
+        when passing is monotone in the prefix length, coarse's never shorter otherwise.
+    prefix_growth: 0 (the tool's): prefixes grow by `prefix_step` pixels; g > 0 (default 0.05):
+        each prefix is max(previous + prefix_step, ceil(previous x (1 + g))) pixels, so the
+        global extraction asks about log(area) prefixes instead of area / prefix_step, and
+        returns the first passing length on that grid (extract.py).
+    prune_grids: () (the tool's: the explanation is the passing prefix) or grid sizes
+        (g1, g2, ...), coarse to fine (default (4, 8, 16)): afterwards, for each g, drop the
+        explanation's cells of a g x g grid that it does not need, lowest mean responsibility
+        first (extract.py `prune`: per grid two model calls of at most `prune_candidates`
+        images; the result still passes; a departure from the paper, see BUILD_NOTES.md).
+    prune_candidates: cells tried per model call of the prune.
+    """
+
+    prefix_step: Optional[int] = None
+    min_confidence: float = 0.0
+    prefix_search: str = "linear"
+    prefix_growth: float = 0.05
+    prune_grids: tuple[int, ...] = (4, 8, 16)
+    prune_candidates: int = 32
+
+    def __post_init__(self):
+        own = "ExtractConfig"
+        _need(self.prefix_step is None or (_is_int(self.prefix_step) and self.prefix_step >= 1), own,
+              f"prefix_step must be an integer >= 1 or None, got {self.prefix_step!r}")
+        _need(_is_number(self.min_confidence) and 0.0 <= self.min_confidence <= 1.0, own,
+              f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
+        _need(_is_number(self.prefix_growth) and math.isfinite(self.prefix_growth) and 0.0 <= self.prefix_growth <= 1.0,
+              own, f"prefix_growth must be a number in [0, 1], got {self.prefix_growth!r}")
+        grids = self.prune_grids
+        _need(isinstance(grids, (tuple, list)) and all(_is_int(g) and 1 <= g <= 64 for g in grids), own,
+              f"prune_grids must be a sequence of grid sizes in [1, 64] (empty = off), got {grids!r}")
+        object.__setattr__(self, "prune_grids", tuple(int(g) for g in grids))
+        _need(_is_int(self.prune_candidates) and self.prune_candidates >= 1, own,
+              f"prune_candidates must be an integer >= 1, got {self.prune_candidates!r}")
+        _need(self.prefix_search in PREFIX_SEARCHES, own,
+              f"prefix_search must be one of {PREFIX_SEARCHES}, got {self.prefix_search!r}")
+
+
+PARTS = {"search": SearchConfig, "extract": ExtractConfig, "spatial": SpatialConfig, "spotlight": SpotlightConfig}
+BOUNDARY_OPTIONS = ("batch_size", "mask_mode")  # arguments of the method / Explainer, not config fields
+
+
+@dataclasses.dataclass(frozen=True)
+class RexConfig:
+    """ReX hyper-parameters: the search and the extraction, and which explanations to build.
+
+    search: SearchConfig (the map); extract: ExtractConfig (the sufficient explanation).
+    strategy: "global" (greedy prefix of the whole map) or "spatial" (inside a circle,
+        `spatial`'s radius schedule).
+    multiple: also find up to K sufficient explanations (None = no); permitted_overlap: their
+        pairwise Dice bound; contrastive: a sufficient-and-necessary union of them; both use
+        the spotlight search (`spotlight`).
+
+    Defaults are the fast budget (`rexjax.configs.rex.get_config("fast")`); the paper's
+    budget is `RexConfig.from_dict(PAPER_BUDGET)` (`get_config("paper")`). How many images per
+    model call (`batch_size`) and what masked pixels show (`mask_mode`) are not part of the
+    config: they belong to the call (`methods.make("rex", mask_mode=..., batch_size=...)`,
+    `Explainer(model, config, mask_mode=..., batch_size=...)`), resolved there once.
+    """
+
+    search: SearchConfig = SearchConfig()
+    extract: ExtractConfig = ExtractConfig()
+    strategy: str = "global"
+    multiple: Optional[int] = None
+    permitted_overlap: float = 0.0
+    contrastive: bool = False
+    spatial: SpatialConfig = SpatialConfig()
+    spotlight: SpotlightConfig = SpotlightConfig()
+
+    def __post_init__(self):
+        own = "RexConfig"
+        for name, cls in PARTS.items():
+            _need(isinstance(getattr(self, name), cls), own,
+                  f"{name} must be a {cls.__name__}, got {getattr(self, name)!r}")
+        _need(self.strategy in STRATEGIES, own, f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        _need(self.multiple is None or (_is_int(self.multiple) and self.multiple >= 1), own,
+              f"multiple must be an integer >= 1 or None, got {self.multiple!r}")
+        _need(_is_number(self.permitted_overlap) and 0.0 <= self.permitted_overlap <= 1.0, own,
+              f"permitted_overlap must be in [0, 1], got {self.permitted_overlap!r}")
+        _need(_is_bool(self.contrastive), own, f"contrastive must be True or False, got {self.contrastive!r}")
+
+    @classmethod
+    def from_dict(cls, config) -> "RexConfig":
+        """A RexConfig from a (possibly nested) mapping, e.g. an ml_collections config.
+
+        Keys: RexConfig's own fields, the parts (`search`, `extract`, `spatial`, `spotlight`) as
+        dicts or configs, or the flat field names of `search` and `extract` (unique across the
+        parts: `{"iters": 4, "prefix_growth": 0}` = `{"search": {"iters": 4}, "extract":
+        {"prefix_growth": 0}}`). Unknown names are one ValueError listing the valid ones.
+        """
+        if isinstance(config, RexConfig):
+            return config
+        config = dict(config.to_dict() if hasattr(config, "to_dict") else config)
+        own = {f.name for f in dataclasses.fields(cls)}
+        parts: dict[str, dict] = {name: {} for name in PARTS}
+        top: dict[str, Any] = {}
+        for name, value in config.items():
+            if name in PARTS:
+                if isinstance(value, PARTS[name]):
+                    value = dataclasses.asdict(value)
+                value = value.to_dict() if hasattr(value, "to_dict") else value
+                if not isinstance(value, dict):
+                    raise ValueError(f"RexConfig: {name} must be a {PARTS[name].__name__} or a dict, got {value!r}")
+                parts[name].update(value)
+            elif name in own:
+                top[name] = value
+            elif name in SEARCH_FIELDS:
+                parts["search"][name] = value
+            elif name in EXTRACT_FIELDS:
+                parts["extract"][name] = value
+            elif name in BOUNDARY_OPTIONS:
+                raise ValueError(f"RexConfig: {name} is not a config field; pass it to the call "
+                                 f"(methods.make('rex', {name}=...), Explainer(..., {name}=...))")
+            elif name == "chunk_size":
+                raise ValueError("RexConfig: chunk_size was renamed prefix_step (pixels added per prefix step)")
+            else:
+                raise ValueError(f"RexConfig: unknown option {name!r}; valid: {sorted(field_names())}")
+        for name, cls_ in PARTS.items():
+            known = {f.name for f in dataclasses.fields(cls_)}
+            unknown = sorted(set(parts[name]) - known)
+            if unknown:
+                raise ValueError(f"RexConfig.{name}: unknown option(s) {unknown}; valid: {sorted(known)}")
+            top[name] = cls_(**parts[name])
+        return cls(**top)
+
+    def to_dict(self) -> dict:
+        """Nested plain dict (tuples as lists): the inverse of `from_dict`, JSON-ready."""
+        return json_ready(dataclasses.asdict(self))
+
+    def replace(self, **fields) -> "RexConfig":
+        """A copy with `fields` changed (flat part field names allowed, as `from_dict`)."""
+        merged = self.to_dict()
+        for name, value in fields.items():
+            part = "search" if name in SEARCH_FIELDS else "extract" if name in EXTRACT_FIELDS else None
+            if part is not None:
+                merged[part][name] = value
+            elif name in PARTS and isinstance(value, dict):
+                merged[name].update(value)
+            else:
+                merged[name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        return RexConfig.from_dict(merged)
+
+    @property
+    def prefix_step(self) -> int:
+        """Pixels per prefix step of the extraction (the search's min_box_size unless set)."""
+        return self.extract.prefix_step or self.search.min_box_size
+
     @property
     def wants_spotlights(self) -> bool:
         return self.multiple is not None or self.contrastive
 
-    def resolved(self) -> "RexConfig":
-        """Copy with `chunk_size`, `batch_size` and `mask_mode` filled in / normalised."""
-        return dataclasses.replace(
-            self,
-            chunk_size=self.chunk_size or self.min_box_size,
-            batch_size=resolve_batch_size(self.batch_size),
-            mask_mode=parse_mask_mode(self.mask_mode),
-        )
+
+SEARCH_FIELDS = frozenset(f.name for f in dataclasses.fields(SearchConfig))
+EXTRACT_FIELDS = frozenset(f.name for f in dataclasses.fields(ExtractConfig))
+
+
+def field_names() -> frozenset:
+    """Every name `RexConfig.from_dict` takes: RexConfig's fields (the parts included) and the
+    flat field names of the search and the extraction (what `methods.accepts("rex")` lists)."""
+    return frozenset(f.name for f in dataclasses.fields(RexConfig)) | SEARCH_FIELDS | EXTRACT_FIELDS
+
+
+def json_ready(value):
+    """Tuples -> lists, recursively (dataclasses.asdict output -> JSON / ml_collections)."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [json_ready(v) for v in value]
+    return value

@@ -48,14 +48,13 @@ def judge_contrastive(probs: jax.Array, target, threshold) -> jax.Array:
     return sufficient & (jnp.argmax(probs[:, 1], -1) != target)
 
 
-def make_contrastive_search(classify: Callable, config: RexConfig) -> Callable:
+def make_contrastive_search(classify: Callable, config: RexConfig, batch_size: int) -> Callable:
     """Returns `search(x, candidates bool[n, H, W], target, full_confidence) -> ContrastiveExplanation`.
 
     Only the first `config.spotlight.max_candidates` distinct candidates are combined
-    (2^max - 1 subsets); `config.min_confidence` and `config.batch_size` apply.
+    (2^max - 1 subsets); `config.extract.min_confidence` applies; `batch_size` images per model call.
     """
-    rex = config.resolved()
-    max_candidates, batch_size, min_confidence = rex.spotlight.max_candidates, rex.batch_size, rex.min_confidence
+    max_candidates, min_confidence = config.spotlight.max_candidates, config.extract.min_confidence
     table = jnp.asarray(subset_table(max_candidates))
     tester = make_tester(classify, render_unions, max(1, batch_size // 2), judge=judge_contrastive, first_only=True)
     pair = jax.jit(lambda x, union: classify(x, jnp.stack([union, ~union])))

@@ -215,14 +215,14 @@ def prefix_lengths(n: int, chunk: int, growth: float = 0.0) -> np.ndarray:
     return np.asarray(out, np.int32)
 
 
-def make_global_extractor(classify: Callable, config: RexConfig) -> Callable:
+def make_global_extractor(classify: Callable, config: RexConfig, batch_size: int) -> Callable:
     """Returns `extract(x, resp, target, full_confidence) -> Extraction` (jitted core).
 
     `classify`: MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`; `config`: its
-    `chunk_size`, `prefix_growth`, `min_confidence`, `prefix_search` and `batch_size` are used.
+    `prefix_step` and `extract` part are used; `batch_size`: images per model call.
     """
-    cfg = config.resolved()
-    chunk, batch_size = cfg.chunk_size, cfg.batch_size
+    cfg = config.extract
+    chunk = config.prefix_step
     search = _linear if cfg.prefix_search == "linear" else _coarse
 
     @jax.jit

@@ -1,36 +1,37 @@
-"""ReX as a Method: `rex(**config)` -> `fn(key, classifier, x, target) -> Attribution`.
+"""ReX as a Method, the one documented ReX entry:
+
+    rex = methods.make("rex", iters=20, mask_mode="ad")        # RexConfig fields + boundary options
+    attribution = rex(classifier, x, target=None, key=key)     # Attribution(map, forward_images, record)
 
 The Attribution's map is the responsibility map f32[H, W] (ReX paper Alg. 3, summed over
 iterations), forward_images every image ReX pushed (map, extraction, spotlights, contrastive,
 the full image), and its record the full `Explanation` (mask, area, sufficiency, ...).
-One `Explainer` is built per Classifier the method sees (held weakly), so repeated calls on
-one model compile once.
+The compiled `Explainer` is kept on the Classifier the method sees (`Classifier.memo`), so
+repeated calls on one model compile once; `rexjax.explain` shares it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import weakref
+from typing import Any, Optional
 
+from rexjax.batching import resolve_batch_size
 from rexjax.causal.config import RexConfig
-from rexjax.causal.explainer import Explainer
+from rexjax.causal.explainer import explainer_for
+from rexjax.masking import MaskMode, parse_mask_mode
 from rexjax.types import Attribution
 
 
-def rex(**config):
-    """ReX factory; `config`: RexConfig fields (nested `spatial` / `spotlight` as dicts or
-    configs). Validated at once."""
-    cfg = RexConfig.from_dict(config)
-    explainers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+def rex(*, config: Optional[RexConfig] = None, mask_mode: MaskMode = 0.0, batch_size: Optional[int] = None, **fields):
+    """ReX factory. config: a RexConfig (None: defaults) and/or `fields`, RexConfig field names
+    (`RexConfig.from_dict`: flat names of the search and extraction parts, nested parts as
+    dicts); mask_mode / batch_size: the boundary options every occlusion method takes.
+    Everything is validated at once. Returns `fn(classifier, x, target, *, key) -> Attribution`."""
+    base = RexConfig() if config is None else RexConfig.from_dict(config)
+    cfg = base.replace(**fields) if fields else base
+    mode, batch = parse_mask_mode(mask_mode), resolve_batch_size(batch_size)
 
-    def explain(key, classifier, x, target) -> Attribution:
-        explainer = explainers.get(classifier)
-        if explainer is None:
-            explainer = explainers[classifier] = Explainer(classifier, cfg)
-        explanation = explainer(x, key=key, target=target)
+    def explain(classifier, x, target, *, key: Any) -> Attribution:
+        explanation = explainer_for(classifier, cfg, mode, batch)(x, key=key, target=target)
         return Attribution(explanation.responsibility, explanation.forward_images, explanation)
 
     return explain
-
-
-rex.options = frozenset(f.name for f in dataclasses.fields(RexConfig))  # for methods.accepts

@@ -28,7 +28,7 @@ with four independent explanations). Besides the primary explanation (global or 
   that found nothing (bounds the work spent on slots pushed off the peaks; a deviation from
   the reference's fixed budget).
 
-Keys: attempt `a` draws with `fold_in(key, a)`, slot `j` within it with `fold_in(., j)`.
+Keys (`rexjax.keys`): attempt `a` draws with `index(key, a)`, slot `j` within it with `index(., j)`.
 
 Dedup (reference `separate_by`): Dice(a, b) = 2|a & b| / (|a| + |b|); a set of explanations is
 compatible when every pair has Dice <= `permitted_overlap`. `select_compatible` returns a
@@ -49,6 +49,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rexjax.causal.config import RexConfig
+from rexjax.keys import index as index_key
+from rexjax.keys import spotlight as spotlight_key
 from rexjax.causal.extract import make_global_extractor
 from rexjax.causal.spatial import circle, make_tester, radius_schedule, render_circles, restrict_map
 from rexjax.types import ExplanationPart, MultiExplanation
@@ -82,7 +84,7 @@ def sample_centres(key, resp, exclude, centres, radii, fixed, radius: int, weigh
         p = jnp.where(allowed, weights, 0.0)
         p = jnp.where(p.sum() > 0, p, allowed.astype(jnp.float32))
         p = jnp.where(p.sum() > 0, p, 1.0)
-        idx = jax.random.categorical(jax.random.fold_in(key, j), jnp.log(p).reshape(-1))
+        idx = jax.random.categorical(index_key(key, j), jnp.log(p).reshape(-1))
         c = jnp.where(fixed[j], out[j], jnp.stack([idx // w, idx % w]).astype(jnp.int32))
         if weighted:
             excl = excl | circle(c, radius, h, w)
@@ -91,7 +93,9 @@ def sample_centres(key, resp, exclude, centres, radii, fixed, radius: int, weigh
     return jax.lax.fori_loop(0, s, body, (excl, centres.astype(jnp.int32)))[1]
 
 
-def make_spotlight_search(classify: Callable, config: RexConfig, global_extractor: Optional[Callable] = None) -> Callable:
+def make_spotlight_search(
+    classify: Callable, config: RexConfig, batch_size: int, global_extractor: Optional[Callable] = None
+) -> Callable:
     """Returns `search(key, x, resp, target, full_confidence, primary=None, enough=None,
     permitted_overlap=0.0) -> SpotlightResult`.
 
@@ -103,12 +107,11 @@ def make_spotlight_search(classify: Callable, config: RexConfig, global_extracto
     slot holds one, the budget is spent or `patience` attempts in a row found nothing new.
     Compiles once per image shape. `config.spotlight` holds the search's settings.
     """
-    rex = config.resolved()
-    cfg = rex.spotlight
-    min_confidence = rex.min_confidence
-    prefix = global_extractor or make_global_extractor(classify, rex)
+    cfg = config.spotlight
+    min_confidence = config.extract.min_confidence
+    prefix = global_extractor or make_global_extractor(classify, config, batch_size)
     slots = cfg.spotlights
-    tester = make_tester(classify, render_circles, min(rex.batch_size, slots))
+    tester = make_tester(classify, render_circles, min(batch_size, slots))
     weighted = cfg.centres == "responsibility"
     sampler = jax.jit(sample_centres, static_argnames=("radius", "weighted", "floor_quantile"))
 
@@ -135,7 +138,7 @@ def make_spotlight_search(classify: Callable, config: RexConfig, global_extracto
             attempts += 1
             progress = False
             drawn = np.asarray(
-                sampler(jax.random.fold_in(key, attempt), resp, jnp.asarray(avoid), jnp.asarray(centres),
+                sampler(index_key(key, attempt), resp, jnp.asarray(avoid), jnp.asarray(centres),
                         jnp.asarray(radius), jnp.asarray(found), radius=int(radii[0]), weighted=weighted,
                         floor_quantile=float(cfg.floor_quantile))
             )
@@ -226,17 +229,18 @@ def select_compatible(dice: np.ndarray, areas, permitted_overlap: float, limit: 
     return []
 
 
-def make_multiple(classify: Callable, config: RexConfig, global_extractor: Optional[Callable] = None) -> Callable:
+def make_multiple(
+    classify: Callable, config: RexConfig, batch_size: int, global_extractor: Optional[Callable] = None
+) -> Callable:
     """Returns `multiple(key, x, resp, target, full_confidence, primary, source, k,
     permitted_overlap) -> (MultiExplanation, candidates)`: the spotlight search around the primary explanation
     (`primary`: an Extraction or SpatialExtraction, `source` its strategy name), then the
     largest compatible set of at most `k` sufficient explanations (`select_compatible`).
     candidates: every sufficient, non-empty explanation found (primary first when it is one).
 
-    Keys: the spotlight search uses `fold_in(key, 0)` (the search's iterations use 1..iters).
+    Keys: the spotlight search uses `keys.spotlight(key)` (the search's iterations use 1..iters).
     """
-    rex = config.resolved()
-    spotlights = make_spotlight_search(classify, rex, global_extractor)
+    spotlights = make_spotlight_search(classify, config, batch_size, global_extractor)
 
     def multiple(key, x, resp, target, full_confidence, primary, source: str, k: int, permitted_overlap: float):
         start = time.perf_counter()
@@ -248,7 +252,7 @@ def make_multiple(classify: Callable, config: RexConfig, global_extractor: Optio
         )
         held = primary.mask if primary.sufficient else None
         spots = spotlights(
-            jax.random.fold_in(key, 0), x, resp, target, full_confidence, primary=held, enough=k,
+            spotlight_key(key), x, resp, target, full_confidence, primary=held, enough=k,
             permitted_overlap=permitted_overlap,
         )
         candidates = [p for p in [first] + spots.parts if p.sufficient and p.mask.any()]
@@ -262,7 +266,7 @@ def make_multiple(classify: Callable, config: RexConfig, global_extractor: Optio
         result = MultiExplanation(
             parts=tuple(candidates[i] for i in chosen),
             candidates=len(candidates),
-            spotlights=rex.spotlight.spotlights,
+            spotlights=config.spotlight.spotlights,
             spotlights_found=len(spots.parts),  # sufficient spotlight explanations, duplicates included
             permitted_overlap=float(permitted_overlap),
             dice=dice,

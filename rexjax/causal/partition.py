@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rexjax.keys import index as index_key
+
 # The 14 non-empty proper subsets of the 4 children, in the reference's order:
 # {0} {1} {2} {3} {0,1} {0,2} {0,3} {1,2} {1,3} {2,3} {0,1,2} {0,1,3} {0,2,3} {1,2,3}.
 SUBSETS = np.array(
@@ -77,7 +79,7 @@ def paint(canvas: jax.Array, boxes: jax.Array, values: jax.Array) -> jax.Array:
 
 def _box_key(key: jax.Array, box: jax.Array) -> jax.Array:
     for i in range(4):
-        key = jax.random.fold_in(key, box[i])
+        key = index_key(key, box[i])
     return key
 
 

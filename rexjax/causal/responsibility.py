@@ -23,12 +23,12 @@ Rules (`rule=`):
   visible never turns a pass into a fail) this smallest `S` is the smallest minimal
   sufficient subset containing `j`, which is Def. 4.2 word for word. Its credit halves on
   each side of a patch cut by a split, which costs it explanation size on the oracles.
-* ``"rex"`` (rex-xai 0.4.1): every passing mutant with `n` visible children gives `1/n` to
+* ``"tool"`` (rex-xai 0.4.1): every passing mutant with `n` visible children gives `1/n` to
   each of them, summed over the passing mutants (reference Sec. 3.1); nothing checks that a
   child is needed.
-* ``"weighted"``: as ``"rex"`` with each mutant weighted by its target confidence.
+* ``"weighted"``: as ``"tool"`` with each mutant weighted by its target confidence.
 
-The values of "sufficient", "alg1" and "rex" are multiples of 1/12 (1/|S|, 1/(k+1) and sums
+The values of "sufficient", "alg1" and "tool" are multiples of 1/12 (1/|S|, 1/(k+1) and sums
 of 1/n with |S|, k + 1, n in 1..4); the search accumulates them exactly as integers in units
 of 1/RESOLUTION (`units`).
 """
@@ -43,7 +43,7 @@ from rexjax.causal.config import RESPONSIBILITY_RULES
 from rexjax.causal.partition import SUBSETS
 
 RESOLUTION = 12  # lcm(1, 2, 3, 4): every exact rule's value is an integer number of 1/12
-EXACT_RULES = ("sufficient", "alg1", "rex")
+EXACT_RULES = ("sufficient", "alg1", "tool")
 NEEDS_EMPTY = ("sufficient", "alg1")  # the rules that ask whether a child is needed
 
 # Extended subset table: rows 0..13 are the mutants, 14 the empty set, 15 the full set.
@@ -72,7 +72,7 @@ def child_responsibility(
     """
     sub = jnp.asarray(SUBSETS, jnp.float32)
     n = sub.sum(axis=1)
-    if rule == "rex":
+    if rule == "tool":
         return (passes / n) @ sub
     if rule == "weighted":
         return (passes * confidence / n) @ sub
@@ -81,9 +81,6 @@ def child_responsibility(
         denominator = size if rule == "sufficient" else 5.0 - size  # |S| or k + 1 = 4 - |S| + 1
         value = jnp.where(critical(passes, empty_passes, full_passes), 1.0 / denominator[:, None], 0.0)
         return value.max(axis=0)
-    if rule == "minimal_k":
-        raise ValueError("responsibility rule 'minimal_k' was renamed 'alg1' (Alg. 1 read literally); "
-                         "'sufficient' is the paper's Def. 4.2")
     raise ValueError(f"unknown responsibility rule {rule!r}; expected one of {RESPONSIBILITY_RULES}")
 
 

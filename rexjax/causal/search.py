@@ -52,8 +52,9 @@ from tqdm.auto import tqdm
 
 from rexjax import checks
 from rexjax.batching import push
-from rexjax.causal.config import RexConfig
+from rexjax.causal.config import SearchConfig
 from rexjax.causal.partition import N_MUTANTS, SUBSETS, box_area, paint, render, split_box
+from rexjax.keys import iteration as iteration_key
 from rexjax.causal.responsibility import NEEDS_EMPTY, RESOLUTION, WITHOUT, child_responsibility, units
 
 
@@ -137,7 +138,7 @@ class _Plan(NamedTuple):
     area: jax.Array  # int32[Q, A, 15] visible pixels of each mutant
 
 
-def _plan(st: IterState, cfg: RexConfig) -> _Plan:
+def _plan(st: IterState, cfg: SearchConfig) -> _Plan:
     """Splits every active box of every job; lays out the 14 (+1) mutants of each split."""
     split = lambda box, depth: split_box(
         st.key,
@@ -172,7 +173,7 @@ def _plan(st: IterState, cfg: RexConfig) -> _Plan:
     return _Plan(children, evaluated, ask_empty, rects, rect_valid, others_valid, area)
 
 
-def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: RexConfig) -> IterState:
+def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: SearchConfig) -> IterState:
     """Credits responsibility and builds the next queue of one iteration."""
     n_active = plan.evaluated.shape[1]
     h, w = st.resp.shape
@@ -272,7 +273,7 @@ def _rows_classifier(classify: Callable, n_images: int) -> Callable:
     return lambda xs, image, masks: jax.vmap(one)(xs[image], masks)
 
 
-def make_round(classify: Callable, cfg: RexConfig, n_images: int = 1, mesh=None) -> Callable:
+def make_round(classify: Callable, cfg: SearchConfig, batch_size: int, n_images: int = 1, mesh=None) -> Callable:
     """Returns jitted `round(xs, state, lane_image, target, threshold) -> (state, forward_images)`.
 
     `classify` is a MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`; `xs`
@@ -286,7 +287,6 @@ def make_round(classify: Callable, cfg: RexConfig, n_images: int = 1, mesh=None)
     (`lane_image` then indexes the device's block of `xs`); `forward_images` comes back per
     device, int32[D].
     """
-    cfg = cfg.resolved()
     rows = _rows_classifier(classify, n_images)
 
     def round_fn(xs, state: IterState, lane_image, target, threshold):
@@ -314,7 +314,7 @@ def make_round(classify: Callable, cfg: RexConfig, n_images: int = 1, mesh=None)
             return jnp.argmax(probs, -1).astype(jnp.int32), jnp.take_along_axis(probs, t[:, None], 1)[:, 0]
 
         init = (jnp.full((m,), -1, jnp.int32), jnp.zeros((m,), jnp.float32))
-        out = push(evaluate, m, batch_size=cfg.batch_size, read=read, init=init, valid=valid)
+        out = push(evaluate, m, batch_size=batch_size, read=read, init=init, valid=valid)
         top1, conf = out.values
         new = jax.vmap(lambda st, p, t, c, tg, th: _update(st, p, t, c, tg, th, cfg))(
             state, plan, top1.reshape(shape), conf.reshape(shape), target, threshold
@@ -333,15 +333,15 @@ def image_mesh(devices=None):
     return jax.sharding.Mesh(np.asarray(devices), ("images",))
 
 
-def make_search(classify: Callable, cfg: RexConfig) -> Callable:
+def make_search(classify: Callable, cfg: SearchConfig, batch_size: int) -> Callable:
     """Returns `search(key, x, target, full_confidence, progress=False, full_passes=True) -> SearchResult`.
 
-    Iteration `p` (1-based) uses `fold_in(key, p)`, mirroring the reference's `seed + p`.
+    Iteration `p` (1-based) uses `keys.iteration(key, p)`, mirroring the reference's `seed + p`.
     `full_passes`: whether the full image passes (top-1 = target); the root's full subset.
     Compiles once per image shape; reuse the returned function across images. It is
     `make_lockstep_search` on one image.
     """
-    many = make_lockstep_search(classify, cfg)
+    many = make_lockstep_search(classify, cfg, batch_size)
 
     def search(key, x, target, full_confidence, progress: bool = False, full_passes: bool = True) -> SearchResult:
         return many([key], jnp.asarray(x)[None], [target], [full_confidence], [full_passes], progress=progress)[0]
@@ -349,11 +349,11 @@ def make_search(classify: Callable, cfg: RexConfig) -> Callable:
     return search
 
 
-def make_lockstep_search(classify: Callable, cfg: RexConfig, mesh=None) -> Callable:
+def make_lockstep_search(classify: Callable, cfg: SearchConfig, batch_size: int, mesh=None) -> Callable:
     """Returns `search(keys, xs, targets, full_confidences, full_passes, progress=False) -> list[SearchResult]`.
 
     Several images in lockstep (issue 13 item 6): lane (i, p) is iteration p of image i,
-    keyed `fold_in(keys[i], p)` exactly as a search of image i alone, and all lanes of all
+    keyed `keys.iteration(keys[i], p)` exactly as a search of image i alone, and all lanes of all
     images advance together, their mutants compacted into shared batches of `batch_size`.
     Lanes never interact, so each image's maps, depths and mutant counts are those of its
     own search; `forward_images` (rows pushed, padding included) is shared and split between
@@ -363,7 +363,6 @@ def make_lockstep_search(classify: Callable, cfg: RexConfig, mesh=None) -> Calla
     device count; each device runs its block in lockstep. Compiles once per (image count,
     image shape).
     """
-    cfg = cfg.resolved()
     max_rounds = cfg.tree_depth + 2  # depth grows by one each round; +1 to observe `done`
     dtype = jnp.int32 if cfg.exact else jnp.float32
     devices = 1 if mesh is None else mesh.devices.size
@@ -376,14 +375,14 @@ def make_lockstep_search(classify: Callable, cfg: RexConfig, mesh=None) -> Calla
         padded = -(-n // devices) * devices
         per_device = padded // devices
         if padded not in rounds_by_count:
-            rounds_by_count[padded] = make_round(classify, cfg, per_device, mesh)
+            rounds_by_count[padded] = make_round(classify, cfg, batch_size, per_device, mesh)
         round_fn = rounds_by_count[padded]
         pad = lambda v, fill: np.concatenate([v, np.full((padded - n,) + v.shape[1:], fill, v.dtype)])  # idle images
         xs = jnp.concatenate([xs, jnp.zeros((padded - n,) + xs.shape[1:], xs.dtype)]) if padded > n else xs
         keys = [checks.key(k) for k in keys]
         iteration = jnp.arange(1, cfg.iters + 1)
         lane_keys = jnp.concatenate(
-            [jax.vmap(lambda p: jax.random.fold_in(k, p))(iteration) for k in keys + keys[:1] * (padded - n)]
+            [jax.vmap(lambda p: iteration_key(k, p))(iteration) for k in keys + keys[:1] * (padded - n)]
         )
         lanes = padded * cfg.iters
         passes = jnp.asarray(np.repeat(pad(np.asarray(full_passes, bool), True), cfg.iters))
@@ -419,7 +418,7 @@ def make_lockstep_search(classify: Callable, cfg: RexConfig, mesh=None) -> Calla
     return search
 
 
-def _result(cfg: RexConfig, state: IterState, forward_images: int, rounds: int, h: int, w: int) -> SearchResult:
+def _result(cfg: SearchConfig, state: IterState, forward_images: int, rounds: int, h: int, w: int) -> SearchResult:
     """One image's SearchResult from its lanes' final states (numpy, leading `iters` axis)."""
     depth = state.depth_reached
     keep = depth > 1 if cfg.discard_shallow else np.ones_like(depth, bool)

@@ -153,17 +153,18 @@ def padded(values: np.ndarray, multiple: int) -> tuple[np.ndarray, np.ndarray]:
     return out, np.arange(size) < n
 
 
-def make_spatial_extractor(classify: Callable, config: RexConfig, global_extractor: Optional[Callable] = None) -> Callable:
+def make_spatial_extractor(
+    classify: Callable, config: RexConfig, batch_size: int, global_extractor: Optional[Callable] = None
+) -> Callable:
     """Returns `extract(x, resp, target, full_confidence, centre=None) -> SpatialExtraction`.
 
     `classify`: MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`; `config.spatial`
     is the radius schedule. `centre` (row, col) overrides the argmax of `resp` (spotlights).
     `global_extractor` (from `make_global_extractor` with the same config) is reused when given.
     """
-    cfg = config.resolved()
-    sc = cfg.spatial
-    prefix = global_extractor or make_global_extractor(classify, cfg)
-    tester = make_tester(classify, render_circles, cfg.batch_size, first_only=True)
+    sc = config.spatial
+    prefix = global_extractor or make_global_extractor(classify, config, batch_size)
+    tester = make_tester(classify, render_circles, batch_size, first_only=True)
 
     def extract(x, resp, target, full_confidence, centre=None) -> SpatialExtraction:
         h, w = x.shape[:2]
@@ -174,9 +175,9 @@ def make_spatial_extractor(classify: Callable, config: RexConfig, global_extract
         if not (0 <= centre[0] < h and 0 <= centre[1] < w):
             raise ValueError(f"centre must lie in the {h}x{w} image, got {centre}")
         radii = radius_schedule(h, w, sc.initial_radius, sc.radius_eta, sc.expansion_limit)
-        radii_p, valid = padded(radii, cfg.batch_size)
+        radii_p, valid = padded(radii, batch_size)
         centres = np.broadcast_to(np.asarray(centre, np.int32), (radii_p.shape[0], 2))
-        threshold = jnp.float32(cfg.min_confidence * full_confidence)
+        threshold = jnp.float32(config.extract.min_confidence * full_confidence)
         params = (jnp.asarray(centres), jnp.asarray(radii_p))
         passes, images = tester(x, params, jnp.asarray(valid), None, target, threshold)
         passes, images = np.asarray(passes), int(images)
