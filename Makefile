@@ -33,14 +33,17 @@ test: $(TEST_STAMP)
 test-all: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q $(XDIST) -m "slow or not slow"
 
+# ReX's images/s against the bare model's, per vendored image (benchmarks/throughput.py);
+# BENCH_ARGS="--limit 2 --rex.search.iters 2" for a smoke run.
 bench: $(STAMP)
-	$(BIN)/rexjax bench --images third_party/images
+	$(BIN)/python -m benchmarks.throughput --images third_party/images $(BENCH_ARGS)
 
-# rexjax against the ReX tool (rex-xai 0.4.1, torch) in one run; builds .venv-bench on first use.
-# Needs a quiet machine; BENCH_ARGS="--limit 1 --seeds 1 --iters 2" for a smoke run,
-# BENCH_ARGS="--rexjax_options=iters=6,prefix_growth=0.05" for another rexjax budget.
+# rexjax against the ReX tool (rex-xai 0.4.1, torch) in one run (benchmarks/compare.py); builds
+# .venv-bench on first use. Needs a quiet machine; BENCH_ARGS="--limit 1 --seeds 1
+# --rex.search.iters 2 --tool_iters 2" for a smoke run, BENCH_ARGS="--rex.search.iters=8" (any
+# RexConfig field, rexjax/configs/rex.py) for another rexjax budget.
 bench-compare: $(STAMP)
-	$(BIN)/python tools/bench_compare.py $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.compare $(BENCH_ARGS)
 
 # docs/benchmarks.md and each study's results README, written from the results files.
 docs: $(STAMP)

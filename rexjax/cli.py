@@ -18,7 +18,6 @@ import sys
 COMMANDS = {
     "explain": ("rexjax.commands.explain", "explain images with ReX; writes PNG + .npz per image"),
     "models": ("rexjax.commands.models", "list the model zoo: input size, parameters, weights"),
-    "bench": ("rexjax.commands.bench", "time ReX explain against raw model throughput"),
     "evaluate": ("rexjax.commands.evaluate", "run saliency methods + metrics on a folder of images"),
 }
 

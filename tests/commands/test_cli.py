@@ -13,7 +13,7 @@ def run(*args):
 def test_usage_lists_commands():
     out = run("--help")
     assert out.returncode == 0
-    for name in ("explain", "models", "bench", "evaluate"):
+    for name in ("explain", "models", "evaluate"):
         assert name in out.stdout
 
 
@@ -22,7 +22,7 @@ def test_unknown_command():
     assert out.returncode == 2 and "unknown command" in out.stderr
 
 
-@pytest.mark.parametrize("name,flag", [("explain", "--iters"), ("bench", "--raw_calls")])
+@pytest.mark.parametrize("name,flag", [("explain", "--iters")])
 def test_command_help_shows_its_flags(name, flag):
     out = run(name, "--help")
     assert out.returncode == 0 and flag in out.stdout
@@ -75,7 +75,6 @@ def test_evaluate_lite0_two_vendored_images(tmp_path):
 @pytest.mark.parametrize("module,names", [
     ("explain", ("iters", "prefix_growth", "min_box_size", "tree_depth", "max_active", "min_confidence", "concentrate", "responsibility",
                  "prune_grids")),
-    ("bench", ("iters",)),
 ])
 def test_cli_rex_defaults_are_the_library_defaults(module, names):
     """`rexjax explain` / `rexjax bench` flag defaults equal RexConfig's (catches a default

@@ -104,14 +104,6 @@ USAGE = [
                   "--config.methods=rise", "--config.out={dir}/e"], "refusing to unpickle global os.system"),
     ("evaluate", ["--config={dir}/nope.py"], "--config: cannot load"),
     ("evaluate", ["--config.nofield=3"], "the config has no field 'nofield'"),
-    ("bench", ["--images={dir}/nope"], "--images"),
-    ("bench", ["--images={img}", "--iters=-1"], "--iters"),
-    ("bench", ["--images={img}", "--batch_size=0"], "--batch_size"),
-    ("bench", ["--images={img}", "--raw_calls=0"], "--raw_calls"),
-    ("bench", ["--images={img}", "--limit=0"], "--limit"),
-    ("bench", ["--images={img}", "--model=nope"], "--model: unknown model"),
-    ("bench", ["--images={img}", "--mask_mode=blur:1e9"], "--mask_mode"),
-    ("bench", ["--images={img}", "--seed=-3"], "--seed"),
     ("models", ["extra"], "takes no positional arguments"),
 ]
 
@@ -120,7 +112,7 @@ USAGE = [
 def usage_results(files, tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     results = {}
-    for command in ("explain", "evaluate", "bench", "models"):
+    for command in ("explain", "evaluate", "models"):
         cases = [[command, *(a.format(**files) for a in args)] for c, args, _ in USAGE if c == command]
         for case, result in zip(cases, _probe(cases, cache)):
             results[json.dumps(case)] = result

@@ -56,7 +56,7 @@ def graded_oracle(patches, scale: float = 6.0):
 
 # Position-free oracles: the patches are marked in the image itself (channel 1 = 1.0 on patch
 # A, channel 2 = 1.0 on patch B, every other value <= 0.95), so one compiled model explains
-# any layout of patches of a given size (tools: experiments/oracle_quality.py).
+# any layout of patches of a given size (tools: tests/causal/oracle_quality.py).
 MARK = 0.975
 
 

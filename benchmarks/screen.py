@@ -3,18 +3,19 @@
 
 Forward images, area, normalised insertion and sufficiency are deterministic for a seed (the
 tool's too), so a rexjax point can be set against the tool's rows of another run on those
-columns; seconds cannot (they are written, not compared). Every point runs on all images x
-seeds, scored exactly as in `tools/bench_compare.py` (rexjax's insertion AUC, REX convention;
-sufficiency by the torch model). Per pair: forward images, area, insertion; per point: medians,
-the median per-pair ratio of forward images (tool / rexjax), and on how many pairs rexjax's
-area is no larger and its insertion no lower than the tool's. A screen, not a verdict: the
-seconds ratio comes from `make bench-compare` (both tools in one run).
+columns; seconds cannot (they are written, not compared). Every point (RexConfig fields over
+the `--rex` config) runs on all images x seeds, scored exactly as in `benchmarks.compare`
+(rexjax's insertion AUC, REX convention; sufficiency by the torch model). Per pair: forward
+images, area, insertion; per point: medians, the median per-pair ratio of forward images
+(tool / rexjax), and on how many pairs rexjax's area is no larger and its insertion no lower
+than the tool's. A screen, not a verdict: the seconds ratio comes from `make bench-compare`
+(both tools in one run).
 
-Writes `pairs.csv` (appended; a rerun skips the (point, image, seed) rows already there) and
-`summary.md` under --out.
+Writes `pairs.csv` (appended; a rerun skips the (point, image, seed) rows already there),
+`summary.md` and `provenance.json` under --out.
 
-  .venv/bin/python tools/screen_points.py --seeds 1,2,3 \\
-      --grid '[{"iters": 6, "tree_depth": 7, "max_active": 1, "prefix_growth": 0.05}]'
+  .venv/bin/python -m benchmarks.screen --seeds 1,2,3 --out=benchmarks/results/screen/<YYYY-MM-DD>-<setting> \\
+      --grid '[{"iters": 8}, {"tree_depth": 9}]'
 """
 
 from __future__ import annotations
@@ -22,17 +23,17 @@ from __future__ import annotations
 import csv
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_env  # noqa: E402  (sibling scripts, not part of the package)
+from benchmarks import config as rex_flags
+from benchmarks import tool_env
 
 ROOT = Path(__file__).resolve().parents[1]
+TOOL_PAIRS = ROOT / "benchmarks" / "results" / "bench_compare" / "2026-12-01-iters6-depth4-growth0.05" / "pairs.csv"
 COLUMNS = ["point", "image", "seed", "forward_images", "forward_images_map", "forward_images_extract", "seconds",
            "area", "insertion", "sufficient"]
 FLAGS = flags.FLAGS
@@ -42,11 +43,11 @@ def define_flags() -> None:
     """The command line (defined only when run as a script, so tests can import this module)."""
     flags.DEFINE_string("images", str(ROOT / "third_party" / "images"), "Folder of images (or one image).")
     flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds.")
-    flags.DEFINE_string("grid", None, "JSON list of RexConfig-field dicts, one per point.", required=True)
-    flags.DEFINE_string("tool_pairs", str(ROOT / "experiments" / "results" / "bench_compare_fast" / "pairs.csv"),
-                        "pairs.csv of a bench-compare run: the tool's rows are the reference.")
-    flags.DEFINE_string("out", str(ROOT / "experiments" / "results" / "screen"), "Output folder.")
-    flags.DEFINE_string("venv", str(bench_env.DEFAULT_VENV), "The torch environment (built if missing).")
+    rex_flags.define_rex_flag("fast")
+    flags.DEFINE_string("grid", None, "JSON list of dicts of RexConfig fields over --rex, one per point.", required=True)
+    flags.DEFINE_string("tool_pairs", str(TOOL_PAIRS), "pairs.csv of a bench-compare run: the tool's rows are the reference.")
+    flags.DEFINE_string("out", str(ROOT / "out" / "screen"), "Output folder.")
+    flags.DEFINE_string("venv", str(tool_env.DEFAULT_VENV), "The torch environment (built if missing).")
 
 
 def point_label(options: dict) -> str:
@@ -91,10 +92,9 @@ def table(summary: list[dict]) -> str:
 
 
 def main(argv):
-    from bench_runs import Scorer, ToolWorker, run_rexjax
-
+    from benchmarks.runs import Scorer, ToolWorker, run_rexjax, source_state, write_provenance
     from rexjax import data, models
-    from rexjax.api import make_explainer
+    from rexjax.causal.explainer import Explainer
     from rexjax.classifier import Classifier
 
     out = Path(FLAGS.out)
@@ -104,9 +104,12 @@ def main(argv):
     have = {(r["point"], r["image"], r["seed"]) for r in rows}
     images = data.list_images(FLAGS.images)
     seeds = [int(s) for s in FLAGS.seeds]
+    base = rex_flags.rex_config(FLAGS.rex)
     model = models.load("efficientnet_lite0")
-    worker = ToolWorker(bench_env.ensure(Path(FLAGS.venv)), out / "tool_worker.log")
-    scorer = Scorer(Classifier.of(model), worker)
+    classifier = Classifier.of(model)
+    worker = ToolWorker(tool_env.ensure(Path(FLAGS.venv)), out / "tool_worker.log")
+    tool_info = worker.ask({"op": "info"})
+    scorer = Scorer(classifier, worker)
     with tempfile.TemporaryDirectory() as tmpdir, open(path, "a", newline="") as f:
         tmp = Path(tmpdir)
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -120,8 +123,8 @@ def main(argv):
             todo = [(n, s) for s in seeds for n in xs if (label, n, str(s)) not in have]
             if not todo:
                 continue
-            explainer = make_explainer(model, **options)
-            explainer(xs[todo[0][0]], key=todo[0][1])  # compile, not counted
+            explainer = Explainer(classifier, base.replace(**options), mask_mode=0.0)
+            run_rexjax(explainer, xs[todo[0][0]], todo[0][0], todo[0][1])  # compile, not counted
             for name, seed in todo:
                 r = run_rexjax(explainer, xs[name], name, seed)
                 sc = scorer(r, xs[name], tmp / f"{name}.npy", tmp)
@@ -139,6 +142,8 @@ def main(argv):
     text = (f"Screen: rexjax points against the tool's rows of `{Path(FLAGS.tool_pairs).parent.name}/pairs.csv` "
             f"(deterministic columns only; seconds are in pairs.csv, not compared).\n\n" + table(summarise(rows, tool_rows)))
     (out / "summary.md").write_text(text)
+    write_provenance(out, "screen", "screen", rexjax_commit=source_state(), base_config=base.to_dict(),
+                     tool_pairs=FLAGS.tool_pairs, versions={"rex_xai": tool_info["rex_xai"], "torch": tool_info["torch"]})
     print(text)
     return 0
 

@@ -1,9 +1,9 @@
-"""tools/bench_stats.py: the statistics of `make bench-compare` (pairs, ratios, bootstrap)."""
+"""benchmarks/stats.py: the statistics of `make bench-compare` (pairs, ratios, bootstrap)."""
 
 import numpy as np
 import pytest
 
-from tools.bench_stats import Run, bootstrap_median, pair_ratios, summary
+from benchmarks.stats import Run, bootstrap_median, pair_ratios, summary
 
 
 def run(tool, image, seed, seconds, area=0.1, sufficient=True, sufficient_jax=True):
@@ -44,20 +44,22 @@ def test_summary_counts_sufficiency_per_tool():
 @pytest.mark.slow
 def test_bench_compare_smoke(tmp_path):
     """Both tools on one image, one seed, 2 iterations: one row each, same class, sufficient
-    by the torch model, scored by one metric code. Needs the torch env (`tools/bench_env.py`)."""
+    by the torch model, scored by one metric code. Needs the torch env (`benchmarks/tool_env.py`)."""
     import csv
     import subprocess
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     if not (root / ".venv-bench" / "bin" / "python").exists():
-        pytest.skip("no .venv-bench (python tools/bench_env.py builds it)")
-    out = subprocess.run([sys.executable, "tools/bench_compare.py", "--limit=1", "--seeds=1", "--iters=2",
-                          f"--out={tmp_path}", "--bootstrap=50"], cwd=root, capture_output=True, text=True, timeout=3000)
+        pytest.skip("no .venv-bench (python -m benchmarks.tool_env builds it)")
+    out = subprocess.run([sys.executable, "-m", "benchmarks.compare", "--limit=1", "--seeds=1", "--rex.search.iters=2",
+                          "--tool_iters=2", f"--out={tmp_path}", "--bootstrap=50"], cwd=root, capture_output=True,
+                         text=True, timeout=3000)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = list(csv.DictReader(open(tmp_path / "pairs.csv")))
     assert sorted(r["tool"] for r in rows) == ["rex-xai", "rexjax"]
     assert len({r["target"] for r in rows}) == 1
     assert all(r["sufficient_torch"] == "True" and 0 < float(r["area"]) < 1 for r in rows)
     assert "rex-xai / rexjax" in (tmp_path / "summary.md").read_text()
+    assert "benchmarks.compare" in (tmp_path / "provenance.json").read_text()

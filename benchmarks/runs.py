@@ -1,9 +1,12 @@
-"""One explanation per tool and one scorer for both (used by bench_compare.py and frontier.py).
+"""One explanation per tool and one scorer for both (used by `compare`, `frontier`, `screen`).
 
-`ToolWorker` drives the ReX tool's torch process (`bench_tool_worker.py`, in the venv
-`bench_env.py` builds) with glibc's malloc tuned as in the tool's documented baseline;
-`run_tool` / `run_rexjax` give a `Run` per (image, seed); `Scorer` scores any tool's map and
-mask with rexjax's metrics and re-checks sufficiency with the torch model.
+`ToolWorker` drives the ReX tool's torch process (`tool_worker.py`, in the venv `tool_env`
+builds) with glibc's malloc tuned as in the tool's documented baseline; `run_tool` /
+`run_rexjax` give a `Run` per (image, seed); `Scorer` scores any tool's map and mask with
+rexjax's metrics and re-checks sufficiency with the torch model.
+
+Keys: the tool takes the seed (its own scheme); rexjax explains image `name` at seed s with
+`keys.for_image(s, name)`, the key `rexjax explain --seed s` gives that image.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_stats import Run
+from benchmarks.stats import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=2147483647:glibc.malloc.trim_threshold=4294967295"
-TOOL_BATCH = 64  # the tool's documented batch size (bench_tool_worker.py sets it)
+TOOL_BATCH = 64  # the tool's documented batch size (tool_worker.py sets it)
+WORKER = Path(__file__).resolve().parent / "tool_worker.py"
 
 
 def source_state() -> str:
@@ -29,17 +33,30 @@ def source_state() -> str:
     return git("rev-parse", "--short", "HEAD") + (f" + uncommitted {[l.split()[-1] for l in dirty]}" if dirty else "")
 
 
+def write_provenance(out: Path, benchmark: str, module: str, **facts) -> dict:
+    """Writes out/provenance.json: the benchmark, today's date, the command (`python -m
+    benchmarks.<module>` and this process's flags) and `facts` (commit, versions, ...)."""
+    import datetime
+    import shlex
+    import sys
+
+    command = " ".join(["python", "-m", f"benchmarks.{module}", *map(shlex.quote, sys.argv[1:])])
+    prov = {"benchmark": benchmark, "date": datetime.date.today().isoformat(), "command": command, **facts}
+    (Path(out) / "provenance.json").write_text(json.dumps(prov, indent=1, default=str) + "\n")
+    return prov
+
+
 # --- the tool's worker --------------------------------------------------------------------
 
 
 class ToolWorker:
-    """The torch process of `bench_tool_worker.py`; `ask(request) -> answer` (JSON lines)."""
+    """The torch process of `tool_worker.py`; `ask(request) -> answer` (JSON lines)."""
 
     def __init__(self, python: Path, log: Path):
         env = dict(os.environ, GLIBC_TUNABLES=GLIBC_TUNABLES)
         self.log = open(log, "w")
         self.proc = subprocess.Popen(
-            [str(python), str(ROOT / "tools" / "bench_tool_worker.py")],
+            [str(python), str(WORKER)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
         )
         self._read()  # {"ready": true} once the model is loaded
@@ -75,7 +92,9 @@ def run_tool(worker: ToolWorker, x_path: Path, image: str, seed: int, args: dict
 
 
 def run_rexjax(explainer, x: np.ndarray, image: str, seed: int) -> Run:
-    ex = explainer(x, key=seed)
+    from rexjax import keys
+
+    ex = explainer(x, key=keys.for_image(seed, image))
     return Run("rexjax", image, seed, ex.target, ex.wall_time, ex.time_map, ex.time_extract, ex.forward_images,
                ex.forward_images_map, ex.forward_images_extract, np.asarray(ex.responsibility), np.asarray(ex.mask))
 

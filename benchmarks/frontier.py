@@ -3,31 +3,31 @@ images and against seconds, for the ReX tool (rex-xai 0.4.1) over its iteration 
 rexjax over every knob that trades forward images for quality.
 
 Each point is one configuration run on images x seeds and scored exactly as in
-`tools/bench_compare.py` (rexjax's insertion AUC, REX convention, on each tool's own map; the
+`benchmarks.compare` (rexjax's insertion AUC, REX convention, on each tool's own map; the
 area of each tool's own explanation; sufficiency by the torch model). rexjax points are
-RexConfig fields over its defaults, one knob at a time (`DEFAULT_GRID`; fields this version of
-RexConfig lacks are skipped, so options added later, e.g. early stopping, join by adding a
-line); compile time is excluded (each configuration is compiled on a warm-up call first).
-Forward images, areas and insertion are deterministic for a seed, so they are valid on a busy
-machine; seconds are not (the load average is written with the table).
+RexConfig fields (flat names, as `RexConfig.replace` takes them) over the `--rex` config, one
+knob at a time (`DEFAULT_GRID`; a point the config refuses, e.g. a field this version lacks,
+is reported and skipped, so options added later join by adding a line); compile time is
+excluded (each configuration is compiled on a warm-up call first). Forward images, areas and
+insertion are deterministic for a seed, so they are valid on a busy machine; seconds are not
+(the load average is written with the table).
 
-Writes `frontier.csv` (one row per point and tool: medians and counts), `frontier.md` and
-`frontier.png` under --out after every point; a rerun with the same images and seeds skips
-the points already in `frontier.csv` (a long sweep can be stopped and resumed).
+Writes `frontier.csv` (one row per point and tool: medians and counts), `frontier.md`,
+`frontier.png` and `provenance.json` under --out after every point; a rerun with the same
+images and seeds skips the points already in `frontier.csv` (a long sweep can be stopped and
+resumed).
 
-  .venv/bin/python tools/frontier.py                          # full sweep (hours on 2 cores)
-  .venv/bin/python tools/frontier.py --limit 1 --seeds 1 --tool_iters 2,5 \\
+  .venv/bin/python -m benchmarks.frontier --out=benchmarks/results/frontier/<YYYY-MM-DD>-<setting>   # hours on 2 cores
+  .venv/bin/python -m benchmarks.frontier --limit 1 --seeds 1 --tool_iters 2,5 \\
       --grid '[{"iters": 2}, {"iters": 5}, {"iters": 5, "refine_static": false}]'   # smoke
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,23 +35,20 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_env  # noqa: E402  (sibling scripts, not part of the package)
-from bench_runs import Scorer, ToolWorker, run_rexjax, run_tool, source_state  # noqa: E402
+from benchmarks import config as rex_flags
+from benchmarks import tool_env
+from benchmarks.runs import Scorer, ToolWorker, run_rexjax, run_tool, source_state, write_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# rexjax: RexConfig fields over the defaults, one knob at a time (iters also with the others).
+# rexjax: RexConfig fields over the --rex config, one knob at a time.
 DEFAULT_GRID = (
-    {}, {"iters": 5}, {"iters": 10}, {"iters": 30},
-    {"refine_static": False}, {"refine_static": False, "iters": 10},
-    {"responsibility": "rex"}, {"responsibility": "sufficient"},
-    {"queue_len": 2}, {"queue_style": "all"},
-    {"min_box_size": 20}, {"min_box_size": 40}, {"tree_depth": 6},
-    {"chunk_size": 25}, {"prefix_search": "coarse"},
-    {"prefix_growth": 0.05}, {"iters": 6, "prefix_growth": 0.05}, {"iters": 4, "prefix_growth": 0.05},
-    {"search_limit": 100}, {"search_limit": 200},
-    {"batch_size": 1}, {"batch_size": 4}, {"batch_size": 64},  # same results, seconds only
+    {}, {"iters": 4}, {"iters": 8}, {"iters": 12},
+    {"refine_static": False}, {"responsibility": "alg1"}, {"responsibility": "sufficient"},
+    {"max_active": 2}, {"max_active": 3}, {"tree_depth": 5}, {"tree_depth": 9},
+    {"queue_len": 2}, {"queue_style": "all"}, {"min_box_size": 20}, {"search_limit": 100},
+    {"prefix_step": 25}, {"prefix_search": "coarse"}, {"prefix_growth": 0.0},
+    {"prune_grids": []}, {"prune_grids": [8, 16]},
 )
 
 FLAGS = flags.FLAGS
@@ -63,24 +60,25 @@ def define_flags() -> None:
     flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds.")
     flags.DEFINE_integer("limit", None, "Only the first N images.")
     flags.DEFINE_list("tool_iters", ["5", "10", "20", "40"], "The tool's iteration budgets (empty: no tool points).")
-    flags.DEFINE_string("grid", None, "JSON list of RexConfig-field dicts (default: DEFAULT_GRID).")
-    flags.DEFINE_string("out", str(ROOT / "experiments" / "results" / "frontier"), "Output folder.")
-    flags.DEFINE_string("venv", str(bench_env.DEFAULT_VENV), "The torch environment (built if missing).")
+    rex_flags.define_rex_flag("fast")
+    flags.DEFINE_string("grid", None, "JSON list of dicts of RexConfig fields over --rex (default: DEFAULT_GRID).")
+    flags.DEFINE_string("out", str(ROOT / "out" / "frontier"), "Output folder.")
+    flags.DEFINE_string("venv", str(tool_env.DEFAULT_VENV), "The torch environment (built if missing).")
 
 
 def label(options: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in options.items()) or "defaults"
 
 
-def usable(grid, fields: set[str], log=print) -> list[dict]:
-    """The grid points whose fields all exist in RexConfig (others are reported and skipped)."""
+def usable(grid, base, log=print) -> list[tuple[dict, object]]:
+    """(point, RexConfig) for every grid point that `base.replace(**point)` accepts; the others
+    are reported (the config's one-line reason) and skipped."""
     keep = []
     for point in grid:
-        missing = sorted(set(point) - fields)
-        if missing:
-            log(f"# skipping {label(point)}: RexConfig has no {missing}")
-        else:
-            keep.append(point)
+        try:
+            keep.append((point, base.replace(**point)))
+        except ValueError as err:
+            log(f"# skipping {label(point)}: {str(err).splitlines()[0]}")
     return keep
 
 
@@ -106,20 +104,24 @@ def done_rows(out: Path, images, seeds) -> list[dict]:
     return rows
 
 
-def sweep(images, seeds, tool_iters, grid, venv: Path, out: Path, log=print, on_row=None) -> tuple[list[dict], dict]:
-    """Runs every tool point and rexjax grid point not already in out/frontier.csv for these
-    images and seeds; `on_row(rows, facts)` after each new point (the caller writes files)."""
+def sweep(images, seeds, tool_iters, grid, base, venv: Path, out: Path, log=print, on_row=None) -> tuple[list[dict], dict]:
+    """Runs every tool point and rexjax grid point (RexConfig fields over the RexConfig `base`)
+    not already in out/frontier.csv for these images and seeds; `on_row(rows, facts)` after
+    each new point (the caller writes files)."""
+    import jax
+
     from rexjax import models
-    from rexjax.api import make_explainer
-    from rexjax.causal import RexConfig
+    from rexjax.causal.explainer import Explainer
     from rexjax.classifier import Classifier
 
     out.mkdir(parents=True, exist_ok=True)
-    worker = ToolWorker(bench_env.ensure(venv), out / "tool_worker.log")
-    facts = {"tool": worker.ask({"op": "info"}), "load_start": os.getloadavg(), "cpus": os.cpu_count(),
-             "images": [p.name for p in images], "seeds": seeds, "rexjax_source": source_state()}
+    worker = ToolWorker(tool_env.ensure(venv), out / "tool_worker.log")
+    facts = {"tool": worker.ask({"op": "info"}), "jax": jax.__version__, "load_start": os.getloadavg(),
+             "cpus": os.cpu_count(), "images": [p.name for p in images], "seeds": seeds,
+             "rexjax_source": source_state(), "base_config": base.to_dict()}
     model = models.load("efficientnet_lite0")
-    scorer = Scorer(Classifier.of(model), worker)
+    classifier = Classifier.of(model)
+    scorer = Scorer(classifier, worker)
     rows = done_rows(out, images, seeds)
     have = {(r["tool"], r["point"]) for r in rows}
     tag = {"images": " ".join(p.name for p in images), "seeds": " ".join(map(str, seeds))}
@@ -146,12 +148,12 @@ def sweep(images, seeds, tool_iters, grid, venv: Path, out: Path, log=print, on_
                 r.scores = scorer(r, xs[name], tmp / f"{name}.npy", tmp)
                 runs.append(r)
             add(point_row("rex-xai", {"iters": iters}, runs))
-        for options in usable(grid, {f.name for f in dataclasses.fields(RexConfig)}, log):
+        for options, config in usable(grid, base, log):
             if ("rexjax", label(options)) in have:
                 continue
-            explainer = make_explainer(model, **options)
+            explainer = Explainer(classifier, config, mask_mode=0.0)
             t = time.perf_counter()
-            explainer(xs[jobs[0][0]], key=jobs[0][1])  # compile, not counted
+            run_rexjax(explainer, xs[jobs[0][0]], jobs[0][0], jobs[0][1])  # compile, not counted
             compile_s = time.perf_counter() - t
             runs = []
             for name, seed in jobs:
@@ -218,8 +220,15 @@ def main(argv):
     images = data.list_images(FLAGS.images)[: FLAGS.limit]
     grid = json.loads(FLAGS.grid) if FLAGS.grid else list(DEFAULT_GRID)
     out = Path(FLAGS.out)
+
+    def on_row(rows, facts):
+        write(rows, facts, out)
+        write_provenance(out, "frontier", "frontier", rexjax_commit=facts["rexjax_source"],
+                         versions={"jax": facts["jax"], "rex_xai": facts["tool"]["rex_xai"],
+                                   "torch": facts["tool"]["torch"]}, machine={"cpus": facts["cpus"]})
+
     rows, facts = sweep(images, [int(s) for s in FLAGS.seeds], [int(i) for i in FLAGS.tool_iters], grid,
-                        Path(FLAGS.venv), out, on_row=lambda rows, facts: write(rows, facts, out))
+                        rex_flags.rex_config(FLAGS.rex), Path(FLAGS.venv), out, on_row=on_row)
     print(write(rows, facts, out) if rows else "no points")
     return 0
 

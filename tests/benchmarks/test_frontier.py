@@ -1,14 +1,21 @@
-"""tools/frontier.py: grid points vs RexConfig fields, resuming from frontier.csv, outputs."""
+"""benchmarks/frontier.py: grid points over the --rex config, resuming from frontier.csv, outputs."""
 
 from pathlib import Path
 
-from tools import frontier
+from benchmarks import frontier
+from rexjax.causal import RexConfig
 
 
-def test_points_naming_unknown_fields_are_skipped_and_reported():
+def test_points_apply_over_the_base_config_and_unknown_fields_are_skipped_and_reported():
+    # Catches a point built over RexConfig() instead of the --rex base (base's tree_depth lost),
+    # a point not applied (iters stays 6), and an unknown field that crashes the sweep.
     said = []
-    keep = frontier.usable([{}, {"iters": 5}, {"iters": 5, "early_stop": 2}], {"iters", "queue_len"}, said.append)
-    assert keep == [{}, {"iters": 5}]
+    base = RexConfig().replace(tree_depth=4)
+    keep = frontier.usable([{}, {"iters": 5, "prefix_step": 25}, {"iters": 5, "early_stop": 2}], base, said.append)
+    assert [point for point, _ in keep] == [{}, {"iters": 5, "prefix_step": 25}]
+    assert keep[0][1] == base
+    config = keep[1][1]
+    assert (config.search.iters, config.search.tree_depth, config.extract.prefix_step) == (5, 4, 25)
     assert len(said) == 1 and "early_stop" in said[0]
 
 

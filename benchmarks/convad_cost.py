@@ -1,6 +1,6 @@
 """ConvAD forward cost relative to the plain forward pass (jitted, same device).
 
-    .venv/bin/python experiments/bench_convad.py --models=efficientnet_lite0,resnet50 \
+    .venv/bin/python -m benchmarks.convad_cost --models=efficientnet_lite0,resnet50 \
         --batch_sizes=1,64 --repeats=5
 
 For each model and batch size: compile both `apply_fn` and `convad(apply_fn)`, then report
@@ -12,21 +12,25 @@ from their module config with random init (cost does not depend on the weights).
 from __future__ import annotations
 
 import importlib
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import app, flags
 
+from benchmarks.timing import first_and_median
 from rexjax.ad import convad
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["efficientnet_lite0", "resnet50"], "zoo model names")
-flags.DEFINE_list("batch_sizes", ["1", "64"], "batch sizes")
-flags.DEFINE_integer("repeats", 5, "timed calls per measurement (median reported)")
-flags.DEFINE_float("tau", 0.0, "ConvAD threshold")
-flags.DEFINE_enum("pool", "deactivate", ["deactivate", "masked_mean"], "ConvAD pooling rule")
+
+
+def define_flags() -> None:
+    """The command line (defined only when run as a script, so modules import each other freely)."""
+    flags.DEFINE_list("models", ["efficientnet_lite0", "resnet50"], "zoo model names")
+    flags.DEFINE_list("batch_sizes", ["1", "64"], "batch sizes")
+    flags.DEFINE_integer("repeats", 5, "timed calls per measurement (median reported)", lower_bound=1)
+    flags.DEFINE_float("tau", 0.0, "ConvAD threshold")
+    flags.DEFINE_enum("pool", "deactivate", ["deactivate", "masked_mean"], "ConvAD pooling rule")
+
 
 FALLBACK = {
     "resnet50": ("rexjax.models.resnet", "ResNet"),
@@ -60,19 +64,6 @@ def box_masks(key, b, h, w):
     return inside.astype(jnp.float32)
 
 
-def timed(fn, *args, repeats: int) -> tuple[float, float]:
-    """(compile + first call seconds, median seconds of `repeats` further calls)."""
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return first, float(np.median(times))
-
-
 def main(argv):
     del argv
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), tau={FLAGS.tau}, pool={FLAGS.pool}")
@@ -85,11 +76,12 @@ def main(argv):
         for b in (int(s) for s in FLAGS.batch_sizes):
             x = jax.random.normal(jax.random.key(1), (b, h, w, 3))
             masks = box_masks(jax.random.key(2), b, h, w)
-            cp, tp = timed(plain, variables, x, repeats=FLAGS.repeats)
-            ca, ta = timed(ad, variables, x, masks, repeats=FLAGS.repeats)
+            cp, tp = first_and_median(plain, variables, x, repeats=FLAGS.repeats)
+            ca, ta = first_and_median(ad, variables, x, masks, repeats=FLAGS.repeats)
             row = f"| {name} | {b} | {1e3 * tp:.1f} | {1e3 * ta:.1f} | {ta / tp:.2f} | {cp:.1f} | {ca:.1f} |"
             print(row, flush=True)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -1,4 +1,5 @@
-"""The ReX tool's side of `tools/bench_compare.py`: runs in the torch environment (.venv-bench).
+"""The ReX tool's side of `benchmarks.compare`: runs in the torch environment (.venv-bench),
+started by path (`runs.ToolWorker`), not imported: it imports no rexjax code.
 
 A long-lived process speaking JSON lines (one request per stdin line, one answer per stdout
 line; the tool's own logging and progress bars go to stderr). It holds the torch

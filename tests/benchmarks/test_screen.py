@@ -1,9 +1,9 @@
-"""tools/screen_points.py: a rexjax point's pairs set against the tool's rows of the same
+"""benchmarks/screen.py: a rexjax point's pairs set against the tool's rows of the same
 (image, seed) of a bench-compare run."""
 
 import pytest
 
-from tools.screen_points import summarise, table
+from benchmarks.screen import summarise, table
 
 
 def _ours(point, image, seed, fi, area, ins, suff=True):

@@ -1,27 +1,31 @@
-"""`make bench-compare`: the ReX tool (rex-xai 0.4.1, torch CPU) against `rexjax explain`, side
-by side, in one run on one machine, on the same EfficientNet-Lite0 weights and input arrays.
+"""`make bench-compare`: the ReX tool (rex-xai 0.4.1, torch CPU) against rexjax, side by
+side, in one run on one machine, on the same EfficientNet-Lite0 weights and input arrays.
 
 For every (image, seed) both tools explain the same f32[224, 224, 3] input (rexjax's
 preprocessing: bicubic resize, (x - 127) / 128), in alternating order so that both see the
 same machine load:
-  * the tool runs in a torch worker (`tools/bench_tool_worker.py`) in the separate
-    environment `tools/bench_env.py` builds (.venv-bench), with its defaults and batch 64,
-    glibc malloc tuned (`bench_runs.GLIBC_TUNABLES`; without it torch runs 2-7x slower);
-  * rexjax runs in this process with its defaults (`RexConfig()`), compiled once before the
-    timed runs (the first call is reported apart as compile + one explanation).
+  * the tool runs in a torch worker (`tool_worker.py`) in the separate environment
+    `tool_env` builds (.venv-bench), with its defaults (`--tool_iters` sets its iterations)
+    and batch 64, glibc malloc tuned (`runs.GLIBC_TUNABLES`; without it torch runs 2-7x
+    slower);
+  * rexjax runs in this process with the `--rex` config (default: the fast preset of
+    `rexjax/configs/rex.py`), mask value 0 as the tool's, compiled once before the timed runs
+    (the first call is reported apart as compile + one explanation).
 Then every map and mask of both tools is scored by ONE implementation: rexjax's insertion /
 deletion AUC (REX convention: mask value 0, step 100, normalised by the full-image
 confidence) on each tool's own map, the area of each tool's own explanation, and
 sufficiency re-checked by the torch model (top-1 of the explanation alone, the rest 0 ==
 target). Prints per image (medians over seeds) and medians with bootstrap 95 % intervals over
 (image, seed) pairs, and the per-pair ratio tool seconds / rexjax seconds; writes
-`pairs.csv` and `summary.md` under --out.
+`pairs.csv`, `summary.md` and `facts.json` under --out.
 
-  make bench-compare                                     # all vendored images, seeds 1,2,3
-  .venv/bin/python tools/bench_compare.py --limit 1 --seeds 1 --iters 2   # a smoke run
+  make bench-compare                                   # all vendored images, seeds 1,2,3
+  .venv/bin/python -m benchmarks.compare --limit 1 --seeds 1 --rex.search.iters 2 --tool_iters 2   # a smoke run
+  make bench-compare BENCH_ARGS="--rex.search.iters=8 --rex.extract.prune_grids=8,16"    # another rexjax point
 
 Timings are only comparable within one run on a quiet machine: the load average at the start
-and end is printed with the table.
+and end is printed with the table. A run kept as evidence goes to
+`benchmarks/results/bench_compare/<YYYY-MM-DD>-<setting>/` (--out), with a provenance.json.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import csv
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,51 +41,57 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_env  # noqa: E402  (sibling scripts, not part of the package)
-from bench_options import parse_options  # noqa: E402
-from bench_runs import TOOL_BATCH, Scorer, ToolWorker, run_rexjax, run_tool, source_state  # noqa: E402
-from bench_stats import Run, per_image, summary  # noqa: E402
-from raw_rate import loop_rate_fn  # noqa: E402
+from benchmarks import config as rex_flags
+from benchmarks import tool_env
+from benchmarks.runs import TOOL_BATCH, Scorer, ToolWorker, run_rexjax, run_tool, source_state, write_provenance
+from benchmarks.stats import Run, per_image, summary
+from benchmarks.timing import median_of, raw_rate_fn
 
 ROOT = Path(__file__).resolve().parents[1]
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("images", str(ROOT / "third_party" / "images"), "Folder of images (or one image).")
-flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds; each tool explains every image once per seed.")
-flags.DEFINE_integer("limit", None, "Only the first N images.")
-flags.DEFINE_integer("iters", None, "Iterations for both tools (default: each tool's default: rexjax 6, rex-xai 20).")
-flags.DEFINE_string("rexjax_options", "{}", "RexConfig fields for rexjax (default: its defaults): a JSON dict or "
-                    "name=value pairs, e.g. iters=6,prefix_growth=0.05 (bench_options.py).")
-flags.DEFINE_string("tool_args", "{}", "CausalArgs fields for the tool (default: its defaults), in the form of "
-                    "--rexjax_options.")
-flags.DEFINE_string("out", str(ROOT / "out" / "bench_compare"), "Folder for pairs.csv and summary.md.")
-flags.DEFINE_string("venv", str(bench_env.DEFAULT_VENV), "The torch environment (built if missing).")
-flags.DEFINE_integer("bootstrap", 2000, "Bootstrap resamples for the intervals.")
+
+
+def define_flags() -> None:
+    """The command line (defined only when run as a script, so modules import each other freely)."""
+    flags.DEFINE_string("images", str(ROOT / "third_party" / "images"), "Folder of images (or one image).")
+    flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds; each tool explains every image once per seed.")
+    flags.DEFINE_integer("limit", None, "Only the first N images.", lower_bound=1)
+    rex_flags.define_rex_flag("fast")
+    flags.DEFINE_integer("batch_size", None, "rexjax's images per model call (default per backend).", lower_bound=1)
+    flags.DEFINE_integer("tool_iters", None, "The tool's iterations (default: its own, 20).", lower_bound=1)
+    flags.DEFINE_string("out", str(ROOT / "out" / "bench_compare"), "Folder for pairs.csv, summary.md, facts.json.")
+    flags.DEFINE_string("venv", str(tool_env.DEFAULT_VENV), "The torch environment (built if missing).")
+    flags.DEFINE_integer("bootstrap", 2000, "Bootstrap resamples for the intervals.", lower_bound=1)
 
 
 # --- the run --------------------------------------------------------------------------------------
 
 
-def compare(images: list[Path], seeds: list[int], rexjax_options: dict, tool_args: dict, out: Path,
-            venv: Path, resamples: int, log=print) -> tuple[list[Run], dict]:
+def compare(images: list[Path], seeds: list[int], config, batch_size, tool_args: dict, out: Path,
+            venv: Path, log=print) -> tuple[list[Run], dict]:
     """Runs both tools on images x seeds (alternating order), scores everything, returns the runs
-    and a dict of run facts (versions, compile, load)."""
+    and a dict of run facts (versions, config, compile, load). config: rexjax's RexConfig;
+    tool_args: the tool's CausalArgs fields over its defaults."""
+    import dataclasses
+
     import jax
 
     from rexjax import models
-    from rexjax.api import make_explainer
+    from rexjax.causal.explainer import Explainer
     from rexjax.classifier import Classifier
 
     out.mkdir(parents=True, exist_ok=True)
-    python = bench_env.ensure(venv)
+    python = tool_env.ensure(venv)
     worker = ToolWorker(python, out / "tool_worker.log")
-    facts = {"tool": worker.ask({"op": "info"}), "jax": jax.__version__, "device": str(jax.devices()[0]),
-             "load_start": os.getloadavg(), "cpus": os.cpu_count(), "seeds": seeds, "rexjax_source": source_state()}
+    facts = {"tool": worker.ask({"op": "info"}), "tool_args": tool_args, "jax": jax.__version__,
+             "device": str(jax.devices()[0]), "load_start": os.getloadavg(), "cpus": os.cpu_count(), "seeds": seeds,
+             "rexjax_source": source_state()}
     model = models.load("efficientnet_lite0")
-    explainer = make_explainer(model, **rexjax_options)
-    facts["rexjax_config"] = {k: str(v) for k, v in vars(explainer.config).items()}
     classifier = Classifier.of(model)
+    explainer = Explainer(classifier, config, mask_mode=0.0, batch_size=batch_size)  # 0: the tool's mask value
+    facts["rexjax_config"] = dataclasses.asdict(config)
+    facts["raw_batch"] = batch = explainer.batch_size
     scorer = Scorer(classifier, worker)
     runs: list[Run] = []
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -93,12 +102,11 @@ def compare(images: list[Path], seeds: list[int], rexjax_options: dict, tool_arg
             np.save(tmp / f"{p.name}.npy", xs[p.name])
         first = images[0].name
         t = time.perf_counter()
-        explainer(xs[first], key=seeds[0])  # timed again below: the difference is compile time
+        run_rexjax(explainer, xs[first], first, seeds[0])  # timed again below: the difference is compile time
         facts["rexjax_first_call_s"] = time.perf_counter() - t  # compile + one explanation
         log(f"# rexjax first call (compile + one explanation of {first}): {facts['rexjax_first_call_s']:.1f} s")
-        facts["raw_batch"] = batch = explainer.config.batch_size
-        bare_rate = loop_rate_fn(classifier, xs[first], batch, batches=40)  # compiled once, timed twice
-        facts["raw_images_per_s_start"] = median_rate(bare_rate)
+        bare_rate = raw_rate_fn(classifier.probs, batch, batches=40)  # compiled once, timed twice
+        facts["raw_images_per_s_start"] = median_of(lambda: bare_rate(xs[first]), 3)
         log(f"# raw model at batch {batch}: {facts['raw_images_per_s_start']:.1f} images/s")
         for i, (seed, p) in enumerate((s, p) for s in seeds for p in images):
             x, x_path = xs[p.name], tmp / f"{p.name}.npy"
@@ -115,19 +123,12 @@ def compare(images: list[Path], seeds: list[int], rexjax_options: dict, tool_arg
                 log(f"{r.tool:8s} {r.image} seed {r.seed}: class {r.target}, {r.seconds:.1f} s, "
                     f"{r.forward_images} images, area {r.scores['area']:.3f}, ins {r.scores['insertion']:.3f}, "
                     f"sufficient {r.scores['sufficient_torch']}")
+        facts["raw_images_per_s_end"] = median_of(lambda: bare_rate(xs[first]), 3)
     worker.close()
-    facts["raw_images_per_s_end"] = median_rate(bare_rate)
     again = next(r for r in runs if r.tool == "rexjax" and r.image == first and r.seed == seeds[0])
     facts["rexjax_compile_s"] = facts["rexjax_first_call_s"] - again.seconds
     facts["load_end"] = os.getloadavg()
     return runs, facts
-
-
-def median_rate(rate, rounds: int = 3) -> float:
-    """Median of `rounds` calls of a `tools/raw_rate.py` rate function: the bare model's
-    images/s (no masks, no search), batches inside one jitted loop as the engine runs its
-    model calls (one jitted call per batch is slower on XLA:CPU)."""
-    return statistics.median(rate() for _ in range(rounds))
 
 
 def throughput_line(runs: list[Run], facts: dict) -> str:
@@ -164,16 +165,18 @@ def main(argv):
 
     images = data.list_images(FLAGS.images)[: FLAGS.limit]
     seeds = [int(s) for s in FLAGS.seeds]
-    rexjax_options = parse_options(FLAGS.rexjax_options, "rexjax_options")
-    tool_args = parse_options(FLAGS.tool_args, "tool_args")
-    if FLAGS.iters is not None:
-        rexjax_options.setdefault("iters", FLAGS.iters)
-        tool_args.setdefault("iters", FLAGS.iters)
+    config = rex_flags.rex_config(FLAGS.rex)
+    tool_args = {} if FLAGS.tool_iters is None else {"iters": FLAGS.tool_iters}
     out = Path(FLAGS.out)
-    runs, facts = compare(images, seeds, rexjax_options, tool_args, out, Path(FLAGS.venv), FLAGS.bootstrap)
+    runs, facts = compare(images, seeds, config, FLAGS.batch_size, tool_args, out, Path(FLAGS.venv))
     print(write(runs, facts, out, FLAGS.bootstrap))
+    write_provenance(out, "bench_compare", "compare", rexjax_commit=facts["rexjax_source"],
+                     versions={"jax": facts["jax"], "rex_xai": facts["tool"]["rex_xai"], "torch": facts["tool"]["torch"],
+                               "torch_threads": facts["tool"]["threads"]},
+                     machine={"device": facts["device"], "cpus": facts["cpus"]})
     return 0
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -1,4 +1,4 @@
-"""Statistics and tables of `tools/bench_compare.py` and `tools/frontier.py` (no I/O, no flags).
+"""Statistics and tables of `compare` and `frontier` (no I/O, no flags).
 
 `Run` is one tool's explanation of one (image, seed) with its scores; medians come with a
 percentile bootstrap 95 % interval over (image, seed) pairs, resampled with replacement.

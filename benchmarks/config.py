@@ -1,0 +1,39 @@
+"""The `--rex` flag of the benchmark command lines: ReX's config as the ml_collections config
+of `rexjax.configs.rex` (a preset), so every name on the command line is a RexConfig field:
+
+    --rex.search.iters=4 --rex.extract.prefix_growth=0     fields of the preset
+    --rex=rexjax/configs/rex.py:paper                      another preset (then its fields)
+
+How many images per model call and what masked pixels show are not config fields: the
+commands that vary them take `--batch_size` / `--mask_mode` apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def presets_file() -> str:
+    """The path of `rexjax/configs/rex.py` (what `--rex=PATH:PRESET` loads)."""
+    from rexjax.configs import rex
+
+    return str(Path(rex.__file__).resolve())
+
+
+def define_rex_flag(preset: str = "fast", name: str = "rex", flag_values=None):
+    """Defines `--<name>` (absl; on `flag_values`, default the global FLAGS): the preset's
+    config, overridable field by field."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    return config_flags.DEFINE_config_file(
+        name, f"{presets_file()}:{preset}", flag_values=flags.FLAGS if flag_values is None else flag_values, help_string=
+        f"ReX's config: a preset of rexjax/configs/rex.py (default {preset!r}; --{name}=PATH:paper for the paper's "
+        f"budget), then --{name}.FIELD=VALUE overrides with RexConfig's field names.")
+
+
+def rex_config(config):
+    """The RexConfig of a `--rex` value (an ml_collections config or a dict of RexConfig fields)."""
+    from rexjax.causal import RexConfig
+
+    return RexConfig.from_dict(config)
