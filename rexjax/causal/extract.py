@@ -76,30 +76,36 @@ def pixel_rank(resp: jax.Array) -> jax.Array:
     return jnp.zeros_like(index).at[order].set(index).reshape(resp.shape).astype(jnp.int32)
 
 
-class _ProgressSink:
-    """Where the compiled linear search reports its blocks (a host callback per block of
-    prefixes; the program is the same with or without a bar). `extract(..., progress=True)`
-    installs a tqdm bar for the duration of one call; callbacks with no bar do nothing."""
+class ProgressSink:
+    """Where one extractor's compiled linear search reports its blocks of prefixes: a host
+    callback `(done, total)` per block, bound when the extractor is built, so the program is
+    the same with or without a listener and two extractors never share a bar. It forwards to
+    `on_progress` (given at construction) and to the tqdm `bar` that `extract(...,
+    progress=True)` sets for the duration of one call (`lock`: one bar at a time on this
+    extractor)."""
 
-    def __init__(self):
+    def __init__(self, on_progress: Optional[Callable[[int, int], None]] = None):
+        self.on_progress = on_progress
         self.bar = None
         self.lock = threading.Lock()
 
     def __call__(self, done, total):
+        done, total = int(done), int(total)
+        if self.on_progress is not None:
+            self.on_progress(done, total)
         bar = self.bar
         if bar is not None:
-            bar.total = int(total)
-            bar.update(int(done) - bar.n)
+            bar.total = total
+            bar.update(done - bar.n)
 
 
-_PROGRESS = _ProgressSink()
+def _linear(ask: Callable, steps: int, batch_size: int, on_chunk: Optional[Callable] = None):
+    """Smallest passing k in 1..steps, blocks of b in order -> (k or 0, its confidence, images).
 
-
-def _linear(ask: Callable, steps: int, batch_size: int):
-    """Smallest passing k in 1..steps, blocks of b in order -> (k or 0, its confidence, images)."""
+    `on_chunk(done, total)`: a host callback after each block (`batching.push`)."""
     out = push(
         lambda idx: ask(idx + 1), steps, batch_size=batch_size, read=lambda v, idx: v, stop=lambda v: v[0],
-        on_chunk=_PROGRESS,
+        on_chunk=on_chunk,
     )
     hit, conf = out.values
     first = jnp.argmax(hit)
@@ -115,8 +121,10 @@ def first_grid(steps: int, b: int) -> np.ndarray:
     return np.concatenate([grid, np.full(b - len(grid), steps)]).astype(np.int32)
 
 
-def _coarse(ask: Callable, steps: int, batch_size: int):
-    """Coarse-to-fine boundary search over k in 1..steps (module doc) -> (k or 0, confidence, images)."""
+def _coarse(ask: Callable, steps: int, batch_size: int, on_chunk: Optional[Callable] = None):
+    """Coarse-to-fine boundary search over k in 1..steps (module doc) -> (k or 0, confidence, images).
+
+    `on_chunk`: passed to the linear search it falls back on (the coarse calls report nothing)."""
     b = min(max(batch_size, 2), steps)  # two prefixes at least, or the interval never narrows
     i = jnp.arange(1, b + 1, dtype=jnp.int32)
     grid = jnp.asarray(first_grid(steps, b))
@@ -139,7 +147,7 @@ def _coarse(ask: Callable, steps: int, batch_size: int):
     _, hi, found, conf, levels = jax.lax.while_loop(cond, body, init)
     # No hit in the first call means the whole image fails (the target is not the top-1
     # class): only the linear search can then tell whether some shorter prefix passes.
-    fallback = lambda: (lambda k, c, f: (k, c, f + levels * b))(*_linear(ask, steps, batch_size))
+    fallback = lambda: (lambda k, c, f: (k, c, f + levels * b))(*_linear(ask, steps, batch_size, on_chunk))
     return jax.lax.cond(found, lambda: (hi, conf, levels * b), fallback)
 
 
@@ -215,15 +223,20 @@ def prefix_lengths(n: int, chunk: int, growth: float = 0.0) -> np.ndarray:
     return np.asarray(out, np.int32)
 
 
-def make_global_extractor(classify: Callable, config: RexConfig, batch_size: int) -> Callable:
-    """Returns `extract(x, resp, target, full_confidence) -> Extraction` (jitted core).
+def make_global_extractor(
+    classify: Callable, config: RexConfig, batch_size: int, on_progress: Optional[Callable[[int, int], None]] = None
+) -> Callable:
+    """Returns `extract(x, resp, target, full_confidence, *, progress=False) -> Extraction` (jitted core).
 
     `classify`: MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`; `config`: its
     `prefix_step` and `extract` part are used; `batch_size`: images per model call.
+    `on_progress(done, total)`: called on the host after each block of prefixes the linear
+    search asks (this extractor's `ProgressSink`), before `extract` returns.
     """
     cfg = config.extract
     chunk = config.prefix_step
     search = _linear if cfg.prefix_search == "linear" else _coarse
+    sink = ProgressSink(on_progress)
 
     @jax.jit
     def ask_masks(x, masks, target, full_confidence):
@@ -244,7 +257,7 @@ def make_global_extractor(classify: Callable, config: RexConfig, batch_size: int
         def ask(k):  # int32[b] prefix indices 1..steps -> (passes bool[b], confidence f32[b])
             return ask_masks(x, rank[None] < lengths[k - 1][:, None, None], target, full_confidence)
 
-        k, conf, forward = search(ask, steps, batch_size)
+        k, conf, forward = search(ask, steps, batch_size, sink)
         found = k > 0  # not found: nothing (module doc)
         mask = rank < jnp.where(found, lengths[jnp.maximum(k, 1) - 1], 0)
         return mask, jnp.where(found, conf, 0.0), found, forward
@@ -255,16 +268,18 @@ def make_global_extractor(classify: Callable, config: RexConfig, batch_size: int
         resp = jnp.asarray(resp, jnp.float32)
         if not progress:
             mask, conf, found, forward = run(x, resp, target, full_confidence)
+            if on_progress is not None:
+                jax.effects_barrier()  # every block reported before returning
         else:
             from tqdm.auto import tqdm
 
-            with _PROGRESS.lock, tqdm(desc="extract", unit="prefix", leave=False, mininterval=0) as bar:
-                _PROGRESS.bar = bar
+            with sink.lock, tqdm(desc="extract", unit="prefix", leave=False, mininterval=0) as bar:
+                sink.bar = bar
                 try:
                     mask, conf, found, forward = jax.block_until_ready(run(x, resp, target, full_confidence))
                     jax.effects_barrier()
                 finally:
-                    _PROGRESS.bar = None
+                    sink.bar = None
         mask, conf, forward = np.asarray(mask), float(conf), int(forward)
         if bool(found) and cfg.prune_grids:
             target_, full_, resp = jnp.int32(target), jnp.float32(full_confidence), np.asarray(resp)

@@ -1,4 +1,5 @@
-"""Study plots as PNG files (matplotlib, Agg): one distribution per group, or lines over x.
+"""Study plots as PNG files (matplotlib's object-oriented API, no backend switch): one
+distribution per group, or lines over x.
 
     distributions(path, groups, kind="box"|"violin", ylabel, title)   {name: [values]}
     lines(path, x, series, errors, xlabel, ylabel, title)              {name: [y]} (+ [err])
@@ -11,12 +12,12 @@ from typing import Mapping, Optional, Sequence
 
 
 def _figure(width: float):
-    import matplotlib
+    """A `width` x 3.4 inch Figure and its one Axes, owned by the caller (no pyplot state:
+    `Figure.savefig` renders with Agg whatever the process's backend)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt, plt.subplots(figsize=(width, 3.4))
+    fig = Figure(figsize=(width, 3.4))
+    return fig, fig.subplots()
 
 
 def distributions(path, groups: Mapping[str, Sequence[float]], *, kind: str = "box", ylabel: str = "",
@@ -25,7 +26,7 @@ def distributions(path, groups: Mapping[str, Sequence[float]], *, kind: str = "b
     if kind not in ("box", "violin"):
         raise ValueError(f"kind must be 'box' or 'violin', got {kind!r}")
     groups = {k: list(v) for k, v in groups.items() if len(v)}
-    plt, (fig, ax) = _figure(max(4.0, 0.9 * len(groups) + 1.5))
+    fig, ax = _figure(max(4.0, 0.9 * len(groups) + 1.5))
     names = list(groups)
     if names:
         if kind == "box":
@@ -37,7 +38,6 @@ def distributions(path, groups: Mapping[str, Sequence[float]], *, kind: str = "b
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return Path(path)
 
 
@@ -45,7 +45,7 @@ def lines(path, x: Sequence[float], series: Mapping[str, Sequence[float]], *,
           errors: Optional[Mapping[str, Sequence[float]]] = None, xlabel: str = "", ylabel: str = "",
           title: str = "") -> Path:
     """One line (with error bars when given) per series over x."""
-    plt, (fig, ax) = _figure(5.0)
+    fig, ax = _figure(5.0)
     for name, ys in series.items():
         ax.errorbar(x, ys, yerr=None if errors is None else errors.get(name), marker="o", capsize=3, label=name)
     ax.set_xlabel(xlabel)
@@ -54,5 +54,4 @@ def lines(path, x: Sequence[float], series: Mapping[str, Sequence[float]], *,
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return Path(path)

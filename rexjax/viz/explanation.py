@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from rexjax.viz.figure import composite_image, finish_figure, outline, responsibility_panel
 
@@ -25,7 +25,8 @@ def save_explanation_figure(path, image: np.ndarray, responsibility: np.ndarray,
 
     image: uint8[H, W, 3]; responsibility: f32[H, W]; mask: bool[H, W].
     """
-    fig, axes = plt.subplots(1, 3, figsize=(11, 4.0))
+    fig = Figure(figsize=(11, 4.0))
+    axes = fig.subplots(1, 3)
     axes[0].imshow(image)
     axes[0].set_title("input")
     responsibility_panel(fig, axes[1], responsibility)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 
@@ -31,11 +30,11 @@ def responsibility_panel(fig, ax, responsibility: np.ndarray) -> None:
 
 
 def finish_figure(fig, axes, path, title: str = "", **savefig_kwargs) -> None:
-    """Hides the axes, adds `title` (if any), writes the PNG (110 dpi) and closes `fig`."""
+    """Hides the axes, adds `title` (if any) and writes the PNG (110 dpi) of `fig` (a
+    `matplotlib.figure.Figure`: rendered with Agg, nothing to close)."""
     for ax in axes:
         ax.set_axis_off()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110, **savefig_kwargs)
-    plt.close(fig)

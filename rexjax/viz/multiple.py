@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from rexjax.viz.figure import composite_image, finish_figure, outline, responsibility_panel
@@ -22,8 +23,8 @@ __all__ = ["composite_image", "part_colours", "save_multiple_figure"]
 def part_colours(n: int) -> np.ndarray:
     """`n` distinct RGBA colours (tab10, then evenly spaced hsv)."""
     if n <= 10:
-        return plt.get_cmap("tab10")(np.arange(n))
-    return plt.get_cmap("hsv")(np.linspace(0, 1, n, endpoint=False))
+        return matplotlib.colormaps["tab10"](np.arange(n))
+    return matplotlib.colormaps["hsv"](np.linspace(0, 1, n, endpoint=False))
 
 
 def save_multiple_figure(
@@ -40,7 +41,8 @@ def save_multiple_figure(
     confidence, source, centre); contrastive_mask: bool[H, W] or None (no third panel).
     """
     panels = 3 if contrastive_mask is not None else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.6))
+    fig = Figure(figsize=(4.6 * panels, 4.6))
+    axes = fig.subplots(1, panels)
     responsibility_panel(fig, axes[0], responsibility)
     colours = part_colours(max(len(parts), 1))
     axes[1].imshow(composite_image(image, [p.mask for p in parts]))
