@@ -36,34 +36,38 @@ MODELS = {
 
 slow = pytest.mark.slow
 # the search fields in which RexConfig's defaults (the fast budget) differ from PAPER_BUDGET
-FAST_SEARCH = dict(tree_depth=7, max_active=1, responsibility="rex")
+FAST_SEARCH = dict(tree_depth=7, max_active=1, responsibility="tool")
 CASES = {  # id: (model, overrides of the paper's budget PAPER_BUDGET, iters)
     "default": ("and", dict(), 3),  # the paper's budget: alg1, refine_static, max_active 3
-    "fast-budget": ("and", FAST_SEARCH, 3),  # RexConfig's defaults (issue 13)
-    "rex-0.4.1": ("and", dict(responsibility="rex", refine_static=False), 3),
+    "fast-budget": ("and", FAST_SEARCH, 3),  # RexConfig's defaults
+    "tool-0.4.1": ("and", dict(responsibility="tool", refine_static=False), 3),
     "sufficient-static": ("and", dict(responsibility="sufficient", refine_static=False), 3),
     "sufficient-or-all": ("or", dict(responsibility="sufficient", queue_style="all", refine_static=False), 3),
-    "rex-refine-static-depth3": ("and", dict(responsibility="rex", refine_static=True, tree_depth=3), 3),
-    "graded-filter-limit": ("graded", dict(responsibility="rex", confidence_filter=0.9, search_limit=150), 3),
+    "tool-refine-static-depth3": ("and", dict(responsibility="tool", refine_static=True, tree_depth=3), 3),
+    "graded-filter-limit": ("graded", dict(responsibility="tool", confidence_filter=0.9, search_limit=150), 3),
     "sufficient-shallow": ("or", dict(responsibility="sufficient", min_box_size=700, refine_static=False), 4),
-    "rex-all": ("and", dict(responsibility="rex", queue_style="all", refine_static=False), 4),
+    "tool-all": ("and", dict(responsibility="tool", queue_style="all", refine_static=False), 4),
     "alg1-or-queue3": ("or", dict(responsibility="alg1", queue_len=3, max_active=4, refine_static=False), 3),
     "sufficient-refine-static": ("or", dict(responsibility="sufficient", refine_static=True, queue_len=2), 3),
     "weighted-concentrate": ("graded", dict(responsibility="weighted", concentrate=True, discard_shallow=False), 3),
-    # issue 13: one box split per round, the other children of the passing mutant kept visible
+    # one box split per round, the other children of the passing mutant kept visible
     "alg1-max-active-1": ("and", dict(max_active=1, tree_depth=6), 3),
-    "rex-max-active-1-static": ("and", dict(responsibility="rex", max_active=1, refine_static=False, tree_depth=6), 3),
+    "tool-max-active-1-static": ("and", dict(responsibility="tool", max_active=1, refine_static=False, tree_depth=6), 3),
 }
-FAST = {"default", "fast-budget", "alg1-max-active-1", "sufficient-or-all", "rex-refine-static-depth3", "graded-filter-limit", "sufficient-shallow",
+FAST = {"default", "fast-budget", "alg1-max-active-1", "sufficient-or-all", "tool-refine-static-depth3", "graded-filter-limit", "sufficient-shallow",
         "weighted-concentrate"}
 
 
+BATCH = 16
+
+
 def run_both(model, overrides, iters=3, key=0):
-    cfg = RexConfig(**{**PAPER_BUDGET, "iters": iters, "batch_size": 16, **overrides})
+    """-> (SearchConfig, reference, engine) for PAPER_BUDGET with `overrides`, batch size BATCH."""
+    cfg = RexConfig.from_dict({**PAPER_BUDGET, "iters": iters, **overrides}).search
     classify = Classifier(MODELS[model]).masked(0.0)
     full = float(np.asarray(Classifier(MODELS[model]).full_probs(jnp.asarray(X)))[1])
     ref = reference_search(classify, X, 1, cfg, jax.random.key(key), full)
-    got = make_search(classify, cfg)(jax.random.key(key), jnp.asarray(X), 1, full)
+    got = make_search(classify, cfg, BATCH)(jax.random.key(key), jnp.asarray(X), 1, full)
     return cfg, ref, got
 
 
@@ -71,8 +75,8 @@ def test_fast_budget_case_is_the_defaults():
     """The "fast-budget" case searches as RexConfig() does (catches a default changed without
     the reference case following it)."""
     fields = ("tree_depth", "max_active", "responsibility", "refine_static", "queue_len", "min_box_size")
-    case = RexConfig(**{**PAPER_BUDGET, **FAST_SEARCH})
-    assert [getattr(case, f) for f in fields] == [getattr(RexConfig(), f) for f in fields]
+    case = RexConfig.from_dict({**PAPER_BUDGET, **FAST_SEARCH}).search
+    assert [getattr(case, f) for f in fields] == [getattr(RexConfig().search, f) for f in fields]
 
 
 @pytest.mark.parametrize("case", [c if c in FAST else pytest.param(c, marks=slow) for c in CASES])
@@ -88,20 +92,20 @@ def test_search_matches_reference(case):
         np.testing.assert_array_equal(got.units, np.stack(ref.units))
         total = sum(u for u, k in zip(ref.units, ref.kept) if k) + np.zeros((H, W), np.int64)
         np.testing.assert_array_equal(got.responsibility, (total / RESOLUTION).astype(np.float32))
-        # item 3: the ranking of the returned map is the exact (value desc, index desc) order
+        # the ranking of the returned map is the exact (value desc, index desc) order
         order = np.argsort(np.asarray(pixel_rank(jnp.asarray(got.responsibility))).reshape(-1))
         np.testing.assert_array_equal(order, exact_rank_order(total))
     # every split evaluates its 14 mutants; the empty subset is evaluated only when unknown
     assert 14 * sum(ref.splits) <= got.mutants <= 15 * sum(ref.splits)
-    assert got.forward_images >= got.mutants and got.forward_images % cfg.resolved().batch_size == 0
-    if cfg.responsibility in ("rex", "weighted"):  # these rules never ask the empty subset
+    assert got.forward_images >= got.mutants and got.forward_images % BATCH == 0
+    if cfg.responsibility in ("tool", "weighted"):  # these rules never ask the empty subset
         assert got.mutants == 14 * sum(ref.splits)
     elif not cfg.refine_static:
         # the empty subset of a split is a mutant of the round before, or the blank image at
         # the root: one extra image per iteration
         assert got.mutants == 14 * sum(ref.splits) + iters
-    if case == "rex-refine-static-depth3":
-        # item 2: a held box is one level above the children refined with it; with tree_depth
+    if case == "tool-refine-static-depth3":
+        # a held box is one level above the children refined with it; with tree_depth
         # 3 it is split once more, and the depth is not inflated to its partners'
         assert ref.depth_reached == [4, 4, 3]
     if case == "sufficient-shallow":
@@ -112,7 +116,7 @@ def test_search_matches_reference(case):
 
 
 def test_all_iterations_discarded_warns_and_reports():
-    """Item 6: a run whose every iteration stays at the root is not silently a success."""
+    """A run whose every iteration stays at the root is not silently a success."""
     root_only = oracles.patch_oracle([np.ones((H, W), bool)])  # only the full image passes
     ex = None
     with pytest.warns(UserWarning, match="every iteration was discarded"):

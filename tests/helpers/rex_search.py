@@ -8,7 +8,7 @@ inferred from earlier rounds. Responsibility is exact (`fractions.Fraction`), pa
 numpy and returned in integer units of 1/RESOLUTION for the exact rules. Only the split
 points are shared with the engine (`partition.split_box`, pinned by tests/causal/test_partition.py).
 
-    ref = reference_search(classify, x, target, cfg, key)
+    ref = reference_search(classify, x, target, search_config, key, full_confidence)
     ref.units[i]          int64[H, W] iteration i's map in units of 1/12 (exact rules)
     ref.values[i]         float64[H, W] the same in responsibility units (every rule)
     ref.depth_reached[i]  deepest children queued
@@ -37,18 +37,18 @@ SUBSETS16 = PROPER + [frozenset(), ALL]
 def rule_values(rule: str, passes: dict, conf: dict) -> list:
     """Responsibility of the 4 children from the pass/fail of all 16 subsets (dict by frozenset).
 
-    rex: sum over passing mutants S (the 14) containing j of 1/|S|; weighted: confidence x
+    tool: sum over passing mutants S (the 14) containing j of 1/|S|; weighted: confidence x
     1/|S|; sufficient (Def. 4.2 on the partition): 1/min{|S| : j in S, S passes, S - {j}
     fails} over all 16; alg1 (Alg. 1 read literally): 1/(k+1), k = 4 - |S| = masked
     children, minimised over the same S. 0 when no S qualifies.
     """
     out = []
     for j in range(4):
-        if rule in ("rex", "weighted"):
-            v = Fraction(0) if rule == "rex" else 0.0
+        if rule in ("tool", "weighted"):
+            v = Fraction(0) if rule == "tool" else 0.0
             for s in PROPER:
                 if j in s and passes[s]:
-                    v += (Fraction(1, len(s)) if rule == "rex" else conf[s] / len(s))
+                    v += (Fraction(1, len(s)) if rule == "tool" else conf[s] / len(s))
             out.append(v)
             continue
         critical = [s for s in SUBSETS16 if j in s and passes[s] and not passes[s - {j}]]
@@ -80,10 +80,10 @@ class Reference(NamedTuple):
 
 
 def reference_search(classify, x, target: int, cfg, key, full_confidence: float) -> Reference:
-    """`classify(x, masks[B, H, W]) -> probs[B, K]` (a MaskedClassifier); cfg a RexConfig;
-    a mutant passes when its top-1 is `target` and its confidence is at least
-    `confidence_filter x full_confidence` (as the engine's threshold, rounded to float32)."""
-    cfg = cfg.resolved()
+    """`classify(x, masks[B, H, W]) -> probs[B, K]` (a MaskedClassifier); cfg the search's
+    `SearchConfig` (`RexConfig.search`); a mutant passes when its top-1 is `target` and its
+    confidence is at least `confidence_filter x full_confidence` (as the engine's threshold,
+    rounded to float32). Iteration p's key is `fold_in(key, p)` (`rexjax.keys.iteration`)."""
     h, w = x.shape[:2]
     run = jax.jit(classify)
     x = jnp.asarray(x)
