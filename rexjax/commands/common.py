@@ -30,11 +30,12 @@ class UsageError(ValueError):
 
 
 def check_model(name: str):
-    """The ModelSpec of `name` (cheap: no weights read)."""
+    """The ModelSpec of zoo model `name` (cheap: no weights read), or None for a
+    'package.module:factory' model (a callable returning a model; imported to check it)."""
     from rexjax import models
 
     try:
-        return models.get_spec(name)
+        return models.get_spec(name) if ":" not in name else models.check_factory(name)
     except ValueError as e:
         raise UsageError("--model", first_line(e)) from e
 
@@ -50,7 +51,7 @@ def load_model(name: str, weights: Optional[str]):
     from rexjax import models
 
     try:
-        return models.load(name, weights)
+        return models.load_factory(name) if ":" in name else models.load(name, weights)
     except ValueError as e:
         raise UsageError("--weights" if weights else "--model", first_line(e)) from e
 

@@ -13,8 +13,14 @@ decompression bomb, an output that cannot be written) is reported as a JSON line
 `{"image", "error"}` and one stderr line, and the batch goes on; the exit status is then 1.
 A flat responsibility map (a featureless image) is reported on stderr.
 
+The ReX settings come from `--config` (default `rexjax/configs/rex.py`, the fast preset;
+`--config=rexjax/configs/rex.py:paper` the paper's budget), the library's own field names:
+`--config.search.iters=20`, `--config.extract.prune_grids='()'`. `--iters`, `--multiple`,
+`--contrastive` and `--strategy` are short aliases of config fields. `--mask_mode` and
+`--batch_size` are not ReX settings but the call's (every method takes them).
+
 With `--multiple K` it also searches up to K sufficient explanations (spotlights, pairwise
-Dice <= --permitted_overlap) and writes `<out>/<stem>_multiple.png` (each contoured in its
+Dice <= --config.permitted_overlap) and writes `<out>/<stem>_multiple.png` (each contoured in its
 colour) and `multiple_masks` in the .npz; `--contrastive` adds a sufficient-and-necessary
 explanation (`contrastive_mask`, third panel of the composite; reported when none exists).
 
@@ -22,6 +28,7 @@ Example:
   rexjax explain third_party/images/ladybird.jpg --out out/demo
   rexjax explain third_party/images/*.jpg --iters 10 --mask_mode ad --seed 3
   rexjax explain --multiple 4 third_party/images/starfish.jpg
+  rexjax explain third_party/images/ladybird.jpg --config=rexjax/configs/rex.py:paper
 """
 
 from __future__ import annotations
@@ -32,19 +39,26 @@ import sys
 import threading
 
 from absl import flags
+from ml_collections import config_flags
 
 from rexjax.commands import common
+from rexjax.configs import rex as rex_configs
+from rexjax.configs.describe import describe_config
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "efficientnet_lite0", "Registered model name (see `rexjax models`).")
+_REX_CONFIG = config_flags.DEFINE_config_file(
+    "config", rex_configs.__file__,
+    "ReX config file with get_config(preset) (PATH or PATH:PRESET; default: rexjax/configs/rex.py, preset fast; "
+    ":paper is the paper's budget). Its fields are RexConfig's, overridable as --config.FIELD=VALUE, e.g. "
+    "--config.search.iters=20 --config.extract.prune_grids='()' --config.search.responsibility=alg1. "
+    "Default fields:\n" + describe_config(rex_configs.get_config()),
+)
+flags.DEFINE_string("model", "efficientnet_lite0", "Registered model name (see `rexjax models`), or "
+                    "'package.module:factory', a callable returning a model (as experiments/run.py takes).")
 flags.DEFINE_string("weights", None, "Optional torch state_dict (.pth) for the model.")
 flags.DEFINE_integer("target", None, "Class to explain (default: the model's top-1 class).", lower_bound=0)
-flags.DEFINE_integer("iters", 6, "ReX iterations (independent random partitions). The defaults of the search and "
-                     "extraction flags are the fast budget (about 3.5x fewer forward images than rex-xai 0.4.1 "
-                     "at its defaults); the paper's budget is --iters 20 --tree_depth 10 --max_active 3 "
-                     "--responsibility alg1 --prefix_growth 0 --prune_grids '' (README, BUILD_NOTES issue 13).",
-                     lower_bound=1)
-flags.DEFINE_integer("seed", 0, "PRNG seed in [0, 2^32 - 1]; the same seed gives the same map and mask.")
+flags.DEFINE_integer("seed", 0, "PRNG seed in [0, 2^32 - 1]; an image's key is rexjax.keys.for_image(seed, its file "
+                     "name), the same key `rexjax evaluate` and experiments/run.py give it.")
 flags.DEFINE_string(
     "mask_mode", "0",
     "What masked pixels show: a number (|x| <= 1e4), min, max, mean, blur, blur:SIGMA (SIGMA <= 64), or 'ad' "
@@ -52,29 +66,16 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("batch_size", None, "Images per model call (default 8 on CPU, 128 on GPU); refused if it "
                      "would not fit in memory.", lower_bound=1)
-flags.DEFINE_enum(
-    "responsibility", "rex", ["alg1", "sufficient", "rex", "weighted"],
-    "Responsibility rule: rex (rex-xai 0.4.1, 1/n), alg1 (paper Alg. 1 read literally), sufficient (paper Def. 4.2), "
-    "weighted.",
-)
-flags.DEFINE_bool("concentrate", False, "Divide each box's credit by its area (paper Alg. 3 line 6; the tool's concentrate).")
-flags.DEFINE_float("min_confidence", 0.0, "Fraction of the full-image confidence the explanation keeps.",
-                   lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_float("prefix_growth", 0.05, "Extraction: each prefix asked is max(previous + chunk, previous x (1 + g)) "
-                   "pixels (0: every chunk, as the tool).", lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_integer("min_box_size", 10, "Boxes with fewer pixels are not split.", lower_bound=1)
-flags.DEFINE_integer("tree_depth", 7, "Boxes deeper than this are not split (root 0; the paper: 10).", lower_bound=1)
-flags.DEFINE_integer("max_active", 1, "Boxes split per round and job; 1 is a narrow descent (one split per round, "
-                     "the other children kept visible unrefined; the paper: 3).", lower_bound=1)
-flags.DEFINE_list("prune_grids", ["4", "8", "16"], "Extraction: after the prefix search, drop the cells of these "
-                  "g x g grids (coarse to fine) that the explanation does not need; at most 2 x 32 more images per "
-                  "grid, the result still passes ('': off, the tool's; BUILD_NOTES, issue 13).")
-flags.DEFINE_enum("strategy", "global", ["global", "spatial"], "Extraction: global prefix search or spatial circles.")
-flags.DEFINE_integer("multiple", 0, "Search up to this many sufficient explanations (0: off).", lower_bound=0)
-flags.DEFINE_bool("contrastive", False, "Also find a sufficient and necessary (contrastive) explanation.")
-flags.DEFINE_float("permitted_overlap", 0.0, "Largest Dice between two of the multiple explanations.",
-                   lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_integer("spotlights", 9, "Spotlight slots searched besides the main explanation.", lower_bound=0)
+# Short aliases of config fields (each only sets the field it names).
+ALIASES = {"iters": "search.iters", "multiple": "multiple", "contrastive": "contrastive", "strategy": "strategy"}
+flags.DEFINE_integer("iters", None, "Alias of --config.search.iters (ReX iterations; default: the config's, 6).",
+                     lower_bound=1)
+flags.DEFINE_integer("multiple", None, "Alias of --config.multiple: search up to this many sufficient explanations "
+                     "(0: off).", lower_bound=0)
+flags.DEFINE_bool("contrastive", None, "Alias of --config.contrastive: also find a sufficient and necessary "
+                  "explanation.")
+flags.DEFINE_enum("strategy", None, ["global", "spatial"], "Alias of --config.strategy: global prefix search or "
+                  "spatial circles.")
 flags.DEFINE_integer("input_size", None, "Feed the model S x S images instead of its own size (e.g. a ViT at 384, "
                      "or a small size for a quick look); ViTs need whole patches and resample their position "
                      "embeddings. Refused with the model's reason when its layers cannot take the size.", lower_bound=1)
@@ -83,31 +84,21 @@ flags.DEFINE_bool("progress", True, "Show progress bars.")
 
 
 def _config():
-    """The RexConfig of the flags (UsageError for a value it refuses)."""
-    from rexjax.causal import RexConfig, SpotlightConfig
+    """The RexConfig of --config and the aliases (UsageError naming the field it refuses)."""
+    from rexjax.causal import RexConfig
 
+    fields = _REX_CONFIG.value.to_dict()
+    for alias, path in ALIASES.items():
+        value = getattr(FLAGS, alias)
+        if value is not None:
+            if alias == "multiple":
+                value = value or None
+            part, _, name = path.rpartition(".")
+            (fields[part] if part else fields)[name] = value
     try:
-        grids = [int(g) if g.strip().isdigit() else g for g in FLAGS.prune_grids if g.strip()]
-        return RexConfig(
-            iters=FLAGS.iters,
-            mask_mode=FLAGS.mask_mode,
-            batch_size=FLAGS.batch_size,
-            responsibility=FLAGS.responsibility,
-            concentrate=FLAGS.concentrate,
-            min_confidence=FLAGS.min_confidence,
-            min_box_size=FLAGS.min_box_size,
-            tree_depth=FLAGS.tree_depth,
-            max_active=FLAGS.max_active,
-            prefix_growth=FLAGS.prefix_growth,
-            prune_grids=grids,
-            strategy=FLAGS.strategy,
-            multiple=FLAGS.multiple or None,
-            contrastive=FLAGS.contrastive,
-            permitted_overlap=FLAGS.permitted_overlap,
-            spotlight=SpotlightConfig(spotlights=FLAGS.spotlights),
-        )
+        return RexConfig.from_dict(fields)
     except ValueError as err:
-        raise common.UsageError("", common.first_line(err)) from err
+        raise common.UsageError("--config", common.first_line(err)) from err
 
 
 def _check_flags(images: list[str]):
@@ -120,9 +111,10 @@ def _check_flags(images: list[str]):
     spec = common.check_model(FLAGS.model)
     common.check_weights(FLAGS.weights)
     common.check_seed(FLAGS.seed)
-    common.check_range("--target", FLAGS.target, 0, spec.num_classes - 1, allow_none=True)
+    if spec is not None:  # a zoo model: its class count and input size are known without loading it
+        common.check_range("--target", FLAGS.target, 0, spec.num_classes - 1, allow_none=True)
+        common.check_batch_size(FLAGS.batch_size, (FLAGS.input_size,) * 2 if FLAGS.input_size else spec.input_size)
     common.check_mask_mode(FLAGS.mask_mode)
-    common.check_batch_size(FLAGS.batch_size, (FLAGS.input_size,) * 2 if FLAGS.input_size else spec.input_size)
     config = _config()
     common.check_out_dir(FLAGS.out)
     return config, spec
@@ -135,8 +127,11 @@ def _explain_one(model, explainer, path: str, name: str) -> dict:
     from rexjax.io import AtomicOutputs
     from rexjax.viz.explanation import display_image, save_explanation_figure
 
+    from rexjax import keys
+
     x = model.preprocess(path)
-    ex = _in_worker(lambda: explainer(x, target=FLAGS.target, key=FLAGS.seed, progress=FLAGS.progress))
+    key = keys.for_image(FLAGS.seed, path)
+    ex = _in_worker(lambda: explainer(x, target=FLAGS.target, key=key, progress=FLAGS.progress))
     arrays = {"responsibility": ex.responsibility, "mask": ex.mask, "target": ex.target}
     if ex.multiple is not None:
         arrays["multiple_masks"] = np.stack([p.mask for p in ex.multiple.parts] + [np.zeros_like(ex.mask)])[:-1]
@@ -153,7 +148,7 @@ def _explain_one(model, explainer, path: str, name: str) -> dict:
 
             contrastive = ex.contrastive.mask if ex.contrastive is not None and ex.contrastive.found else None
             save_multiple_figure(out.path(f"{name}_multiple.png"), display_image(model, x), ex.responsibility,
-                                 ex.multiple.parts if FLAGS.multiple else (), title, contrastive)
+                                 ex.multiple.parts if explainer.config.multiple else (), title, contrastive)
         finals = out.finals
     written = {"npz": finals[0], "png": finals[1], **({"composite_png": finals[2]} if len(finals) > 2 else {})}
     if ex.contrastive is not None and not ex.contrastive.found:
@@ -196,7 +191,7 @@ def main(argv) -> int:
     config, _ = _check_flags(images)
     from tqdm.auto import tqdm
 
-    from rexjax.api import make_explainer
+    from rexjax.causal import Explainer
     from rexjax.io import unique_names
 
     model = common.load_model(FLAGS.model, FLAGS.weights)
@@ -205,7 +200,7 @@ def main(argv) -> int:
             model = model.at_size(FLAGS.input_size)
         except ValueError as err:
             raise common.UsageError("--input_size", common.first_line(err)) from err
-    explainer = make_explainer(model, config)
+    explainer = Explainer(model, config, mask_mode=FLAGS.mask_mode, batch_size=FLAGS.batch_size)
     failed = 0
     for path, name in tqdm(list(zip(images, unique_names(images))), desc="images",
                            disable=not FLAGS.progress or len(images) == 1):

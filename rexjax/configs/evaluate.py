@@ -10,7 +10,7 @@ Top level: what to run on and how to measure.
                           `<image stem>.png|.bmp|.gif` (nonzero = segment) for IN/OUT
     out                   output folder (results.csv, summary.txt)
     methods               comma-separated method names or aliases (`rexjax.methods`)
-    seed                  image i is explained with key fold_in(key(seed), i)
+    seed                  an image is explained with key keys.for_image(seed, its file name)
     batch_size            images per model call, None = 8 on CPU, 128 on accelerators
     mask_mode             what masked pixels show: a number, min, max, mean, blur,
                           blur:SIGMA, or "ad" (ConvAD)
@@ -23,15 +23,19 @@ Top level: what to run on and how to measure.
 (`rexjax.methods.make(name, shared=...)`), and the metrics.
 
 One sub-config per registered method, under its registry name, holding its factory's
-keyword arguments (the values here are the factories' defaults, which follow the papers).
-A method without a sub-config runs with its defaults; an alias (`ig`) reads its method's
-entry (`integrated_gradients`).
+keyword arguments, generated from the factories' defaults (`rexjax.configs.methods`; they
+follow the papers): `rex` is ReX's "fast" preset, the same defaults `rexjax explain` runs
+(`--config.rex=...` cannot switch presets; a study config sets `config.rex =
+rexjax.configs.rex.get_config("paper")` for the paper's budget). An alias (`ig`) reads its
+method's entry (`integrated_gradients`).
 """
 
 from __future__ import annotations
 
 import ml_collections
 from ml_collections.config_dict import placeholder
+
+from rexjax.configs.methods import all_method_configs
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -50,25 +54,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.max_images = placeholder(int)
     config.warmup = True
 
-    # --- per-method settings (factory keyword arguments) ---------------------------------
-    config.rex = dict(
-        iters=20, min_box_size=10, tree_depth=10, queue_len=1, queue_style="area", max_active=3,
-        refine_static=True, distribution="uniform", distribution_args=(1.0, 1.0), responsibility="alg1",
-        concentrate=False, confidence_filter=0.0, search_limit=placeholder(int), discard_shallow=True,
-        chunk_size=placeholder(int), min_confidence=0.0, prefix_growth=0.0, prune_grids=(), prune_candidates=32,
-    )
-    config.rise = dict(n_masks=4000, grid=7, p=0.5)
-    config.shape = dict(n_masks=6000, grid=7, p=0.1)
-    config.occlusion = dict(window=16, stride=8)
-    config.kernel_shap = dict(n_samples=256, superpixel="slic")
-    config.lime = dict(n_samples=1000, kernel_width=0.25, alpha=1.0, superpixel="quickshift")
-    config.integrated_gradients = dict(n_steps=50, rule="gausslegendre", baseline=0.0, output="logit")
-    config.gradient_shap = dict(n_samples=50, stdev=0.0, output="logit")
-    config.noise_tunnel = dict(
-        base="integrated_gradients", base_config=dict(n_steps=50), n_samples=5, stdev=0.15,
-        nt_type="smoothgrad", relative=True,
-    )
-    config.lrp = dict(eps=1e-6, gamma=0.0)
-    config.gradcam = dict(layer=placeholder(str), relu=True, output="logit")
-    config.gradcam_pp = dict(layer=placeholder(str), relu=True, output="logit")
+    # --- per-method settings: each factory's own defaults (rexjax.configs.methods) -----
+    for name, method_config in all_method_configs().items():
+        config[name] = method_config
     return config

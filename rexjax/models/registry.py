@@ -164,3 +164,25 @@ def list_models(names: Optional[Sequence[str]] = None) -> list[ModelInfo]:
         prep = (spec.preprocess or Preprocess(tuple(spec.input_size))).describe()
         out.append(ModelInfo(name, tuple(spec.input_size), spec.num_classes, count, has, spec.description, prep))
     return out
+
+
+def check_factory(spec: str) -> None:
+    """Checks a model given as 'package.module:factory' (a callable returning a model, e.g. a
+    JAX callable x[B,H,W,C] -> logits[B,K] or a zoo-like object): importable and callable.
+    Returns None (such a model has no ModelSpec); ValueError naming `spec` otherwise."""
+    module, sep, attr = spec.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError(f"model {spec!r}: expected a zoo name or 'package.module:factory'")
+    try:
+        found = getattr(importlib.import_module(module), attr, None)
+    except ImportError as e:
+        raise ValueError(f"model {spec!r}: cannot import {module} ({e})") from None
+    if not callable(found):
+        raise ValueError(f"model {spec!r}: {module} has no callable {attr!r}")
+
+
+def load_factory(spec: str):
+    """The model a 'package.module:factory' spec builds (`check_factory` first)."""
+    check_factory(spec)
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)()

@@ -5,6 +5,8 @@
     .mask.png    the explanation as 0 / 255: the method's own binary mask when its
                  Attribution record has one (ReX's sufficient explanation, the extremal
                  region), else the area extraction of its map
+    .map.npy     the map itself, f32[H, W], bit for bit (what `rexjax explain` writes as
+                 `responsibility` for the same image, seed and config)
 and the model's input image once per (model, image): `<out>/maps/<model>/<stem>.input.png`.
 
 `paths(out, model, method, image)` names them; the study runner writes them (`save`), the
@@ -33,6 +35,12 @@ def paths(out: str | Path, model: str, method: str, image: str) -> dict[str, Pat
     return {k: base.with_name(f"{base.name}.{k}.png") for k in KINDS}
 
 
+def array_path(out: str | Path, model: str, method: str, image: str) -> Path:
+    """The row's raw map, f32[H, W] as `.map.npy` beside its PNGs."""
+    png = paths(out, model, method, image)["map"]
+    return png.with_name(png.name[: -len(".png")] + ".npy")
+
+
 def input_path(out: str | Path, model: str, image: str) -> Path:
     """The model's input image of `image` (as the model saw it)."""
     return Path(out) / "maps" / slug(model) / f"{slug(Path(image).stem)}.input.png"
@@ -45,7 +53,7 @@ def own_mask(measured) -> np.ndarray:
 
 
 def save(out, row: Mapping, classifier, x, measured) -> dict[str, Path]:
-    """Writes one row's PNGs (module doc); returns their paths."""
+    """Writes one row's files (module doc); returns their paths."""
     import matplotlib
     from PIL import Image
 
@@ -55,6 +63,7 @@ def save(out, row: Mapping, classifier, x, measured) -> dict[str, Path]:
     p = paths(out, row["model"], row["method"], row["image"])
     p["map"].parent.mkdir(parents=True, exist_ok=True)
     m = np.asarray(measured.map, np.float32)
+    np.save(array_path(out, row["model"], row["method"], row["image"]), m)
     lo, hi = float(m.min()), float(m.max())
     scaled = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
     Image.fromarray((matplotlib.colormaps["inferno"](scaled)[..., :3] * 255).astype(np.uint8)).save(p["map"])
