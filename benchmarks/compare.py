@@ -73,12 +73,10 @@ def compare(images: list[Path], seeds: list[int], config, batch_size, tool_args:
     """Runs both tools on images x seeds (alternating order), scores everything, returns the runs
     and a dict of run facts (versions, config, compile, load). config: rexjax's RexConfig;
     tool_args: the tool's CausalArgs fields over its defaults."""
-    import dataclasses
-
     import jax
 
     from rexjax import models
-    from rexjax.causal.explainer import Explainer
+    from rexjax.causal.explainer import explainer_for
     from rexjax.classifier import Classifier
 
     out.mkdir(parents=True, exist_ok=True)
@@ -87,10 +85,9 @@ def compare(images: list[Path], seeds: list[int], config, batch_size, tool_args:
     facts = {"tool": worker.ask({"op": "info"}), "tool_args": tool_args, "jax": jax.__version__,
              "device": str(jax.devices()[0]), "load_start": os.getloadavg(), "cpus": os.cpu_count(), "seeds": seeds,
              "rexjax_source": source_state()}
-    model = models.load("efficientnet_lite0")
-    classifier = Classifier.of(model)
-    explainer = Explainer(classifier, config, mask_mode=0.0, batch_size=batch_size)  # 0: the tool's mask value
-    facts["rexjax_config"] = dataclasses.asdict(config)
+    classifier = Classifier.of(models.load("efficientnet_lite0"))
+    explainer = explainer_for(classifier, config, 0.0, batch_size)  # mask value 0, as the tool's
+    facts["rexjax_config"] = config.to_dict()
     facts["raw_batch"] = batch = explainer.batch_size
     scorer = Scorer(classifier, worker)
     runs: list[Run] = []
@@ -98,7 +95,7 @@ def compare(images: list[Path], seeds: list[int], config, batch_size, tool_args:
         tmp = Path(tmpdir)
         xs = {}
         for p in images:
-            xs[p.name] = model.preprocess(p)
+            xs[p.name] = np.asarray(classifier.prepare(p))
             np.save(tmp / f"{p.name}.npy", xs[p.name])
         first = images[0].name
         t = time.perf_counter()

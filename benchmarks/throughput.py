@@ -33,7 +33,7 @@ def define_flags() -> None:
     """The command line (defined only when run as a script, so modules import each other freely)."""
     flags.DEFINE_string("images", "third_party/images", "Folder of images (or one image).")
     flags.DEFINE_string("model", "efficientnet_lite0", "Registered model name.")
-    rex_flags.define_rex_flag("fast")
+    rex_flags.define_rex_flag("fast", prog=PROG)
     flags.DEFINE_integer("batch_size", None, "Images per model call (default per backend).", lower_bound=1)
     flags.DEFINE_string("mask_mode", "0", "What masked pixels show: a number, min, max, mean, blur[:SIGMA], or 'ad'.")
     flags.DEFINE_integer("seed", 0, "Seed in [0, 2^32 - 1]; image keys are keys.for_image(seed, file name).")
@@ -105,7 +105,8 @@ def entry(argv: list[str]) -> None:
     debug = "--debug" in argv[1:]
     argv = [a for a in argv if a != "--debug"]
     define_flags()
-    app.run(cli.guarded(PROG, main, debug), argv=argv, flags_parser=cli.flags_parser(PROG))
+    # warnings and errors only (JAX's backend probing logs at INFO); a later --verbosity wins
+    app.run(cli.guarded(PROG, main, debug), argv=[argv[0], "--verbosity=-1", *argv[1:]], flags_parser=cli.flags_parser(PROG))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ RexConfig's field names, and survives `make bench-compare BENCH_ARGS=...`."""
 import shlex
 import subprocess
 
+import pytest
 from absl import flags
 
 from benchmarks import config as rex_flags
@@ -12,7 +13,7 @@ from rexjax.causal import PAPER_BUDGET, RexConfig
 
 def _parse(argv):
     values = flags.FlagValues()
-    rex_flags.define_rex_flag("fast", flag_values=values)
+    rex_flags.define_rex_flag("fast", flag_values=values, argv=["prog", *argv])
     values(["prog", *argv])
     return rex_flags.rex_config(values.rex)
 
@@ -34,3 +35,12 @@ def test_bench_args_survive_make_and_the_shell():
     out = subprocess.run(["make", "-s", "-f", "-", "show", f"BENCH_ARGS={args}"], input=makefile,
                          capture_output=True, text=True, check=True).stdout.strip()
     assert _parse(shlex.split(out)) == RexConfig().replace(iters=8, prune_grids=(8, 16))
+
+
+def test_an_override_the_config_lacks_is_one_line_exit_2(capsys):
+    # ml_collections applies overrides while the flag is defined, before absl's error handling:
+    # without the guard a typo in a field name is a traceback.
+    with pytest.raises(SystemExit) as stop:
+        _parse(["--rex.search.itres=3"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(lines) == 1 and "--rex: the config has no field 'itres'" in lines[0], lines
