@@ -46,14 +46,14 @@ def resolve_batch_size(batch_size: Optional[int], name: str = "batch_size") -> i
     return int(batch_size)
 
 
-def chunk_size(n: int, batch_size: int) -> int:
-    """Rows per chunk for `n` candidates: min(batch_size, n), at least 1."""
+def rows_per_call(n: int, batch_size: int) -> int:
+    """Rows per model call (one chunk) for `n` candidates: min(batch_size, n), at least 1."""
     return max(1, min(int(batch_size), int(n)))
 
 
 def padded_count(n: int, batch_size: int) -> int:
     """Rows pushed to evaluate all `n` candidates (the last chunk padded)."""
-    b = chunk_size(n, batch_size)
+    b = rows_per_call(n, batch_size)
     return -(-n // b) * b
 
 
@@ -101,7 +101,7 @@ def push(
         raise ValueError(f"push needs at least one candidate, got n={n}")
     if stop is not None and read is None:
         raise ValueError("stop needs read (it looks at the per-candidate values)")
-    b = chunk_size(n, batch_size)
+    b = rows_per_call(n, batch_size)
     n_chunks = -(-n // b)
     if valid is None:
         order = jnp.arange(n_chunks * b, dtype=jnp.int32)

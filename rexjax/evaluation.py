@@ -131,8 +131,8 @@ def _keyword_defaults(fn) -> dict:
 def resolved_config(method, record=None) -> dict:
     """Every setting `method` runs with, defaults included.
 
-    For a `methods.make` result: its factory's `resolve_config(config)` when the factory
-    declares one (LIME / KernelSHAP: superpixel defaults too); else the dataclass `config`
+    For a `methods.make` result: `methods.settings(name, config)` when the registry declares
+    them (LIME / KernelSHAP: superpixel defaults too); else the dataclass `config`
     its Attribution `record` carries, if any (ReX: the RexConfig); else the factory's keyword
     defaults updated with the given config. Any other callable: the record's config or {}."""
     record_config = getattr(record, "config", None)
@@ -144,9 +144,9 @@ def resolved_config(method, record=None) -> dict:
         return record_config or {}
     fac = registry.factory(method.name)
     given = dict(method.config)
-    resolve = getattr(fac, "resolve_config", None)
-    if resolve is not None:
-        return dict(resolve(given))
+    declared = registry.settings(method.name, given)
+    if declared is not None:
+        return declared
     if record_config is not None:
         return record_config
     return {**_keyword_defaults(fac), **given}
@@ -250,7 +250,7 @@ class Evaluator:
             raise ValueError(f"methods must be a non-empty mapping name -> Method, got {methods!r}")
         bad = [n for n, m in methods.items() if not callable(m)]
         if bad:
-            raise ValueError(f"methods {bad} are not callable Methods (key, classifier, x, target) -> Attribution")
+            raise ValueError(f"methods {bad} are not callable Methods (classifier, x, target, *, key) -> Attribution")
         self.methods = dict(methods)
         settings = check_settings(**settings)
         self.mask_mode = settings["mask_mode"]
@@ -286,10 +286,10 @@ class Evaluator:
         compile_s = None
         if self.warmup and name not in self._warm:
             start = time.perf_counter()
-            jax.block_until_ready(jnp.asarray(method(key, self.classifier, x, target).map))
+            jax.block_until_ready(jnp.asarray(method(self.classifier, x, target, key=key).map))
             first = time.perf_counter() - start
         start = time.perf_counter()
-        attribution = method(key, self.classifier, x, target)
+        attribution = method(self.classifier, x, target, key=key)
         saliency = jax.block_until_ready(jnp.asarray(attribution.map))
         elapsed = time.perf_counter() - start
         if self.warmup and name not in self._warm:

@@ -1,16 +1,22 @@
 """Every explainer by name: `make(name, **config) -> Method`, ReX and the 11 baselines alike.
 
     method = methods.make("rise", n_masks=1000, mask_mode="ad")
-    attribution = method(key, classifier, x, target)     # Attribution(map, forward_images, record)
+    attribution = method(classifier, x, key=key)   # target=None: the top-1 class on x
+    attribution = method(classifier, x, target, key=key)   # Attribution(map, forward_images, record)
+
+One signature for every explainer, `method(classifier, x f32[H,W,C], target=None, *, key)`:
+`key` is keyword-only and required (an integer seed or a `jax.random` key; deterministic
+methods ignore it). `NamedMethod` checks the key and x and resolves `target=None` to the
+classifier's top-1 class on x, in one place for every method.
 
 A method module holds a factory `factory(**config) -> fn` with
-`fn(key, classifier, x f32[H,W,C], target) -> Attribution`; the factory validates its
+`fn(classifier, x f32[H,W,C], target int, *, key) -> Attribution`; the factory validates its
 config at once (bad values fail before any model call). Adding a method = writing that
-module and one line in `REGISTRY` (module path : factory name, imported lazily).
+module and one `Entry` in `REGISTRY` (module path : factory name, imported lazily).
 
 Options many methods share (`mask_mode` for occlusion-style methods, `batch_size`, `layer`
 for Grad-CAM) can be given to `make(..., shared={...})`: each is passed only to factories
-that take it, so a caller never needs to know which method uses what.
+that take it (`accepts`), so a caller never needs to know which method uses what.
 """
 
 from __future__ import annotations
@@ -22,20 +28,36 @@ from typing import Any, Callable, Mapping, NamedTuple, Optional
 from rexjax import checks
 from rexjax.types import Attribution
 
-REGISTRY: dict[str, str] = {
-    "rex": "rexjax.causal.method:rex",
-    "rise": "rexjax.saliency.rise:rise",
-    "shape": "rexjax.saliency.shape:shape",
-    "occlusion": "rexjax.saliency.occlusion:occlusion",
-    "kernel_shap": "rexjax.saliency.kernel_shap:kernel_shap",
-    "lime": "rexjax.saliency.lime:lime",
-    "integrated_gradients": "rexjax.saliency.integrated_gradients:integrated_gradients",
-    "gradient_shap": "rexjax.saliency.gradient_shap:gradient_shap",
-    "noise_tunnel": "rexjax.saliency.noise_tunnel:noise_tunnel",
-    "lrp": "rexjax.saliency.lrp:lrp",
-    "gradcam": "rexjax.saliency.gradcam:gradcam",
-    "gradcam_pp": "rexjax.saliency.gradcam:gradcam_pp",
-    "extremal": "rexjax.saliency.extremal:extremal",
+
+class Entry(NamedTuple):
+    """Where a registered method lives, as "module:function" paths (imported lazily).
+
+    factory: `factory(**config) -> fn`.
+    options: for a factory taking `**config`, `options() -> set[str]`, the names it accepts
+        there (None: its keyword parameters say it all).
+    settings: `settings(config) -> dict`, every setting the factory runs with for `config`,
+        defaults included, where its keyword defaults do not say it all (None: they do).
+    """
+
+    factory: str
+    options: Optional[str] = None
+    settings: Optional[str] = None
+
+
+REGISTRY: dict[str, Entry] = {
+    "rex": Entry("rexjax.causal.method:rex", options="rexjax.causal.config:field_names"),
+    "rise": Entry("rexjax.saliency.rise:rise"),
+    "shape": Entry("rexjax.saliency.shape:shape"),
+    "occlusion": Entry("rexjax.saliency.occlusion:occlusion"),
+    "kernel_shap": Entry("rexjax.saliency.kernel_shap:kernel_shap", settings="rexjax.saliency.kernel_shap:settings"),
+    "lime": Entry("rexjax.saliency.lime:lime", settings="rexjax.saliency.lime:settings"),
+    "integrated_gradients": Entry("rexjax.saliency.integrated_gradients:integrated_gradients"),
+    "gradient_shap": Entry("rexjax.saliency.gradient_shap:gradient_shap"),
+    "noise_tunnel": Entry("rexjax.saliency.noise_tunnel:noise_tunnel"),
+    "lrp": Entry("rexjax.saliency.lrp:lrp"),
+    "gradcam": Entry("rexjax.saliency.gradcam:gradcam"),
+    "gradcam_pp": Entry("rexjax.saliency.gradcam:gradcam_pp"),
+    "extremal": Entry("rexjax.saliency.extremal:extremal"),
 }
 ALIASES: dict[str, str] = {
     "ig": "integrated_gradients",
@@ -55,8 +77,15 @@ class NamedMethod(NamedTuple):
     config: Mapping[str, Any]
     fn: Callable[..., Attribution]
 
-    def __call__(self, key, classifier, x, target) -> Attribution:
-        return self.fn(checks.key(key), classifier, x, target)
+    def __call__(self, classifier, x, target=None, *, key=None) -> Attribution:
+        """Attribution of `target` (None: the classifier's top-1 class on x) for x f32[H,W,C].
+
+        `key` is required (keyword only; `None` is refused with a ValueError naming it)."""
+        key = checks.key(key)
+        x = checks.image(x)
+        if target is None:
+            target = int(classifier.full_probs(x).argmax())
+        return self.fn(classifier, x, target, key=key)
 
 
 def names() -> list[str]:
@@ -75,19 +104,30 @@ def canonical(name: str) -> str:
     return n
 
 
-def factory(name: str) -> Callable:
-    """The factory function of method `name` (imports its module)."""
-    module, attr = REGISTRY[canonical(name)].split(":")
+def _load(path: str) -> Callable:
+    module, attr = path.split(":")
     return getattr(importlib.import_module(module), attr)
 
 
+def factory(name: str) -> Callable:
+    """The factory function of method `name` (imports its module)."""
+    return _load(REGISTRY[canonical(name)].factory)
+
+
 def accepts(name: str) -> set[str]:
-    """Config keys the factory of `name` takes: its keyword parameters, plus its declared
-    `options` when it takes `**config` (ReX: the RexConfig fields)."""
-    fac = factory(name)
-    params = inspect.signature(fac).parameters.values()
+    """Config keys the factory of `name` takes: its keyword parameters, plus, when it takes
+    `**config`, the names its registry `Entry.options` lists (ReX: the RexConfig fields)."""
+    entry = REGISTRY[canonical(name)]
+    params = inspect.signature(_load(entry.factory)).parameters.values()
     named = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    return named | set(getattr(fac, "options", ()))
+    return named | (set(_load(entry.options)()) if entry.options else set())
+
+
+def settings(name: str, config: Mapping[str, Any]) -> Optional[dict]:
+    """Every setting the factory of `name` runs with for `config`, defaults included, when its
+    registry `Entry.settings` says so (LIME / KernelSHAP: superpixel defaults too); else None."""
+    entry = REGISTRY[canonical(name)]
+    return dict(_load(entry.settings)(dict(config))) if entry.settings else None
 
 
 def make(name: str, *, shared: Optional[Mapping[str, Any]] = None, **config) -> NamedMethod:

@@ -92,7 +92,7 @@ def test_row_values_are_the_metrics_of_the_map(folder, classifier):
     (row,) = ev.evaluate([folder / "images" / "a.png"])
     x = classifier.prepare(folder / "images" / "a.png")
     target = row["target"]
-    att = made["ig"](jax.random.fold_in(jax.random.key(5), 0), classifier, x, target)
+    att = made["ig"](classifier, x, target, key=jax.random.fold_in(jax.random.key(5), 0))
     area, ex = metrics.make_area(classifier)(x, att.map, target, row["full_confidence"])
     conv = metrics.RISE._replace(step=50)
     curves = metrics.insertion_deletion(classifier, x, att.map, target, conv)
@@ -109,7 +109,7 @@ def _fake_factory(scale=1.0, batch_size=None, mask_mode=0.0):
     """A method no code knows by name: map = scale * mean over channels; records its calls."""
     calls = []
 
-    def fn(key, classifier, x, target):
+    def fn(classifier, x, target, *, key):
         calls.append((jax.random.key_data(key), target))
         return Attribution(scale * x.mean(-1), 7, {"batch_size": batch_size, "mask_mode": mask_mode})
 
@@ -122,7 +122,7 @@ def fake_method(monkeypatch):
     module = types.ModuleType("fake_method_module")
     module.fake = _fake_factory
     monkeypatch.setitem(sys.modules, "fake_method_module", module)
-    monkeypatch.setitem(methods.REGISTRY, "fake", "fake_method_module:fake")
+    monkeypatch.setitem(methods.REGISTRY, "fake", methods.Entry("fake_method_module:fake"))
     return "fake"
 
 
@@ -250,12 +250,12 @@ def test_rex_area_is_its_own_extraction(folder, classifier):
     made = evaluation.make_methods("rex", {"rex": {"iters": 2, "prefix_growth": 0.0, "prune_grids": ()}})
     (row,) = evaluation.Evaluator(classifier, made, seed=2).evaluate([folder / "images" / "b.png"])
     x = classifier.prepare(folder / "images" / "b.png")
-    own = made["rex"](jax.random.fold_in(jax.random.key(2), 0), classifier, x, row["target"]).record
+    own = made["rex"](classifier, x, row["target"], key=jax.random.fold_in(jax.random.key(2), 0)).record
     assert row["area"] == own.area and row["forward_images"] == own.forward_images
     # its full config (RexConfig, defaults included) is in the row and rebuilds the method
     config = json.loads(row["method_config"])
     assert config["iters"] == 2 and config["min_box_size"] == 10 and "spatial" in config
-    rebuilt = methods.make("rex", **config)(jax.random.fold_in(jax.random.key(2), 0), classifier, x, row["target"])
+    rebuilt = methods.make("rex", **config)(classifier, x, row["target"], key=jax.random.fold_in(jax.random.key(2), 0))
     assert rebuilt.record.area == own.area
 
 
@@ -315,7 +315,7 @@ def test_rows_reproduce_on_their_own(folder, classifier, tmp_path):
     method = methods.make(r["method"], **config)
     x = classifier.prepare(folder / "images" / r["image"])
     key = jax.random.fold_in(jax.random.key(int(r["seed"])), int(r["image_index"]))
-    att = method(key, classifier, x, int(r["target"]))
+    att = method(classifier, x, int(r["target"]), key=key)
     conv = metrics.resolve_convention(r["convention"])._replace(step=int(r["step"]))
     curves = metrics.insertion_deletion(classifier, x, att.map, int(r["target"]), conv,
                                         mask_mode=parse_mask_mode(r["mask_mode"]))
@@ -344,7 +344,7 @@ def _slow_first_call_factory(pause=0.4):
     """A method whose first call is slow (as a compilation would be), later calls fast."""
     seen = []
 
-    def fn(key, classifier, x, target):
+    def fn(classifier, x, target, *, key):
         if not seen:
             time.sleep(pause)
         seen.append(1)
@@ -359,7 +359,7 @@ def test_compile_time_is_apart_from_time_s(monkeypatch, folder, classifier):
     module = types.ModuleType("slow_method_module")
     module.slow = _slow_first_call_factory
     monkeypatch.setitem(sys.modules, "slow_method_module", module)
-    monkeypatch.setitem(methods.REGISTRY, "slow", "slow_method_module:slow")
+    monkeypatch.setitem(methods.REGISTRY, "slow", methods.Entry("slow_method_module:slow"))
     images = sorted((folder / "images").iterdir())
     rows = evaluation.Evaluator(classifier, evaluation.make_methods("slow")).evaluate(images)
     assert rows[0]["compile_s"] >= 0.35 and rows[0]["time_s"] < 0.3

@@ -5,7 +5,9 @@
 * batch size 3 vs 32 -> the same map (1e-5): chunking never changes results;
 * `forward_images` equals the rows the model really saw (counted by `jax.debug.callback`
   inside the model), padding included;
-* the result is an `Attribution` with a finite, non-constant f32[H, W] map.
+* the result is an `Attribution` with a finite, non-constant f32[H, W] map;
+* one signature, `method(classifier, x, target=None, *, key)`: the key is keyword only and
+  required, and `target=None` explains the top-1 class.
 """
 
 import jax
@@ -54,7 +56,7 @@ def run(name, model, batch_size, key):
     m, clf, target = model
     method = methods.make(name, shared={"batch_size": batch_size}, **SMALL[name])
     m.reset()
-    out = method(key, clf, X, target)
+    out = method(clf, X, target, key=key)
     out_map = np.asarray(jax.block_until_ready(out.map))
     jax.effects_barrier()
     return out, out_map, m.rows
@@ -81,10 +83,48 @@ def test_method_contract(name, model):
     assert big.forward_images == rows_big
 
 
-def test_key_is_required(model):
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_key_is_keyword_only_and_required(name, model):
+    """Catches a method that runs without a key (a silent default) or takes it positionally."""
     _, clf, target = model
-    with pytest.raises(ValueError, match="key is required"):
-        methods.make("rise", n_masks=4)(None, clf, X, target)
+    method = methods.make(name, **SMALL[name])
+    with pytest.raises(ValueError, match=r"^key is required"):
+        method(clf, X, target)
+    with pytest.raises(ValueError, match=r"^key is required"):
+        method(clf, X, target, key=None)
+    with pytest.raises(TypeError):
+        method(0, clf, X, target)  # the old order: key first
+
+
+def test_target_none_is_the_top1_class(model):
+    """Catches `target=None` resolved to anything but argmax of the full-image probabilities
+    (e.g. class 0, or the least likely class)."""
+    _, clf, target = model
+    probs = np.asarray(clf.full_probs(X))
+    assert target == probs.argmax() and target != 0 and target != probs.argmin()
+    method = methods.make("occlusion", window=8, stride=8)
+    implicit = method(clf, X, key=0)
+    np.testing.assert_array_equal(implicit.map, method(clf, X, target, key=0).map)
+    assert not np.array_equal(implicit.map, method(clf, X, 0, key=0).map)
+
+
+def test_x_must_be_an_image(model):
+    _, clf, target = model
+    with pytest.raises(ValueError, match=r"x must be an image \[H, W, C\]"):
+        methods.make("occlusion", window=8, stride=8)(clf, X[None], key=0)
+
+
+def test_accepts_lists_rex_config_fields_without_function_attributes():
+    """Catches `accepts` reading a function attribute (`rex.options`) or forgetting the
+    fields the ReX factory takes through `**config` (flat fields of every part)."""
+    fac = methods.factory("rex")
+    assert not hasattr(fac, "options")
+    got = methods.accepts("rex")
+    assert {"iters", "tree_depth", "responsibility", "min_confidence", "prefix_growth", "spatial", "spotlight",
+            "mask_mode", "batch_size"} <= got
+    assert "n_masks" not in got and methods.accepts("rise") >= {"n_masks", "mask_mode", "batch_size"}
+    # shared options reach ReX through its fields, and a wrong name is refused
+    assert methods.make("rex", shared={"iters": 3, "n_masks": 5}).config == {"iters": 3}
 
 
 def test_unknown_method_and_option():

@@ -79,7 +79,7 @@ def extremal(
     """Extremal perturbation factory (defaults: the paper's area 0.1 of its {0.025, 0.05,
     0.1, 0.2} set, TorchRay's 8-pixel mask resolution; steps and rate sized for CPU).
 
-    Returns `fn(key, classifier, x[H,W,C], target) -> Attribution(m, n_steps + 1, record)`:
+    Returns `fn(classifier, x[H,W,C], target, *, key) -> Attribution(m, n_steps + 1, record)`:
     one forward and backward pass per step plus the final check of the binary mask. The
     key is unused (the optimisation is deterministic)."""
     if isinstance(area, bool) or not isinstance(area, (int, float)) or not 0.0 < float(area) < 1.0:
@@ -115,7 +115,8 @@ def extremal(
         confidence = classify(x, region[None].astype(jnp.float32))[0, target]
         return m, region, confidence, losses
 
-    def explain(key, classifier, x, target) -> Attribution:
+    def explain(classifier, x, target, *, key) -> Attribution:
+        del key
         x, t = classifier.check(x, target)
         m, region, confidence, losses = optimise(x, classifier.masked(mask_mode), t)
         region = np.asarray(region)

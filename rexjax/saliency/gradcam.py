@@ -76,7 +76,7 @@ def gradcam_pp_weights(feat, g):
 
 
 def cam_method(weights_fn: Callable, layer: Optional[str], relu: bool, output: str):
-    """`fn(key, classifier, x, target) -> Attribution` for a CAM with channel weights
+    """`fn(classifier, x, target, *, key) -> Attribution` for a CAM with channel weights
     `weights_fn(feat f32[h,w,c], grads f32[h,w,c]) -> f32[c]`."""
     checks.one_of("output", output, OUTPUTS)
     if layer is not None and not isinstance(layer, str):
@@ -90,7 +90,7 @@ def cam_method(weights_fn: Callable, layer: Optional[str], relu: bool, output: s
             cam = jax.nn.relu(cam)
         return upsample(cam, x.shape[:2])
 
-    def explain(key, classifier, x, target) -> Attribution:
+    def explain(classifier, x, target, *, key) -> Attribution:
         del key
         x, t = classifier.check(x, target)
         features_and_logits = classifier.features(layer)
@@ -101,10 +101,10 @@ def cam_method(weights_fn: Callable, layer: Optional[str], relu: bool, output: s
 
 
 def gradcam(layer: Optional[str] = None, relu: bool = True, output: str = "logit"):
-    """Grad-CAM factory. Returns `fn(key, classifier, x, target) -> Attribution` (key unused)."""
+    """Grad-CAM factory. Returns `fn(classifier, x, target, *, key) -> Attribution` (key unused)."""
     return cam_method(gradcam_weights, layer, relu, output)
 
 
 def gradcam_pp(layer: Optional[str] = None, relu: bool = True, output: str = "logit"):
-    """Grad-CAM++ factory. Returns `fn(key, classifier, x, target) -> Attribution` (key unused)."""
+    """Grad-CAM++ factory. Returns `fn(classifier, x, target, *, key) -> Attribution` (key unused)."""
     return cam_method(gradcam_pp_weights, layer, relu, output)

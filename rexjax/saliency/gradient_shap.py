@@ -7,7 +7,7 @@ a_k ~ U(0, 1);
 
 (an IG whose path point, baseline and input noise are sampled), pushed through
 `classifier.logits` `batch_size` samples at a time. The map sums phi over channels
-(`method.attribute` gives phi f32[H, W, C]). f_t: target logit (default) or probability.
+(the record, `ChannelAttributions`, holds phi f32[H, W, C]). f_t: target logit (default) or probability.
 forward_images = n_samples rounded up to whole chunks.
 """
 
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rexjax import batching, checks
-from rexjax.saliency.gradients import OUTPUTS, input_gradients, target_score
+from rexjax.saliency.gradients import OUTPUTS, ChannelAttributions, input_gradients, target_score
 from rexjax.types import Attribution
 
 
@@ -30,7 +30,8 @@ def gradient_shap(
 ):
     """GradientSHAP factory. `baselines`: None (one all-zero baseline), [H,W,C] or [K,H,W,C].
 
-    Returns `fn(key, classifier, x, target) -> Attribution` with `fn.attribute(...) -> f32[H,W,C]`.
+    Returns `fn(classifier, x, target, *, key) -> Attribution(map f32[H, W], forward_images,
+    ChannelAttributions(phi f32[H, W, C]))`.
     """
     checks.positive_int(n_samples=n_samples)
     batch_size = batching.resolve_batch_size(batch_size)
@@ -59,19 +60,14 @@ def gradient_shap(
 
         return batching.push(evaluate, n_samples, batch_size=batch_size, fold=fold).total / n_samples
 
-    def attribute(key, classifier, x, target) -> jax.Array:
+    def explain(classifier, x, target, *, key) -> Attribution:
         x, t = classifier.check(x, target)
         base = jnp.zeros((1,) + x.shape, x.dtype) if baselines is None else jnp.asarray(baselines, x.dtype)
         if base.ndim == 3:
             base = base[None]
         if base.shape[1:] != x.shape:
             raise ValueError(f"baselines must be [K, {', '.join(map(str, x.shape))}], got {base.shape}")
-        return attributions(classifier, key, x, base, t)
+        phi = attributions(classifier, key, x, base, t)
+        return Attribution(phi.sum(-1), batching.padded_count(n_samples, batch_size), ChannelAttributions(phi))
 
-    def explain(key, classifier, x, target) -> Attribution:
-        return Attribution(
-            attribute(key, classifier, x, target).sum(-1), batching.padded_count(n_samples, batch_size)
-        )
-
-    explain.attribute = attribute
     return explain

@@ -6,8 +6,8 @@ The integral uses `n_steps` nodes of Gauss-Legendre (Captum's default) or a Riem
 the path points are pushed through `classifier.logits` `batch_size` at a time
 (`rexjax.batching.push`). f_t is the target logit (`output="logit"`, Captum's convention on
 an un-softmaxed model) or probability (`output="prob"`). The map is the attribution summed
-over channels, so sum(map) ~= f_t(x) - f_t(x') (completeness); `method.attribute(key,
-classifier, x, target)` gives the per-channel attributions f32[H, W, C].
+over channels, so sum(map) ~= f_t(x) - f_t(x') (completeness); the Attribution's record
+(`ChannelAttributions`) holds the per-channel attributions f32[H, W, C].
 forward_images = n_steps rounded up to whole chunks (one gradient = one image).
 """
 
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rexjax import batching, checks
-from rexjax.saliency.gradients import OUTPUTS, input_gradients, target_score
+from rexjax.saliency.gradients import OUTPUTS, ChannelAttributions, input_gradients, target_score
 from rexjax.types import Attribution
 
 QUADRATURES = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
@@ -69,8 +69,8 @@ def integrated_gradients(
 ):
     """IG factory. `baseline`: a number or an array [H, W, C] in the model's input space.
 
-    Returns `fn(key, classifier, x, target) -> Attribution` (key unused) with
-    `fn.attribute(key, classifier, x, target) -> f32[H, W, C]`.
+    Returns `fn(classifier, x, target, *, key) -> Attribution(map f32[H, W], forward_images,
+    ChannelAttributions(f32[H, W, C]))` (key unused).
     """
     checks.positive_int(n_steps=n_steps)
     batch_size = batching.resolve_batch_size(batch_size)
@@ -86,16 +86,13 @@ def integrated_gradients(
             jnp.asarray(weights, x.dtype), batch_size,
         )
 
-    def attribute(key, classifier, x, target) -> jax.Array:
+    def explain(classifier, x, target, *, key) -> Attribution:
         del key
         x, t = classifier.check(x, target)
         base = jnp.asarray(baseline, x.dtype)
         if base.ndim and base.shape != x.shape:
             raise ValueError(f"baseline must be a number or shaped like x {x.shape}, got {base.shape}")
-        return ig(classifier, x, jnp.broadcast_to(base, x.shape), t)
+        a = ig(classifier, x, jnp.broadcast_to(base, x.shape), t)
+        return Attribution(a.sum(-1), batching.padded_count(n_steps, batch_size), ChannelAttributions(a))
 
-    def explain(key, classifier, x, target) -> Attribution:
-        return Attribution(attribute(key, classifier, x, target).sum(-1), batching.padded_count(n_steps, batch_size))
-
-    explain.attribute = attribute
     return explain

@@ -28,7 +28,7 @@ import numpy as np
 
 from rexjax import batching, checks
 from rexjax.masking import MaskMode, parse_mask_mode
-from rexjax.saliency.superpixels import config_resolver, make_segmenter
+from rexjax.saliency.superpixels import make_segmenter, resolved_settings
 from rexjax.types import Attribution
 
 
@@ -88,7 +88,7 @@ def kernel_shap(
     batch_size: Optional[int] = None,
     **superpixel_options,
 ):
-    """KernelSHAP factory -> `fn(key, classifier, x, target, segments=None) -> Attribution`;
+    """KernelSHAP factory -> `fn(classifier, x, target, *, key, segments=None) -> Attribution`;
     superpixels as in `superpixels.make_segmenter`, record `ShapRecord(segments, shap_values)`."""
     checks.positive_int(n_samples=n_samples)
     segment = make_segmenter(superpixel, segments, superpixel_options)
@@ -106,7 +106,7 @@ def kernel_shap(
         y = coalition_values(classify, x, target, segments, z, batch_size) - v0
         return constrained_wls(z, y, w, v1 - v0)
 
-    def explain(key, classifier, x, target, segments=None) -> Attribution:
+    def explain(classifier, x, target, *, key, segments=None) -> Attribution:
         x, t = classifier.check(x, target)
         seg, m = segment(x, segments)
         if m < 2:
@@ -119,4 +119,6 @@ def kernel_shap(
     return explain
 
 
-kernel_shap.resolve_config = config_resolver(kernel_shap)
+def settings(config: dict) -> dict:
+    """Every setting `kernel_shap(**config)` runs with, defaults and superpixel options included."""
+    return resolved_settings(kernel_shap, config)

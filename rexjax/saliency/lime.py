@@ -28,7 +28,7 @@ import numpy as np
 from rexjax import batching, checks
 from rexjax.masking import MaskMode, parse_mask_mode
 from rexjax.saliency.kernel_shap import coalition_values
-from rexjax.saliency.superpixels import config_resolver, make_segmenter
+from rexjax.saliency.superpixels import make_segmenter, resolved_settings
 from rexjax.types import Attribution
 
 
@@ -79,7 +79,7 @@ def lime(
     batch_size: Optional[int] = None,
     **superpixel_options,
 ):
-    """LIME factory (lime defaults) -> `fn(key, classifier, x, target, segments=None) ->
+    """LIME factory (lime defaults) -> `fn(classifier, x, target, *, key, segments=None) ->
     Attribution`; superpixels as in `superpixels.make_segmenter`, record `LimeRecord`."""
     checks.positive_int(n_samples=n_samples)
     for name, v in (("kernel_width", kernel_width), ("alpha", alpha)):
@@ -97,7 +97,7 @@ def lime(
         y = coalition_values(classify, x, target, segments, z, batch_size)
         return weighted_ridge(z, y, kernel_weights(z, kernel_width), alpha)
 
-    def explain(key, classifier, x, target, segments=None) -> Attribution:
+    def explain(classifier, x, target, *, key, segments=None) -> Attribution:
         x, t = classifier.check(x, target)
         seg, m = segment(x, segments)
         seg_j = jnp.asarray(seg)
@@ -107,4 +107,6 @@ def lime(
     return explain
 
 
-lime.resolve_config = config_resolver(lime)
+def settings(config: dict) -> dict:
+    """Every setting `lime(**config)` runs with, defaults and superpixel options included."""
+    return resolved_settings(lime, config)

@@ -13,7 +13,8 @@ those custom VJPs as overrides; all other primitives keep their gradients (ReLU 
 relevance where it is active). z is the output of the linear primitive itself: biases are
 separate `add`s, so they neither absorb nor receive relevance, and eps = 0 on a bias-free
 ReLU network gives exactly gradient x input.
-The map sums relevance over channels. forward_images = 1.
+The map sums relevance over channels; the record (`ChannelAttributions`) holds the
+per-channel relevance f32[H, W, C]. forward_images = 1.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import jax.numpy as jnp
 
 from rexjax import checks
 from rexjax.jaxpr import eval_jaxpr
+from rexjax.saliency.gradients import ChannelAttributions
 from rexjax.types import Attribution
 
 LINEAR = ("conv_general_dilated", "dot_general")
@@ -91,9 +93,9 @@ def lrp_logits(logits_fn, eps: float = 1e-6, gamma: float = 0.0):
 def lrp(eps: float = 1e-6, gamma: float = 0.0):
     """LRP factory: eps for every linear layer, gamma (> 0) for convolutions.
 
-    Returns `fn(key, classifier, x, target) -> Attribution` (key unused; the relevance of
-    `classifier.logits`) with `fn.attribute(key, classifier, x, target)` giving the
-    per-channel relevance f32[H, W, C].
+    Returns `fn(classifier, x, target, *, key) -> Attribution(map f32[H, W], 1,
+    ChannelAttributions(relevance f32[H, W, C]))` (key unused; the relevance of
+    `classifier.logits`).
     """
     eps = checks.in_range("eps", eps, 0.0, float("inf"))
     gamma = checks.in_range("gamma", gamma, 0.0, float("inf"))
@@ -104,13 +106,10 @@ def lrp(eps: float = 1e-6, gamma: float = 0.0):
         g = jax.grad(lambda z: f(z[None])[0, target])(x)
         return x * g
 
-    def attribute(key, classifier, x, target) -> jax.Array:
+    def explain(classifier, x, target, *, key) -> Attribution:
         del key
         x, t = classifier.check(x, target)
-        return relevance(classifier, x, t)
+        r = relevance(classifier, x, t)
+        return Attribution(r.sum(-1), 1, ChannelAttributions(r))
 
-    def explain(key, classifier, x, target) -> Attribution:
-        return Attribution(attribute(key, classifier, x, target).sum(-1), 1)
-
-    explain.attribute = attribute
     return explain

@@ -7,7 +7,7 @@ Captum's `stdevs`). `nt_type`: "smoothgrad" (mean), "smoothgrad_sq" (mean of squ
 "vargrad" (variance). The base method M is a registered name built with `base_config`
 (default: "integrated_gradients", the ReX paper's NoiseTunnel) or any Method object; its
 maps are aggregated (channel-summed maps, whereas Captum squares per-channel attributions
-for smoothgrad_sq). Sample k uses `fold_in(key, k)`, split into (noise key, base key).
+for smoothgrad_sq). Sample k uses `keys.index(key, k)`, split into (noise key, base key).
 forward_images = the sum of the base method's over the n samples.
 """
 
@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexjax import checks
+from rexjax import checks, keys
 from rexjax.types import Attribution
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -34,8 +34,8 @@ def noise_tunnel(
     relative: bool = True,
 ):
     """SmoothGrad factory around `base`: a registered method name (built with `base_config`
-    through `rexjax.methods.make`) or a Method `(key, classifier, x, target) -> Attribution`.
-    Returns `fn(key, classifier, x, target) -> Attribution`."""
+    through `rexjax.methods.make`) or a Method `(classifier, x, target, *, key) -> Attribution`.
+    Returns `fn(classifier, x, target, *, key) -> Attribution`."""
     checks.positive_int(n_samples=n_samples)
     checks.one_of("nt_type", nt_type, NT_TYPES)
     if isinstance(stdev, bool) or not isinstance(stdev, (int, float, np.integer, np.floating)) or not stdev >= 0:
@@ -52,14 +52,14 @@ def noise_tunnel(
 
     noisy = jax.jit(lambda key, x, sigma: x + sigma * jax.random.normal(key, x.shape, x.dtype))
 
-    def explain(key, classifier, x, target) -> Attribution:
+    def explain(classifier, x, target, *, key) -> Attribution:
         x, t = classifier.check(x, target)
         sigma = stdev * (x.max() - x.min()) if relative else jnp.asarray(stdev, x.dtype)
         total = total_sq = 0.0
         used = 0
         for k in range(n_samples):
-            kn, kb = jax.random.split(jax.random.fold_in(key, k))
-            s = base(kb, classifier, noisy(kn, x, sigma), t)
+            kn, kb = jax.random.split(keys.index(key, k))
+            s = base(classifier, noisy(kn, x, sigma), t, key=kb)
             total = total + s.map
             total_sq = total_sq + s.map**2
             used += s.forward_images

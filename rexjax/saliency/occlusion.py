@@ -46,7 +46,7 @@ def box_masks(corners: jax.Array, window: int, hw: tuple[int, int]) -> jax.Array
 
 
 def occlusion(window: int = 16, stride: int = 8, mask_mode: MaskMode = 0.0, batch_size: Optional[int] = None):
-    """Occlusion factory. Returns `fn(key, classifier, x, target) -> Attribution` (key unused).
+    """Occlusion factory. Returns `fn(classifier, x, target, *, key) -> Attribution` (key unused).
 
     forward_images = window positions rounded up to whole chunks + 1 (the unoccluded image).
     """
@@ -60,7 +60,7 @@ def occlusion(window: int = 16, stride: int = 8, mask_mode: MaskMode = 0.0, batc
         corners = jnp.asarray(window_corners(hw, window, stride))
         n = corners.shape[0]
         classify = classifier.masked(mask_mode)
-        full = classifier.full_probs(x)[target]  # traced here: the same program as before the refactor
+        full = classifier.full_probs(x)[target]  # traced into this program, not a call of its own
 
         def evaluate(idx):
             boxes = box_masks(corners[idx], window, hw)
@@ -74,7 +74,7 @@ def occlusion(window: int = 16, stride: int = 8, mask_mode: MaskMode = 0.0, batc
         count = box_masks(corners, window, hw).sum(0)
         return total / count
 
-    def explain(key, classifier, x, target) -> Attribution:
+    def explain(classifier, x, target, *, key) -> Attribution:
         del key
         x, t = classifier.check(x, target)
         if window > min(x.shape[:2]):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -36,14 +36,6 @@ import numpy as np
 from rexjax import batching, checks
 from rexjax.masking import MaskMode, parse_mask_mode
 from rexjax.types import Attribution
-
-
-def check_mask_args(n_masks, grid, p) -> float:
-    """Validates the RISE mask stream settings (shared with SHAPE); returns p as a float."""
-    checks.positive_int(n_masks=n_masks, grid=grid)
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0.0 < float(p) <= 1.0:
-        raise ValueError(f"p (probability a grid cell is kept) must be in (0, 1], got {p!r}")
-    return float(p)
 
 
 UPSAMPLES = ("auto", "bilinear", "nearest")
@@ -96,6 +88,29 @@ def rise_mask(u: jax.Array, grid: int, p: float, hw: tuple[int, int], upsample: 
     return ry @ cells @ rx.T
 
 
+class MaskStream(NamedTuple):
+    """The settings RISE and SHAPE share, validated: N masks of an s x s grid keeping a cell
+    with probability p, upsampled by `upsample` ("bilinear" or "nearest"), shown through
+    `classifier.masked(mask_mode)` `batch_size` at a time."""
+
+    n_masks: int
+    grid: int
+    p: float
+    mask_mode: MaskMode
+    batch_size: int
+    upsample: str
+
+
+def mask_stream(n_masks, grid, p, mask_mode, batch_size, upsample) -> MaskStream:
+    """The factory arguments of RISE / SHAPE, checked (ValueError naming the bad one) and resolved."""
+    checks.positive_int(n_masks=n_masks, grid=grid)
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0.0 < float(p) <= 1.0:
+        raise ValueError(f"p (probability a grid cell is kept) must be in (0, 1], got {p!r}")
+    mask_mode = parse_mask_mode(mask_mode)
+    return MaskStream(n_masks, grid, float(p), mask_mode, batching.resolve_batch_size(batch_size),
+                      resolve_upsample(upsample, mask_mode))
+
+
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
 def rise_masks(
     key: jax.Array, n_masks: int, grid: int, p: float, hw: tuple[int, int], upsample: str = "bilinear"
@@ -106,56 +121,50 @@ def rise_masks(
     return jax.vmap(lambda r: rise_mask(r, grid, p, hw, upsample))(u)
 
 
-def masked_scores_sum(classify, x, target, key, n_masks, grid, p, batch_size, weight, upsample="bilinear"):
-    """sum over chunks of weight(f_t(x (.) M)[B], M[B,H,W], ok[B]) -> f32[H, W].
+def masked_scores_sum(classify, x, target, key, stream: MaskStream, weight):
+    """sum over chunks of weight(f_t(x (.) M)[B], M[B,H,W], ok[B]) -> f32[H, W] for the
+    masks M of `stream` drawn from `key`.
 
     ok is 0 for the padding of the last chunk; `weight` must zero those rows.
     """
     hw = x.shape[:2]
-    u = mask_uniforms(key, n_masks, grid)
+    u = mask_uniforms(key, stream.n_masks, stream.grid)
 
     def evaluate(idx):
-        m = jax.vmap(lambda r: rise_mask(r, grid, p, hw, upsample))(u[idx])
+        m = jax.vmap(lambda r: rise_mask(r, stream.grid, stream.p, hw, stream.upsample))(u[idx])
         return classify(x, m)[:, target], m
 
     def fold(out, idx, ok):
         return weight(out[0], out[1], ok)
 
-    return batching.push(evaluate, n_masks, batch_size=batch_size, fold=fold).total
+    return batching.push(evaluate, stream.n_masks, batch_size=stream.batch_size, fold=fold).total
 
 
 def rise(
-    n_masks: int = 4000,
-    grid: int = 7,
-    p: float = 0.5,
-    mask_mode: MaskMode = 0.0,
-    batch_size: Optional[int] = None,
+    n_masks: int = 4000, grid: int = 7, p: float = 0.5, mask_mode: MaskMode = 0.0, batch_size: Optional[int] = None,
     upsample: str = "auto",
 ):
     """RISE factory (defaults: RISE paper N 4000, s 7, p 0.5; SHAPE's setting: 6000, 7, 0.1).
 
-    Returns `fn(key, classifier, x[H,W,C], target) -> Attribution`; the masks are shown
+    Returns `fn(classifier, x[H,W,C], target, *, key) -> Attribution`; the masks are shown
     through `classifier.masked(mask_mode)`. forward_images = n_masks rounded up to whole chunks.
     upsample: "auto" (bilinear, RISE's soft masks; nearest, i.e. binary masks, under
     mask_mode "ad"), "bilinear" (refused under "ad") or "nearest".
     """
-    p = check_mask_args(n_masks, grid, p)
-    mask_mode = parse_mask_mode(mask_mode)
-    upsample = resolve_upsample(upsample, mask_mode)
-    batch_size = batching.resolve_batch_size(batch_size)
+    stream = mask_stream(n_masks, grid, p, mask_mode, batch_size, upsample)
 
     def weight(probs, m, ok):
         return jnp.einsum("b,bhw->hw", probs * ok, m)
 
     @functools.partial(jax.jit, static_argnums=1)
     def rise_map(key, classify, x, target):
-        total = masked_scores_sum(classify, x, target, key, n_masks, grid, p, batch_size, weight, upsample)
-        return total / (n_masks * p)
+        return masked_scores_sum(classify, x, target, key, stream, weight) / (stream.n_masks * stream.p)
 
-    def explain(key, classifier, x, target) -> Attribution:
+    def explain(classifier, x, target, *, key) -> Attribution:
         x, t = classifier.check(x, target)
         return Attribution(
-            rise_map(key, classifier.masked(mask_mode), x, t), batching.padded_count(n_masks, batch_size)
+            rise_map(key, classifier.masked(stream.mask_mode), x, t),
+            batching.padded_count(stream.n_masks, stream.batch_size),
         )
 
     return explain

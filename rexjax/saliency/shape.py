@@ -19,45 +19,37 @@ import jax
 import jax.numpy as jnp
 
 from rexjax import batching
-from rexjax.masking import MaskMode, parse_mask_mode
-from rexjax.saliency.rise import check_mask_args, masked_scores_sum, resolve_upsample
+from rexjax.masking import MaskMode
+from rexjax.saliency.rise import mask_stream, masked_scores_sum
 from rexjax.types import Attribution
 
 
 def shape(
-    n_masks: int = 6000,
-    grid: int = 7,
-    p: float = 0.1,
-    mask_mode: MaskMode = 0.0,
-    batch_size: Optional[int] = None,
+    n_masks: int = 6000, grid: int = 7, p: float = 0.1, mask_mode: MaskMode = 0.0, batch_size: Optional[int] = None,
     upsample: str = "auto",
 ):
-    """SHAPE factory. Returns `fn(key, classifier, x, target) -> Attribution`.
+    """SHAPE factory. Returns `fn(classifier, x, target, *, key) -> Attribution`.
 
     forward_images = n_masks rounded up to whole chunks + 1 (the unmasked image for f_t(x)).
     upsample: as in `rise` ("auto": bilinear, binary nearest masks under mask_mode "ad").
     """
-    p = check_mask_args(n_masks, grid, p)
-    if p >= 1.0:
+    stream = mask_stream(n_masks, grid, p, mask_mode, batch_size, upsample)
+    if stream.p >= 1.0:
         raise ValueError("p must be < 1 for SHAPE (P[M(lambda) = 0] = 1 - p is the divisor)")
-    mask_mode = parse_mask_mode(mask_mode)
-    upsample = resolve_upsample(upsample, mask_mode)
-    batch_size = batching.resolve_batch_size(batch_size)
 
     @functools.partial(jax.jit, static_argnums=1)
     def shape_map(key, classifier, x, target):
-        full = classifier.full_probs(x)[target]  # traced here: the same program as before the refactor
+        full = classifier.full_probs(x)[target]  # traced into this program, not a call of its own
 
         def weight(probs, m, ok):
             return jnp.einsum("b,bhw->hw", (full - probs) * ok, 1.0 - m)
 
-        total = masked_scores_sum(
-            classifier.masked(mask_mode), x, target, key, n_masks, grid, p, batch_size, weight, upsample
-        )
-        return total / ((1.0 - p) * n_masks)
+        total = masked_scores_sum(classifier.masked(stream.mask_mode), x, target, key, stream, weight)
+        return total / ((1.0 - stream.p) * stream.n_masks)
 
-    def explain(key, classifier, x, target) -> Attribution:
+    def explain(classifier, x, target, *, key) -> Attribution:
         x, t = classifier.check(x, target)
-        return Attribution(shape_map(key, classifier, x, t), batching.padded_count(n_masks, batch_size) + 1)
+        fwd = batching.padded_count(stream.n_masks, stream.batch_size) + 1
+        return Attribution(shape_map(key, classifier, x, t), fwd)
 
     return explain

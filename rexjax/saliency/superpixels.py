@@ -107,17 +107,13 @@ def make_segmenter(method: str, segments=None, options: Optional[dict] = None) -
     return segment
 
 
-def config_resolver(factory: Callable) -> Callable[[dict], dict]:
-    """`resolve(config) -> dict`: every setting of a superpixel method's `factory(**config)`,
-    defaults included: the factory's keywords and the chosen superpixel method's options (for
-    `rexjax.evaluation.resolved_config`; LIME and KernelSHAP)."""
-
-    def resolve(config: dict) -> dict:
-        params = inspect.signature(factory).parameters.values()
-        out = {p.name: p.default for p in params if p.default is not p.empty and p.kind != p.VAR_KEYWORD}
-        named = {k: v for k, v in config.items() if k in out}
-        out.update(named)
-        out.update(resolve_options(out["superpixel"], {k: v for k, v in config.items() if k not in named}))
-        return out
-
-    return resolve
+def resolved_settings(factory: Callable, config: dict) -> dict:
+    """Every setting of a superpixel method's `factory(**config)`, defaults included: the
+    factory's keywords and the chosen superpixel method's options (LIME and KernelSHAP's
+    `settings`, which `rexjax.methods.settings` reads)."""
+    params = inspect.signature(factory).parameters.values()
+    out = {p.name: p.default for p in params if p.default is not p.empty and p.kind != p.VAR_KEYWORD}
+    named = {k: v for k, v in config.items() if k in out}
+    out.update(named)
+    out.update(resolve_options(out["superpixel"], {k: v for k, v in config.items() if k not in named}))
+    return out

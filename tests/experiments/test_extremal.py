@@ -22,7 +22,7 @@ def test_extremal_finds_the_patch():
     x[PATCH] = 1.0
     clf = Classifier(patch_model)
     method = methods.make("extremal", area=16 / 256, n_steps=150, stride=4, mask_mode=0.0)
-    out = method(0, clf, jnp.asarray(x), 0)
+    out = method(clf, jnp.asarray(x), 0, key=0)
     truth = np.zeros((16, 16), bool)
     truth[PATCH] = True
     rec = out.record

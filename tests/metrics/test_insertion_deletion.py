@@ -136,7 +136,7 @@ def test_bad_input():
 
 
 def test_rex_auc_is_divided_by_the_full_confidence_0_3():
-    """Issue 11 item 13: a model whose full-image confidence for the target is 0.3 (and not
+    """A model whose full-image confidence for the target is 0.3 (and not
     its top class: class 1 has 0.7), with a curve that rises to 0.9 halfway. The ReX AUC is
     Simpson / (full_probs[target] * floor(N/step) * step) = 0.5984 / 0.3: dropping the
     normaliser (0.5984), normalising by the curve's maximum (0.665) or by the top-1
@@ -161,7 +161,7 @@ def test_rex_auc_is_divided_by_the_full_confidence_0_3():
 
 
 def test_step_larger_than_the_image_is_a_clear_error():
-    """Issue 11 item 16: an 8 x 8 image has fewer pixels than step 100: a ValueError, not a
+    """An 8 x 8 image has fewer pixels than step 100: a ValueError, not a
     ZeroDivisionError in the normalisation (both conventions)."""
     for conv in (REX, RISE):
         with pytest.raises(ValueError, match=r"step 100 .*64 pixels"):

@@ -8,18 +8,8 @@ import scipy.spatial.distance
 
 from rexjax.classifier import Classifier
 from rexjax.metrics import (
-    area_ratio,
-    colour_bounds,
-    dice,
-    hausdorff,
-    in_out,
-    make_area,
-    noise_backgrounds,
-    other_class_backgrounds,
-    rho,
-    rho_noise,
-    rho_robustness,
-    solid_backgrounds,
+    area_ratio, colour_bounds, dice, hausdorff, in_out, make_area, noise_backgrounds, other_class_backgrounds, rho,
+    rho_noise, rho_robustness, solid_backgrounds,
 )
 
 
@@ -107,7 +97,7 @@ def test_rho_is_one_for_model_looking_only_at_explanation():
 
 
 def test_k2_is_images_of_other_classes():
-    """Issue 11 item 15: the paper's K2 = images of classes other than the target (by the
+    """The paper's K2 = images of classes other than the target (by the
     given labels, else the model's top-1), not noise. The explanation that misses the region
     is pasted on them: every other-class image keeps its own (dark-region) class, so rho_other
     is 0; had the target-class image (0.9) stayed in K2 it would be 1/4."""
@@ -145,7 +135,7 @@ def imagenet_like(image):
 
 
 def test_k1_solid_colours_span_the_model_input_range():
-    """Issue 11 item 15: K1's colours cover the whole input space (the preprocessing's image
+    """K1's colours cover the whole input space (the preprocessing's image
     of [0, 255]), not the image's own range. The image is uniform 0.1 and the explanation
     empty, so a background wins class 1 iff its channel 0 > 0.5: with colours uniform on
     [-127/128, 1] that is P = 0.5 / (1 + 127/128) = 0.251 (400 colours: sd 0.022); with the

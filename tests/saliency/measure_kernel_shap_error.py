@@ -69,7 +69,7 @@ def errors(n, keys, seg, game):
     clf = visible_game(seg, game)
     x = jnp.ones(seg.shape + (3,))
     exact = exact_shapley(game, m)
-    phis = np.array([np.asarray(ks(jax.random.key(k), clf, x, 1, segments=seg).record.shap_values)
+    phis = np.array([np.asarray(ks(clf, x, 1, key=jax.random.key(k), segments=seg).record.shap_values)
                      for k in range(keys)])
     return exact, phis - exact
 

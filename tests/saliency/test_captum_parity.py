@@ -72,7 +72,7 @@ def test_models_agree():
 def test_integrated_gradients_matches_captum():
     net, clf = model_pair()
     theirs = captum_attr.IntegratedGradients(net).attribute(to_torch(X), target=2, n_steps=64, method="gausslegendre")
-    ours = integrated_gradients(n_steps=64).attribute(0, clf, jnp.asarray(X), 2)
+    ours = integrated_gradients(n_steps=64)(clf, jnp.asarray(X), 2, key=0).record.attributions
     np.testing.assert_allclose(ours, from_torch(theirs), rtol=1e-3, atol=1e-4)
 
 
@@ -81,7 +81,8 @@ def test_gradient_shap_matches_captum_in_expectation():
     torch.manual_seed(0)
     theirs = captum_attr.GradientShap(net).attribute(
         to_torch(X), baselines=torch.zeros(1, 3, H, W), target=2, n_samples=4000, stdevs=0.0)
-    ours = gradient_shap(n_samples=4000, batch_size=500).attribute(jax.random.key(0), clf, jnp.asarray(X), 2)
+    gs = gradient_shap(n_samples=4000, batch_size=500)
+    ours = gs(clf, jnp.asarray(X), 2, key=jax.random.key(0)).record.attributions
     a, b = np.asarray(ours).sum(-1), from_torch(theirs).sum(-1)
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.98
     assert a.sum() == pytest.approx(b.sum(), rel=0.03)
@@ -106,5 +107,5 @@ def test_kernel_shap_matches_captum():
     theirs = captum_attr.KernelShap(lambda t: torch.softmax(net(t), -1)).attribute(
         to_torch(X), target=2, n_samples=3000, feature_mask=torch.from_numpy(seg)[None, None].expand(1, 3, H, W),
         perturbations_per_eval=100)
-    ours = kernel_shap(n_samples=100, mask_mode=0.0)(jax.random.key(0), clf, jnp.asarray(X), 2, segments=seg)
+    ours = kernel_shap(n_samples=100, mask_mode=0.0)(clf, jnp.asarray(X), 2, key=jax.random.key(0), segments=seg)
     np.testing.assert_allclose(np.asarray(ours.map), from_torch(theirs)[..., 0], atol=0.02)

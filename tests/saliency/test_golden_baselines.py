@@ -1,7 +1,7 @@
-"""The API refactor (issue 10) changed no baseline's number: every baseline through
-`rexjax.methods.make(name, **cfg)(1, Classifier.of(lite0), x, target)` gives the map frozen
-in tests/fixtures/golden/golden.npz before it (settings: tests/fixtures/golden/make_golden.py; LRP is checked
-by its own tests).
+"""No baseline's number moves: every baseline through
+`rexjax.methods.make(name, **cfg)(Classifier.of(lite0), x, target, key=1)` gives the map frozen
+in tests/fixtures/golden/golden.npz (settings: tests/fixtures/golden/make_golden.py; LRP is
+checked by its own tests).
 
 Up to the CPU: `tests/helpers/golden.py` says what differs between CPUs and by how much."""
 
@@ -38,7 +38,7 @@ def lite0():
 @pytest.mark.parametrize("name", NAMES)
 def test_baseline_matches_golden(lite0, name):
     clf, x, target = lite0
-    out = methods.make(name, **make_golden.BASELINES[name])(make_golden.BASELINE_KEY, clf, x, target)
+    out = methods.make(name, **make_golden.BASELINES[name])(clf, x, target, key=make_golden.BASELINE_KEY)
     assert_matches_golden(out.map, GOLDEN[f"baseline/{name}"], gradient=name in GRADIENT, name=name)
     assert out.forward_images == FORWARD[name]
 

@@ -23,27 +23,27 @@ def test_quadrature_rules_integrate_polynomials():
 def test_ig_completeness_on_small_cnn():
     ig = integrated_gradients(n_steps=256, batch_size=64)
     t = int(jnp.argmax(LOGITS(X[None])[0]))
-    sal = ig(0, CNN, X, t)
+    sal = ig(CNN, X, t, key=0)
     want = float(LOGITS(X[None])[0, t] - LOGITS(jnp.zeros_like(X)[None])[0, t])
     assert float(sal.map.sum()) == pytest.approx(want, rel=0.01)
     assert sal.forward_images == 256 and sal.map.shape == (10, 10)
     # per channel: the map is their sum, and completeness holds for them too
-    per_channel = ig.attribute(0, CNN, X, t)
+    per_channel = sal.record.attributions
     assert per_channel.shape == X.shape
     np.testing.assert_allclose(per_channel.sum(-1), sal.map, rtol=1e-6, atol=1e-6)
 
 
 def test_ig_batch_size_and_baseline():
-    ig3 = integrated_gradients(n_steps=20, batch_size=3, output="prob")(0, CNN, X, 1)
+    ig3 = integrated_gradients(n_steps=20, batch_size=3, output="prob")(CNN, X, 1, key=0)
     a = ig3.map
-    b = integrated_gradients(n_steps=20, batch_size=20, output="prob")(0, CNN, X, 1).map
+    b = integrated_gradients(n_steps=20, batch_size=20, output="prob")(CNN, X, 1, key=0).map
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     assert ig3.forward_images == 21  # 7 chunks of 3
     # output="prob" differentiates the softmax: completeness in probabilities
     probs = jax.nn.softmax(LOGITS(jnp.stack([X, jnp.zeros_like(X)])), -1)[:, 1]
     assert float(a.sum()) == pytest.approx(float(probs[0] - probs[1]), rel=0.05, abs=1e-6)
     # baseline = x gives zero attributions
-    z = integrated_gradients(n_steps=4, baseline=X)(0, CNN, X, 1).map
+    z = integrated_gradients(n_steps=4, baseline=X)(CNN, X, 1, key=0).map
     np.testing.assert_array_equal(z, 0.0)
     with pytest.raises(ValueError, match="rule"):
         integrated_gradients(rule="simpson")
@@ -76,13 +76,13 @@ def test_gradcam_known_features():
         # linear head: d y / d A_k = wd[k, t] / (h w) everywhere
         alpha = wd[:, t] / 12
         want = jax.image.resize(jax.nn.relu(feat @ alpha), (8, 6), "bilinear")
-        sal = cam(0, pooled_features_model(wd), x, t)
+        sal = cam(pooled_features_model(wd), x, t, key=0)
         np.testing.assert_allclose(sal.map, want, rtol=1e-5, atol=1e-6)
         # quadratic head: d y / d A_k = 2 A_k wd[k, t] / (h w) -> alpha_k = 2 mean(A_k) wd[k, t] / (h w)
         alpha = 2 * feat.mean((0, 1)) * wd[:, t] / 12
         want = jax.image.resize(jax.nn.relu(feat @ alpha), (8, 6), "bilinear")
-        np.testing.assert_allclose(cam(0, pooled_features_model(wd, True), x, t).map, want, rtol=1e-5, atol=1e-6)
-    assert gradcam(relu=False)(0, pooled_features_model(wd), x, 0).map.min() < 0
+        np.testing.assert_allclose(cam(pooled_features_model(wd, True), x, t, key=0).map, want, rtol=1e-5, atol=1e-6)
+    assert gradcam(relu=False)(pooled_features_model(wd), x, 0, key=0).map.min() < 0
 
 
 def test_gradcam_pp_known_features():
@@ -95,7 +95,7 @@ def test_gradcam_pp_known_features():
     a = g**2 / (2 * g**2 + s * g**3)
     w = 12 * a * jax.nn.relu(g)
     want = jax.image.resize(jax.nn.relu(feat @ w), (8, 6), "bilinear")
-    sal = gradcam_pp()(0, pooled_features_model(wd), x, t)
+    sal = gradcam_pp()(pooled_features_model(wd), x, t, key=0)
     np.testing.assert_allclose(sal.map, want, rtol=1e-5, atol=1e-6)
     assert sal.forward_images == 1
 
@@ -103,9 +103,9 @@ def test_gradcam_pp_known_features():
 def test_gradcam_bad_model():
     flat = Classifier(lambda xb: xb.mean((1, 2)), features=lambda xb, d: (xb.mean((1, 2)), xb.mean((1, 2))))
     with pytest.raises(ValueError, match="features"):
-        gradcam()(0, flat, X, 0)
+        gradcam()(flat, X, 0, key=0)
     with pytest.raises(ValueError, match="feature maps"):
-        gradcam()(0, CNN, X, 0)  # a plain callable exposes none
+        gradcam()(CNN, X, 0, key=0)  # a plain callable exposes none
     with pytest.raises(ValueError, match="layer"):
         gradcam_pp(layer=3)
     with pytest.raises(ValueError, match="output"):

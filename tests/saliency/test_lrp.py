@@ -35,7 +35,7 @@ X = jax.random.uniform(jax.random.key(1), (8, 8, 3))
 
 def test_lrp0_equals_gradient_times_input():
     f = bias_free_cnn()
-    r = lrp(eps=0.0).attribute(KEY, Classifier(f), X, 1)
+    r = lrp(eps=0.0)(Classifier(f), X, 1, key=KEY).record.attributions
     gxi = X * jax.grad(lambda z: f(z[None])[0, 1])(X)
     assert r.shape == X.shape and r.dtype == jnp.float32
     np.testing.assert_allclose(r, gxi, rtol=1e-4, atol=1e-6)
@@ -46,13 +46,14 @@ def test_lrp_eps_and_gamma_conserve_relevance():
     clf = Classifier(f)
     logit = float(f(X[None])[0, 1])
     for kw in ({"eps": 1e-3}, {"eps": 1e-6, "gamma": 0.25}):
-        s = lrp(**kw)(KEY, clf, X, 1)
+        s = lrp(**kw)(clf, X, 1, key=KEY)
         assert s.forward_images == 1 and s.map.shape == X.shape[:2]
         assert float(s.map.sum()) == pytest.approx(logit, rel=0.02), kw
     # the gamma rule changes the redistribution (favours positive weights) but not the total
-    assert not np.allclose(lrp(eps=1e-6, gamma=0.25)(KEY, clf, X, 1).map, lrp(eps=1e-6)(KEY, clf, X, 1).map, rtol=1e-3)
+    gamma, eps = lrp(eps=1e-6, gamma=0.25)(clf, X, 1, key=KEY).map, lrp(eps=1e-6)(clf, X, 1, key=KEY).map
+    assert not np.allclose(gamma, eps, rtol=1e-3)
     # epsilon absorbs relevance: a large eps shrinks the total
-    assert abs(float(lrp(eps=10.0)(KEY, clf, X, 1).map.sum())) < abs(logit)
+    assert abs(float(lrp(eps=10.0)(clf, X, 1, key=KEY).map.sum())) < abs(logit)
 
 
 def test_lrp_rules_reach_inside_jitted_layers():
@@ -61,7 +62,8 @@ def test_lrp_rules_reach_inside_jitted_layers():
     jitted = jax.jit(lambda xb: jax.jit(f)(xb))
     for kw in ({"eps": 1e-3}, {"eps": 1e-6, "gamma": 0.25}):
         np.testing.assert_allclose(
-            lrp(**kw).attribute(KEY, Classifier(jitted), X, 2), lrp(**kw).attribute(KEY, Classifier(f), X, 2),
+            lrp(**kw)(Classifier(jitted), X, 2, key=KEY).record.attributions,
+            lrp(**kw)(Classifier(f), X, 2, key=KEY).record.attributions,
             rtol=1e-5, atol=1e-6,
         )
 
@@ -73,9 +75,9 @@ def test_bad_arguments():
         lrp(gamma=-0.5)
     method, clf = lrp(), Classifier(bias_free_cnn())
     with pytest.raises(ValueError, match="target"):
-        method(KEY, clf, X, 4)
+        method(clf, X, 4, key=KEY)
     with pytest.raises(ValueError, match="x must be"):
-        method(KEY, clf, X[None], 1)
+        method(clf, X[None], 1, key=KEY)
 
 
 def test_golden_lite0_ladybird():
@@ -87,7 +89,7 @@ def test_golden_lite0_ladybird():
     clf = Classifier.of(model)
     x = jnp.asarray(model.preprocess(str(REPO / "third_party/images/ladybird.jpg")))
     target = int(np.argmax(np.asarray(clf.full_probs(x))))
-    a = lrp()(jax.random.key(1), clf, x, target)
+    a = lrp()(clf, x, target, key=jax.random.key(1))
     golden = np.load(REPO / "tests/fixtures/golden/golden.npz")["baseline/lrp"]
     assert a.forward_images == 1
     assert_matches_golden(a.map, golden, gradient=True, name="lrp")

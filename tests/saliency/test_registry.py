@@ -34,15 +34,15 @@ def test_gradcam_on_a_zoo_like_model():
     relu(feat @ wd[:, t]) / (h w), upsampled."""
     model = TinyModel()
     clf = Classifier.of(model)
-    cam = methods.make("gradcam", layer="feat")(0, clf, X16, 1)
+    cam = methods.make("gradcam", layer="feat")(clf, X16, 1, key=0)
     assert isinstance(cam, Attribution) and cam.forward_images == 1
     feat = model.features_fn(None, X16[None])[1]["feat"][0]
     want = jax.image.resize(jax.nn.relu(feat @ model.wd[:, 1] / 64), (16, 16), "bilinear")
     np.testing.assert_allclose(cam.map, want, rtol=1e-5, atol=1e-6)
     # layer=None takes the last spatial feature point ("feat": "pooled" has no extent)
-    np.testing.assert_array_equal(methods.make("gradcam")(0, clf, X16, 1).map, cam.map)
+    np.testing.assert_array_equal(methods.make("gradcam")(clf, X16, 1, key=0).map, cam.map)
     with pytest.raises(ValueError, match="layer"):
-        methods.make("gradcam_pp", layer="nope")(0, clf, X16, 1)
+        methods.make("gradcam_pp", layer="nope")(clf, X16, 1, key=0)
 
 
 def test_mask_based_methods_run_on_convad():
@@ -70,14 +70,15 @@ def test_mask_based_methods_run_on_convad():
 
     clf = Classifier.of(FlaxModel())
     x = jax.random.uniform(jax.random.key(1), (12, 12, 3))
-    ad = methods.make("occlusion", mask_mode="ad", window=4, stride=4)(0, clf, x, 0)
-    zero = methods.make("occlusion", window=4, stride=4)(0, clf, x, 0)
+    ad = methods.make("occlusion", mask_mode="ad", window=4, stride=4)(clf, x, 0, key=0)
+    zero = methods.make("occlusion", window=4, stride=4)(clf, x, 0, key=0)
     assert ad.map.shape == (12, 12) and bool(jnp.isfinite(ad.map).all())
     assert not np.allclose(ad.map, zero.map)
     # shared options reach only the factories that take them
     shared = dict(mask_mode=0.5, layer="feat", batch_size=5)
-    rise_shared = methods.make("rise", shared=shared, n_masks=10)(3, clf, x, 0)
-    rise_direct = saliency.rise(n_masks=10, mask_mode=0.5, batch_size=5)(jax.random.key(3), clf, x, 0)
+    rise_shared = methods.make("rise", shared=shared, n_masks=10)(clf, x, 0, key=3)
+    rise_direct = saliency.rise(n_masks=10, mask_mode=0.5, batch_size=5)(clf, x, 0, key=jax.random.key(3))
     np.testing.assert_array_equal(rise_shared.map, rise_direct.map)
-    assert not np.allclose(rise_shared.map, saliency.rise(n_masks=10, batch_size=5)(jax.random.key(3), clf, x, 0).map)
+    rise_zero = saliency.rise(n_masks=10, batch_size=5)(clf, x, 0, key=jax.random.key(3))
+    assert not np.allclose(rise_shared.map, rise_zero.map)
     assert rise_shared.forward_images == 10

@@ -38,7 +38,8 @@ def test_rise_linear_model_matches_closed_form():
     second = np.mean([a @ a.T for a in A], axis=0)
     closed = (1 - P) * (second @ np.asarray(c).reshape(-1)) + P * float(c.sum()) + b
     n = 20000
-    sal = rise(n_masks=n, grid=S, p=P, batch_size=500)(jax.random.key(1), linear_model(c, b), jnp.ones((H, W, 3)), 0)
+    method = rise(n_masks=n, grid=S, p=P, batch_size=500)
+    sal = method(linear_model(c, b), jnp.ones((H, W, 3)), 0, key=jax.random.key(1))
     assert sal.forward_images == n
     err = np.abs(np.asarray(sal.map).reshape(-1) - closed)
     # Monte-Carlo standard error of the estimate is about 0.005 here; allow 5 sigma
@@ -54,12 +55,12 @@ def test_rise_deterministic_and_batch_invariant():
     x = jnp.ones((H, W, 3))
     f7 = rise(n_masks=100, grid=S, p=0.3, batch_size=7)
     f64 = rise(n_masks=100, grid=S, p=0.3, batch_size=64)
-    out = f7(jax.random.key(5), clf, x, 0)
+    out = f7(clf, x, 0, key=jax.random.key(5))
     a = out.map
     assert out.forward_images == 105  # 15 chunks of 7: the padding of the last chunk counts
-    np.testing.assert_array_equal(a, f7(jax.random.key(5), clf, x, 0).map)
-    np.testing.assert_allclose(a, f64(jax.random.key(5), clf, x, 0).map, rtol=1e-5, atol=1e-5)
-    assert not np.allclose(a, f7(jax.random.key(6), clf, x, 0).map)
+    np.testing.assert_array_equal(a, f7(clf, x, 0, key=jax.random.key(5)).map)
+    np.testing.assert_allclose(a, f64(clf, x, 0, key=jax.random.key(5)).map, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(a, f7(clf, x, 0, key=jax.random.key(6)).map)
 
 
 def test_shape_is_eq6_on_the_rise_masks():
@@ -68,7 +69,7 @@ def test_shape_is_eq6_on_the_rise_masks():
     x = jnp.ones((H, W, 3))
     n, p = 300, 0.1
     key = jax.random.key(9)
-    sal = shape(n_masks=n, grid=S, p=p, batch_size=32)(key, clf, x, 0)
+    sal = shape(n_masks=n, grid=S, p=p, batch_size=32)(clf, x, 0, key=key)
     m = np.asarray(rise_masks(key, n, S, p, (H, W)), np.float64)
     f_full = float(c.sum()) + 0.5
     f_masked = (m * np.asarray(c)[None]).sum((1, 2)) + 0.5
@@ -76,7 +77,7 @@ def test_shape_is_eq6_on_the_rise_masks():
     np.testing.assert_allclose(sal.map, want, rtol=1e-4, atol=1e-4)
     assert sal.forward_images == batching.padded_count(n, 32) + 1 == 321
     # and RISE on the same key is Eq. 6 of RISE on the same masks
-    r = rise(n_masks=n, grid=S, p=p, batch_size=32)(key, clf, x, 0)
+    r = rise(n_masks=n, grid=S, p=p, batch_size=32)(clf, x, 0, key=key)
     np.testing.assert_allclose(r.map, np.einsum("n,nhw->hw", f_masked, m) / (p * n), rtol=1e-4, atol=1e-4)
 
 
@@ -86,7 +87,7 @@ def test_occlusion_linear_model_by_hand():
     c[0, 0] = -1.0
     window, stride = 4, 3
     occ = occlusion(window=window, stride=stride, batch_size=5)
-    sal = occ(0, linear_model(c), jnp.ones((10, 9, 1)), 0)
+    sal = occ(linear_model(c), jnp.ones((10, 9, 1)), 0, key=0)
     rows, cols = [0, 3, 6], [0, 3, 5]  # 6 = 10-4 reached; 5 = 9-4 added as last position
     total, count = np.zeros((10, 9)), np.zeros((10, 9))
     for r in rows:
@@ -108,11 +109,11 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="mask_mode"):
         occlusion(mask_mode="purple")
     with pytest.raises(ValueError, match="rank 3"):
-        rise(n_masks=4)(jax.random.key(0), clf, jnp.ones((4, 4)), 0)
+        rise(n_masks=4)(clf, jnp.ones((4, 4)), 0, key=jax.random.key(0))
     with pytest.raises(ValueError, match="target"):
-        rise(n_masks=4)(jax.random.key(0), clf, jnp.ones((4, 4, 1)), 7)
+        rise(n_masks=4)(clf, jnp.ones((4, 4, 1)), 7, key=jax.random.key(0))
     with pytest.raises(ValueError, match="window"):
-        occlusion(window=20)(0, linear_model(jnp.ones((8, 8))), jnp.ones((8, 8, 1)), 0)
+        occlusion(window=20)(linear_model(jnp.ones((8, 8))), jnp.ones((8, 8, 1)), 0, key=0)
 
 
 def test_mask_mode_reaches_the_model():
@@ -120,8 +121,8 @@ def test_mask_mode_reaches_the_model():
     linear model's score counts the hidden pixels, so occlusion's drop changes sign."""
     c = jnp.ones((6, 6))
     x = jnp.zeros((6, 6, 1))
-    zero = occlusion(window=3, stride=3, batch_size=4)(0, linear_model(c), x, 0).map
-    one = occlusion(window=3, stride=3, mask_mode=1.0, batch_size=4)(0, linear_model(c), x, 0).map
+    zero = occlusion(window=3, stride=3, batch_size=4)(linear_model(c), x, 0, key=0).map
+    one = occlusion(window=3, stride=3, mask_mode=1.0, batch_size=4)(linear_model(c), x, 0, key=0).map
     np.testing.assert_allclose(zero, 0.0, atol=1e-6)
     np.testing.assert_allclose(one, -9.0, atol=1e-5)  # f(x) - f(window painted 1) = 0 - 9
 
@@ -161,10 +162,10 @@ def test_ad_masks_hide_the_fraction_the_normalisation_assumes(method, p):
     n = 2000
     x = jnp.ones((H, W, 3))
     if method == "rise":
-        out = rise(n_masks=n, grid=S, p=p, mask_mode="ad", batch_size=500)(jax.random.key(4), clf, x, 0)
+        out = rise(n_masks=n, grid=S, p=p, mask_mode="ad", batch_size=500)(clf, x, 0, key=jax.random.key(4))
         got, want, sd = float(out.map[0, 0]), p, np.sqrt(p * p * (1 - p * p) / n) / p
     else:
-        out = shape(n_masks=n, grid=S, p=p, mask_mode="ad", batch_size=500)(jax.random.key(4), clf, x, 0)
+        out = shape(n_masks=n, grid=S, p=p, mask_mode="ad", batch_size=500)(clf, x, 0, key=jax.random.key(4))
         got, want, sd = float(out.map[6, 6]), 1.0, np.sqrt(p * (1 - p) / n) / (1 - p)
     assert abs(got - want) < 5 * sd, f"{method} p={p}: {got:.3f}, want {want} +- {5 * sd:.3f}"
 

@@ -55,7 +55,7 @@ def exact_shapley(f, m):
 def test_kernel_shap_exact_shapley_values():
     x = jnp.ones((8, 9, 3))
     ks = kernel_shap(n_samples=100, batch_size=16)  # 2^6 - 2 = 62 <= 100: enumeration
-    sal = ks(jax.random.key(0), game_classifier(nonlinear), x, 1, segments=SEG)
+    sal = ks(game_classifier(nonlinear), x, 1, key=jax.random.key(0), segments=SEG)
     phi = exact_shapley(nonlinear, 6)
     np.testing.assert_allclose(np.asarray(sal.map), phi[SEG], atol=1e-5)
     assert sal.forward_images == 2 + 64  # v(0), v(1); 62 coalitions in 4 chunks of 16
@@ -64,7 +64,7 @@ def test_kernel_shap_exact_shapley_values():
     np.testing.assert_allclose(np.asarray(sal.record.shap_values), phi, atol=1e-5)
     # fixed segments as a config option, through the registry
     by_name = methods.make("kernel_shap", n_samples=100, batch_size=16, segments=SEG)
-    by_name = by_name(0, game_classifier(nonlinear), x, 1)
+    by_name = by_name(game_classifier(nonlinear), x, 1, key=0)
     np.testing.assert_array_equal(by_name.map, sal.map)
 
 
@@ -72,9 +72,9 @@ def test_kernel_shap_sampling_is_keyed_and_efficient():
     x = jnp.ones((8, 9, 3))
     ks = kernel_shap(n_samples=40, batch_size=7)
     clf = game_classifier(nonlinear)
-    a = ks(jax.random.key(1), clf, x, 1, segments=SEG).map
-    np.testing.assert_array_equal(a, ks(jax.random.key(1), clf, x, 1, segments=SEG).map)
-    b = kernel_shap(n_samples=40, batch_size=40)(jax.random.key(1), clf, x, 1, segments=SEG).map
+    a = ks(clf, x, 1, key=jax.random.key(1), segments=SEG).map
+    np.testing.assert_array_equal(a, ks(clf, x, 1, key=jax.random.key(1), segments=SEG).map)
+    b = kernel_shap(n_samples=40, batch_size=40)(clf, x, 1, key=jax.random.key(1), segments=SEG).map
     np.testing.assert_allclose(a, b, atol=1e-5)
     phi = np.asarray(a)[[0, 0, 0, 4, 4, 4], [0, 3, 6, 0, 3, 6]]
     # efficiency holds exactly by construction; values close to the exact ones
@@ -101,7 +101,7 @@ UNANIMITY10_SHAPLEY = np.array([0.12] * 5 + [0.2, 0.1, 0.1, -0.05, -0.05])
 
 
 def test_kernel_shap_sampling_error_is_the_measured_one():
-    """Issue 11 item 14. Sampled KernelSHAP (500 coalitions < 2^10 - 2) measured over 1000
+    """Sampled KernelSHAP (500 coalitions < 2^10 - 2) measured over 1000
     keys (`tests/saliency/measure_kernel_shap_error.py 500 1000`): unbiased (every |bias| < 0.001, within
     its standard error), per-component sd 0.022-0.030, max_j |error| q99.9 0.108. So one key is
     within 0.11, and the mean of 200 keys within 5 standard errors, 5 * 0.030 / sqrt(200) =
@@ -110,7 +110,7 @@ def test_kernel_shap_sampling_error_is_the_measured_one():
     clf = visible_game(SEG10, unanimity10)
     x = jnp.ones((6, 10, 3))
     ks = kernel_shap(n_samples=500, batch_size=500)
-    phis = np.array([np.asarray(ks(jax.random.key(k), clf, x, 1, segments=SEG10).record.shap_values)
+    phis = np.array([np.asarray(ks(clf, x, 1, key=jax.random.key(k), segments=SEG10).record.shap_values)
                      for k in range(200)])
     assert np.abs(phis[0] - UNANIMITY10_SHAPLEY).max() < 0.11
     assert np.abs(phis.mean(0) - UNANIMITY10_SHAPLEY).max() < 5 * 0.030 / np.sqrt(200)
@@ -122,18 +122,18 @@ def test_lime_recovers_linear_weights_keyed_and_batch_invariant():
     x = jnp.ones((8, 9, 3))
     l64 = lime(n_samples=300, alpha=1e-6, batch_size=64)
     l7 = lime(n_samples=300, alpha=1e-6, batch_size=7)
-    exact = l64(jax.random.key(2), linear, x, 1, segments=SEG)
+    exact = l64(linear, x, 1, key=jax.random.key(2), segments=SEG)
     np.testing.assert_allclose(np.asarray(exact.map), np.asarray(w)[SEG], atol=1e-4)
     assert exact.forward_images == 320  # 5 chunks of 64
     assert isinstance(exact.record, LimeRecord)
     np.testing.assert_allclose(np.asarray(exact.record.coefficients), w, atol=1e-4)
     assert float(exact.record.intercept) == pytest.approx(0.1, abs=1e-4)
-    assert l7(jax.random.key(3), linear, x, 1, segments=SEG).forward_images == 301  # 43 chunks of 7
+    assert l7(linear, x, 1, key=jax.random.key(3), segments=SEG).forward_images == 301  # 43 chunks of 7
     clf = game_classifier(nonlinear)
-    a = l7(jax.random.key(3), clf, x, 1, segments=SEG).map
-    np.testing.assert_array_equal(a, l7(jax.random.key(3), clf, x, 1, segments=SEG).map)
-    np.testing.assert_allclose(a, l64(jax.random.key(3), clf, x, 1, segments=SEG).map, atol=1e-5)
-    assert not np.allclose(a, l7(jax.random.key(4), clf, x, 1, segments=SEG).map)
+    a = l7(clf, x, 1, key=jax.random.key(3), segments=SEG).map
+    np.testing.assert_array_equal(a, l7(clf, x, 1, key=jax.random.key(3), segments=SEG).map)
+    np.testing.assert_allclose(a, l64(clf, x, 1, key=jax.random.key(3), segments=SEG).map, atol=1e-5)
+    assert not np.allclose(a, l7(clf, x, 1, key=jax.random.key(4), segments=SEG).map)
 
 
 def test_weighted_ridge_closed_form():
@@ -180,36 +180,36 @@ LINEAR = Classifier(lambda xb: jnp.einsum("bhwc,hwck->bk", xb, LIN_W), name="lin
 def test_gradient_shap_linear_model_exact_and_cnn_completeness():
     x = jax.random.normal(jax.random.key(6), (6, 6, 2))
     gs = gradient_shap(n_samples=8, batch_size=3)
-    sal = gs(jax.random.key(0), LINEAR, x, 1)
+    sal = gs(LINEAR, x, 1, key=jax.random.key(0))
     np.testing.assert_allclose(sal.map, (x * LIN_W[..., 1]).sum(-1), rtol=1e-5, atol=1e-5)
     assert sal.forward_images == 9  # 3 chunks of 3
     # on a CNN its expectation is IG: completeness in expectation (32 keys x 8 samples)
     logits = small_cnn(jax.random.key(0), channels=2)
     cnn = Classifier(logits)
-    total = np.mean([float(gs(jax.random.key(100 + i), cnn, x, 2).map.sum()) for i in range(32)])
+    total = np.mean([float(gs(cnn, x, 2, key=jax.random.key(100 + i)).map.sum()) for i in range(32)])
     want = float(logits(x[None])[0, 2] - logits(jnp.zeros_like(x)[None])[0, 2])
     assert total == pytest.approx(want, rel=0.05)
-    a = gs(jax.random.key(3), cnn, x, 2).map
-    np.testing.assert_array_equal(a, gs(jax.random.key(3), cnn, x, 2).map)
-    b = gradient_shap(n_samples=8, batch_size=8)(jax.random.key(3), cnn, x, 2).map
+    a = gs(cnn, x, 2, key=jax.random.key(3)).map
+    np.testing.assert_array_equal(a, gs(cnn, x, 2, key=jax.random.key(3)).map)
+    b = gradient_shap(n_samples=8, batch_size=8)(cnn, x, 2, key=jax.random.key(3)).map
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert gs.attribute(jax.random.key(3), cnn, x, 2).shape == x.shape
+    assert gs(cnn, x, 2, key=jax.random.key(3)).record.attributions.shape == x.shape
 
 
 def test_noise_tunnel():
     x = jax.random.normal(jax.random.key(6), (6, 6, 2))
     ig = integrated_gradients(n_steps=8)
-    base = ig(0, LINEAR, x, 0).map
-    still = noise_tunnel(ig, n_samples=3, stdev=0.0)(jax.random.key(0), LINEAR, x, 0).map
+    base = ig(LINEAR, x, 0, key=0).map
+    still = noise_tunnel(ig, n_samples=3, stdev=0.0)(LINEAR, x, 0, key=jax.random.key(0)).map
     np.testing.assert_allclose(still, base, rtol=1e-6)
     nt = noise_tunnel(ig, n_samples=4, stdev=0.2)
-    s = nt(jax.random.key(1), LINEAR, x, 0)
+    s = nt(LINEAR, x, 0, key=jax.random.key(1))
     assert s.forward_images == 4 * 8
-    np.testing.assert_array_equal(s.map, nt(jax.random.key(1), LINEAR, x, 0).map)
+    np.testing.assert_array_equal(s.map, nt(LINEAR, x, 0, key=jax.random.key(1)).map)
     assert not np.allclose(s.map, base)
     # linear model: E[(x + eps) . w] = x . w; the mean of 4 samples is within noise of it
     assert np.abs(np.asarray(s.map - base)).max() < 4 * 0.2 * float(x.max() - x.min()) * float(jnp.abs(LIN_W).max()) * 2
-    v = noise_tunnel(ig, n_samples=4, stdev=0.2, nt_type="vargrad")(jax.random.key(1), LINEAR, x, 0).map
+    v = noise_tunnel(ig, n_samples=4, stdev=0.2, nt_type="vargrad")(LINEAR, x, 0, key=jax.random.key(1)).map
     assert float(v.min()) >= -1e-6
     with pytest.raises(ValueError, match="nt_type"):
         noise_tunnel(ig, nt_type="mean")
@@ -219,12 +219,12 @@ def test_noise_tunnel_base_by_name():
     """A registered name + base_config builds the same base as the factory; forward_images
     is the sum of the base's (here with a padded last chunk: 3 steps in chunks of 2 -> 4)."""
     x = jax.random.normal(jax.random.key(6), (6, 6, 2))
-    by_name = methods.make("noise_tunnel", n_samples=3, base_config=dict(n_steps=3, batch_size=2))(7, LINEAR, x, 0)
+    by_name = methods.make("noise_tunnel", n_samples=3, base_config=dict(n_steps=3, batch_size=2))(LINEAR, x, 0, key=7)
     by_object = noise_tunnel(integrated_gradients(n_steps=3, batch_size=2), n_samples=3)
-    by_object = by_object(jax.random.key(7), LINEAR, x, 0)
+    by_object = by_object(LINEAR, x, 0, key=jax.random.key(7))
     np.testing.assert_array_equal(by_name.map, by_object.map)
     assert by_name.forward_images == 3 * 4
-    default = noise_tunnel(n_samples=1, base_config=dict(n_steps=3))(jax.random.key(7), LINEAR, x, 0)
+    default = noise_tunnel(n_samples=1, base_config=dict(n_steps=3))(LINEAR, x, 0, key=jax.random.key(7))
     assert default.forward_images == 3  # the default base is integrated_gradients
     with pytest.raises(ValueError, match="n_steps"):
         noise_tunnel(base_config=dict(n_steps=0))
@@ -236,7 +236,7 @@ def test_noise_tunnel_base_by_name():
 
 @pytest.mark.parametrize("case", sorted(REFERENCE["lime"]))
 def test_lime_matches_the_lime_package(case, monkeypatch):
-    """Issue 11 item 14: given lime's own samples (lime 0.2.0.1 `LimeImageExplainer`,
+    """Given lime's own samples (lime 0.2.0.1 `LimeImageExplainer`,
     hide_color=0 = our mask_mode 0), our LIME reproduces what lime fitted: the model values,
     the cosine distances to the all-ones row, the kernel sqrt(exp(-d^2 / width^2)) and the
     weighted ridge (coefficients and intercept). A wrong distance, kernel, width or alpha fails."""
@@ -252,7 +252,7 @@ def test_lime_matches_the_lime_package(case, monkeypatch):
     np.testing.assert_allclose(y, ref["labels"], atol=1e-6)
     # the whole method, fed lime's samples instead of its own draw
     monkeypatch.setattr(lime_module, "lime_samples", lambda key, n, m: jnp.asarray(z))
-    out = lime(n_samples=len(z), kernel_width=width, alpha=alpha, batch_size=32)(0, clf, x, 1, segments=SEG)
+    out = lime(n_samples=len(z), kernel_width=width, alpha=alpha, batch_size=32)(clf, x, 1, key=0, segments=SEG)
     np.testing.assert_allclose(out.record.coefficients, ref["coefficients"], rtol=1e-4, atol=2e-6)
     assert float(out.record.intercept) == pytest.approx(ref["intercept"], rel=1e-4, abs=2e-6)
 
@@ -269,7 +269,7 @@ def test_lime_draws_like_lime():
 
 @pytest.mark.parametrize("m", [6, 10])
 def test_kernel_shap_coalition_sizes_follow_the_shapley_kernel(m):
-    """Issue 11 item 14: sampled coalitions have |z| distributed as the Shapley kernel's size
+    """Sampled coalitions have |z| distributed as the Shapley kernel's size
     marginal (reference: brute-force sum of pi(z) per size, exact fractions in the fixture),
     members uniform given the size; the enumeration's weights are pi(z). Uniform sizes give
     chi2 in the thousands here."""
@@ -293,15 +293,12 @@ def test_kernel_shap_coalition_sizes_follow_the_shapley_kernel(m):
 
 
 def test_resolved_config_holds_every_default_and_the_superpixel_options():
-    """`resolve_config` (evaluate's `method_config` column) lists the factory's defaults and the
-    chosen superpixel method's options, with given values winning: catches a resolver that
+    """`methods.settings` (evaluate's `method_config` column) lists the factory's defaults and
+    the chosen superpixel method's options, with given values winning: catches a resolver that
     drops the superpixel options or reads another factory's signature."""
-    from rexjax.saliency import kernel_shap as ks
-    from rexjax.saliency import lime as lm
-
-    got = lm.resolve_config({"n_samples": 5})
+    got = methods.settings("lime", {"n_samples": 5})
     assert got["n_samples"] == 5 and got["kernel_width"] == 0.25 and got["superpixel"] == "quickshift"
     assert {"kernel_size", "max_dist", "ratio"} <= set(got) and "compactness" not in got
-    got = ks.resolve_config({"superpixel": "slic", "n_segments": 7})
+    got = methods.settings("kernel_shap", {"superpixel": "slic", "n_segments": 7})
     assert got["n_samples"] == 256 and got["n_segments"] == 7 and "compactness" in got
     assert "kernel_width" not in got
