@@ -9,10 +9,21 @@ fields images, layout, data, out, models, methods, max_images, seed (see
 `rexjax/studies/configs.py`) and the per-method sub-configs of `rexjax evaluate`; any field
 is overridden as --config.FIELD=VALUE. The run writes, under `out`: results.csv (one row per
 (image, model, method), appended as each finishes; rerunning the same command resumes),
-maps/ (per-row PNGs), the study's tables (tables.md) and plots, and report.html. Images are
-spread over every local device (`jax.local_devices()`); on several hosts call
-`jax.distributed.initialize()` first by setting --distributed (each process then takes
-every P-th image and writes its own results.p<k>-of-<P>.csv; process 0 writes the report).
+maps/ (per-row PNGs), the study's tables (tables.md) and plots, and report.html.
+
+A process computes on its default device. Several devices or hosts share the images as
+processes (`jax.distributed`; one process per accelerator, e.g. CUDA_VISIBLE_DEVICES=k):
+start the same command P times with --coordinator_address=HOST:PORT (process 0's)
+--num_processes=P --process_id=p. Process p takes the images at positions j = p mod P and
+writes results.p<p>-of-<P>.csv; once all are done, process 0 merges them into results.csv
+(equal to a one-process run's up to the timing columns) and writes the report. On one
+machine (CPU collectives: gloo):
+
+    python experiments/run.py --config experiments/configs/rex_compare.py \
+        --coordinator_address=127.0.0.1:12355 --num_processes=2 --process_id=0 &
+    python experiments/run.py --config experiments/configs/rex_compare.py \
+        --coordinator_address=127.0.0.1:12355 --num_processes=2 --process_id=1
+
 --report_only writes the tables, plots and report from the rows so far (a run in progress).
 
 Errors are the `rexjax` CLI's: a bad flag, config file, field or value is one line on stderr
@@ -31,7 +42,9 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "study config file (experiments/configs/<study>.py[:ARG]); fields as --config.FIELD=VALUE",
     lock_config=True)
-_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "call jax.distributed.initialize() first (multi-host runs)")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (jax.distributed)")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "processes sharing the images (jax.distributed)")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index in [0, num_processes)")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "only write tables.md, the plots and report.html from the "
                                  "rows in out so far (e.g. of a run still going or interrupted)")
 
@@ -48,28 +61,33 @@ def main(argv) -> int:
     if _CONFIG.value is None:
         raise UsageError("--config", "is required: --config=experiments/configs/<study>.py")
     check_out_dir(str(_CONFIG.value.out), "--config.out")
-    if _DISTRIBUTED.value:
-        import jax
-
-        jax.distributed.initialize()
     from rexjax import studies
     from rexjax.studies import runner
 
+    try:
+        runner.start_processes(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    except ValueError as err:
+        raise UsageError("", str(err)) from err
     config = _CONFIG.value
     try:
+        study = studies.study(config.study)
         if _REPORT_ONLY.value:
-            print(f"wrote {runner.report(config, studies.study(config.study))}")
+            print(f"wrote {runner.report(config, study)}")
             return 0
-        out = runner.run(config, studies.study(config.study))
+        plan = runner.plan(config, study)
+        classifiers = runner.load_classifiers(plan)
+    except ValueError as err:  # bad fields or values found while setting the study up
+        raise UsageError("", str(err)) from err
+    done = runner.execute(plan, classifiers)
+    index, count = plan.process
+    print(f"process {index} of {count}: {done.maps} maps computed here")
+    try:
+        out = runner.finish(plan, done.failed)
     except runner.StudyIncomplete as err:  # some pairs failed (one line each, already shown)
         print(f"{PROG}: {err}", file=sys.stderr)
         return 1
-    except ValueError as err:  # bad fields or values found while setting the study up
-        raise UsageError("", str(err)) from err
-    import jax
-
-    print(f"wrote {out}/results.csv, {out}/tables.md and {out}/report.html "
-          f"(process {jax.process_index()} of {jax.process_count()}, {jax.local_device_count()} devices)")
+    if index == 0:
+        print(f"wrote {out}/results.csv, {out}/tables.md and {out}/report.html")
     return 0
 
 

@@ -7,14 +7,15 @@
     for row in evaluator.run(data.list_images("third_party/images")):   # a generator
         rows.append(row)                                    # row["area"], row["ins"], ...
     print(summary_table(rows))
-    for row in evaluator.image_rows(i, sample, ["rise"], on_map=save):  # one image, some methods
+    for row in evaluator.image_rows(sample, ["rise"], on_map=save):  # one image, some methods
         ...                                                 # save(row, x, Measured(values, map, ...))
 
-For image i (a path, or a `rexjax.data.Sample` carrying its segmentation file):
+For an image (a path, or a `rexjax.data.Sample` carrying its segmentation file):
 x = classifier.prepare(path), probs = classifier.full_probs(x), target = argmax(probs),
-key = fold_in(key(seed), i). For every method, in the mapping's order, one row (COLUMNS):
+key = `keys.for_image(seed, file name)` (by identity: an image's rows do not depend on the
+other images of the run). For every method, in the mapping's order, one row (COLUMNS):
 
-    image, image_index  the image and its index i in the run (the key above)
+    image               the image's file name (with seed: the method's key)
     method, target, label, full_confidence   what was explained
     area                the ReX global extraction (`metrics.make_area`: chunks of 10 pixels,
                         the first prefix classified as the target) applied to the method's
@@ -37,7 +38,7 @@ key = fold_in(key(seed), i). For every method, in the mapping's order, one row (
     convention, step    how ins/del were measured; ins_substrate, del_substrate: what the
                         curves showed at hidden pixels (`metrics.substrates`: under
                         mask_mode "ad" the rex convention's are "ad", not zeros)
-    seed                the run's seed (with image_index: the method's key)
+    seed                the run's seed (with image: the method's key)
     method_config       every setting the method ran with, defaults included, as JSON
                         (`resolved_config`): `methods.make(method, **json.loads(...))`
                         rebuilds it
@@ -73,13 +74,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexjax import checks, metrics
+from rexjax import checks, keys, metrics
 from rexjax import methods as registry
 from rexjax.classifier import Classifier
 from rexjax.data import Sample, find_segment, read_segment
 from rexjax.masking import MaskMode, parse_mask_mode
 
-COLUMNS = ["image", "image_index", "method", "target", "label", "full_confidence", "area", "ins", "del", "IN", "OUT",
+COLUMNS = ["image", "method", "target", "label", "full_confidence", "area", "ins", "del", "IN", "OUT",
            "time_s", "compile_s", "forward_images", "forward_images_area", "model", "weights", "mask_mode",
            "convention", "step", "ins_substrate", "del_substrate", "seed", "method_config", "rexjax_version"]
 
@@ -201,10 +202,10 @@ def check_settings(
     convention: "rex" / "rise" or a `metrics.Convention`; step: pixels per insertion/deletion
     step (None = the convention's); returned as one Convention with the step applied.
     batch_size: images per model call in the metrics (None = the `rexjax.batching` default).
-    seed: image i gets key fold_in(key(seed), i). masks_dir: folder of segmentations for
-    images given as paths (`rexjax.data.find_segment`). warmup: call each method once before
-    its first timed call (compile time apart from time_s). Callers check settings with this
-    before loading a model."""
+    seed: an image gets key `keys.for_image(seed, its file name)`. masks_dir: folder of
+    segmentations for images given as paths (`rexjax.data.find_segment`). warmup: call each
+    method once before its first timed call (compile time apart from time_s). Callers check
+    settings with this before loading a model."""
     mask_mode = parse_mask_mode(mask_mode)
     if isinstance(convention, str):
         convention = metrics.CONVENTIONS[checks.one_of("convention", convention, sorted(metrics.CONVENTIONS))]
@@ -320,16 +321,15 @@ class Evaluator:
         samples = [self._sample(item) for item in images]
         with tqdm(total=len(samples) * len(self.methods), desc="evaluate", unit="map",
                   disable=None if progress is None else not progress) as bar:
-            for i, sample in enumerate(samples):
-                for row in self.image_rows(i, sample):
+            for sample in samples:
+                for row in self.image_rows(sample):
                     bar.set_postfix_str(f"{sample.name} {row['method']}", refresh=False)
                     bar.update(1)
                     yield row
 
-    def image_rows(self, i: int, sample, names: Optional[Sequence[str]] = None,
-                   on_map=None) -> Iterator[dict]:
-        """The rows of image `i` of a run (its key: fold_in(key(seed), i)) for the methods
-        `names` (None = all, in the mapping's order). `on_map(row, x, map, extraction)`, if
+    def image_rows(self, sample, names: Optional[Sequence[str]] = None, on_map=None) -> Iterator[dict]:
+        """The rows of one image (its key: `keys.for_image(seed, its file name)`) for the
+        methods `names` (None = all, in the mapping's order). `on_map(row, x, measured)`, if
         given, sees each row with the prepared image and its `Measured` (map, extraction,
         Attribution; e.g. to save them or add study columns) before the row is yielded."""
         sample = self._sample(sample)
@@ -338,11 +338,11 @@ class Evaluator:
         target = int(probs.argmax())
         full = float(probs[target])
         segment = read_segment(sample.segment, x.shape[:2]) if sample.segment is not None else None
-        key = jax.random.fold_in(jax.random.key(self.seed), i)
+        key = keys.for_image(self.seed, sample.name)
         label = self.classifier.label(target) or ""
         for name in self.methods if names is None else names:
             measured = self.measure_maps(name, key, x, target, full, segment)
-            row = {"image": sample.name, "image_index": i, "target": target, "label": label,
+            row = {"image": sample.name, "target": target, "label": label,
                    "full_confidence": full, **measured.values, **self.run_columns}
             row = {c: row[c] for c in COLUMNS}
             if on_map is not None:

@@ -17,7 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 from PIL import Image
 
-from rexjax import evaluation, methods, metrics, models
+from rexjax import evaluation, keys, methods, metrics
 from rexjax.classifier import Classifier
 from rexjax.configs import evaluate as default_config
 from rexjax.masking import parse_mask_mode
@@ -92,7 +92,7 @@ def test_row_values_are_the_metrics_of_the_map(folder, classifier):
     (row,) = ev.evaluate([folder / "images" / "a.png"])
     x = classifier.prepare(folder / "images" / "a.png")
     target = row["target"]
-    att = made["ig"](classifier, x, target, key=jax.random.fold_in(jax.random.key(5), 0))
+    att = made["ig"](classifier, x, target, key=keys.for_image(5, "a.png"))
     area, ex = metrics.make_area(classifier)(x, att.map, target, row["full_confidence"])
     conv = metrics.RISE._replace(step=50)
     curves = metrics.insertion_deletion(classifier, x, att.map, target, conv)
@@ -134,8 +134,8 @@ def test_registered_fake_method_runs_through_the_evaluator(fake_method, folder, 
     assert [(r["image"], r["method"], r["forward_images"]) for r in rows] == [("a.png", "fake", 7), ("b.png", "fake", 7)]
     calls = made["fake"].fn.calls
     assert len(calls) == 3 and (calls[0][0] == calls[1][0]).all()  # a warm-up call (same key) on image 0
-    for i, (key_data, target) in enumerate(calls[1:]):  # image i: fold_in(key(seed), i), the top-1 class
-        np.testing.assert_array_equal(key_data, jax.random.key_data(jax.random.fold_in(jax.random.key(11), i)))
+    for i, (key_data, target) in enumerate(calls[1:]):  # keyed by file name (not position), its top-1 class
+        np.testing.assert_array_equal(key_data, jax.random.key_data(keys.for_image(11, rows[i]["image"])))
         assert target == rows[i]["target"]
     x = classifier.prepare(images[0])
     area, _ = metrics.make_area(classifier)(x, 2.0 * x.mean(-1), rows[0]["target"], rows[0]["full_confidence"])
@@ -155,7 +155,8 @@ def test_config_overrides_reach_the_methods(folder, classifier):
     config = parse_config("--config.methods=rise,ig", "--config.rise.n_masks=8",
                           "--config.integrated_gradients.n_steps=3", "--config.batch_size=8", "--config.mask_mode=max")
     made = evaluation.make_methods(config.methods, config, shared={"mask_mode": config.mask_mode, "batch_size": 8})
-    assert made["rise"].config == {"n_masks": 8, "grid": 7, "p": 0.5, "mask_mode": "max", "batch_size": 8}
+    defaults = default_config.get_config().rise.to_dict()
+    assert made["rise"].config == {**defaults, "n_masks": 8, "mask_mode": "max", "batch_size": 8}
     assert made["ig"].config["n_steps"] == 3
     rows = evaluation.Evaluator(classifier, made, batch_size=8).evaluate([folder / "images" / "b.png"])
     assert {r["method"]: r["forward_images"] for r in rows} == {"rise": 8, "ig": 3}
@@ -180,7 +181,8 @@ def test_study_config_extends_the_default():
     paper, cpu = _load_study(), _load_study("cpu")
     base = default_config.get_config()
     assert paper.rise.n_masks == base.rise.n_masks == 4000 and paper.step is None
-    assert (cpu.rex.iters, cpu.rise.n_masks, cpu.integrated_gradients.n_steps, cpu.lime.n_samples, cpu.step) == (
+    assert (paper.rex.search.iters, paper.rex.search.responsibility) == (20, "alg1")  # the paper's ReX budget
+    assert (cpu.rex.search.iters, cpu.rise.n_masks, cpu.integrated_gradients.n_steps, cpu.lime.n_samples, cpu.step) == (
         10, 1000, 32, 500, 250)
     assert cpu.methods == base.methods and set(cpu.keys()) == set(base.keys())
     with pytest.raises(flags.IllegalFlagValueError, match="config argument"):
@@ -188,7 +190,7 @@ def test_study_config_extends_the_default():
 
 
 def test_captum_config_has_captum_defaults():
-    """Issue 11 item 17: the named config with Captum 0.9's defaults (RISE: the authors'
+    """The named config with Captum 0.9's defaults (RISE: the authors'
     notebook settings) builds every method of the ReX paper's Table 1 that rexjax has."""
     captum = _load_study("captum")
     assert captum.methods == "rex,gradcam,kernel_shap,gradient_shap,rise,lime,ig,noise_tunnel"
@@ -250,17 +252,17 @@ def test_rex_area_is_its_own_extraction(folder, classifier):
     made = evaluation.make_methods("rex", {"rex": {"iters": 2, "prefix_growth": 0.0, "prune_grids": ()}})
     (row,) = evaluation.Evaluator(classifier, made, seed=2).evaluate([folder / "images" / "b.png"])
     x = classifier.prepare(folder / "images" / "b.png")
-    own = made["rex"](classifier, x, row["target"], key=jax.random.fold_in(jax.random.key(2), 0)).record
+    own = made["rex"](classifier, x, row["target"], key=keys.for_image(2, "b.png")).record
     assert row["area"] == own.area and row["forward_images"] == own.forward_images
     # its full config (RexConfig, defaults included) is in the row and rebuilds the method
     config = json.loads(row["method_config"])
-    assert config["iters"] == 2 and config["min_box_size"] == 10 and "spatial" in config
-    rebuilt = methods.make("rex", **config)(classifier, x, row["target"], key=jax.random.fold_in(jax.random.key(2), 0))
+    assert config["search"]["iters"] == 2 and config["search"]["min_box_size"] == 10 and "spatial" in config
+    rebuilt = methods.make("rex", **config)(classifier, x, row["target"], key=keys.for_image(2, "b.png"))
     assert rebuilt.record.area == own.area
 
 
 def test_summary_and_table():
-    """Issue 11 item 16: n per method, the sample std (ddof 1) of the area, none for n = 1,
+    """Per method: n, the sample std (ddof 1) of the area, none for n = 1,
     OUT dropped when it is 1 - IN, compile time apart from time_s."""
     def row(m, area, ins, IN=None, fwd=10, compile_s=None):
         return {"method": m, "area": area, "ins": ins, "del": 0.5, "IN": IN, "OUT": None if IN is None else 1 - IN,
@@ -288,8 +290,8 @@ def test_summary_and_table():
 
 
 def test_rows_reproduce_on_their_own(folder, classifier, tmp_path):
-    """Issue 11 item 16: one CSV row alone rebuilds its numbers: the model and weights, the
-    mask mode and substrates, the seed and image index (key = fold_in(key(seed), index)), the
+    """One CSV row alone rebuilds its numbers: the model and weights, the
+    mask mode and substrates, the seed and image (key = keys.for_image(seed, image)), the
     method's full config (defaults included, as JSON) and the rexjax version are in the row."""
     made = evaluation.make_methods("rise,ig", SMALL, shared={"mask_mode": "max", "batch_size": 8})
     ev = evaluation.Evaluator(classifier, made, mask_mode="max", batch_size=8, seed=5, step=40)
@@ -300,7 +302,7 @@ def test_rows_reproduce_on_their_own(folder, classifier, tmp_path):
         got = list(csv.DictReader(f))
     assert list(got[0]) == evaluation.COLUMNS
     r = got[3]  # image b, ig
-    assert (r["image"], r["image_index"], r["method"], r["seed"]) == ("b.png", "1", "ig", "5")
+    assert (r["image"], r["method"], r["seed"]) == ("b.png", "ig", "5")
     assert (r["model"], r["weights"], r["mask_mode"]) == ("tiny", "", "max")
     assert (r["convention"], r["step"], r["ins_substrate"], r["del_substrate"]) == ("rex", "40", "max", "max")
     assert r["rexjax_version"] == importlib.metadata.version("rexjax")
@@ -314,7 +316,7 @@ def test_rows_reproduce_on_their_own(folder, classifier, tmp_path):
     # rebuild the row from its own fields
     method = methods.make(r["method"], **config)
     x = classifier.prepare(folder / "images" / r["image"])
-    key = jax.random.fold_in(jax.random.key(int(r["seed"])), int(r["image_index"]))
+    key = keys.for_image(int(r["seed"]), r["image"])
     att = method(classifier, x, int(r["target"]), key=key)
     conv = metrics.resolve_convention(r["convention"])._replace(step=int(r["step"]))
     curves = metrics.insertion_deletion(classifier, x, att.map, int(r["target"]), conv,
@@ -354,7 +356,7 @@ def _slow_first_call_factory(pause=0.4):
 
 
 def test_compile_time_is_apart_from_time_s(monkeypatch, folder, classifier):
-    """Issue 11 item 16: the first call of a method (compilation) is a warm-up timed as
+    """The first call of a method (compilation) is a warm-up timed as
     compile_s on that method's first row; time_s is a warm call."""
     module = types.ModuleType("slow_method_module")
     module.slow = _slow_first_call_factory
@@ -370,7 +372,7 @@ def test_compile_time_is_apart_from_time_s(monkeypatch, folder, classifier):
 
 
 def test_step_larger_than_the_image_is_a_clear_error(folder, classifier):
-    """Issue 11 item 16: fewer pixels (16 x 16 = 256) than `step` is a ValueError naming both."""
+    """Fewer pixels (16 x 16 = 256) than `step` is a ValueError naming both."""
     ev = evaluation.Evaluator(classifier, evaluation.make_methods("ig", SMALL), step=257)
     with pytest.raises(ValueError, match=r"step 257 .*256 pixels"):
         ev.evaluate([folder / "images" / "a.png"])
@@ -405,22 +407,24 @@ def test_no_method_name_in_code(module):
     assert found == []
 
 
-def _run_cli(monkeypatch, capsys, *args, load=None):
-    """`rexjax evaluate ARGS` in process, on TinyModel (or `load`): (exit status, captured)."""
+TINY_SPEC = "tests.helpers.tiny:TinyModel"  # a 'package.module:factory' model for the command
+
+
+def _run_cli(capsys, *args):
+    """`rexjax evaluate ARGS` in process, on TinyModel unless ARGS name a model: (exit status,
+    captured)."""
     from rexjax.commands import evaluate as cmd
 
-    monkeypatch.setattr(models, "load", load or (lambda name, weights=None: TinyModel()))
-    rc = cmd.run(parse_config(*args))
+    model = [] if any(a.startswith("--config.model=") for a in args) else [f"--config.model={TINY_SPEC}"]
+    rc = cmd.run(parse_config(*model, *args))
     return rc, capsys.readouterr()
 
 
-def test_cli_run_writes_csv_and_summary(monkeypatch, capsys, folder, tmp_path):
-    rc, out = _run_cli(
-        monkeypatch, capsys,
-        f"--config.images={folder / 'images'}", f"--config.masks={folder / 'masks'}", f"--config.out={tmp_path}",
-        "--config.methods=rise,ig", "--config.rise.n_masks=8", "--config.integrated_gradients.n_steps=3",
-        "--config.batch_size=8", "--config.step=64", "--config.max_images=1",
-    )
+def test_cli_run_writes_csv_and_summary_and_resumes(monkeypatch, capsys, folder, tmp_path):
+    args = [f"--config.images={folder / 'images'}", f"--config.masks={folder / 'masks'}", f"--config.out={tmp_path}",
+            "--config.methods=rise,ig", "--config.rise.n_masks=8", "--config.integrated_gradients.n_steps=3",
+            "--config.batch_size=8", "--config.step=64", "--config.max_images=1"]
+    rc, out = _run_cli(capsys, *args)
     assert rc == 0, out.err
     with open(tmp_path / "results.csv") as f:
         got = list(csv.DictReader(f))
@@ -428,12 +432,22 @@ def test_cli_run_writes_csv_and_summary(monkeypatch, capsys, folder, tmp_path):
         ("a.png", "rise", "8", "64"), ("a.png", "ig", "3", "64")]
     assert list(got[0]) == evaluation.COLUMNS and float(got[0]["IN"]) + float(got[0]["OUT"]) == pytest.approx(1)
     summary = (tmp_path / "summary.txt").read_text()
-    assert ("model tiny, 1 images, weights -, convention rex (step 64, insertion over 0.0, deletion over 0.0), "
-            "mask_mode 0.0, seed 0") in summary
+    assert (f"model {TINY_SPEC}, 1 images, weights -, convention rex (step 64, insertion over 0.0, deletion over "
+            "0.0), mask_mode 0.0, seed 0") in summary
     assert "n_masks: 8" in summary and f"rexjax {importlib.metadata.version('rexjax')}" in summary
     assert summary.splitlines()[1].split()[:4] == ["tool", "n", "area", "std"] and "ig " in out.out
-    assert (got[0]["model"], got[0]["mask_mode"], got[0]["seed"], got[0]["image_index"]) == ("tiny", "0.0", "0", "0")
+    assert (got[0]["model"], got[0]["mask_mode"], got[0]["seed"]) == (TINY_SPEC, "0.0", "0")
     assert json.loads(got[0]["method_config"])["n_masks"] == 8 and got[0]["compile_s"] != ""
+    # the same command again resumes: nothing is recomputed and the CSV stays as it was
+    before = (tmp_path / "results.csv").read_text()
+    with monkeypatch.context() as m:
+        m.setattr(evaluation.Evaluator, "measure_maps", lambda *a, **k: pytest.fail("a finished row was recomputed"))
+        rc, out = _run_cli(capsys, *args)
+    assert rc == 0 and (tmp_path / "results.csv").read_text() == before, out.err
+    # another setting into the same folder is refused before any work (it would mix two runs)
+    rc, out = _run_cli(capsys, *args, "--config.rise.n_masks=16")
+    assert rc == 2 and out.err.strip() == (f"rexjax evaluate: {str(tmp_path)!r} holds a run with other settings "
+                                           "(rise); resume with the same config or use another out folder")
 
 
 @pytest.mark.parametrize("arg,match", [
@@ -446,11 +460,11 @@ def test_cli_run_writes_csv_and_summary(monkeypatch, capsys, folder, tmp_path):
     ("--config.max_images=0", "max_images"),
 ])
 def test_cli_run_fails_before_loading_the_model(monkeypatch, capsys, folder, tmp_path, arg, match):
-    def no_load(*a, **k):
-        raise AssertionError("model loaded")
+    from rexjax.studies import runner
 
-    rc, out = _run_cli(monkeypatch, capsys, f"--config.images={folder / 'images'}", f"--config.out={tmp_path}",
-                       "--config.methods=rise", arg, load=no_load)
+    monkeypatch.setattr(runner, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    rc, out = _run_cli(capsys, f"--config.images={folder / 'images'}", f"--config.out={tmp_path}",
+                       "--config.methods=rise", arg)
     err = out.err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("rexjax evaluate: ") and match in err[0], err
     assert not (tmp_path / "results.csv").exists()

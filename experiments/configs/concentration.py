@@ -7,7 +7,7 @@ post hoc tests, the mixed model (with labels), Dice and Hausdorff matrices acros
 With ground truth (correct vs incorrect): --config.layout=imagenet_val
 --config.images=VAL_DIR --config.data.labels=LABELS_FILE [--config.data.synsets=FILE].
 Paper scale: more models (--config.models=efficientnet_lite0,resnet50,vgg16,... with their
-weights), --config.rex.iters=20, ImageNet validation images.
+weights), --config.rex.search.iters=20, ImageNet validation images.
 """
 
 from ml_collections.config_dict import placeholder
@@ -21,6 +21,6 @@ def get_config():
     config.models = "efficientnet_lite0,efficientnet_lite1,efficientnet_lite2"
     config.methods = "rex"
     config.architectures = placeholder(str)  # 'model=family,...'; None: the name without its size suffix
-    config.rex.iters = 10
+    config.rex.search.iters = 10
     config.step = 250
     return config

@@ -24,7 +24,7 @@ def get_config():
     config.k_solid = 20
     config.k_other = placeholder(int)
     config.colour_bounds = placeholder(str)  # None: the model's input range; "image": the image's
-    config.rex.iters = 10
+    config.rex.search.iters = 10
     config.lime.n_samples = 300
     config.step = 250
     return config

@@ -21,6 +21,7 @@ The defaults (fields and their meaning) are `rexjax/configs/evaluate.py`, which 
 """
 
 from rexjax.configs import evaluate as base
+from rexjax.configs import rex
 from rexjax.studies.configs import captum_defaults, cpu_budget
 
 SIZES = ("paper", "cpu", "captum")
@@ -31,6 +32,8 @@ def get_config(size: str = "paper"):
         raise ValueError(f"config argument must be one of {SIZES}, got {size!r}")
     config = base.get_config()
     config.out = f"out/evaluate_{size}"
+    if size == "paper":
+        config.rex = rex.get_config("paper")
     if size == "captum":
         captum_defaults(config)
     if size == "cpu":

@@ -15,6 +15,6 @@ def get_config():
     config = configs.base("extremal")
     config.images = "third_party/images"
     config.methods = "rex,extremal"
-    config.rex.iters = 10
+    config.rex.search.iters = 10
     config.step = 250
     return config

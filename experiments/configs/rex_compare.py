@@ -21,6 +21,7 @@ and on the photobombing set (experiments/photobomb.py writes a folder layout wit
 The Captum-default settings the paper used: experiments/configs/rex_compare_captum.py.
 """
 
+from rexjax.configs import rex
 from rexjax.studies import configs
 
 
@@ -32,4 +33,6 @@ def get_config(size: str = "cpu"):
     config.methods = "rex,rise,gradcam,ig,lime,kernel_shap"
     if size == "cpu":
         configs.cpu_budget(config)
+    else:
+        config.rex = rex.get_config("paper")
     return config

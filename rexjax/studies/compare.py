@@ -17,7 +17,7 @@ from rexjax import evaluation
 from rexjax.report import plots
 from rexjax.report.html import markdown_table
 from rexjax.report.maps import slug
-from rexjax.studies.runner import Section, Variant, method_variants
+from rexjax.studies.runner import Section, Variant, by_model, method_variants
 from rexjax.studies.tables import numeric, values
 
 EXTRA_COLUMNS: tuple = ()
@@ -46,9 +46,7 @@ def ranking(rows) -> str:
 def analyse(rows, out, config) -> list[Section]:
     out = Path(out)
     sections = []
-    for model in dict.fromkeys(r["model"] for r in rows):
-        rs = [r for r in rows if r["model"] == model]
-        methods = list(dict.fromkeys(r["method"] for r in rs))
+    for model, rs, methods in by_model(rows):
         groups = {m: values(rs, "area", method=m) for m in methods}
         box = plots.distributions(out / f"area_box_{slug(model)}.png", groups, kind="box", ylabel="area (fraction)",
                                   title=f"{model}: explanation area")

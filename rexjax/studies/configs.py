@@ -10,7 +10,8 @@ Fields (beside `rexjax/configs/evaluate.py`'s shared settings and per-method sub
     out          output folder (results.csv, maps/, report.html, tables.md, plots)
     models       comma-separated zoo names (or 'package.module:factory' for a model of your own)
     methods      comma-separated method names or aliases (`rexjax.methods`)
-    max_images   only the first N samples (None = all); seed: image i gets fold_in(key(seed), i)
+    max_images   only the first N samples (None = all); seed: an image gets
+                 `keys.for_image(seed, its file name)`
     save_maps    write each row's map / explanation / mask PNGs (the report's gallery)
 """
 
@@ -21,7 +22,7 @@ import math
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from rexjax.configs import evaluate
+from rexjax.configs import evaluate, rex
 
 # The ReX paper's tools (Table 1) that rexjax has; LRP ran on ResNet50 only.
 PAPER_TOOLS = "rex,gradcam,kernel_shap,gradient_shap,rise,lime,ig,noise_tunnel"
@@ -45,8 +46,10 @@ def base(study: str) -> ml_collections.ConfigDict:
 
 def cpu_budget(config):
     """The CPU-sized method budgets shared by `rexjax evaluate`'s and the studies' `:cpu`
-    configs (ReX 10 iterations, RISE 1000 masks, IG 32 steps, LIME 500 samples, step 250)."""
-    config.rex.iters = 10
+    configs (ReX: the paper's budget at 10 iterations; RISE 1000 masks, IG 32 steps, LIME 500
+    samples, step 250)."""
+    config.rex = rex.get_config("paper")
+    config.rex.search.iters = 10
     config.rise.n_masks = 1000
     config.integrated_gradients.n_steps = 32
     config.lime.n_samples = 500

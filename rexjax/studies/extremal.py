@@ -25,7 +25,7 @@ from rexjax import metrics
 from rexjax.report.html import markdown_table
 from rexjax.report.maps import own_mask, paths, read_mask
 from rexjax.studies import compare
-from rexjax.studies.runner import Section
+from rexjax.studies.runner import Section, by_model
 from rexjax.studies.tables import mean_sem, values
 
 EXTRA_COLUMNS = ("own_area", "own_confidence", "own_sufficient")
@@ -43,9 +43,7 @@ def columns(ctx, row, x, measured) -> dict:
 def analyse(rows, out, config) -> list[Section]:
     out = Path(out)
     sections = []
-    for model in dict.fromkeys(r["model"] for r in rows):
-        rs = [r for r in rows if r["model"] == model]
-        methods = list(dict.fromkeys(r["method"] for r in rs))
+    for model, rs, methods in by_model(rows):
         table = [[m, len(values(rs, "own_area", method=m)), mean_sem(values(rs, "own_area", method=m))[0],
                   mean_sem(values(rs, "own_sufficient", method=m))[0], mean_sem(values(rs, "own_confidence", method=m))[0]]
                  for m in methods]

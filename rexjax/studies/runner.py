@@ -1,6 +1,13 @@
-"""Running a study: (images x models x variants) -> rows, resumable, sharded over devices.
+"""Running a study: (images x models x variants) -> rows, resumable, spread over processes.
 
     out_dir = runner.run(config, study)       # config: a study ConfigDict, study: its module
+
+which is, in pieces (`rexjax evaluate` and `experiments/run.py` call them one by one):
+
+    plan = runner.plan(config, study)               # validate, select the samples, list the work
+    classifiers = runner.load_classifiers(plan)     # the models (a bad weights file: ValueError)
+    done = runner.execute(plan, classifiers)        # the rows, appended as they finish
+    runner.finish(plan, done.failed)                # merge, failed.txt, report; StudyIncomplete
 
 A study module (`rexjax.studies.<name>`) declares
     EXTRA_COLUMNS                          its columns after `rexjax.evaluation.COLUMNS`
@@ -10,48 +17,58 @@ A study module (`rexjax.studies.<name>`) declares
     analyse(rows, out, config) -> [Section]   tables and plots from the finished CSV
 
 What the runner guarantees:
-* everything is validated (names, method configs, settings, the image list) before a model
-  is loaded; one Evaluator per (model, mask_mode, device) and one Method object per variant,
-  so each method compiles once per (model, input size, method config) on each device;
-* every row is appended to `<out>/results.csv` as it finishes (`RowLog`), with the method's
-  map, area extraction and explanation as PNGs under `<out>/maps/<model>/<method>/`; a rerun
-  with the same config skips the (image_index, model, method) rows already there, and the
-  file is finally rewritten sorted, so an interrupted-and-resumed run ends with the same CSV
-  as an uninterrupted one (up to the timing columns);
-* image i is explained with key fold_in(key(seed), i) wherever it runs, so the rows do not
-  depend on how images are spread: over the local devices, a `Mesh` over
-  `jax.local_devices()` with one axis "images" (image j of this process goes to mesh device
-  j mod n, one worker thread per device with the model's variables put on it), and over
-  processes (`jax.distributed`: process p of P takes images i with i mod P = p and writes
-  `results.p<p>-of-<P>.csv`; the analysis reads them all once every process is done);
+* everything is validated (names, method configs, settings, the image list, an existing
+  run's config and columns) before a model is loaded; one Evaluator per (model, mask_mode)
+  and one Method object per variant, so each method compiles once per (model, input size,
+  method config) in a process;
+* a row is identified by (image file name, model, method) (`KEY`); the rows of an (image,
+  model) are appended together to this process's CSV when they are done (`RowLog`), with the
+  method's map, area extraction and explanation as PNGs under `<out>/maps/<model>/<method>/`;
+  a rerun with the same config skips the rows already in any of the folder's result files;
+  the finished run's rows are merged into `<out>/results.csv`, sorted (images in the run's
+  order, then models and variants in the config's), so an interrupted-and-resumed run ends
+  with the same CSV as an uninterrupted one, on any number of processes (up to `TIMING`);
+* keys by identity: every method explains image `name` with `keys.for_image(seed, name)`
+  and a study's `columns` hook gets `keys.stream(that key, "study_context")`, so no row
+  depends on the image's position or on the process that computes it, and adding an image
+  changes no other row;
+* devices: a process computes on its default device and builds no Mesh and no threads.
+  Several devices or hosts are used through processes: P processes started with
+  `jax.distributed.initialize` (`start_processes`; `experiments/run.py --coordinator_address
+  --num_processes --process_id`; on a host with several accelerators, one process per
+  accelerator, e.g. CUDA_VISIBLE_DEVICES=k). Process p takes the images at positions j of
+  the run's list with j mod P = p and writes `results.p<p>-of-<P>.csv`; once every process
+  is done (a barrier), process 0 merges them into `results.csv` and writes the report.
+  Inside one process the library's one multi-device mechanism is `rexjax.explain_many`'s
+  `shard_map` over an "images" mesh axis;
 * a progress bar (tqdm: done / total maps, rate and ETA) over the maps still to compute;
 * one bad (image, model) pair (an unreadable file, a method error) never stops the run: it is
-  reported as one line, listed in `<out>/failed.txt` and has no rows; the run finishes the
-  others, writes the report from them and then raises `StudyIncomplete` (a rerun of the same
-  command retries just the failed pairs).
+  reported as one line on stderr, listed in `<out>/failed.txt` and has no rows; the run
+  finishes the others, writes the report from them and then raises `StudyIncomplete` (a
+  rerun of the same command retries just the failed pairs).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
-import importlib
 import json
+import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 import jax
-import numpy as np
 
-from rexjax import data, evaluation
+from rexjax import data, evaluation, keys
 from rexjax.classifier import Classifier
 from rexjax.errors import first_line
 from rexjax.masking import MaskMode
 from rexjax.report import maps as map_files
-from rexjax.studies.rowlog import RowLog, read_rows
+from rexjax.studies import rowlog
 
-KEY = ("image_index", "model", "method")
+KEY = ("image", "model", "method")
 TIMING = ("time_s", "compile_s")  # the columns that differ between two runs of one config
+RESULTS = "results.csv"
+PARTS = "results.p*-of-*.csv"  # one per process of a multi-process run, until merged
 
 
 class StudyIncomplete(RuntimeError):
@@ -75,12 +92,65 @@ class Section(NamedTuple):
     text: str = ""
 
 
+def by_model(rows: Sequence[Mapping]):
+    """Yields (model, its rows, its methods), models and methods in first-seen order."""
+    for model in dict.fromkeys(r["model"] for r in rows):
+        rs = [r for r in rows if r["model"] == model]
+        yield model, rs, list(dict.fromkeys(r["method"] for r in rs))
+
+
+class Todo(NamedTuple):
+    """This process's work on one (image, model): the sample's position in the run's list and
+    the variants whose rows are missing."""
+
+    index: int
+    model: str
+    variants: tuple[str, ...]
+
+
+class Failure(NamedTuple):
+    """An (image, model) pair that failed: its image and model, and `Error: first line`."""
+
+    image: str
+    model: str
+    line: str
+
+
+class Executed(NamedTuple):
+    """What `execute` did in this process: the maps (rows) it computed and the pairs that failed."""
+
+    maps: int
+    failed: list[Failure]
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A validated run: what `execute` computes in this process and `finish` merges."""
+
+    config: Any
+    study: Any
+    out: Path
+    models: list[str]
+    variants: list[Variant]
+    settings: dict  # mask_mode -> the Evaluator's settings
+    samples: list[data.Sample]
+    columns: list[str]
+    todo: list[Todo]
+    process: tuple[int, int] = (0, 1)  # (this process's index, the process count)
+
+    @property
+    def csv(self) -> Path:
+        """This process's result file."""
+        index, count = self.process
+        return self.out / (RESULTS if count == 1 else f"results.p{index}-of-{count}.csv")
+
+
 @dataclasses.dataclass
 class Context:
-    """What a study's `columns` hook sees for one row: the run's classifier (on this
-    device), the image index and sample, a key apart from the methods' (fold_in(fold_in(
-    key(seed), i), 1)), every sample of the run, the config, and the prepared samples of this
-    (worker, model) so far."""
+    """What a study's `columns` hook sees for one row: the run's classifier, the sample and
+    its position in the run's list, a key apart from the methods' (`keys.stream(
+    keys.for_image(seed, name), "study_context")`), every sample of the run, the config, and
+    the prepared samples of this model so far."""
 
     classifier: Classifier
     index: int
@@ -110,22 +180,16 @@ def split_names(spec, name: str) -> list[str]:
 
 def check_model(spec: str) -> None:
     """A zoo name (`rexjax models`) or 'package.module:factory' (a callable returning a model)."""
-    if ":" in spec:
-        module, attr = spec.split(":", 1)
-        try:
-            found = getattr(importlib.import_module(module), attr, None)
-        except ImportError as e:
-            raise ValueError(f"models: {spec!r}: cannot import {module} ({e})") from None
-        if not callable(found):
-            raise ValueError(f"models: {spec!r}: {module} has no callable {attr!r}")
-        return
     from rexjax import models
 
-    models.get_spec(spec)
+    if ":" in spec:
+        models.check_factory(spec)
+    else:
+        models.get_spec(spec)
 
 
 # Built once per process, so that a method compiles once per (model, input size, method
-# config, device) however many runs a process makes (a resumed run, the tests' studies).
+# config) however many runs a process makes (a resumed run, the tests' studies).
 _METHODS: dict = {}
 _CLASSIFIERS: dict = {}
 
@@ -157,44 +221,36 @@ def method_variants(config, mask_mode: MaskMode = None) -> list[Variant]:
     return out
 
 
-def load_model(spec: str):
-    if ":" in spec:
-        module, attr = spec.split(":", 1)
-        return getattr(importlib.import_module(module), attr)()
+def load_model(spec: str, weights: Optional[str] = None):
+    """The model `spec` names: a zoo model (with `weights`, a torch .pth, if given) or what
+    the factory 'package.module:factory' returns."""
     from rexjax import models
 
-    return models.load(spec)
+    return models.load_factory(spec) if ":" in spec else models.load(spec, weights)
 
 
-def classifier_on(spec: str, device) -> Classifier:
-    """The Classifier of model `spec` (named `spec`) on `device`, one per process."""
-    key = (spec, device.platform, device.id)
-    if key not in _CLASSIFIERS:
-        if (spec, None) not in _CLASSIFIERS:
-            _CLASSIFIERS[(spec, None)] = load_model(spec)
-        _CLASSIFIERS[key] = Classifier.of(on_device(_CLASSIFIERS[(spec, None)], device), name=spec)
-    return _CLASSIFIERS[key]
-
-
-def on_device(model, device):
-    """A zoo Model with its variables committed to `device` (its own jitted apply); other
-    models as they are (their arrays follow `jax.default_device`)."""
-    from rexjax.models.model import Model
-
-    if isinstance(model, Model):
-        return dataclasses.replace(model, variables=jax.device_put(model.variables, device))
-    return model
+def classifier(spec: str, weights: Optional[str] = None) -> Classifier:
+    """The Classifier of model `spec` (named `spec`), one per (spec, weights) and process."""
+    if (spec, weights) not in _CLASSIFIERS:
+        _CLASSIFIERS[(spec, weights)] = Classifier.of(load_model(spec, weights), name=spec)
+    return _CLASSIFIERS[(spec, weights)]
 
 
 def select_samples(config) -> list[data.Sample]:
     """The run's samples: `data.load(config.layout, config.images, **config.data)`, the first
-    `max_images` (None = all)."""
+    `max_images` (None = all). Their file names must differ (they key the rows)."""
     options = config.data.to_dict() if hasattr(config.data, "to_dict") else dict(config.data)
     samples = data.load(config.layout, config.images, **options)
     if config.max_images is not None:
         if config.max_images < 1:
             raise ValueError(f"max_images must be >= 1 (or None for all), got {config.max_images}")
         samples = samples[: config.max_images]
+    seen: dict[str, data.Sample] = {}
+    for s in samples:
+        if s.name in seen:
+            raise ValueError(f"images: {str(seen[s.name].image)!r} and {str(s.image)!r} have one file name "
+                             "(rows and keys are by file name)")
+        seen[s.name] = s
     return samples
 
 
@@ -202,39 +258,50 @@ RESUMABLE_CHANGES = ("max_images", "out")  # fields a resumed run may change
 
 
 def check_same_run(path: Path, config) -> None:
-    """Writes the config to `path`, or, when a run's config is already there, checks that
-    this one differs at most in RESUMABLE_CHANGES (a resume must not mix settings in one CSV)."""
-    current = json.loads(config.to_json())
-    if path.exists():
-        before = json.loads(path.read_text())
-        changed = sorted(k for k in set(before) | set(current)
-                         if k not in RESUMABLE_CHANGES and before.get(k) != current.get(k))
-        if changed:
-            raise ValueError(f"{str(path.parent)!r} holds a run with other settings ({', '.join(changed)}); "
-                             "resume with the same config or use another out folder")
-    path.write_text(json.dumps(current, indent=1, sort_keys=True))
+    """When a run's config is already at `path`, checks that `config` differs from it at most
+    in RESUMABLE_CHANGES (a resume must not mix settings in one CSV)."""
+    if not path.exists():
+        return
+    current, before = json.loads(config.to_json()), json.loads(path.read_text())
+    changed = sorted(k for k in set(before) | set(current)
+                     if k not in RESUMABLE_CHANGES and before.get(k) != current.get(k))
+    if changed:
+        raise ValueError(f"{str(path.parent)!r} holds a run with other settings ({', '.join(changed)}); "
+                         "resume with the same config or use another out folder")
 
 
-def csv_path(out: Path) -> Path:
-    count, index = jax.process_count(), jax.process_index()
-    return out / ("results.csv" if count == 1 else f"results.p{index}-of-{count}.csv")
+def result_files(out: Path) -> list[Path]:
+    """`results.csv` and every process's part not merged yet."""
+    return [out / RESULTS, *sorted(out.glob(PARTS))]
 
 
-def run_rows(out: Path) -> list[dict[str, str]]:
-    """Every row of a finished run (all processes' files), sorted as written."""
-    files = sorted(out.glob("results*.csv"))
-    return [r for f in files for r in read_rows(f)]
+def todo_list(samples: Sequence[data.Sample], models: Sequence[str], variants: Sequence[str], done: set,
+              process: tuple[int, int] = (0, 1)) -> list[Todo]:
+    """Process `index` of `count`'s share: the samples at positions j = index mod count,
+    every model on an image before the next image (a run cut short holds whole images), the
+    variants without a row in `done` ({(image, model, method)})."""
+    index, count = process
+    out = []
+    for j in range(index, len(samples), count):
+        for m in models:
+            missing = tuple(v for v in variants if (samples[j].name, m, v) not in done)
+            if missing:
+                out.append(Todo(j, m, missing))
+    return out
 
 
-def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True) -> Path:
-    """Runs `study` with `config` into `config.out` (module doc); returns that folder."""
-    from tqdm.auto import tqdm
-
-    names = split_names(config.models, "models")
-    for n in names:
-        check_model(n)
+def plan(config, study, *, process: Optional[tuple[int, int]] = None) -> Plan:
+    """Validates `config` for `study` and lists this process's work (module doc); loads no
+    model. `process`: (index, count), default jax's. ValueError naming the bad setting."""
+    process = (jax.process_index(), jax.process_count()) if process is None else process
     variants = list(study.variants(config))
-    vnames = split_names([v.name for v in variants], "variants")
+    split_names([v.name for v in variants], "variants")
+    models = split_names(config.models, "models")
+    for m in models:
+        check_model(m)
+    weights = config.get("weights")
+    if weights is not None and (len(models) > 1 or ":" in models[0]):
+        raise ValueError(f"weights: a .pth file is for a run on one zoo model, got models {config.models!r}")
     settings = {}
     for v in variants:
         settings.setdefault(v.mask_mode, evaluation.check_settings(
@@ -242,92 +309,165 @@ def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True)
             seed=config.seed, warmup=config.warmup))
     samples = select_samples(config)
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     check_same_run(out / "config.json", config)
     columns = evaluation.COLUMNS + list(study.EXTRA_COLUMNS)
-    log = RowLog(csv_path(out), columns, KEY)
-    mine = [i for i in range(len(samples)) if i % jax.process_count() == jax.process_index()]
-    todo = {(i, m): [v for v in variants if (str(i), m, v.name) not in log.done] for i in mine for m in names}
-    todo = {k: vs for k, vs in todo.items() if vs}
-    mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()), ("images",))
-    devices = list(mesh.devices.flat)
-    for m in dict.fromkeys(k[1] for k in todo):  # load on this thread, before the workers
-        classifier_on(m, devices[0])
-    hook_columns: Optional[Callable] = getattr(study, "columns", None)
-    failed: list[tuple[str, str, str]] = []  # (image, model, "Error: first line"), appended by the workers
+    done = set().union(*(rowlog.read_keys(f, columns, KEY) for f in result_files(out)))
+    todo = todo_list(samples, models, [v.name for v in variants], done, process)
+    return Plan(config, study, out, models, variants, settings, samples, columns, todo, process)
 
-    with tqdm(total=sum(len(v) for v in todo.values()), desc=config.study, unit="map",
+
+def load_classifiers(plan: Plan) -> dict[str, Classifier]:
+    """The Classifier of every model this process has work for."""
+    weights = plan.config.get("weights")
+    return {m: classifier(m, weights) for m in dict.fromkeys(t.model for t in plan.todo)}
+
+
+def pair_rows(plan: Plan, clf: Classifier, todo: Todo, evaluators: dict, prepared: dict) -> list[dict]:
+    """The rows of one (image, model) for `todo.variants`, with the study's columns, maps
+    saved (config.save_maps). `evaluators` ({(model, mask_mode): Evaluator}) and `prepared`
+    (this model's prepared samples) are reused across calls."""
+    config, sample = plan.config, plan.samples[todo.index]
+    hook: Optional[Callable] = getattr(plan.study, "columns", None)
+    ctx = Context(clf, todo.index, sample, keys.stream(keys.for_image(config.seed, sample.name), "study_context"),
+                  plan.samples, config, prepared)
+
+    def on_map(row, x, measured):
+        extra = hook(ctx, row, x, measured) if hook else {}
+        row.update({c: extra.get(c) for c in plan.study.EXTRA_COLUMNS})
+        if config.save_maps:
+            map_files.save(plan.out, row, clf, x, measured)
+
+    rows = []
+    wanted = [v for v in plan.variants if v.name in todo.variants]
+    for mode in dict.fromkeys(v.mask_mode for v in wanted):
+        if (todo.model, mode) not in evaluators:
+            group = {v.name: v.method for v in plan.variants if v.mask_mode == mode}
+            evaluators[(todo.model, mode)] = evaluation.Evaluator(clf, group, **plan.settings[mode])
+        names = [v.name for v in wanted if v.mask_mode == mode]
+        rows += evaluators[(todo.model, mode)].image_rows(sample, names, on_map=on_map)
+    return rows
+
+
+def failure_line(prog: str, failure: Failure, n_models: int) -> str:
+    """`prog: image: Error: message` (`image on model` when the run has several models)."""
+    where = failure.image if n_models == 1 else f"{failure.image} on {failure.model}"
+    return f"{prog}: {where}: {failure.line}"
+
+
+def execute(plan: Plan, classifiers: Mapping[str, Classifier], *, progress: Optional[bool] = None,
+            prog: Optional[str] = None) -> Executed:
+    """Computes `plan.todo`, appending each pair's rows to `plan.csv`; returns the rows
+    computed and the pairs that failed (each also one line on stderr, `failure_line`). `prog` names the run in those
+    lines (default: the study's name); `progress`: the tqdm bar (None: when stderr is a
+    terminal)."""
+    from tqdm.auto import tqdm
+
+    prog = prog or plan.config.study
+    plan.out.mkdir(parents=True, exist_ok=True)
+    if plan.process[0] == 0:
+        (plan.out / "config.json").write_text(json.dumps(json.loads(plan.config.to_json()), indent=1, sort_keys=True))
+    log = rowlog.RowLog(plan.csv, plan.columns, KEY)
+    evaluators: dict = {}
+    prepared: dict = {}
+    failed, maps = [], 0
+    with tqdm(total=sum(len(t.variants) for t in plan.todo), desc=prog, unit="map",
               disable=None if progress is None else not progress) as bar:
+        for t in plan.todo:
+            name = plan.samples[t.index].name
+            bar.set_postfix_str(f"{name} {t.model}", refresh=False)
+            try:
+                rows = pair_rows(plan, classifiers[t.model], t, evaluators, prepared.setdefault(t.model, {}))
+            except Exception as err:  # this pair has no rows; the others go on
+                failed.append(Failure(name, t.model, f"{type(err).__name__}: {first_line(err)}"))
+                bar.write(failure_line(prog, failed[-1], len(plan.models)), file=sys.stderr)
+                continue
+            log.append(rows)
+            bar.update(len(rows))
+            maps += len(rows)
+    return Executed(maps, failed)
 
-        def run_pair(clf: Classifier, m: str, i: int, vs: list[Variant], evaluators: dict, prepared: dict) -> None:
-            """The rows of image i on model m for variants vs, appended as they finish."""
-            ctx = Context(clf, i, samples[i], jax.random.fold_in(
-                jax.random.fold_in(jax.random.key(config.seed), i), 1), samples, config, prepared)
 
-            def on_map(row, x, measured):
-                extra = hook_columns(ctx, row, x, measured) if hook_columns else {}
-                row.update({c: extra.get(c) for c in study.EXTRA_COLUMNS})
-                if config.save_maps:
-                    map_files.save(out, row, clf, x, measured)
+def row_order(plan: Plan) -> Callable[[Mapping[str, str]], tuple]:
+    """The order of the merged CSV: images in the run's order (rows of images outside it
+    after, by name), then models and variants in the config's order."""
+    position = {s.name: j for j, s in enumerate(plan.samples)}
+    model_rank = {m: a for a, m in enumerate(plan.models)}
+    variant_rank = {v.name: b for b, v in enumerate(plan.variants)}
+    return lambda r: (position.get(r["image"], len(position)), r["image"], model_rank.get(r["model"], len(model_rank)),
+                      r["model"], variant_rank.get(r["method"], len(variant_rank)), r["method"])
 
-            for mode in dict.fromkeys(v.mask_mode for v in vs):
-                if mode not in evaluators:
-                    group = {v.name: v.method for v in variants if v.mask_mode == mode}
-                    evaluators[mode] = evaluation.Evaluator(clf, group, **settings[mode])
-                group_names = [v.name for v in vs if v.mask_mode == mode]
-                for row in evaluators[mode].image_rows(i, samples[i], group_names, on_map=on_map):
-                    log.append(row)
-                    bar.set_postfix_str(f"{samples[i].name} {m} {row['method']}", refresh=False)
-                    bar.update(1)
 
-        def work(d: int) -> None:
-            """Device d's images, image-major (every model on an image before the next image,
-            so a run cut short holds whole images); one Evaluator set per model."""
-            device = devices[d]
-            per_model: dict[str, tuple[Classifier, dict, dict]] = {}  # model -> (clf, evaluators, prepared)
-            with jax.default_device(device):
-                for n, i in enumerate(mine):
-                    if n % len(devices) != d:
-                        continue
-                    for m in names:
-                        if (i, m) not in todo:
-                            continue
-                        if m not in per_model:
-                            per_model[m] = (classifier_on(m, device), {}, {})
-                        clf, evaluators, prepared = per_model[m]
-                        try:
-                            run_pair(clf, m, i, todo[(i, m)], evaluators, prepared)
-                        except Exception as err:  # this pair has no rows; the others go on
-                            line = f"{type(err).__name__}: {first_line(err)}"
-                            failed.append((samples[i].name, m, line))
-                            bar.write(f"{config.study}: {samples[i].name} on {m} failed: {line}")
+def _write_failed(path: Path, failed: Sequence[Failure]) -> None:
+    if failed:
+        path.write_text("".join(f"{f.image}\t{f.model}\t{f.line}\n" for f in sorted(failed)))
+    else:
+        path.unlink(missing_ok=True)  # a rerun that retried them all
 
-        if len(devices) == 1:
-            work(0)
-        else:
-            with concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:
-                for f in [pool.submit(work, d) for d in range(len(devices))]:
-                    f.result()
 
-    rank = {(m, v): (a, b) for a, m in enumerate(names) for b, v in enumerate(vnames)}
-    log.finalise(lambda r: (int(r["image_index"]), *rank.get((r["model"], r["method"]), (len(names), 0)),
-                            r["model"], r["method"]))
-    if jax.process_count() > 1:
+def read_failed(path: Path) -> list[Failure]:
+    """The pairs listed in a failed file (`<out>/failed.txt`; none when there is no such file)."""
+    path = Path(path)
+    return [Failure(*line.split("\t", 2)) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def finish(plan: Plan, failed: Sequence[Failure], *, analyse: bool = True) -> Path:
+    """After `execute` on every process: process 0 merges the result files into
+    `results.csv`, writes `failed.txt` (every process's failures) and, with `analyse`, the
+    report. Raises StudyIncomplete when a pair failed (process 0: on any process; another
+    process: its own); returns `plan.out`."""
+    out, (index, count) = plan.out, plan.process
+    if count > 1:
         from jax.experimental import multihost_utils
 
+        _write_failed(out / f"failed.p{index}-of-{count}.txt", failed)
         multihost_utils.sync_global_devices("rexjax study rows written")
-    failed_file = out / (f"failed.p{jax.process_index()}.txt" if jax.process_count() > 1 else "failed.txt")
+    if index == 0:
+        rowlog.merge(out / RESULTS, [f for f in result_files(out) if f.name != RESULTS], plan.columns, KEY,
+                     row_order(plan))
+        if count > 1:
+            failed = [f for part in sorted(out.glob(f"failed.p*-of-{count}.txt")) for f in read_failed(part)]
+        _write_failed(out / "failed.txt", failed)
+        for stale in out.glob("failed.p*-of-*.txt"):
+            stale.unlink()
+        if analyse and run_rows(out):
+            report(plan.config, plan.study)
     if failed:
-        failed_file.write_text("".join(f"{image}\t{model}\t{line}\n" for image, model, line in sorted(failed)))
-    elif failed_file.exists():
-        failed_file.unlink()  # a rerun that retried them all
-    if analyse and jax.process_index() == 0 and run_rows(out):
-        report(config, study)
-    if failed:
-        image, model, line = failed[0]
-        raise StudyIncomplete(f"{len(failed)} (image, model) pairs failed and have no rows (first: {image} on "
-                              f"{model}: {line}); listed in {failed_file}; rerun the same command to retry them")
+        first = sorted(failed)[0]
+        raise StudyIncomplete(f"{len(failed)} (image, model) pairs failed and have no rows (first: {first.image} on "
+                              f"{first.model}: {first.line}); listed in {out / 'failed.txt'}; rerun the same "
+                              "command to retry them")
     return out
+
+
+def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True) -> Path:
+    """Runs `study` with `config` into `config.out` (module doc); returns that folder."""
+    p = plan(config, study)
+    return finish(p, execute(p, load_classifiers(p), progress=progress).failed, analyse=analyse)
+
+
+def start_processes(coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
+                    process_id: Optional[int] = None) -> None:
+    """`jax.distributed.initialize(coordinator_address, num_processes, process_id)` when any
+    is given (those not given are detected, e.g. under SLURM); nothing otherwise. ValueError
+    naming a bad argument."""
+    if coordinator_address is None and num_processes is None and process_id is None:
+        return
+    if num_processes is not None and num_processes < 1:
+        raise ValueError(f"num_processes must be >= 1, got {num_processes}")
+    if process_id is not None and (process_id < 0 or (num_processes is not None and process_id >= num_processes)):
+        raise ValueError(f"process_id must be in [0, num_processes), got {process_id} of {num_processes}")
+    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                               process_id=process_id)
+
+
+def run_rows(out: Path) -> list[dict[str, str]]:
+    """Every row of a run so far: `results.csv` and the parts not merged yet, each key once."""
+    rows: dict[tuple, dict[str, str]] = {}
+    for f in result_files(Path(out)):
+        if f.exists():
+            for r in rowlog.read_rows(f):
+                rows.setdefault(tuple(r[k] for k in KEY), r)
+    return list(rows.values())
 
 
 def report(config, study) -> Path:

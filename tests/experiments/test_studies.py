@@ -1,6 +1,7 @@
 """Every study end to end at test size (files, columns, rows, resume), in process."""
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -33,14 +34,14 @@ def test_study_end_to_end_and_resume(study, images, tmp_path, monkeypatch):
         header = next(csv.reader(f))
     assert header == evaluation.COLUMNS + list(module.EXTRA_COLUMNS)
     assert len(rows) == 2 * n_models * n_variants
-    assert len({(r["image_index"], r["model"], r["method"]) for r in rows}) == len(rows)
-    assert [int(r["image_index"]) for r in rows] == sorted(int(r["image_index"]) for r in rows)
+    assert len({(r["image"], r["model"], r["method"]) for r in rows}) == len(rows)
+    assert [r["image"] for r in rows] == sorted(r["image"] for r in rows)  # the run's order
     for r in rows:
         for c in module.EXTRA_COLUMNS:
             if c not in ("gamma", "rho_k2", "expl_confidence"):  # empty by design here
                 assert r[c] != "", (study, c, r)
         if "correct" in r:  # labels im0 -> 0, im1 -> 1
-            assert r["correct"] == str(int(int(r["target"]) == int(r["image_index"])))
+            assert r["correct"] == str(int(int(r["target"]) == int(r["image"][2:-4])))
         assert all(p.is_file() for p in maps.paths(out, r["model"], r["method"], r["image"]).values())
     for name in ("report.html", "tables.md", "config.json"):
         assert (out / name).is_file()
@@ -128,10 +129,65 @@ def test_runs_go_image_major(images, tmp_path, monkeypatch):
     order = []
     real = evaluation.Evaluator.image_rows
 
-    def spy(self, i, sample, *args, **kwargs):
-        order.append((i, self.classifier.name))
-        return real(self, i, sample, *args, **kwargs)
+    def spy(self, sample, *args, **kwargs):
+        order.append((sample.name, self.classifier.name))
+        return real(self, sample, *args, **kwargs)
 
     monkeypatch.setattr(evaluation.Evaluator, "image_rows", spy)
     runner.run(config, studies.study(config.study), progress=False, analyse=False)
-    assert [i for i, _ in order] == [0, 0, 1, 1] and len({m for _, m in order[:2]}) == 2
+    assert [i for i, _ in order] == ["im0.png", "im0.png", "im1.png", "im1.png"] and len({m for _, m in order[:2]}) == 2
+
+
+def test_rows_are_keyed_by_image_identity(tmp_path):
+    """An image's rows (RISE's random masks come from its key) and its study-context key are
+    the same whatever other images the run holds: adding an image that sorts first changes
+    no other row. The context key is a named stream of the image's key, not the key itself.
+    Catches a key by position (fold_in(key(seed), i)) and a context key equal to the methods'."""
+    import shutil
+    import types
+
+    import jax
+
+    from rexjax import keys
+    from rexjax.studies import compare
+
+    seen = {}
+
+    def columns(ctx, row, x, measured):
+        seen.setdefault(ctx.sample.name, jax.random.key_data(ctx.key))
+        return {}
+
+    study = types.SimpleNamespace(EXTRA_COLUMNS=(), variants=compare.variants, columns=columns,
+                                  analyse=compare.analyse)
+    folder = tiny_images(tmp_path / "data")
+    (folder / "images" / "im2.png").unlink()
+    config = tiny_config("shape_vs_metrics", folder, tmp_path / "two", methods="rise", max_images=None)
+    runner.run(config, study, progress=False, analyse=False)
+    two, two_keys = _without_timing(read_rows(tmp_path / "two" / "results.csv")), dict(seen)
+
+    shutil.copy(folder / "images" / "im1.png", folder / "images" / "a_first.png")
+    seen.clear()
+    config.out = str(tmp_path / "three")
+    runner.run(config, study, progress=False, analyse=False)
+    three = _without_timing(read_rows(tmp_path / "three" / "results.csv"))
+    assert [r["image"] for r in three] == ["a_first.png", "im0.png", "im1.png"]
+    assert three[1:] == two
+    for name in ("im0.png", "im1.png"):
+        expected = keys.stream(keys.for_image(config.seed, name), "study_context")
+        assert (seen[name] == two_keys[name]).all() and (seen[name] == jax.random.key_data(expected)).all()
+        assert not (seen[name] == jax.random.key_data(keys.for_image(config.seed, name))).all()
+    same_pixels = [(r["ins"], r["del"]) for r in (three[0], three[2])]
+    assert same_pixels[0] != same_pixels[1]  # the same pixels under another name: another key
+
+
+def test_processes_share_the_images_by_position():
+    """Process p of P takes the samples at positions j = p mod P, every model on an image, and
+    only the variants without a row; the shares are disjoint and cover the run."""
+    from rexjax import data
+
+    samples = [data.Sample(Path(f"im{i}.png")) for i in range(5)]
+    done = {("im0.png", "m", "b")}
+    shares = [runner.todo_list(samples, ["m", "n"], ["a", "b"], done, (p, 2)) for p in range(2)]
+    assert [(t.index, t.model) for t in shares[0]] == [(0, "m"), (0, "n"), (2, "m"), (2, "n"), (4, "m"), (4, "n")]
+    assert [t.index for t in shares[1]] == [1, 1, 3, 3]
+    assert shares[0][0].variants == ("a",) and shares[0][1].variants == ("a", "b")
