@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rexjax
-from rexjax.causal import SpotlightConfig
+from rexjax.causal import RexConfig, SpotlightConfig
 
 H, W = 40, 56  # non-square, not 224; 5 x 7 patches of 8 px
 
@@ -65,9 +65,11 @@ def build():
 
 @pytest.fixture(scope="module")
 def vit():
+    """(callable, image, its Classifier, the config): the compiled explainers live on the
+    Classifier, so the tests share them."""
     fn, x = build()
     spot = SpotlightConfig(spotlights=3, initial_radius=8, budget=4)
-    return fn, x, rexjax.make_explainer(fn, iters=4, spotlight=spot)
+    return fn, x, rexjax.Classifier.of(fn), RexConfig.from_dict({"iters": 4, "spotlight": spot})
 
 
 def top1(fn, x):
@@ -75,8 +77,8 @@ def top1(fn, x):
 
 
 def test_vit_explained_end_to_end(vit):
-    fn, x, explainer = vit
-    ex = explainer(x, key=0)
+    fn, x, clf, config = vit
+    ex = rexjax.explain(clf, x, key=0, config=config)
     assert ex.responsibility.shape == (H, W) and ex.mask.shape == (H, W)
     assert ex.target == top1(fn, x) and ex.target_label is None
     assert ex.sufficient and top1(fn, x * ex.mask[..., None]) == ex.target  # independent check
@@ -85,8 +87,9 @@ def test_vit_explained_end_to_end(vit):
 
 
 def test_vit_spatial_and_multiple(vit):
-    fn, x, explainer = vit
-    ex = explainer(x, key=1, strategy="spatial", multiple=2, permitted_overlap=0.2)
+    fn, x, clf, config = vit
+    ex = rexjax.explain(clf, x, key=1, config=config, strategy="spatial", multiple=2, permitted_overlap=0.2)
+    assert ex.strategy == "spatial" and ex.multiple is not None
     assert ex.sufficient and top1(fn, x * ex.mask[..., None]) == ex.target
     parts = ex.multiple.parts
     assert 1 <= len(parts) <= 2

@@ -1,10 +1,16 @@
-"""explain(): determinism, batch-size invariance, input validation, the Explanation record."""
+"""explain(): determinism, batch-size invariance, input validation, the Explanation record,
+and the compiled explainers kept on the Classifier."""
+
+import gc
+import weakref
 
 import numpy as np
 import pytest
 
-from tests.helpers import oracles
 import rexjax
+from rexjax.causal import explainer as explainer_module
+from rexjax.causal.explainer import Explainer
+from tests.helpers import oracles
 
 H, W = 48, 48
 PATCH = oracles.patch_mask(H, W, 10, 20)
@@ -14,7 +20,7 @@ IMAGE = oracles.image(H, W)
 
 @pytest.fixture(scope="module")
 def explainer():
-    return rexjax.make_explainer(ORACLE, iters=8)
+    return Explainer(ORACLE, rexjax.RexConfig().replace(iters=8))
 
 
 def test_same_key_same_result_different_key_differs(explainer):
@@ -37,7 +43,8 @@ def test_record_fields(explainer):
     assert ex.responsibility.shape == (H, W) and ex.mask.shape == (H, W) and ex.mask.dtype == bool
     assert ex.area == pytest.approx(ex.mask.mean())
     assert ex.forward_images == 1 + ex.forward_images_map + ex.forward_images_extract
-    assert ex.forward_images_map % ex.config.batch_size == 0
+    assert ex.batch_size == explainer.batch_size and ex.forward_images_map % ex.batch_size == 0
+    assert ex.config == explainer.config and ex.mask_mode == 0.0
     assert ex.full_confidence > 0.99 and ex.sufficient
     assert set(ex.stats()) >= {"target", "area", "forward_images", "wall_time_s", "device"}
 
@@ -92,17 +99,54 @@ def test_more_active_boxes_per_job(refine_static):
 
 
 def test_engines_are_built_lazily(explainer):
-    """A global explanation builds neither the spatial nor the spotlight/contrastive engines."""
+    """A global explanation builds neither the spatial nor the spotlight/contrastive engines;
+    a spatial one builds the spatial engine only."""
     explainer(IMAGE, key=0)
     assert not {"_spatial", "_multiple", "_contrastive"} & set(vars(explainer))
-    explainer(IMAGE, key=0, strategy="spatial")
-    assert "_spatial" in vars(explainer) and "_multiple" not in vars(explainer)
+    spatial = Explainer(explainer.classifier, explainer.config.replace(strategy="spatial"))
+    spatial(IMAGE, key=0)
+    assert "_spatial" in vars(spatial) and not {"_multiple", "_contrastive"} & set(vars(spatial))
+
+
+def test_explainers_are_kept_on_the_classifier(monkeypatch):
+    """Calls on one Classifier with one (config, mask_mode, batch_size) build one Explainer,
+    shared by `rexjax.explain` and the ReX method; another config or another Classifier
+    builds its own; nothing outside the Classifier keeps it alive. Catches a cache that
+    misses (recompiling every call), one keyed without the Classifier (two models sharing an
+    explainer), or a module-level cache holding the model."""
+    built = []
+
+    class Counting(Explainer):
+        def __init__(self, *args, **kwargs):
+            built.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(explainer_module, "Explainer", Counting)
+    clf = rexjax.Classifier.of(ORACLE)
+    a = rexjax.explain(clf, IMAGE, key=2, iters=3, batch_size=8)
+    b = rexjax.explain(clf, IMAGE, key=2, iters=3, batch_size=8)
+    attribution = rexjax.methods.make("rex", iters=3, batch_size=8)(clf, IMAGE, key=2)
+    assert len(built) == 1
+    assert np.array_equal(a.responsibility, b.responsibility) and np.array_equal(attribution.map, a.responsibility)
+    config = a.config
+    assert explainer_module.explainer_for(clf, config, 0.0, 8) is built[0]  # what both calls used
+    explainer_module.explainer_for(clf, config.replace(iters=4), 0.0, 8)  # another config
+    explainer_module.explainer_for(clf, config, 0.0, 16)  # another batch size
+    explainer_module.explainer_for(clf, config, 1.0, 8)  # another mask mode
+    assert len(built) == 4
+    other = rexjax.Classifier.of(ORACLE)
+    assert explainer_module.explainer_for(other, config, 0.0, 8) is built[4]
+    assert len(built) == 5 and built[4].classifier is other and built[0].classifier is clf
+    gone = weakref.ref(clf)
+    del clf, attribution, built[:]
+    gc.collect()
+    assert gone() is None
 
 
 def test_config_from_nested_dicts_and_unknown_options():
     cfg = rexjax.RexConfig.from_dict({"iters": 3, "spatial": {"initial_radius": 7}, "spotlight": {"spotlights": 2},
                                       "distribution_args": [2, 3]})
-    assert cfg.spatial.initial_radius == 7 and cfg.spotlight.spotlights == 2 and cfg.distribution_args == (2, 3)
+    assert cfg.spatial.initial_radius == 7 and cfg.spotlight.spotlights == 2 and cfg.search.distribution_args == (2, 3)
     with pytest.raises(ValueError, match="unknown option.*itters"):
         rexjax.RexConfig.from_dict({"itters": 3})
     with pytest.raises(ValueError, match="spotlights must be"):
