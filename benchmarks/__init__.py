@@ -11,6 +11,7 @@ the default budget. Not part of the installed package; run from the repository r
     convad_cost   ConvAD's forward cost against the plain forward pass
     timing        the timers they share
     config        the `--rex` config flag they share (RexConfig's field names)
+    docs          `make docs`: docs/benchmarks.md and the results READMEs, from the results files
 
 Results: `benchmarks/results/<benchmark>/<YYYY-MM-DD>-<setting>/`, one folder per run, with a
 provenance.json (commit, command, versions).
