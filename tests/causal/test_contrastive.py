@@ -7,7 +7,6 @@ import pytest
 
 from tests.helpers import oracles
 from rexjax.causal.contrastive import make_contrastive_search, subset_table
-from rexjax.causal.extract import make_global_extractor
 from rexjax.causal import RexConfig, SpotlightConfig
 from rexjax.causal.multiple import make_spotlight_search
 from rexjax.classifier import Classifier
@@ -27,7 +26,7 @@ def top1(model, x):
 @pytest.fixture(scope="module")
 def search_or():
     return make_contrastive_search(
-        Classifier(OR).masked(0.0), RexConfig(batch_size=8, spotlight=SpotlightConfig(max_candidates=4))
+        Classifier(OR).masked(0.0), RexConfig(spotlight=SpotlightConfig(max_candidates=4)), 8
     )
 
 
@@ -41,7 +40,7 @@ def test_or_oracle_contrastive_covers_both_patches(search_or):
     classify = Classifier(OR).masked(0.0)
     resp = (A * 2.0 + B * 1.5 + np.linspace(0, 0.5, H * W).reshape(H, W)).astype(np.float32)
     spots = make_spotlight_search(
-        classify, RexConfig(batch_size=8, spotlight=SpotlightConfig(spotlights=3, initial_radius=14))
+        classify, RexConfig(spotlight=SpotlightConfig(spotlights=3, initial_radius=14)), 8
     )
     found = spots(jax.random.key(0), jnp.asarray(X), resp, 1, 0.99)
     assert len(found.parts) >= 2
@@ -70,7 +69,7 @@ def test_none_exists_is_reported_not_exit(search_or):
 
 def test_and_oracle_single_explanation_is_contrastive():
     search = make_contrastive_search(
-        Classifier(AND).masked(0.0), RexConfig(batch_size=8, spotlight=SpotlightConfig(max_candidates=2))
+        Classifier(AND).masked(0.0), RexConfig(spotlight=SpotlightConfig(max_candidates=2)), 8
     )
     ex = search(jnp.asarray(X), np.stack([A | B]), 1, 0.99)
     assert ex.found and ex.subset == (0,)

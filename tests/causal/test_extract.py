@@ -48,14 +48,14 @@ def test_pixel_rank_reference_example():
     np.testing.assert_array_equal(np.argsort(rank.reshape(-1)), exact_rank_order(np.array([[1, 0, 1], [0, 2, 0]])))
 
 
-@pytest.mark.parametrize("min_confidence,chunk,batch", [(0.0, 10, 16), (0.9, 10, 4), (0.97, 7, 1)])
-def test_shortest_passing_prefix(min_confidence, chunk, batch):
-    """Prefix k passes, prefix k - 1 fails, the mask is exactly the first k chunks of the
+@pytest.mark.parametrize("min_confidence,step,batch", [(0.0, 10, 16), (0.9, 10, 4), (0.97, 7, 1)])
+def test_shortest_passing_prefix(min_confidence, step, batch):
+    """Prefix k passes, prefix k - 1 fails, the mask is exactly the first k steps of the
     reference ranking, and explanation confidence is the model's confidence on the mask."""
     clf = Classifier(GRADED)
     full = float(np.asarray(clf.full_probs(jnp.asarray(X)))[1])
-    cfg = RexConfig(min_confidence=min_confidence, chunk_size=chunk, batch_size=batch, prefix_growth=0.0, prune_grids=())
-    ex = make_global_extractor(clf.masked(0.0), cfg)(jnp.asarray(X), RESP, 1, full)
+    cfg = RexConfig.from_dict(dict(min_confidence=min_confidence, prefix_step=step, prefix_growth=0.0, prune_grids=()))
+    ex = make_global_extractor(clf.masked(0.0), cfg, batch)(jnp.asarray(X), RESP, 1, full)
     order = exact_rank_order(RESP)
 
     def passes(n):
@@ -63,10 +63,10 @@ def test_shortest_passing_prefix(min_confidence, chunk, batch):
         return p.argmax() == 1 and p[1] >= np.float32(min_confidence * full)
 
     assert ex.sufficient and ex.pixels == ex.mask.sum()
-    k = -(-ex.pixels // chunk)
-    assert ex.pixels == min(k * chunk, H * W)
+    k = -(-ex.pixels // step)
+    assert ex.pixels == min(k * step, H * W)
     np.testing.assert_array_equal(ex.mask, prefix(order, ex.pixels))
-    assert passes(ex.pixels) and (k == 1 or not passes((k - 1) * chunk))
+    assert passes(ex.pixels) and (k == 1 or not passes((k - 1) * step))
     assert ex.confidence == pytest.approx(model_probs(GRADED, X, ex.mask)[1], rel=1e-5)
     if min_confidence:
         assert ex.confidence >= min_confidence * full
@@ -85,12 +85,12 @@ def never_one(x):  # class 0 always wins: target 1 never passes, not even on the
 
 
 def test_not_found_is_an_empty_mask_for_both_strategies():
-    """Item 5: one convention. No sufficient explanation -> mask all False, 0 pixels,
+    """One convention. No sufficient explanation -> mask all False, 0 pixels,
     sufficient False, confidence 0 (the reference's `final_mask = None` / NotFound)."""
     clf = Classifier(never_one).masked(0.0)
-    cfg = RexConfig(batch_size=8)
-    g = make_global_extractor(clf, cfg)(jnp.asarray(X), RESP, 1, 0.5)
-    s = make_spatial_extractor(clf, cfg)(jnp.asarray(X), RESP, 1, 0.5)
+    cfg = RexConfig()
+    g = make_global_extractor(clf, cfg, 8)(jnp.asarray(X), RESP, 1, 0.5)
+    s = make_spatial_extractor(clf, cfg, 8)(jnp.asarray(X), RESP, 1, 0.5)
     for ex in (g, s):
         assert not ex.sufficient and not ex.mask.any() and ex.pixels == 0 and ex.confidence == 0.0
     with pytest.warns(UserWarning, match="every iteration was discarded"):
@@ -99,8 +99,8 @@ def test_not_found_is_an_empty_mask_for_both_strategies():
     assert ex.explanation_confidence == 0.0
 
 
-@pytest.mark.parametrize("min_confidence,chunk,batch", [(0.0, 10, 16), (0.95, 7, 4), (0.95, 3, 1)])
-def test_coarse_equals_linear_under_a_monotone_model(min_confidence, chunk, batch):
+@pytest.mark.parametrize("min_confidence,step,batch", [(0.0, 10, 16), (0.95, 7, 4), (0.95, 3, 1)])
+def test_coarse_equals_linear_under_a_monotone_model(min_confidence, step, batch):
     """The coarse-to-fine prefix search returns the linear search's prefix (the shortest
     passing one) whenever passing is monotone in the prefix length: here the graded oracle
     (more of both patches visible never lowers its confidence), in at most
@@ -109,13 +109,14 @@ def test_coarse_equals_linear_under_a_monotone_model(min_confidence, chunk, batc
     full = float(np.asarray(clf.full_probs(jnp.asarray(X)))[1])
     got = {}
     for search in ("linear", "coarse"):
-        cfg = RexConfig(min_confidence=min_confidence, chunk_size=chunk, batch_size=batch, prefix_search=search, prefix_growth=0.0, prune_grids=())
-        got[search] = make_global_extractor(clf.masked(0.0), cfg)(jnp.asarray(X), RESP, 1, full)
+        cfg = RexConfig.from_dict(dict(min_confidence=min_confidence, prefix_step=step, prefix_search=search,
+                                       prefix_growth=0.0, prune_grids=()))
+        got[search] = make_global_extractor(clf.masked(0.0), cfg, batch)(jnp.asarray(X), RESP, 1, full)
     lin, coarse = got["linear"], got["coarse"]
     assert lin.sufficient and coarse.sufficient
     np.testing.assert_array_equal(coarse.mask, lin.mask)
     assert coarse.confidence == pytest.approx(lin.confidence, rel=1e-6)
-    steps = -(-H * W // chunk)
+    steps = -(-H * W // step)
     b = min(max(batch, 2), steps)  # batch 1 still asks two prefixes per call
     assert coarse.forward_images <= b * (1 + int(np.ceil(np.log(steps) / np.log(b))))
 
@@ -129,22 +130,23 @@ def count_classify(x, masks):
 
 def test_coarse_on_a_non_monotone_model():
     """Passing not monotone in k (random pass/fail by visible-pixel count): coarse returns a
-    passing prefix whose one-chunk-shorter prefix fails, never shorter than linear's (the
+    passing prefix whose one-step-shorter prefix fails, never shorter than linear's (the
     shortest passing one) and equal to it when that is within the first call's linear head
     (k <= b/2 = 4); both find one in the same cases (also when the whole image fails)."""
-    chunk = 10
-    steps = -(-H * W // chunk)
-    extract = {s: make_global_extractor(count_classify, RexConfig(chunk_size=chunk, batch_size=8, prefix_search=s, prefix_growth=0.0, prune_grids=()))
-               for s in ("linear", "coarse")}
+    step = 10
+    steps = -(-H * W // step)
+    extract = {s: make_global_extractor(
+        count_classify, RexConfig.from_dict(dict(prefix_step=step, prefix_search=s, prefix_growth=0.0, prune_grids=())), 8)
+        for s in ("linear", "coarse")}
     for seed in range(6):
         rng = np.random.default_rng(seed)
         passing_k = set(np.flatnonzero(rng.random(steps + 1) < 0.05).tolist()) - {0}
         if seed % 2:  # a short pass: the first call's linear head (1..b/2) must find it
             passing_k.add(int(rng.integers(1, 5)))
         table = np.zeros((H, W, 1), np.float32)
-        table.reshape(-1)[[min(k * chunk, H * W) - 1 if k == steps else k * chunk for k in passing_k]] = 1.0
+        table.reshape(-1)[[min(k * step, H * W) - 1 if k == steps else k * step for k in passing_k]] = 1.0
         got = {s: e(jnp.asarray(table), RESP, 1, 0.8) for s, e in extract.items()}
-        k = {s: -(-e.pixels // chunk) for s, e in got.items()}
+        k = {s: -(-e.pixels // step) for s, e in got.items()}
         assert got["coarse"].sufficient == got["linear"].sufficient == bool(passing_k), seed
         assert k["linear"] == min(passing_k, default=0)
         if passing_k:
@@ -159,7 +161,7 @@ def test_progress_bar_counts_the_prefixes_asked(capsys):
     blocks instead of prefixes, or a callback that alters the result."""
     clf = Classifier(GRADED)
     full = float(np.asarray(clf.full_probs(jnp.asarray(X)))[1])
-    extract = make_global_extractor(clf.masked(0.0), RexConfig(chunk_size=10, batch_size=4, prefix_growth=0.0, prune_grids=()))
+    extract = make_global_extractor(clf.masked(0.0), RexConfig.from_dict(dict(prefix_step=10, prefix_growth=0.0, prune_grids=())), 4)
     quiet = extract(jnp.asarray(X), RESP, 1, full)
     capsys.readouterr()
     shown = extract(jnp.asarray(X), RESP, 1, full, progress=True)
@@ -172,8 +174,8 @@ def test_progress_bar_counts_the_prefixes_asked(capsys):
 
 
 def test_prefix_lengths_grid():
-    """growth 0 is the reference's k * chunk; growth g: ascending, starts at one chunk, ends at
-    n, each step is max(one chunk, ceil(previous * g)), and far fewer lengths than n / chunk.
+    """growth 0 is the reference's k * step; growth g: ascending, starts at one step, ends at
+    n, each step is max(one step, ceil(previous * g)), and far fewer lengths than n / step.
     Catches a grid that skips the last (whole-image) prefix or grows by the wrong factor."""
     from rexjax.causal.extract import prefix_lengths
 
@@ -184,7 +186,7 @@ def test_prefix_lengths_grid():
     expect = np.maximum(10, np.ceil(prev * 1.05).astype(int) - prev)
     np.testing.assert_array_equal(step[:-1], expect[:-1])  # the last step is cut at n
     assert step[-1] <= expect[-1]
-    assert len(grid) < 330  # vs 5018 chunks of 10
+    assert len(grid) < 330  # vs 5018 steps of 10
 
 
 @pytest.mark.parametrize("growth,batch", [(0.1, 4), (0.3, 1)])
@@ -192,21 +194,21 @@ def test_prefix_growth_returns_the_first_passing_length_on_its_grid(growth, batc
     """With prefix_growth the explanation is the first passing prefix among the grid's
     lengths, checked by asking the model every grid length directly; it asks
     ceil(index / b) blocks of b images. Catches an off-by-one between grid index and length
-    and a search that keeps the reference's k * chunk lengths."""
+    and a search that keeps the reference's k * step lengths."""
     from rexjax.causal.extract import prefix_lengths
 
     clf = Classifier(GRADED)
     full = float(np.asarray(clf.full_probs(jnp.asarray(X)))[1])
-    cfg = RexConfig(chunk_size=5, batch_size=batch, prefix_growth=growth, prune_grids=())
-    ex = make_global_extractor(clf.masked(0.0), cfg)(jnp.asarray(X), RESP, 1, full)
+    cfg = RexConfig.from_dict(dict(prefix_step=5, prefix_growth=growth, prune_grids=()))
+    ex = make_global_extractor(clf.masked(0.0), cfg, batch)(jnp.asarray(X), RESP, 1, full)
     order = exact_rank_order(RESP)
     grid = prefix_lengths(H * W, 5, growth)
     passing = [model_probs(GRADED, X, prefix(order, int(n))).argmax() == 1 for n in grid]
     first = passing.index(True)
-    assert first > 2  # the grid matters here: not the first few chunks
+    assert first > 2  # the grid matters here: not the first few steps
     assert ex.sufficient and ex.pixels == grid[first]
     np.testing.assert_array_equal(ex.mask, prefix(order, int(grid[first])))
     assert ex.forward_images == -(-(first + 1) // batch) * batch
-    linear = make_global_extractor(clf.masked(0.0), RexConfig(chunk_size=5, batch_size=batch, prefix_growth=0.0, prune_grids=()))(jnp.asarray(X), RESP, 1, full)
+    linear = make_global_extractor(clf.masked(0.0), cfg.replace(prefix_growth=0.0), batch)(jnp.asarray(X), RESP, 1, full)
     assert linear.pixels <= ex.pixels <= max(linear.pixels * (1 + growth) + 5, linear.pixels)
     assert ex.forward_images <= linear.forward_images and (batch > 1 or ex.forward_images < linear.forward_images)
