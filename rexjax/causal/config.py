@@ -305,6 +305,11 @@ class RexConfig:
         own = {f.name for f in dataclasses.fields(cls)}
         parts: dict[str, dict] = {name: {} for name in PARTS}
         top: dict[str, Any] = {}
+        flat = [n for n in config if n in SEARCH_FIELDS | EXTRACT_FIELDS]
+        for name in flat:  # a flat name beside its part: one would silently win
+            part = "search" if name in SEARCH_FIELDS else "extract"
+            if part in config:
+                raise ValueError(f"RexConfig: {name} is given flat and inside {part}; set {part}.{name} only")
         for name, value in config.items():
             if name in PARTS:
                 if isinstance(value, PARTS[name]):

@@ -49,25 +49,18 @@ from ml_collections import config_flags
 
 from rexjax.commands import common
 from rexjax.configs import evaluate as default_config
+from rexjax.configs.describe import describe_config
 from rexjax.errors import first_line
 
 DEFAULT_CONFIG = default_config.__file__  # a plain file inside the installed package
 PROG = "rexjax evaluate"
 
 
-def _defaults() -> str:
-    """The default config's fields, one line per level (for --help)."""
-    config = default_config.get_config().to_dict()
-    top = " ".join(f"{k}={v}" for k, v in config.items() if not isinstance(v, dict))
-    subs = [f"{k}: " + " ".join(f"{a}={b}" for a, b in v.items()) for k, v in config.items() if isinstance(v, dict)]
-    return "\n".join([top, *subs])
-
-
 _CONFIG = config_flags.DEFINE_config_file(
     "config", DEFAULT_CONFIG,
     "ml_collections config file with get_config() (PATH or PATH:ARG); fields overridable as "
     "--config.FIELD=VALUE, e.g. --config.methods=rex,rise --config.rise.n_masks=1000. "
-    "Default fields:\n" + _defaults(),
+    "Default fields:\n" + describe_config(default_config.get_config()),
 )
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (jax.distributed)")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "processes sharing the images (jax.distributed)")

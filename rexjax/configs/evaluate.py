@@ -19,6 +19,8 @@ Top level: what to run on and how to measure.
     max_images            only the first N images (sorted by name), None = all
     warmup                call each method once before its first timed call, so time_s is a
                           warm call and the compile time is reported apart (compile_s)
+    save_maps             also write each row's map, explanation and mask PNGs and the raw
+                          map (`maps/<model>/<method>/<image>.map.npy`, f32[H, W])
 `batch_size` and `mask_mode` are shared: they reach every method whose factory takes them
 (`rexjax.methods.make(name, shared=...)`), and the metrics.
 
@@ -53,6 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.step = placeholder(int)
     config.max_images = placeholder(int)
     config.warmup = True
+    config.save_maps = False
 
     # --- per-method settings: each factory's own defaults (rexjax.configs.methods) -----
     for name, method_config in all_method_configs().items():

@@ -28,14 +28,14 @@ variants = compare.variants
 
 def study_config(config) -> ml_collections.ConfigDict:
     """The study config of an evaluate config (fields of `rexjax/configs/evaluate.py`): its
-    model and weights the run's one model, its images and masks the "folder" layout, no map
-    PNGs."""
+    model and weights the run's one model, its images and masks the "folder" layout; map files
+    (PNGs and the raw `.map.npy`, `rexjax.report.maps`) only with `save_maps`."""
     study = ml_collections.ConfigDict(config.to_dict())
     study.study = "evaluate"
     study.models = study.model
     study.layout = "folder"
     study.data = ml_collections.ConfigDict({"masks": study.masks}, type_safe=False)
-    study.save_maps = False
+    study.save_maps = bool(config.get("save_maps", False))
     del study["model"], study["masks"]
     return study
 

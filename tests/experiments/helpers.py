@@ -38,9 +38,9 @@ def tiny_config(study: str, images: Path, out: Path, **overrides):
     config.max_images = 2
     config.warmup = False
     config.step = 64
-    config.rex.iters = 2
-    config.rex.min_box_size = 4
-    config.rex.discard_shallow = False
+    config.rex.search.iters = 2
+    config.rex.search.min_box_size = 4
+    config.rex.search.discard_shallow = False
     config.rise.n_masks = 8
     config.shape.n_masks = 8
     config.extremal.n_steps = 4
