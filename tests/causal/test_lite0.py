@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import rexjax
 from rexjax import models
+from rexjax.causal import Explainer, RexConfig
 
 IMAGES = os.path.join(os.path.dirname(__file__), "..", "..", "third_party", "images")
 ALL = sorted(f for f in os.listdir(IMAGES) if f.lower().endswith((".jpg", ".jpeg")))
@@ -27,7 +27,7 @@ def check_sufficient(model, x, ex):
 
 @pytest.mark.parametrize("name,label", [("ladybird.jpg", 301), pytest.param("tennis.jpg", 752, marks=pytest.mark.slow)])
 def test_lite0_explanations_are_sufficient(lite0, name, label):
-    explainer = rexjax.make_explainer(lite0, iters=3, batch_size=16)
+    explainer = Explainer(lite0, RexConfig().replace(iters=3), batch_size=16)
     x = lite0.preprocess(os.path.join(IMAGES, name))
     ex = explainer(x, key=0)
     assert ex.target == label and ex.sufficient
@@ -38,7 +38,7 @@ def test_lite0_explanations_are_sufficient(lite0, name, label):
 
 @pytest.mark.slow
 def test_lite0_all_images_defaults(lite0):
-    explainer = rexjax.make_explainer(lite0)
+    explainer = Explainer(lite0)
     areas = []
     for name in ALL:
         x = lite0.preprocess(os.path.join(IMAGES, name))

@@ -1,4 +1,4 @@
-"""Several images in lockstep (issue 13 item 6) and split over devices (item 7).
+"""Several images in lockstep and split over devices.
 
 The marked oracles read their hidden patches from the image itself, so images with different
 layouts in one lockstep call have different explanations: a mix-up of rows, keys, targets or
@@ -16,10 +16,16 @@ import numpy as np
 import pytest
 
 import rexjax
+from rexjax.causal import Explainer, RexConfig
 from tests.helpers import oracles
 
 H, W, SIZE = 32, 40, 8
-CONFIG = dict(iters=3, batch_size=16)
+CONFIG = dict(iters=3, batch_size=16)  # keywords of rexjax.explain / explain_many
+
+
+def explainer_of(model, **fields):
+    """The Explainer of `model` with CONFIG and RexConfig `fields`."""
+    return Explainer(model, RexConfig.from_dict({"iters": CONFIG["iters"], **fields}), batch_size=CONFIG["batch_size"])
 
 
 def layouts(n, mode="or"):
@@ -41,8 +47,7 @@ def test_lockstep_equals_one_by_one():
     """3 images x 3 iterations in one device call per round, keys 5, 6, 7, one target that
     is not the top-1 class, rule "sufficient" with queue_len 2: each as alone; the rows
     pushed are the mutants plus at most one padded batch per round, never more than one by one."""
-    explainer = rexjax.make_explainer(oracles.marked_oracle(SIZE * SIZE, "or"), responsibility="sufficient",
-                                      queue_len=2, **CONFIG)
+    explainer = explainer_of(oracles.marked_oracle(SIZE * SIZE, "or"), responsibility="sufficient", queue_len=2)
     images, keys, targets = layouts(3), [5, 6, 7], [None, 0, None]
     many = explainer.explain_many(images, keys=keys, targets=targets)
     alone = [explainer(im, key=k, target=t) for im, k, t in zip(images, keys, targets)]
@@ -60,7 +65,7 @@ def test_explain_many_checks_its_arguments():
     with pytest.raises(ValueError, match="lockstep"):
         rexjax.explain_many(model, layouts(2), keys=[0, 1], lockstep=0, **CONFIG)
     with pytest.raises(ValueError, match="one shape"):
-        rexjax.make_explainer(model, **CONFIG).explain_many([layouts(1)[0], np.zeros((H, W + 2, 3), np.float32)], keys=[0, 1])
+        explainer_of(model).explain_many([layouts(1)[0], np.zeros((H, W + 2, 3), np.float32)], keys=[0, 1])
 
 
 SHARDED = textwrap.dedent(
