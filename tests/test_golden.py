@@ -1,11 +1,11 @@
 """ReX through the Method API and through `rexjax.explain` gives the arrays frozen in
 tests/fixtures/golden/golden.npz (`tests/fixtures/golden/make_golden.py`: Lite0, the paper's budget
-`PAPER_BUDGET` at iters 4, key 0, batch 16: pinned when issue 13 changed the defaults to the
-fast budget).
+`PAPER_BUDGET` at iters 4, key 0, batch 16, named explicitly so that the defaults (the fast
+budget) cannot move them).
 
-Frozen before the API refactor of issue 10 (which changed no number); the rex/* keys were
-regenerated on purpose in issue 11 (`tests/fixtures/golden/make_golden.py --rex`: new default rule "alg1" with
-refine_static, exact integer accumulation; the baselines' keys are untouched)."""
+No refactor may change these numbers. The rex/* keys are regenerated only on purpose
+(`tests/fixtures/golden/make_golden.py --rex`, for the rule "alg1" with refine_static and exact
+integer accumulation), leaving the baselines' keys untouched."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""`import rexjax` alone reaches the public subpackages (issue 12 item 10)."""
+"""`import rexjax` alone reaches the public subpackages."""
 
 import subprocess
 import sys

@@ -16,8 +16,8 @@ Two searches (`RexConfig.prefix_search`), both one jitted `lax.while_loop`:
 
 * "linear" (default, the reference's): prefixes k = 1, 2, ... `batch_size` at a time,
   stopping at the first block with a hit: the smallest passing k. The hit's own prefix is
-  returned and the last, partial block is evaluated (both are bugs of the reference, Sec.
-  11.2 item 7). Cost ceil(k / b) blocks of b images (the tool's median on Lite0: 448).
+  returned and the last, partial block is evaluated (both are bugs of the reference, its
+  Sec. 11.2, bug 7). Cost ceil(k / b) blocks of b images (the tool's median on Lite0: 448).
 * "coarse" (coarse to fine): the first model call asks k = 1..b/2 (a linear head)
   and b/2 lengths spaced geometrically up to `steps` (`first_grid`); then it keeps an
   interval (lo, hi] where prefix lo fails (lo = 0: nothing shown) and prefix hi passes, the

@@ -56,7 +56,7 @@ def paint(canvas: jax.Array, boxes: jax.Array, values: jax.Array) -> jax.Array:
     over the whole canvas (O(R*H*W)), so two pixels covered by the same rectangles receive
     the same additions in the same order and end bit-for-bit equal; a float difference array
     leaves last-ulp residue that differs between such pixels and then decides the ranking's
-    ties (issue 11: 1850 of 21061 equal-coverage regions non-constant over 400 boxes).
+    ties (measured: 1850 of 21061 equal-coverage regions non-constant over 400 boxes).
     """
     h, w = canvas.shape
     if jnp.issubdtype(canvas.dtype, jnp.integer):

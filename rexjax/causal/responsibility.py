@@ -14,8 +14,9 @@ Rules (`rule=`):
   fails), minimised over those `S` (the 16 subsets). It rewards the opposite of Def. 4.2:
   {0, 2} needed together get 1 each (k = 0 in the full set), and so does a child that is
   needed alone; two children that are each enough alone get 1/2 each. On hidden-patch
-  oracles it gives the smallest explanations (BUILD_NOTES, issue 11 item 18): a patch cut
-  by a split keeps full credit on both sides. (Called ``"minimal_k"`` before issue 11.)
+  oracles it gives the smallest explanations at the paper's budget
+  (`tests/causal/oracle_quality.py`): a patch cut by a split keeps full credit on both
+  sides. (The name ``"minimal_k"`` is refused with a pointer to ``"alg1"``.)
 * ``"sufficient"`` (ReX paper Def. 4.2 restricted to the partition): child `j`
   gets `1 / min{|S| : j in S, S passes, S - {j} fails}` over the 16 subsets, 0 if no such
   `S`. The paper's Sec. 5.2 example: children {0, 2} needed together get 1/2 each, a child

@@ -18,7 +18,7 @@ MAX_MASK_VALUE = 1e4  # |number| painted into masked pixels, in model input spac
 MAX_BLUR_SIGMA = 64.0  # pixels; the kernel radius is 3 sigma
 MAX_SEED = 2**32 - 1
 # Peak bytes per image in one forward batch, as a multiple of the f32 input image: measured
-# for efficientnet_lite0 (issue 12: --batch_size 100000 asked for 972 GB = 16.1 x 602 KB).
+# for efficientnet_lite0 (--batch_size 100000 needs 972 GB = 16.1 x 602 KB).
 ACTIVATION_FACTOR = 16
 
 

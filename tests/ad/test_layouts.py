@@ -1,5 +1,5 @@
 """ConvAD through layouts that split or merge position axes, keepdims pooling, and the
-primitives behind stop_gradient, edge padding and image resizing (issue 11, items 10-11).
+primitives behind stop_gradient, edge padding and image resizing.
 
 Each model is checked against an oracle whose ConvAD semantics are already pinned
 (a strided conv, the numpy mask of Definition 4, the painted input), plus the exact
@@ -46,7 +46,7 @@ def active(out):
     return np.asarray(out) != 0
 
 
-# ------------------------------------------------------------ item 10: position layouts
+# ------------------------------------------------------------------ position layouts
 
 
 @pytest.mark.parametrize("tau", [0.0, 0.5])
@@ -218,7 +218,7 @@ def test_vgg_adaptive_pool_at_a_size_not_divisible_keeps_per_bin_masks(tau, pool
     assert 0 < want_mask.mean() < 1
 
 
-# --------------------------------------------------- item 11: stop_gradient, pad, resize
+# ------------------------------------------------ rule gaps: stop_gradient, pad, resize
 
 
 def test_softmax_over_channels_has_stop_gradient_rule():

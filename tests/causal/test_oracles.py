@@ -3,7 +3,7 @@
 The oracles (tests/helpers/oracles.py) fire only when every pixel of a hidden patch is
 visible (one patch; either of two: OR; both: AND), so the smallest sufficient explanation is
 known exactly. The patches are marked in the image, so one compiled explainer serves every
-layout. Item 18 of issue 11: with the default configuration the explanation's median size
+layout. With the default configuration the explanation's median size
 over keys is at most 2x the pixels needed and its worst at most 3x (BUILD_NOTES has the
 full table, `tests/causal/oracle_quality.py`).
 """

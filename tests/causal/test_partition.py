@@ -138,7 +138,7 @@ def _coverage_regions(boxes, h, w):
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.int32])
 def test_paint_is_constant_on_equal_coverage(dtype):
-    """Item 3: 400 random boxes; pixels covered by exactly the same boxes get exactly the same
+    """Exact ties: 400 random boxes; pixels covered by exactly the same boxes get exactly the same
     value (float: a difference array leaves last-ulp residue that then decides the ranking)."""
     h, w = 120, 150
     rng = np.random.default_rng(1)

@@ -1,4 +1,4 @@
-"""A batch with hostile and careless inputs keeps going (issue 12 items 5, 7, 9): a
+"""A batch with hostile and careless inputs keeps going: a
 decompression bomb, an image whose output cannot be written, a good image, two inputs with
 the same stem and a 16-bit PNG, in one `rexjax explain` run of the tiny `.pth` model; plus
 the pieces in process: atomic output groups under interrupts, 16-bit scaling, unique names,

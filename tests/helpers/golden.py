@@ -1,7 +1,7 @@
 """Comparing a map with one frozen in tests/fixtures/golden/golden.npz on another CPU.
 
 The golden arrays were written bit for bit on an Intel CPU (AVX-512 + AMX). XLA:CPU generates
-different code per CPU, and on an AMD EPYC with the same jax 0.10.2 (session 8, issue 13):
+different code per CPU, and on an AMD EPYC with the same jax 0.10.2:
 forward-only maps differed by at most 5.3e-6 x max|map|; gradient maps (IG, GradientSHAP,
 NoiseTunnel, LRP) by up to 1.9 % at single pixels (ReLU6 kinks: a 1e-7 change in an
 activation flips a local gradient), with at most 0.85 % of pixels above 1e-3 x max|map| and

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 IMAGES = Path(__file__).resolve().parents[2] / "third_party" / "images"
-# vendored image -> expected ImageNet top-1 (issue 3 acceptance)
+# vendored image -> expected ImageNet top-1 (the zoo's check that a converted model classifies)
 TOP1 = {"ladybird.jpg": 301, "peacock.jpg": 84, "starfish.jpg": 327, "tennis.jpg": 752, "2008_000033.jpg": 404}
 
 
