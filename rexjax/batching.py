@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-CPU_BATCH = 8  # XLA:CPU: small batches are faster per image (BUILD_NOTES, "CPU batch size")
+CPU_BATCH = 8  # XLA:CPU: small batches are faster per image (BUILD_NOTES.md, decisions: "CPU batch size 8")
 ACCELERATOR_BATCH = 128
 
 

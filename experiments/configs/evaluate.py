@@ -4,7 +4,7 @@ Paper-sized settings (ReX 20 iterations, RISE 4000 masks, LIME 1000 samples, ste
 
     rexjax evaluate --config=experiments/configs/evaluate.py
 
-CPU-sized (the 11-image run recorded in BUILD_NOTES.md: ReX 10 iterations, RISE 1000 masks,
+CPU-sized (the 11-image CPU run: ReX 10 iterations, RISE 1000 masks,
 IG 32 steps, LIME 500 samples, insertion/deletion step 250):
 
     rexjax evaluate --config=experiments/configs/evaluate.py:cpu

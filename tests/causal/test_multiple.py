@@ -161,7 +161,7 @@ def test_starfish_cli_multiple_4_on_lite0(tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=3000)
     assert res.returncode == 0, res.stderr[-2000:]
     line = json.loads(res.stdout.strip().splitlines()[-1])
-    print(json.dumps(line))  # numbers for BUILD_NOTES.md (pytest -s)
+    print(json.dumps(line))  # the numbers, shown with pytest -s
     multi = line["multiple"]
     assert line["label"] == "starfish" and multi["count"] >= 2 and multi["max_dice"] <= 0.0
     assert all(p["sufficient"] for p in multi["parts"])

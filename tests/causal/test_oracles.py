@@ -4,8 +4,8 @@ The oracles (tests/helpers/oracles.py) fire only when every pixel of a hidden pa
 visible (one patch; either of two: OR; both: AND), so the smallest sufficient explanation is
 known exactly. The patches are marked in the image, so one compiled explainer serves every
 layout. With the default configuration the explanation's median size
-over keys is at most 2x the pixels needed and its worst at most 3x (BUILD_NOTES has the
-full table, `tests/causal/oracle_quality.py`).
+over keys is at most 2x the pixels needed and its worst at most 3x (`tests/causal/oracle_quality.py`
+prints the full table).
 """
 
 import numpy as np
@@ -44,7 +44,7 @@ def test_default_configuration_meets_the_size_bound(mode):
 
 
 # The other rules, one patch, larger images (measured worst ratio over these layouts in the
-# comment; BUILD_NOTES has the table over sizes and oracles).
+# comment; `tests/causal/oracle_quality.py` prints the table over sizes and oracles).
 RULE_BOUND = {"sufficient": 2.0, "rex": 3.0}
 
 

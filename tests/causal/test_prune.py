@@ -165,8 +165,8 @@ def test_prune_respects_min_confidence_and_batch_size():
 
 def test_coarse_to_fine_prune_meets_the_oracle_bound_at_a_fast_budget():
     """AND of two hidden 10x10 patches in 48x64 (the AND case of the oracle bound): at 6 narrow
-    iterations (rule alg1; the defaults' rule is tests/causal/test_oracles.py's) the prefix alone is several times the 200 needed pixels (BUILD_NOTES: median
-    6.9); pruning on grids 4, 8, 16 brings every key within 1.5x, keeps both patches (the
+    iterations (rule alg1; the defaults' rule is tests/causal/test_oracles.py's) the prefix alone is several times the 200 needed pixels (docs/benchmarks.md, oracle
+    table: median 6.85); pruning on grids 4, 8, 16 brings every key within 1.5x, keeps both patches (the
     explanation is sufficient), only removes pixels, and costs at most 2 x 32 images a grid."""
     h, w, size = 48, 64, 10
     fast = dict(iters=6, tree_depth=7, max_active=1, prefix_growth=0.05, responsibility="alg1")
