@@ -29,7 +29,11 @@ def independent_top1(x, mask):
 
 @pytest.fixture(scope="module")
 def explainer():
-    return rexjax.make_explainer(MODEL, iters=6, spotlight=SPOT)
+    """`explainer(image, key=..., **fields)`: ReX with iters 6, SPOT and the RexConfig `fields`,
+    on one Classifier of MODEL (each config's compiled explainer is kept on it)."""
+    clf = rexjax.Classifier.of(MODEL)
+    config = RexConfig.from_dict({"iters": 6, "spotlight": SPOT})
+    return lambda image, *, key, **fields: rexjax.explain(clf, image, key=key, config=config, **fields)
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +207,7 @@ def test_hide_held_spotlights_are_disjoint_and_distinct():
     classify = Classifier(MODEL).masked(0.0)
     resp = (sum(p * (3.0 - i) for i, p in enumerate(PATCHES)) + np.linspace(0, 0.5, H * W).reshape(H, W))
     cfg = SpotlightConfig(spotlights=3, initial_radius=14, hide_held=True)
-    search = make_spotlight_search(classify, RexConfig(batch_size=8, spotlight=cfg))
+    search = make_spotlight_search(classify, RexConfig(spotlight=cfg), 8)
     res = search(jax.random.key(0), jnp.asarray(X), resp.astype(np.float32), 1, 0.99)
     assert len(res.parts) == 3
     for a, b in itertools.combinations([p.mask for p in res.parts], 2):
