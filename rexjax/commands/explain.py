@@ -46,8 +46,9 @@ from rexjax.configs import rex as rex_configs
 from rexjax.configs.describe import describe_config
 
 FLAGS = flags.FLAGS
+DEFAULT_CONFIG = rex_configs.__file__  # a plain file inside the installed package
 _REX_CONFIG = config_flags.DEFINE_config_file(
-    "config", rex_configs.__file__,
+    "config", DEFAULT_CONFIG,
     "ReX config file with get_config(preset) (PATH or PATH:PRESET; default: rexjax/configs/rex.py, preset fast; "
     ":paper is the paper's budget). Its fields are RexConfig's, overridable as --config.FIELD=VALUE, e.g. "
     "--config.search.iters=20 --config.extract.prune_grids='()' --config.search.responsibility=alg1. "

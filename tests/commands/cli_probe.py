@@ -46,13 +46,14 @@ def _run_captured(args: list[str]) -> dict:
 
 
 def _explicit_config(args: list[str]) -> list[str]:
-    """`evaluate` with its default --config named first: ml_collections registers the
-    --config.FIELD flags (those on sys.argv) when --config is parsed, which a second
-    in-process parse only does when --config is on the command line."""
-    if args[:1] == ["evaluate"] and not any(a.startswith("--config=") for a in args):
-        from rexjax.commands.evaluate import DEFAULT_CONFIG
+    """`explain` / `evaluate` with the command's default --config named first: ml_collections
+    registers the --config.FIELD flags (those on sys.argv) when --config is parsed, which a
+    second in-process parse only does when --config is on the command line."""
+    if args[:1] in (["explain"], ["evaluate"]) and not any(a.startswith("--config=") for a in args):
+        import importlib
 
-        return ["evaluate", f"--config={DEFAULT_CONFIG}", *args[1:]]
+        default = importlib.import_module(f"rexjax.commands.{args[0]}").DEFAULT_CONFIG
+        return [args[0], f"--config={default}", *args[1:]]
     return args
 
 
