@@ -9,7 +9,7 @@ passing mutant the job was queued from; at the root, the full image). `empty_pas
 
 Rules (`rule=`):
 
-* ``"alg1"`` (default): the ReX paper's Alg. 1 read literally, `1/(k+1)` with `k = 4 - |S|`
+* ``"alg1"`` (`PAPER_BUDGET`'s): the ReX paper's Alg. 1 read literally, `1/(k+1)` with `k = 4 - |S|`
   the number of *masked* children of a passing `S` in which `j` is needed (`S - {j}`
   fails), minimised over those `S` (the 16 subsets). It rewards the opposite of Def. 4.2:
   {0, 2} needed together get 1 each (k = 0 in the full set), and so does a child that is
@@ -24,7 +24,7 @@ Rules (`rule=`):
   visible never turns a pass into a fail) this smallest `S` is the smallest minimal
   sufficient subset containing `j`, which is Def. 4.2 word for word. Its credit halves on
   each side of a patch cut by a split, which costs it explanation size on the oracles.
-* ``"tool"`` (rex-xai 0.4.1): every passing mutant with `n` visible children gives `1/n` to
+* ``"tool"`` (default; rex-xai 0.4.1): every passing mutant with `n` visible children gives `1/n` to
   each of them, summed over the passing mutants (reference Sec. 3.1); nothing checks that a
   child is needed.
 * ``"weighted"``: as ``"tool"`` with each mutant weighted by its target confidence.

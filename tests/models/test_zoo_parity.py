@@ -245,7 +245,7 @@ ISSUE14_PREPROCESS = {
 
 
 @pytest.mark.parametrize("name", _maybe_slow(ISSUE14_PARAMS, {"inception_v4", "inception_resnet_v2"}))  # 5-8 s traces
-def test_issue14_parameter_counts_keys_and_preprocessing(name):
+def test_parameter_counts_keys_and_preprocessing(name):
     import rexjax.models as M
     from flax import traverse_util
     from rexjax.models.inception import inception_key
