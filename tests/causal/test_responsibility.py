@@ -24,7 +24,7 @@ def supersets_of(*needed):
 
 def test_reference_worked_example():
     # Only {0} and {0,1} pass: child 0 gets 1 + 1/2, child 1 gets 1/2.
-    r = child_responsibility(passes_of((0,), (0, 1)), jnp.ones(14), "rex")
+    r = child_responsibility(passes_of((0,), (0, 1)), jnp.ones(14), "tool")
     np.testing.assert_allclose(np.asarray(r), [1.5, 0.5, 0, 0])
 
 
@@ -87,7 +87,7 @@ def test_empty_subset_that_passes_makes_no_singleton_critical(rule):
     assert float(r.min()) > 0  # each singleton {j} passes where nothing else does
 
 
-@pytest.mark.parametrize("rule", ["rex", "sufficient", "alg1"])
+@pytest.mark.parametrize("rule", ["tool", "sufficient", "alg1"])
 def test_rules_match_the_independent_formulas_on_every_pattern(rule):
     """400 random pass patterns (14 mutants + the empty subset) against the formulas of
     tests/helpers/rex_search.py (exact fractions, written from the definitions)."""
@@ -102,8 +102,12 @@ def test_rules_match_the_independent_formulas_on_every_pattern(rule):
         np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=str(row.astype(int)))
 
 
-def test_unknown_rule_and_renamed_rule():
+def test_unknown_rule_and_renamed_rules():
     with pytest.raises(ValueError, match="unknown responsibility rule"):
         child_responsibility(jnp.zeros(14, bool), jnp.ones(14), "bogus")
-    with pytest.raises(ValueError, match="renamed.*alg1"):
-        RexConfig(responsibility="minimal_k")
+    with pytest.raises(ValueError, match="unknown responsibility rule"):
+        child_responsibility(jnp.zeros(14, bool), jnp.ones(14), "rex")  # the old name of "tool"
+    with pytest.raises(ValueError, match="'minimal_k' is now 'alg1'"):
+        RexConfig.from_dict({"responsibility": "minimal_k"})
+    with pytest.raises(ValueError, match="'rex' is now 'tool'"):
+        RexConfig.from_dict({"responsibility": "rex"})

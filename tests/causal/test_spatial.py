@@ -89,7 +89,8 @@ def test_spatial_sufficient_on_every_oracle_and_terminates(name, radius, eta):
     model, needed = ORACLES[name]
     extract = make_spatial_extractor(
         Classifier(model).masked(0.0),
-        RexConfig(batch_size=16, spatial=SpatialConfig(initial_radius=radius, radius_eta=eta)),
+        RexConfig(spatial=SpatialConfig(initial_radius=radius, radius_eta=eta)),
+        16,
     )
     ex = extract(jnp.asarray(X), RESP, 1, 0.99)
     schedule = radius_schedule(H, W, radius, eta)
@@ -111,7 +112,7 @@ def test_spatial_sufficient_on_every_oracle_and_terminates(name, radius, eta):
 def test_spatial_expansion_limit_one_is_one_circle_and_no_pass_is_reported():
     model = ORACLES["and"][0]
     extract = make_spatial_extractor(
-        Classifier(model).masked(0.0), RexConfig(batch_size=4, spatial=SpatialConfig(initial_radius=5, expansion_limit=1))
+        Classifier(model).masked(0.0), RexConfig(spatial=SpatialConfig(initial_radius=5, expansion_limit=1)), 4
     )
     ex = extract(jnp.asarray(X), RESP, 1, 0.99)
     assert not ex.sufficient and ex.radius == -1 and not ex.mask.any()
@@ -122,7 +123,8 @@ def test_spatial_expansion_limit_one_is_one_circle_and_no_pass_is_reported():
 
     extract = make_spatial_extractor(
         Classifier(never_target).masked(0.0),
-        RexConfig(batch_size=16, spatial=SpatialConfig(initial_radius=2, radius_eta=0.0)),
+        RexConfig(spatial=SpatialConfig(initial_radius=2, radius_eta=0.0)),
+        16,
     )
     ex = extract(jnp.asarray(X), RESP, 0, 0.5)
     n = len(radius_schedule(H, W, 2, 0.0))
