@@ -60,7 +60,8 @@ def variants(config) -> list[Variant]:
             shared = {"batch_size": config.batch_size, "mask_mode": mode}
             if canonical == "rex":
                 for g in gammas(config):
-                    made = make_method(canonical, {**settings, "min_confidence": g}, shared)
+                    extract = {**settings.get("extract", {}), "min_confidence": g}
+                    made = make_method(canonical, {**settings, "extract": extract}, shared)
                     out.append(Variant(f"{name}[{occlusion},g={g:g}]", made, mode))
             else:
                 out.append(Variant(f"{name}[{occlusion}]", make_method(canonical, settings, shared), mode))
