@@ -329,6 +329,19 @@ def _storage_from_pid(pid: Any) -> _Storage:
     return _Storage(key, STORAGE_DTYPES[stype.name], numel, view)
 
 
+def _recording_persistent_load(storages: dict[str, _Storage]) -> Callable[[Any], _Storage]:
+    """The unpickler's `persistent_load`: each persistent id parsed by `_storage_from_pid`
+    and recorded in `storages` by key; ValueError if one key is declared with two sizes."""
+
+    def persistent(pid: Any) -> _Storage:
+        st = _storage_from_pid(pid)
+        if storages.setdefault(st.key, st).nbytes != st.nbytes:
+            raise ValueError(f"storage {st.key!r} declared with two sizes")
+        return st
+
+    return persistent
+
+
 def _materialise(name: str, ref: _TensorRef, data: Mapping[str, bytes]) -> np.ndarray:
     """The tensor `ref` (validated by `_check_view`) as a C-contiguous native-order array."""
     st = ref.storage
@@ -389,13 +402,7 @@ def _load_zip(zf: zipfile.ZipFile) -> dict[str, np.ndarray]:
     if byteorder in names and _zip_member(zf, byteorder, None, "record").strip() != b"little":
         raise ValueError("big-endian .pth files are not supported")
     storages: dict[str, _Storage] = {}
-
-    def persistent(pid):
-        st = _storage_from_pid(pid)
-        if storages.setdefault(st.key, st).nbytes != st.nbytes:
-            raise ValueError(f"storage {st.key!r} declared with two sizes")
-        return st
-
+    persistent = _recording_persistent_load(storages)
     raw = _zip_member(zf, pkl[0], None, "pickle")
     obj = _RestrictedUnpickler(_BoundedReader(io.BytesIO(raw), len(raw)), persistent).load()
     data = {}
@@ -419,13 +426,7 @@ def _load_legacy(f: BinaryIO, size: int) -> dict[str, np.ndarray]:
     if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
         raise ValueError("big-endian .pth files are not supported")
     storages: dict[str, _Storage] = {}
-
-    def persistent(pid):
-        st = _storage_from_pid(pid)
-        if storages.setdefault(st.key, st).nbytes != st.nbytes:
-            raise ValueError(f"storage {st.key!r} declared with two sizes")
-        return st
-
+    persistent = _recording_persistent_load(storages)
     obj = _RestrictedUnpickler(f, persistent).load()
     keys = _RestrictedUnpickler(f).load()
     if not isinstance(keys, list) or any(k not in storages for k in keys):
