@@ -1,4 +1,4 @@
-"""`RexConfig.prune_grids`: a passing explanation shrunk by dropping grid cells it does not need.
+"""`ExtractConfig.prune_grids`: a passing explanation shrunk by dropping grid cells it does not need.
 
 Independent checks: the expected result is re-derived in numpy from the module's statement
 (candidates = touched cells by ascending mean responsibility, ties by cell index; removable =
@@ -12,8 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import rexjax
-from rexjax.causal import RexConfig
+from rexjax.causal import Explainer, ExtractConfig, RexConfig
 from rexjax.causal.extract import grid_cells, make_global_extractor
 from rexjax.classifier import Classifier
 from tests.causal.test_extract import GRADED, H, W, X, A, B, model_probs
@@ -68,10 +67,10 @@ def test_prune_matches_a_numpy_rederivation(g, m):
     and an image count that includes cells the explanation does not touch."""
     clf = Classifier(GRADED)
     full = float(np.asarray(clf.full_probs(jnp.asarray(X)))[1])
-    plain = make_global_extractor(clf.masked(0.0), RexConfig(chunk_size=5, batch_size=1, prefix_growth=0.0, prune_grids=()))(
-        jnp.asarray(X), RESP, 1, full)
-    cfg = RexConfig(chunk_size=5, batch_size=1, prefix_growth=0.0, prune_grids=(g,), prune_candidates=m)
-    ex = make_global_extractor(clf.masked(0.0), cfg)(jnp.asarray(X), RESP, 1, full)
+    plain_cfg = RexConfig.from_dict(dict(prefix_step=5, prefix_growth=0.0, prune_grids=()))
+    plain = make_global_extractor(clf.masked(0.0), plain_cfg, 1)(jnp.asarray(X), RESP, 1, full)
+    cfg = plain_cfg.replace(prune_grids=(g,), prune_candidates=m)
+    ex = make_global_extractor(clf.masked(0.0), cfg, 1)(jnp.asarray(X), RESP, 1, full)
     keep, alone, joint, _, _ = expected_prune(model_ok(GRADED), plain.mask, RESP, g, m)
     assert ex.sufficient
     np.testing.assert_array_equal(ex.mask, keep)
@@ -148,10 +147,11 @@ def test_prune_respects_min_confidence_and_batch_size():
     full = float(np.asarray(clf.full_probs(jnp.asarray(X)))[1])
     plain, pruned = {}, {}
     for batch in (1, 4, 16):
-        base = dict(chunk_size=5, batch_size=batch, min_confidence=0.8, prefix_growth=0.0)
-        plain[batch] = make_global_extractor(clf.masked(0.0), RexConfig(**base, prune_grids=()))(jnp.asarray(X), RESP, 1, full)
-        cfg = RexConfig(**base, prune_grids=(6,), prune_candidates=36)
-        pruned[batch] = ex = make_global_extractor(clf.masked(0.0), cfg)(jnp.asarray(X), RESP, 1, full)
+        base = dict(prefix_step=5, min_confidence=0.8, prefix_growth=0.0)
+        plain_cfg = RexConfig.from_dict({**base, "prune_grids": ()})
+        plain[batch] = make_global_extractor(clf.masked(0.0), plain_cfg, batch)(jnp.asarray(X), RESP, 1, full)
+        cfg = RexConfig.from_dict({**base, "prune_grids": (6,), "prune_candidates": 36})
+        pruned[batch] = ex = make_global_extractor(clf.masked(0.0), cfg, batch)(jnp.asarray(X), RESP, 1, full)
         assert ex.sufficient and ex.confidence >= 0.8 * full
     expected = expected_prune(model_ok(GRADED, full, 0.8), plain[1].mask, RESP, 6, 36)
     loose = expected_prune(model_ok(GRADED), plain[1].mask, RESP, 6, 36).mask
@@ -171,8 +171,8 @@ def test_coarse_to_fine_prune_meets_the_oracle_bound_at_a_fast_budget():
     h, w, size = 48, 64, 10
     fast = dict(iters=6, tree_depth=7, max_active=1, prefix_growth=0.05, responsibility="alg1")
     model = oracles.marked_oracle(size * size, "and")
-    plain = rexjax.make_explainer(model, **fast, prune_grids=())
-    pruned = rexjax.make_explainer(model, **fast, prune_grids=(4, 8, 16))
+    plain = Explainer(model, RexConfig.from_dict({**fast, "prune_grids": ()}))
+    pruned = Explainer(model, RexConfig.from_dict({**fast, "prune_grids": (4, 8, 16)}))
     for k in range(3):
         patches = oracles.random_patches(h, w, size, 2, np.random.default_rng(k))
         x = oracles.marked_image(h, w, patches, seed=k)
@@ -187,12 +187,12 @@ def test_coarse_to_fine_prune_meets_the_oracle_bound_at_a_fast_budget():
 @pytest.mark.parametrize("bad", ["4,8", (0,), (4, 65), (2.5,)])
 def test_prune_grids_is_validated(bad):
     with pytest.raises(ValueError, match="prune_grids"):
-        RexConfig(prune_grids=bad)
+        RexConfig.from_dict({"prune_grids": bad})
 
 
 def test_prune_grids_list_becomes_a_tuple():
-    assert RexConfig(prune_grids=[4, 8]).prune_grids == (4, 8)
-    assert RexConfig(prune_grids=[4, 8]) == RexConfig(prune_grids=(4, 8))
+    assert ExtractConfig(prune_grids=[4, 8]).prune_grids == (4, 8)
+    assert RexConfig.from_dict({"prune_grids": [4, 8]}) == RexConfig(extract=ExtractConfig(prune_grids=(4, 8)))
 
 
 def test_prune_never_empties_the_explanation():
