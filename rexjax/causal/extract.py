@@ -3,11 +3,11 @@
 ReX paper Alg. 3 lines 10-17; reference behaviour Sec. 5.1-5.2. Pixels are ranked by
 responsibility, descending, ties broken by descending flat index (row-major), exactly as the
 reference (so within a box of equal responsibility the bottom-right pixels come first). The
-explanation is a prefix of `k * chunk_size` ranked pixels, k = 1, 2, ..., that the model
+explanation is a prefix of `k * prefix_step` ranked pixels, k = 1, 2, ..., that the model
 classifies as the target with confidence >= `min_confidence` x full-image confidence ("passes").
 With `prefix_growth` g > 0 (a departure from the reference; RexConfig's default 0.05) the prefix lengths
-grow geometrically instead (`prefix_lengths`: each max(previous + chunk, ceil(previous (1 +
-g)))), so the linear search asks about log(area) prefixes instead of area / chunk; the first
+grow geometrically instead (`prefix_lengths`: each max(previous + step, ceil(previous (1 +
+g)))), so the linear search asks about log(area) prefixes instead of area / step; the first
 passing length on that grid is returned. With `prune_grids` (g1, g2, ...) (a departure from
 the reference; RexConfig's default (4, 8, 16)) the passing prefix is then shrunk, coarse to
 fine: for each g, drop the cells of a g x g grid it does not need (`prune`: two more rounds of
@@ -24,7 +24,7 @@ Two searches (`RexConfig.prefix_search`), both one jitted `lax.while_loop`:
   first hit and the asked length before it, and each further call asks b lengths spread
   evenly over it (lo + ceil(i (hi - lo) / b), i = 1..b; every k when hi - lo <= b) and keeps
   the sub-interval ending at the first hit, until hi = lo + 1; k = hi. Cost: one call when
-  k <= b/2, else about 1 + log_b(interval) calls (224x224, chunk 10, b 16: 2-4 calls,
+  k <= b/2, else about 1 + log_b(interval) calls (224x224, prefix_step 10, b 16: 2-4 calls,
   32-64 images), whatever k is.
   What it returns: a passing prefix k whose prefix k - 1 fails (or k = 1), and k >= the linear
   search's k, equal to it when that is <= b/2. When passing is monotone in k (showing more of
@@ -33,15 +33,15 @@ Two searches (`RexConfig.prefix_search`), both one jitted `lax.while_loop`:
   checks these statements). Real models are not monotone: on Lite0 (3 images x 2 keys,
   iters 20) coarse saved ~150 of ~5150 images but returned 5x / 4x larger explanations on
   two of six (ladybird 0.4 % -> 2.0 %, starfish 4.7 % -> 18.6 %): not the default
-  (BUILD_NOTES, issue 13, `experiments/engine_budget.py`). When
+  (BUILD_NOTES). When
   none of the first call's prefixes passes (the whole image fails: a target that is not the
   top-1 class) the linear search runs after it, so both find a prefix in the same cases.
 
 Not found (no prefix passes, i.e. not even the whole image is classified as the target with
 enough confidence): the mask is all False, 0 pixels, `sufficient` False, confidence 0.0 -
 the reference's `final_mask = None` / all-False explanation, and the same convention as the
-spatial strategy (`spatial.py`) and contrastive search. (Before issue 11 the global
-extraction returned the full image here, which looked like a 100% explanation.)
+spatial strategy (`spatial.py`) and contrastive search (not the full image, which would look
+like a 100% explanation).
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def prune(passes: Callable, mask, resp, confidence: float, cells, m: int, batch_
     Host-driven: `passes` is called on blocks of b = min(batch_size, m) masks (the last block
     padded by repeating its last mask), so one compiled model call serves every grid; a jitted
     prune inlined the model once per call site, seven copies of ViT-B/32's weights, and was
-    killed for memory at 11 GB (BUILD_NOTES, issue 13). Returns (mask bool[H, W], its confidence, forward images = rows pushed).
+    killed for memory at 11 GB (BUILD_NOTES). Returns (mask bool[H, W], its confidence, forward images = rows pushed).
     """
     mask, resp, cells = np.asarray(mask, bool), np.asarray(resp, np.float64), np.asarray(cells)
     flat = cells.reshape(-1)

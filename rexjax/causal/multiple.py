@@ -12,16 +12,21 @@ with four independent explanations). Besides the primary explanation (global or 
   spread over different peaks, like k-means++ seeding); "uniform" draws uniformly over the
   image (the reference's objective "none").
 * each attempt tests the circles of radii `r_0, ..., r_{expansions-1}` (the spatial schedule,
-  `spatial.radius_schedule`) around every open slot's centre, all open slots batched in one
-  model call per radius (option `hide_held`: with the pixels of the spotlight explanations
-  already held kept hidden inside the circles, so that a circle that merely contains a held
-  explanation does not pass again; the primary explanation is never hidden, as a global one
-  can be large and cut through other peaks). A slot whose circle passes gets its explanation
-  at once: the circle (less the held pixels with `hide_held`) restricts the map and the
-  global prefix search runs on it (`spatial.restrict_map`,
+  `spatial.radius_schedule`) around every open slot's centre: every (radius, slot) pair in
+  one tester call (`circle_candidates`, pushed `batch_size` circles per model call), option
+  `hide_held`: with the pixels of the spotlight explanations already held kept hidden inside
+  the circles, so that a circle that merely contains a held explanation does not pass again;
+  the primary explanation is never hidden, as a global one can be large and cut through
+  other peaks. Each open slot takes its smallest passing radius (`first_passing_radius`);
+  the slots are then handled radius by radius, in slot order within a radius, and a slot
+  gets its explanation at once: the circle (less the held pixels with `hide_held`)
+  restricts the map and the global prefix search runs on it (`spatial.restrict_map`,
   `extract.make_global_extractor`). If it overlaps a held explanation by Dice >
   `permitted_overlap` it is kept as a candidate only, its pixels are avoided from then on and
-  the slot draws again; otherwise the slot holds it.
+  the slot draws again; otherwise the slot holds it. With `hide_held`, holding a new
+  explanation changes what the larger circles hide, so the larger radii of the slots still
+  open are asked again (one more tester call); the result is that of testing one radius at a
+  time.
 * the search stops when `enough` compatible explanations are held (the primary included),
   every slot holds one, after
   `budget` relocations (reference `max_spotlight_budget`) or after `patience` attempts in a row
@@ -93,6 +98,20 @@ def sample_centres(key, resp, exclude, centres, radii, fixed, radius: int, weigh
     return jax.lax.fori_loop(0, s, body, (excl, centres.astype(jnp.int32)))[1]
 
 
+def circle_candidates(centres: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (radius, slot) circle, radius-major: centres int32[S, 2], radii int32[R] ->
+    (centres int32[R * S, 2], radii int32[R * S]); candidate i is radius i // S around slot i % S."""
+    centres, radii = np.asarray(centres, np.int32), np.asarray(radii, np.int32)
+    return np.tile(centres, (len(radii), 1)), np.repeat(radii, len(centres))
+
+
+def first_passing_radius(passes: np.ndarray, open_: np.ndarray) -> np.ndarray:
+    """passes bool[R, S] (radius, slot), open_ bool[S] -> int[S]: the index of each open slot's
+    smallest passing radius, -1 where none passes or the slot is closed."""
+    hit = np.asarray(passes, bool) & np.asarray(open_, bool)[None]
+    return np.where(hit.any(0), hit.argmax(0), -1)
+
+
 def make_spotlight_search(
     classify: Callable, config: RexConfig, batch_size: int, global_extractor: Optional[Callable] = None
 ) -> Callable:
@@ -111,7 +130,7 @@ def make_spotlight_search(
     min_confidence = config.extract.min_confidence
     prefix = global_extractor or make_global_extractor(classify, config, batch_size)
     slots = cfg.spotlights
-    tester = make_tester(classify, render_circles, min(batch_size, slots))
+    tester = make_tester(classify, render_circles, batch_size)
     weighted = cfg.centres == "responsibility"
     sampler = jax.jit(sample_centres, static_argnames=("radius", "weighted", "floor_quantile"))
 
@@ -119,6 +138,7 @@ def make_spotlight_search(
         h, w = x.shape[:2]
         resp = jnp.asarray(resp, jnp.float32)
         radii = radius_schedule(h, w, cfg.initial_radius, cfg.radius_eta, cfg.expansions)
+        n_radii = len(radii)
         threshold = jnp.float32(min_confidence * full_confidence)
         primary = np.zeros((h, w), bool) if primary is None else np.asarray(primary, bool)
         accepted = [primary] if primary.any() else []  # explanations held, pairwise compatible
@@ -142,16 +162,20 @@ def make_spotlight_search(
                         jnp.asarray(radius), jnp.asarray(found), radius=int(radii[0]), weighted=weighted,
                         floor_quantile=float(cfg.floor_quantile))
             )
+            params = tuple(jnp.asarray(a) for a in circle_candidates(drawn, radii))
             open_ = ~found
-            for r in radii:
+            first = None  # smallest passing radius per slot, valid while `held` is unchanged
+            for i, r in enumerate(radii):
                 if not open_.any():
                     break
-                params = (jnp.asarray(drawn), jnp.full((slots,), r, jnp.int32))
-                hidden = jnp.asarray(held) if cfg.hide_held else None
-                passes, n = tester(x, params, jnp.asarray(open_), hidden, target, threshold)
-                images += int(n)
-                spent[open_] += 1
-                hit = np.asarray(passes) & open_
+                if first is None:  # every (radius >= r_i, open slot) pair in one call
+                    asked = (np.arange(n_radii) >= i)[:, None] & open_[None]
+                    hidden = jnp.asarray(held) if cfg.hide_held else None
+                    passes, n = tester(x, params, jnp.asarray(asked.reshape(-1)), hidden, target, threshold)
+                    images += int(n)
+                    spent[open_] += n_radii - i
+                    first = first_passing_radius(np.asarray(passes).reshape(n_radii, slots), open_)
+                hit = open_ & (first == i)
                 open_ &= ~hit
                 for j in np.flatnonzero(hit):
                     region = circle(jnp.asarray(drawn[j]), int(r), h, w)
@@ -175,6 +199,8 @@ def make_spotlight_search(
                         held |= ex.mask
                         avoid |= ex.mask
                         found[j], centres[j], radius[j] = True, drawn[j], r
+                        if cfg.hide_held:
+                            first = None  # the larger circles now hide more: ask them again
                     else:
                         avoid |= ex.mask  # a duplicate: look elsewhere from now on
             idle = 0 if progress else idle + 1

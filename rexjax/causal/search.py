@@ -173,30 +173,62 @@ def _plan(st: IterState, cfg: SearchConfig) -> _Plan:
     return _Plan(children, evaluated, ask_empty, rects, rect_valid, others_valid, area)
 
 
-def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: SearchConfig) -> IterState:
-    """Credits responsibility and builds the next queue of one iteration."""
-    n_active = plan.evaluated.shape[1]
-    h, w = st.resp.shape
-    ok_all = (top1 == target) & (conf >= threshold)  # [Q, A, 15], meaningful where evaluated
+def _judge(st: IterState, plan: _Plan, top1, conf, target, threshold):
+    """Which mutants pass. top1 int32[Q, A, 15], conf f32[Q, A, 15] (the plan's rows) ->
+    (passes bool[Q, A, 14]: evaluated and top-1 = target with conf >= threshold; empty
+    bool[Q, A]: each split's empty subset passes, carried in the state when known, else its
+    row 14)."""
+    ok_all = (top1 == target) & (conf >= threshold)  # meaningful where evaluated
     passes = plan.evaluated[..., None] & ok_all[..., :N_MUTANTS]
-    empty = jnp.where(st.empty_known, st.empty_pass, ok_all[..., EMPTY])  # [Q, A]
+    empty = jnp.where(st.empty_known, st.empty_pass, ok_all[..., EMPTY])
+    return passes, empty
+
+
+def _credit(st: IterState, plan: _Plan, passes, conf, empty, cfg: SearchConfig) -> jax.Array:
+    """`st.resp` [H, W] plus the responsibility of every evaluated split's 4 children (the
+    rule `cfg.responsibility` on passes bool[Q, A, 14], conf f32[Q, A, 15], empty bool[Q, A];
+    / child area with `concentrate`, paper Alg. 3 line 6; in units with `exact`), painted
+    over the children's rectangles."""
     full = jnp.broadcast_to(st.full_pass[:, None], empty.shape)
     rule = lambda p, c, e, f: child_responsibility(p, c, cfg.responsibility, empty_passes=e, full_passes=f)
     inc = jax.vmap(jax.vmap(rule))(passes, conf[..., :N_MUTANTS], empty, full)
-    inc = jnp.where(plan.evaluated[..., None], inc, 0.0)
+    inc = jnp.where(plan.evaluated[..., None], inc, 0.0)  # [Q, A, 4]
     if cfg.concentrate:  # paper Alg. 3 line 6: R(P) / |P|
         inc = inc / jnp.maximum(box_area(plan.children), 1).astype(jnp.float32)
     if cfg.exact:
         inc = units(inc)
-    resp = paint(st.resp, plan.children.reshape(-1, 4), inc.reshape(-1))
+    return paint(st.resp, plan.children.reshape(-1, 4), inc.reshape(-1))
 
-    # Next queue: the Q smallest passing mutants of the whole round (stable: ties keep
-    # job, box and combination order).
-    cap = st.job_valid.shape[0]
-    key_area = jnp.where(passes, plan.area[..., :N_MUTANTS], _INT_MAX).reshape(-1)
+
+class _Picked(NamedTuple):
+    """The next round's jobs: the round's `cap` smallest passing mutants (int32[cap] each)."""
+
+    ok: jax.Array  # bool[cap] the pick is a passing mutant (else the job is empty)
+    job: jax.Array  # int32[cap] the job it was a mutant of
+    box: jax.Array  # int32[cap] the active box whose split made it
+    subset: jax.Array  # int32[cap] its row in SUBSETS
+
+
+def _pick(passes, area, cap: int) -> _Picked:
+    """The `cap` smallest passing mutants of passes bool[Q, A, 14] by area int32[Q, A, 15]
+    (stable: ties keep job, box and combination order)."""
+    key_area = jnp.where(passes, area[..., :N_MUTANTS], _INT_MAX).reshape(-1)
     pick = jnp.argsort(key_area, stable=True)[:cap]
-    ok = passes.reshape(-1)[pick]
-    pq, pa, ps = jnp.unravel_index(pick, passes.shape)
+    job, box, subset = jnp.unravel_index(pick, passes.shape)
+    return _Picked(passes.reshape(-1)[pick], job, box, subset)
+
+
+def _candidate_slots(st: IterState, plan: _Plan, picked: _Picked, passes, empty, refine_static: bool):
+    """The boxes each next job may refine, in order, before the cut at `max_active`.
+
+    -> (slots, held, held_valid). slots: (boxes int32[cap, K, 4], valid, depth int32, known,
+    empty_pass bool[cap, K]): the children in the picked mutant's subset S (depth + 1, their
+    empty subset S - {child} known from this round), then with `refine_static` the boxes held
+    while the split was made (their own depth, empty subset unknown: never shown), else
+    padding to A; held int32[cap, A, 4], held_valid bool[cap, A]: those held boxes.
+    """
+    pq, pa, ps = picked.job, picked.box, picked.subset
+    cap, n_active = pq.shape[0], plan.evaluated.shape[1]
     subsets = jnp.asarray(SUBSETS)[ps]  # [cap, 4]
     order = jnp.argsort(~subsets, axis=1, stable=True)[:, :3]  # the children in S first
     kids = jnp.take_along_axis(plan.children[pq, pa], order[..., None], axis=1)  # [cap, 3, 4]
@@ -210,53 +242,88 @@ def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: Sear
     kids_known = jnp.ones_like(kids_valid)
     held, held_valid = st.active[pq], plan.others_valid[pq, pa]  # shown while `a` was split
     held_depth = st.depth[pq]  # held boxes keep their own depth
-    if cfg.refine_static:
+    if refine_static:
         # Paper Sec. 5.2: boxes held at their values while another box was refined are
         # refined in turn next round: children first, then held boxes, `max_active` at most;
         # the overflow stays visible as static region. A held box's empty subset (the
         # region without it) was never evaluated: asked next round.
-        slots = [
+        slots = (
             jnp.concatenate([kids, held], axis=1),
             jnp.concatenate([kids_valid, held_valid], axis=1),
             jnp.concatenate([kids_depth, held_depth], axis=1),
             jnp.concatenate([kids_known, jnp.zeros_like(held_valid)], axis=1),
             jnp.concatenate([kids_empty, jnp.zeros_like(held_valid)], axis=1),
-        ]
+        )
     else:  # pad to `max_active` slots so the state keeps its shape
         extra = max(n_active - 3, 0)
         pad = lambda v: jnp.concatenate([v, jnp.zeros((cap, extra) + v.shape[2:], v.dtype)], axis=1)
-        slots = [pad(kids), pad(kids_valid), pad(kids_depth), pad(kids_known), pad(kids_empty)]
+        slots = (pad(kids), pad(kids_valid), pad(kids_depth), pad(kids_known), pad(kids_empty))
+    return slots, held, held_valid
+
+
+def _next_jobs(st: IterState, picked: _Picked, slots, held, held_valid, n_active: int, refine_static: bool):
+    """Cuts the candidate slots (`_candidate_slots`) at A = `n_active` valid boxes first.
+
+    -> (active int32[cap, A, 4], active_valid, depth int32, empty_known, empty_pass bool[cap, A],
+    static bool[cap, H, W]): slots beyond A (held boxes, or children when A < 3) stay visible
+    as static region, added to the picked job's own; without refine_static the held boxes do too.
+    """
+    h, w = st.resp.shape
     keep = jnp.argsort(~slots[1], axis=1, stable=True)
     boxes, valid, depth, known, empty_pass = (
         jnp.take_along_axis(v, keep[..., None] if v.ndim == 3 else keep, axis=1) for v in slots
     )
-    # Slots beyond `max_active` (held boxes, or children when max_active < 3) stay visible as
-    # static region; without refine_static the held boxes do too.
     to_static, to_static_valid = boxes[:, n_active:], valid[:, n_active:]
-    if not cfg.refine_static:
+    if not refine_static:
         to_static = jnp.concatenate([to_static, held], axis=1)
         to_static_valid = jnp.concatenate([to_static_valid, held_valid], axis=1)
-    static = st.static[pq] | jax.vmap(lambda r, v: render(r, v, h, w))(to_static, to_static_valid)
-    depth_reached = jnp.maximum(st.depth_reached, jnp.max(jnp.where(ok, st.depth[pq, pa] + 1, 0)))
+    static = st.static[picked.job] | jax.vmap(lambda r, v: render(r, v, h, w))(to_static, to_static_valid)
+    known = known[:, :n_active]
+    return (boxes[:, :n_active], valid[:, :n_active], depth[:, :n_active], known,
+            empty_pass[:, :n_active] & known, static)
+
+
+def _counters(st: IterState, plan: _Plan, picked: _Picked, cfg: SearchConfig):
+    """-> (depth_reached, work, mutants int32, done bool) after the round: the deepest children
+    queued, 14 x splits made, mutants evaluated (empty subsets asked included), and done when
+    nothing passed or the work exceeds `search_limit`."""
+    depth_reached = jnp.maximum(st.depth_reached, jnp.max(jnp.where(picked.ok, st.depth[picked.job, picked.box] + 1, 0)))
     splits = plan.evaluated.sum(dtype=jnp.int32)
     work = st.work + N_MUTANTS * splits
-    done = st.done | ~ok.any()
+    mutants = st.mutants + N_MUTANTS * splits + plan.ask_empty.sum(dtype=jnp.int32)
+    done = st.done | ~picked.ok.any()
     if cfg.search_limit is not None:
         done = done | (work > cfg.search_limit)
+    return depth_reached, work, mutants, done
+
+
+def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: SearchConfig) -> IterState:
+    """One iteration's state after its round: top1 int32[Q, A, 15], conf f32[Q, A, 15] the
+    model's answers for the plan's mutants; credits responsibility (`_credit`), queues the
+    smallest passing mutants (`_pick`) with their boxes (`_candidate_slots`, `_next_jobs`)
+    and updates the counters (`_counters`)."""
+    n_active = plan.evaluated.shape[1]
+    passes, empty = _judge(st, plan, top1, conf, target, threshold)
+    resp = _credit(st, plan, passes, conf, empty, cfg)
+    picked = _pick(passes, plan.area, st.job_valid.shape[0])
+    slots, held, held_valid = _candidate_slots(st, plan, picked, passes, empty, cfg.refine_static)
+    active, valid, depth, known, empty_pass, static = _next_jobs(
+        st, picked, slots, held, held_valid, n_active, cfg.refine_static)
+    depth_reached, work, mutants, done = _counters(st, plan, picked, cfg)
     return IterState(
         key=st.key,
         static=static,
-        active=boxes[:, :n_active],
-        active_valid=valid[:, :n_active],
-        depth=depth[:, :n_active],
-        empty_known=known[:, :n_active],
-        empty_pass=empty_pass[:, :n_active] & known[:, :n_active],
-        full_pass=jnp.ones_like(ok),
-        job_valid=ok,
+        active=active,
+        active_valid=valid,
+        depth=depth,
+        empty_known=known,
+        empty_pass=empty_pass,
+        full_pass=jnp.ones_like(picked.ok),
+        job_valid=picked.ok,
         resp=resp,
         depth_reached=depth_reached,
         work=work,
-        mutants=st.mutants + N_MUTANTS * splits + plan.ask_empty.sum(dtype=jnp.int32),
+        mutants=mutants,
         done=done,
     )
 
@@ -352,14 +419,14 @@ def make_search(classify: Callable, cfg: SearchConfig, batch_size: int) -> Calla
 def make_lockstep_search(classify: Callable, cfg: SearchConfig, batch_size: int, mesh=None) -> Callable:
     """Returns `search(keys, xs, targets, full_confidences, full_passes, progress=False) -> list[SearchResult]`.
 
-    Several images in lockstep (issue 13 item 6): lane (i, p) is iteration p of image i,
+    Several images in lockstep: lane (i, p) is iteration p of image i,
     keyed `keys.iteration(keys[i], p)` exactly as a search of image i alone, and all lanes of all
     images advance together, their mutants compacted into shared batches of `batch_size`.
     Lanes never interact, so each image's maps, depths and mutant counts are those of its
     own search; `forward_images` (rows pushed, padding included) is shared and split between
     the images in proportion to their mutants (the first image takes the remainder), so it
     sums to the rows pushed. `mesh` (`image_mesh()`): the images are split into equal blocks
-    over the mesh's devices (issue 13 item 7), padded with idle lanes to a multiple of the
+    over the mesh's devices, padded with idle lanes to a multiple of the
     device count; each device runs its block in lockstep. Compiles once per (image count,
     image shape).
     """
