@@ -26,6 +26,13 @@ def conv(x, w, stride=1, padding="SAME"):
     return lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=DN)
 
 
+def random_weights(**shapes: tuple[int, ...]) -> dict[str, jax.Array]:
+    """{name: standard normal f32[shape]}, the i-th name drawn with the i-th key of
+    `jax.random.split(KEY, len(shapes))`."""
+    keys = jax.random.split(KEY, len(shapes))
+    return {name: jax.random.normal(k, shape) for k, (name, shape) in zip(keys, shapes.items())}
+
+
 def space_to_depth(x, p):
     """[B,H,W,C] -> [B,H/p,W/p,p*p*C] by reshape/transpose (order (dy, dx, c))."""
     b, h, w, c = x.shape
@@ -119,13 +126,8 @@ class ShuffleNet:
 
     @staticmethod
     def init():
-        ks = jax.random.split(KEY, 4)
-        return {
-            "w1": jax.random.normal(ks[0], (3, 3, 3, 8)) * 0.3,
-            "w2": jax.random.normal(ks[1], (3, 3, 2, 4)) * 0.3,
-            "w3": jax.random.normal(ks[2], (3, 3, 16, 6)) * 0.3,
-            "wd": jax.random.normal(ks[3], (6, 5)),
-        }
+        v = random_weights(w1=(3, 3, 3, 8), w2=(3, 3, 2, 4), w3=(3, 3, 16, 6), wd=(6, 5))
+        return {name: w if name == "wd" else w * 0.3 for name, w in v.items()}  # convs scaled down
 
     @staticmethod
     def apply(v, x):
@@ -223,12 +225,7 @@ def test_vgg_adaptive_pool_at_a_size_not_divisible_keeps_per_bin_masks(tau, pool
 
 def test_softmax_over_channels_has_stop_gradient_rule():
     """jax.nn.softmax subtracts `stop_gradient(max)`: an identity, position-wise."""
-    ks = jax.random.split(KEY, 3)
-    v = {
-        "w1": jax.random.normal(ks[0], (3, 3, 3, 6)),
-        "w2": jax.random.normal(ks[1], (3, 3, 6, 4)),
-        "wd": jax.random.normal(ks[2], (4, 5)),
-    }
+    v = random_weights(w1=(3, 3, 3, 6), w2=(3, 3, 6, 4), wd=(4, 5))
 
     def net(v, x):
         y = jax.nn.softmax(conv(x, v["w1"]), axis=-1)
@@ -333,12 +330,7 @@ def test_bilinear_resize_masks_by_receptive_field(tau):
 
 def test_upsampling_unet_exact_and_leak_free():
     """conv/2 -> nearest up -> concat skip -> conv -> bilinear down -> mean: exact and no leak."""
-    ks = jax.random.split(KEY, 3)
-    v = {
-        "w1": jax.random.normal(ks[0], (3, 3, 3, 4)),
-        "w2": jax.random.normal(ks[1], (3, 3, 7, 4)),
-        "wd": jax.random.normal(ks[2], (4, 3)),
-    }
+    v = random_weights(w1=(3, 3, 3, 4), w2=(3, 3, 7, 4), wd=(4, 3))
 
     def net(v, x):
         b, h, w, _ = x.shape
