@@ -20,7 +20,7 @@ What the runner guarantees:
 * everything is validated (names, method configs, settings, the image list, an existing
   run's config and columns) before a model is loaded; one Evaluator per (model, mask_mode)
   and one Method object per variant, so each method compiles once per (model, input size,
-  method config) in a process;
+  method config) in a run; nothing is cached between runs (no module-level state);
 * a row is identified by (image file name, model, method) (`KEY`); the rows of an (image,
   model) are appended together to this process's CSV when they are done (`RowLog`), with the
   method's map, area extraction and explanation as PNGs under `<out>/maps/<model>/<method>/`;
@@ -188,22 +188,12 @@ def check_model(spec: str) -> None:
         models.get_spec(spec)
 
 
-# Built once per process, so that a method compiles once per (model, input size, method
-# config) however many runs a process makes (a resumed run, the tests' studies).
-_METHODS: dict = {}
-_CLASSIFIERS: dict = {}
-
-
 def make_method(name: str, settings: Mapping, shared: Mapping):
-    """`methods.make(name, shared=shared, **settings)`, the same object for the same
-    (name, settings, shared) within a process."""
+    """`methods.make(name, shared=shared, **settings)`: built once per run (a study's
+    `variants` is called once per plan); nothing is kept between runs."""
     from rexjax import methods
 
-    canonical = methods.canonical(name)
-    key = (canonical, evaluation.config_json(dict(settings)), evaluation.config_json(dict(shared)))
-    if key not in _METHODS:
-        _METHODS[key] = methods.make(canonical, shared=dict(shared), **dict(settings))
-    return _METHODS[key]
+    return methods.make(methods.canonical(name), shared=dict(shared), **dict(settings))
 
 
 def method_variants(config, mask_mode: MaskMode = None) -> list[Variant]:
@@ -230,10 +220,9 @@ def load_model(spec: str, weights: Optional[str] = None):
 
 
 def classifier(spec: str, weights: Optional[str] = None) -> Classifier:
-    """The Classifier of model `spec` (named `spec`), one per (spec, weights) and process."""
-    if (spec, weights) not in _CLASSIFIERS:
-        _CLASSIFIERS[(spec, weights)] = Classifier.of(load_model(spec, weights), name=spec)
-    return _CLASSIFIERS[(spec, weights)]
+    """The Classifier of model `spec` (named `spec`); it holds what is compiled for it, for
+    the run that holds it."""
+    return Classifier.of(load_model(spec, weights), name=spec)
 
 
 def select_samples(config) -> list[data.Sample]:
