@@ -130,15 +130,37 @@ class V3A(nn.Module):
         return cat(b1, b5, b3, bp)
 
 
-class V3B(nn.Module):
+# torchvision InceptionB and InceptionD, the grid reductions: branches of BasicConvs applied in
+# sequence, each conv given as `conv`'s arguments after the width divisor (width, name, kernel,
+# stride, padding); the 3x3/2 max-pool is the last branch
+V3_REDUCTIONS = {
+    "B": (
+        ((384, "branch3x3", 3, 2),),
+        ((64, "branch3x3dbl_1"), (96, "branch3x3dbl_2", 3, 1, 1), (96, "branch3x3dbl_3", 3, 2)),
+    ),
+    "D": (
+        ((192, "branch3x3_1"), (320, "branch3x3_2", 3, 2)),
+        (
+            (192, "branch7x7x3_1"),
+            (192, "branch7x7x3_2", (1, 7), 1, (0, 3)),
+            (192, "branch7x7x3_3", (7, 1), 1, (3, 0)),
+            (192, "branch7x7x3_4", 3, 2),
+        ),
+    ),
+}
+
+
+class V3Reduction(nn.Module):
+    """torchvision InceptionB (kind "B") or InceptionD ("D"), `V3_REDUCTIONS[kind]`:
+    x[B,H,W,C] -> the branches and the max-pool concatenated on channels, [B,H',W',C']."""
+
+    kind: str
     div: int
 
     @nn.compact
     def __call__(self, x):
-        d = self.div
-        b3 = conv(d, 384, "branch3x3", 3, 2)(x)
-        bd = chain(x, [conv(d, 64, "branch3x3dbl_1"), conv(d, 96, "branch3x3dbl_2", 3, p=1), conv(d, 96, "branch3x3dbl_3", 3, 2)])
-        return cat(b3, bd, max_pool(x))
+        branches = (chain(x, [conv(self.div, *args) for args in convs]) for convs in V3_REDUCTIONS[self.kind])
+        return cat(*branches, max_pool(x))
 
 
 class V3C(nn.Module):
@@ -159,37 +181,6 @@ class V3C(nn.Module):
         ])
         bp = conv(d, 192, "branch_pool")(_pool_v3(x))
         return cat(b1, b7, bd, bp)
-
-
-class V3D(nn.Module):
-    div: int
-
-    @nn.compact
-    def __call__(self, x):
-        d = self.div
-        b3 = chain(x, [conv(d, 192, "branch3x3_1"), conv(d, 320, "branch3x3_2", 3, 2)])
-        b7 = chain(x, [
-            conv(d, 192, "branch7x7x3_1"),
-            conv(d, 192, "branch7x7x3_2", (1, 7), p=(0, 3)),
-            conv(d, 192, "branch7x7x3_3", (7, 1), p=(3, 0)),
-            conv(d, 192, "branch7x7x3_4", 3, 2),
-        ])
-        return cat(b3, b7, max_pool(x))
-
-
-class V3E(nn.Module):
-    div: int
-
-    @nn.compact
-    def __call__(self, x):
-        d = self.div
-        b1 = conv(d, 320, "branch1x1")(x)
-        b3 = conv(d, 384, "branch3x3_1")(x)
-        b3 = cat(conv(d, 384, "branch3x3_2a", (1, 3), p=(0, 1))(b3), conv(d, 384, "branch3x3_2b", (3, 1), p=(1, 0))(b3))
-        bd = chain(x, [conv(d, 448, "branch3x3dbl_1"), conv(d, 384, "branch3x3dbl_2", 3, p=1)])
-        bd = cat(conv(d, 384, "branch3x3dbl_3a", (1, 3), p=(0, 1))(bd), conv(d, 384, "branch3x3dbl_3b", (3, 1), p=(1, 0))(bd))
-        bp = conv(d, 192, "branch_pool")(_pool_v3(x))
-        return cat(b1, b3, bd, bp)
 
 
 # ------------------------------------------------- Inception-v4 / Inception-ResNet-v2 (timm)
@@ -285,21 +276,53 @@ class Mixed(nn.Module):
         return cat(*(_branch(n, spec, self.div, x) for n, spec in branches.items()))
 
 
-class V4C(nn.Module):
-    """timm inception_v4 InceptionC (its 3x1 / 1x3 splits are named flat, `branch1_1a`)."""
+# The expanded filter bank of each source (torchvision Inception-v3 InceptionE, timm
+# inception_v4 InceptionC, whose 1x3 / 3x1 splits are named flat, `branch1_1a`): a 1x1 conv,
+# then branches of convs in sequence, each split into a 1x3 and a 3x1 conv (concatenated).
+# Convs as `conv`'s arguments after the width divisor (width, name, kernel, stride, padding);
+# a split as (width, 1x3 conv name, 3x1 conv name).
+FILTER_BANKS = {
+    "torchvision": {
+        "single": (320, "branch1x1"),
+        "splits": (
+            (((384, "branch3x3_1"),), (384, "branch3x3_2a", "branch3x3_2b")),
+            (((448, "branch3x3dbl_1"), (384, "branch3x3dbl_2", 3, 1, 1)), (384, "branch3x3dbl_3a", "branch3x3dbl_3b")),
+        ),
+    },
+    "timm": {
+        "single": (256, "branch0"),
+        "splits": (
+            (((384, "branch1_0"),), (256, "branch1_1a", "branch1_1b")),
+            (
+                ((384, "branch2_0"), (448, "branch2_1", (3, 1), 1, (1, 0)), (512, "branch2_2", (1, 3), 1, (0, 1))),
+                (256, "branch2_3a", "branch2_3b"),
+            ),
+        ),
+    },
+}
 
+
+class FilterBank(nn.Module):
+    """The expanded filter bank, `FILTER_BANKS[source]`: x[B,H,W,C] -> [1x1 conv | split
+    branches | pooled 1x1 conv] concatenated on channels. The pooled branch is the source's:
+    torchvision `avg_pool2d(x, 3, 1, 1)` -> `branch_pool` (192); timm Sequential `branch3`
+    of AvgPool2d(count_include_pad=False) -> conv (256)."""
+
+    source: str
     div: int
 
     @nn.compact
     def __call__(self, x):
-        d = self.div
-        b0 = conv(d, 256, "branch0")(x)
-        b1 = conv(d, 384, "branch1_0")(x)
-        b1 = cat(conv(d, 256, "branch1_1a", (1, 3), p=(0, 1))(b1), conv(d, 256, "branch1_1b", (3, 1), p=(1, 0))(b1))
-        b2 = chain(x, [conv(d, 384, "branch2_0"), conv(d, 448, "branch2_1", (3, 1), p=(1, 0)), conv(d, 512, "branch2_2", (1, 3), p=(0, 1))])
-        b2 = cat(conv(d, 256, "branch2_3a", (1, 3), p=(0, 1))(b2), conv(d, 256, "branch2_3b", (3, 1), p=(1, 0))(b2))
-        b3 = Seq((AVG, C(256)), d, name="branch3")(x)
-        return cat(b0, b1, b2, b3)
+        d, bank = self.div, FILTER_BANKS[self.source]
+        branches = [conv(d, *bank["single"])(x)]
+        for convs, (width, name_1x3, name_3x1) in bank["splits"]:
+            h = chain(x, [conv(d, *args) for args in convs])
+            branches.append(cat(conv(d, width, name_1x3, (1, 3), p=(0, 1))(h), conv(d, width, name_3x1, (3, 1), p=(1, 0))(h)))
+        if self.source == "torchvision":
+            pooled = conv(d, 192, "branch_pool")(_pool_v3(x))
+        else:
+            pooled = Seq((AVG, C(256)), d, name="branch3")(x)
+        return cat(*branches, pooled)
 
 
 class Residual(nn.Module):
@@ -328,7 +351,7 @@ def _v4(module: nn.Module, cfg: InceptionConfig, x: jax.Array) -> jax.Array:
     x = Mixed("ReductionA", d, name="features_10")(x)
     x = feature(module, "mixed6", chain(x, [Mixed("InceptionB", d, name=f"features_{i}") for i in range(11, 18)]))
     x = Mixed("ReductionB", d, name="features_18")(x)
-    return feature(module, "mixed7", chain(x, [V4C(d, name=f"features_{i}") for i in range(19, 22)]))
+    return feature(module, "mixed7", chain(x, [FilterBank("timm", d, name=f"features_{i}") for i in range(19, 22)]))
 
 
 def _irv2(module: nn.Module, cfg: InceptionConfig, x: jax.Array) -> jax.Array:
@@ -358,10 +381,10 @@ def _v3(module: nn.Module, cfg: InceptionConfig, x: jax.Array) -> jax.Array:
     x = feature(module, "stem", x)
     x = chain(x, [V3A(32, d, name="Mixed_5b"), V3A(64, d, name="Mixed_5c"), V3A(64, d, name="Mixed_5d")])
     x = feature(module, "mixed5", x)
-    x = V3B(d, name="Mixed_6a")(x)
+    x = V3Reduction("B", d, name="Mixed_6a")(x)
     x = chain(x, [V3C(c7, d, name=n) for c7, n in ((128, "Mixed_6b"), (160, "Mixed_6c"), (160, "Mixed_6d"), (192, "Mixed_6e"))])
     x = feature(module, "mixed6", x)
-    x = chain(x, [V3D(d, name="Mixed_7a"), V3E(d, name="Mixed_7b"), V3E(d, name="Mixed_7c")])
+    x = chain(x, [V3Reduction("D", d, name="Mixed_7a"), FilterBank("torchvision", d, name="Mixed_7b"), FilterBank("torchvision", d, name="Mixed_7c")])
     return feature(module, "mixed7", x)
 
 

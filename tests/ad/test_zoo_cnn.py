@@ -8,7 +8,7 @@ L2 norm over (H, W) (a spatial reduction: masked positions are switched off firs
 norm is over the visible ones); ResNet-D, the deep stem and the ceil-mode
 `count_include_pad=False` average-pool shortcut on odd sizes; Inception, a mini network of
 the real blocks: branch concatenation, torchvision's `count_include_pad=True` pool (V3A),
-timm's `count_include_pad=False` pool (InceptionA), a pass-through max-pool branch (V3B) and
+timm's `count_include_pad=False` pool (InceptionA), a pass-through max-pool branch (V3Reduction "B") and
 the scaled residual (Block35).
 """
 
@@ -27,7 +27,7 @@ from tests.helpers.ad_helpers import check_convad, empty_mask_output, init_model
 
 
 class MiniInception(nn.Module):
-    """Real Inception blocks at 1/16 width: stem -> V3A -> InceptionA -> V3B -> head
+    """Real Inception blocks at 1/16 width: stem -> V3A -> InceptionA -> V3Reduction "B" -> head
     (`residual` adds a Block35 after the stem)."""
 
     residual: bool = False
@@ -40,7 +40,7 @@ class MiniInception(nn.Module):
             x = INC.Residual("Block35", 0.17, d, name="block35")(x)
         x = INC.V3A(32, d, name="v3a")(x)
         x = INC.Mixed("InceptionA", d, name="v4a")(x)
-        x = INC.V3B(d, name="v3b")(x)
+        x = INC.V3Reduction("B", d, name="v3b")(x)
         return nn.Dense(10, name="fc")(jnp.mean(x, axis=(1, 2)))
 
 
