@@ -18,14 +18,15 @@ IMAGES = sorted(
 
 @pytest.mark.slow
 def test_rex_ad_lite0_sufficient_on_vendored_images():
-    from rexjax.api import make_explainer
+    from rexjax.causal import Explainer
     from rexjax.classifier import Classifier
     from rexjax.models import load
 
     assert IMAGES, "no vendored images"
     model = load("efficientnet_lite0")
-    explainer = make_explainer(model, mask_mode="ad")
-    classify = Classifier.of(model).masked("ad")
+    classifier = Classifier.of(model)
+    explainer = Explainer(classifier, mask_mode="ad")
+    classify = classifier.masked("ad")
     for path in IMAGES:
         ex = explainer(path, key=0)
         x = jnp.asarray(model.preprocess(path))

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from rexjax import models
-from rexjax.api import make_explainer
-from rexjax.causal import RexConfig
+from rexjax.causal import Explainer, RexConfig
 from rexjax.models.convert.checks import torch_shape
 from rexjax.models.inception import inception_key
 from rexjax.models.model import variables_template
@@ -73,7 +72,7 @@ def test_rex_explains_a_vendored_image_with_a_random_checkpoint(loaded, name, ma
     assert any(np.array_equal(np.asarray(a).ravel(), np.asarray(sd[first]).ravel()) for a in _leaves(model.variables))
     small = model.at_size(SIZES[name])
     x = small.preprocess(IMAGE)
-    ex = make_explainer(small, RexConfig(iters=2, mask_mode=mask_mode))(x, key=0)
+    ex = Explainer(small, RexConfig().replace(iters=2), mask_mode=mask_mode)(x, key=0)
     assert ex.target == int(np.argmax(np.asarray(small(x[None]))[0]))
     assert ex.mask.shape == (SIZES[name],) * 2 and 0 < ex.mask.mean() < 1
     assert np.isfinite(ex.responsibility).all()  # random weights: responsibility may be all 0
@@ -93,7 +92,7 @@ def test_rex_explains_a_vendored_image_with_a_tiny_zoo_convnext():
     model = Model("tiny_convnext", module, init_model(module, x0, seed=1), (48, 48), 10, tuple("abcdefghij"), False,
                   Preprocess((48, 48), pre.mean, pre.std, pre.resample), module.config.feature_names)
     x = model.preprocess(IMAGE)
-    ex = make_explainer(model, RexConfig(iters=2, mask_mode="zero", min_box_size=8))(x, key=0)
+    ex = Explainer(model, RexConfig.from_dict({"iters": 2, "min_box_size": 8}), mask_mode="zero")(x, key=0)
     assert ex.target == int(np.argmax(np.asarray(model(x[None]))[0]))
     assert ex.mask.shape == (48, 48) and 0 < ex.mask.mean() < 1
     assert np.isfinite(ex.responsibility).all()

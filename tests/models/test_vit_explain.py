@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 from rexjax import models
-from rexjax.api import make_explainer
-from rexjax.causal import RexConfig
+from rexjax.causal import Explainer, RexConfig
 from rexjax.models import vit as V
 from rexjax.models.convert.checks import torch_shape
 from rexjax.models.model import Model, variables_template
@@ -76,7 +75,7 @@ def test_rex_explains_a_vendored_image_with_a_tiny_vit(mask_mode):
     model = Model("tiny_vit", module, variables, (48, 48), 10, tuple("abcdefghij"), False,
                   Preprocess((48, 48), (127.5,) * 3, (127.5,) * 3, "bicubic"), cfg.feature_names)
     x = model.preprocess(IMAGE)
-    ex = make_explainer(model, RexConfig(iters=4, mask_mode=mask_mode, min_box_size=8))(x, key=0)
+    ex = Explainer(model, RexConfig.from_dict({"iters": 4, "min_box_size": 8}), mask_mode=mask_mode)(x, key=0)
     assert ex.target == int(np.argmax(np.asarray(model(x[None]))[0]))
     assert ex.mask.shape == (48, 48) and 0 < ex.mask.mean() < 1 and ex.sufficient
     assert np.isfinite(ex.responsibility).all() and ex.responsibility.max() > 0
@@ -86,7 +85,7 @@ def test_rex_explains_a_vendored_image_with_a_tiny_vit(mask_mode):
 def test_rex_explains_a_vendored_image_with_random_vit_b_32(small_vit_b_32, mask_mode):
     small = small_vit_b_32
     x = small.preprocess(IMAGE)
-    ex = make_explainer(small, RexConfig(iters=2, mask_mode=mask_mode))(x, key=0)
+    ex = Explainer(small, RexConfig().replace(iters=2), mask_mode=mask_mode)(x, key=0)
     assert ex.target == int(np.argmax(np.asarray(small(x[None]))[0]))
     assert ex.mask.shape == (64, 64) and 0 < ex.mask.mean() < 1
     assert np.isfinite(ex.responsibility).all()
