@@ -86,30 +86,18 @@ def _slot(shape, axis) -> int:
     return sum(1 for k in range(axis) if shape[k] != 1)
 
 
-def reshape(ctx, eqn, vals, masks):
-    """Any static reshape; the mask follows the value, never dropped silently.
+def _unit_axes(mask: Mask, in_shape: tuple, out_shape: tuple, groups: list) -> tuple[list, dict]:
+    """Where each size-1 position axis of the input goes in a reshape.
 
-    Axes are matched in groups of equal size (`_big_groups`). A group that only carries
-    one axis to one axis keeps its tag. A group that splits or merges position axes
-    (space-to-depth, pixel shuffle, patchify, [B,H,W,C] -> [B,HW,C]) gets a mask at full
-    size on the group (materialised over any channel axis in it) and position tags on
-    every output axis; if it merged positions with channels (a flatten before a Dense,
-    the patches of a patchify) those axes are `mixed`. A group that mixes the batch axis
-    of a masked value with others is an error. A size-1 position axis keeps its tag on a
-    size-1 output axis at the same place, or else passes it to the group it is merged into.
+    -> (attached, out_tags). out_tags {size-1 output axis: "spatial" | "mixed"}: an input axis
+    carried to a size-1 output axis at the same place (between the same groups), in order.
+    attached[t] [(input axis, tag), ...]: the axes merged into group t instead (the group
+    after or before its place, whichever takes positions: one with a position axis, or a
+    copy axis whose copies are positions); an axis no group can take is dropped (a size-1
+    position squeezed away).
     """
-    (x,), (mask,) = vals[:1], masks[:1]
-    if eqn.params.get("dimensions") is not None or any(mk is not None for mk in masks[1:]):
-        raise unsupported(eqn, "reshape with dimensions or dynamic shapes")
-    in_shape, out_shape = tuple(x.shape), tuple(eqn.params["new_sizes"])
-    if in_shape == out_shape:
-        return bind(eqn, vals), [mask]
-    if pending_keepdims(mask, in_shape, out_shape):
-        return bind(eqn, vals), [insert_axes(mask, mask.reduced)]
-    axes = mask_axes(mask)
-    groups = _big_groups(in_shape, out_shape)
-    attached = [[] for _ in groups]  # size-1 spatial input axes merged into each group
-    out_tags = {}  # size-1 output axis -> tag
+    attached = [[] for _ in groups]
+    out_tags = {}
     bounds_in = np.cumsum([0] + [len(gi) for gi, _ in groups]).tolist()
     bounds_out = np.cumsum([0] + [len(gj) for _, gj in groups]).tolist()
     ones_in = [a for a, n in enumerate(in_shape) if n == 1]
@@ -140,10 +128,20 @@ def reshape(ctx, eqn, vals, masks):
         else:
             candidates = [max(t for t in range(len(groups)) if bounds_in[t] < k)]
         best = max(candidates, key=kind)
-        if kind(best):  # else the axis is dropped (a size-1 position squeezed away)
+        if kind(best):
             attached[best].append((a, tag))
+    return attached, out_tags
 
-    mat_in = set()  # input axes on which the mask is materialised at full size
+
+def _group_layout(eqn, mask: Mask, out_shape: tuple, groups: list, attached: list, out_tags: dict):
+    """The output mask's layout, group by group (`reshape`'s doc).
+
+    -> (mat_in: input axes on which the mask is materialised at full size, mshape_out and
+    vshape_out: the output mask's and validity's shapes, spatial and mixed: sets of output
+    axes). A group carrying the batch axis must be that axis alone (else `unsupported`).
+    """
+    axes = mask_axes(mask)
+    mat_in = set()
     mshape_out = [1] * len(out_shape)
     vshape_out = [1] * len(out_shape)
     spatial, mixed = set(out_tags), {b for b, t in out_tags.items() if t == "mixed"}
@@ -174,14 +172,46 @@ def reshape(ctx, eqn, vals, masks):
                 mixed.add(b)
     for b in out_tags:
         mshape_out[b] = vshape_out[b] = 1
+    return mat_in, mshape_out, vshape_out, spatial, mixed
+
+
+def _reshaped_mask(mask: Mask, in_shape: tuple, mat_in: set, mshape_out: list, vshape_out: list,
+                   spatial: set, mixed: set) -> Mask:
+    """The mask and validity broadcast to full size on `mat_in` and reshaped to the output layout."""
     full_in = [in_shape[a] if a in mat_in else mask.m.shape[a] for a in range(len(in_shape))]
     m = jnp.reshape(jnp.broadcast_to(mask.m, full_in), mshape_out)
     valid = None
     if mask.valid is not None:
         vin = [in_shape[a] if (a in mat_in or a in mask.spatial) else 1 for a in range(len(in_shape))]
         valid = np.broadcast_to(mask.valid, vin).reshape(vshape_out)
-    new = Mask(m, tuple(sorted(spatial)), valid, tuple(sorted(mixed)))
-    out, new = _finish(bind(eqn, vals)[0], new)
+    return Mask(m, tuple(sorted(spatial)), valid, tuple(sorted(mixed)))
+
+
+def reshape(ctx, eqn, vals, masks):
+    """Any static reshape; the mask follows the value, never dropped silently.
+
+    Axes are matched in groups of equal size (`_big_groups`). A group that only carries
+    one axis to one axis keeps its tag. A group that splits or merges position axes
+    (space-to-depth, pixel shuffle, patchify, [B,H,W,C] -> [B,HW,C]) gets a mask at full
+    size on the group (materialised over any channel axis in it) and position tags on
+    every output axis; if it merged positions with channels (a flatten before a Dense,
+    the patches of a patchify) those axes are `mixed`. A group that mixes the batch axis
+    of a masked value with others is an error. A size-1 position axis keeps its tag on a
+    size-1 output axis at the same place, or else passes it to the group it is merged into
+    (`_unit_axes`; the layout: `_group_layout`; the arrays: `_reshaped_mask`).
+    """
+    (x,), (mask,) = vals[:1], masks[:1]
+    if eqn.params.get("dimensions") is not None or any(mk is not None for mk in masks[1:]):
+        raise unsupported(eqn, "reshape with dimensions or dynamic shapes")
+    in_shape, out_shape = tuple(x.shape), tuple(eqn.params["new_sizes"])
+    if in_shape == out_shape:
+        return bind(eqn, vals), [mask]
+    if pending_keepdims(mask, in_shape, out_shape):
+        return bind(eqn, vals), [insert_axes(mask, mask.reduced)]
+    groups = _big_groups(in_shape, out_shape)
+    attached, out_tags = _unit_axes(mask, in_shape, out_shape, groups)
+    layout = _group_layout(eqn, mask, out_shape, groups, attached, out_tags)
+    out, new = _finish(bind(eqn, vals)[0], _reshaped_mask(mask, in_shape, *layout))
     return [out], [new]
 
 
