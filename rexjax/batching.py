@@ -103,32 +103,8 @@ def push(
         raise ValueError("stop needs read (it looks at the per-candidate values)")
     b = rows_per_call(n, batch_size)
     n_chunks = -(-n // b)
-    if valid is None:
-        order = jnp.arange(n_chunks * b, dtype=jnp.int32)
-        count = jnp.int32(n)
-    else:
-        chex.assert_shape(valid, (n,))
-        order = jnp.nonzero(valid, size=n_chunks * b, fill_value=n)[0].astype(jnp.int32)
-        count = valid.sum(dtype=jnp.int32)
-
-    def chunk_out(i):
-        idx = jax.lax.dynamic_slice(order, (i * b,), (b,))
-        return idx, evaluate(jnp.minimum(idx, n - 1))
-
-    # Shapes of the per-candidate and per-chunk outputs, for the loop carry.
-    idx0 = jnp.zeros((b,), jnp.int32)
-    out_shape = jax.eval_shape(evaluate, idx0)
-    values = None
-    if read is not None:
-        read_shape = jax.eval_shape(read, out_shape, idx0)
-        if init is None:
-            values = jax.tree_util.tree_map(lambda s: jnp.zeros((n,) + s.shape[1:], s.dtype), read_shape)
-        else:
-            values = init
-    partials = None
-    if fold is not None:
-        fold_shape = jax.eval_shape(fold, out_shape, idx0, jnp.zeros((b,), jnp.float32))
-        partials = jax.tree_util.tree_map(lambda s: jnp.zeros((n_chunks,) + s.shape, s.dtype), fold_shape)
+    order, count = _evaluation_order(n, b, valid)
+    values, partials = _empty_outputs(evaluate, n, b, read, init, fold)
 
     def cond(c):
         i, _, _, hit = c
@@ -136,7 +112,8 @@ def push(
 
     def body(c):
         i, values, partials, _ = c
-        idx, out = chunk_out(i)
+        idx = jax.lax.dynamic_slice(order, (i * b,), (b,))
+        out = evaluate(jnp.minimum(idx, n - 1))
         hit = jnp.bool_(False)
         if read is not None:
             got = read(out, idx)
@@ -154,6 +131,44 @@ def push(
     total = None if partials is None else jax.tree_util.tree_map(lambda p: p.sum(0), partials)
     evaluated = jnp.zeros((n,), bool).at[order].set(jnp.arange(n_chunks * b) < chunks * b, mode="drop")
     return Pushed(values, total, evaluated, chunks * b * images_per_candidate, chunks)
+
+
+def _evaluation_order(n: int, b: int, valid: Optional[jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """The candidates in the order they are pushed, chunk after chunk of b.
+
+    -> (order int32[ceil(n / b) * b], count int32): all of 0..n-1 then padding (indices >= n)
+    when `valid` is None; else the valid candidates in index order, then n as padding, and
+    count = how many are valid (the loop runs ceil(count / b) chunks).
+    """
+    size = -(-n // b) * b
+    if valid is None:
+        return jnp.arange(size, dtype=jnp.int32), jnp.int32(n)
+    chex.assert_shape(valid, (n,))
+    return jnp.nonzero(valid, size=size, fill_value=n)[0].astype(jnp.int32), valid.sum(dtype=jnp.int32)
+
+
+def _empty_outputs(evaluate: Callable, n: int, b: int, read: Optional[Callable], init: Any,
+                   fold: Optional[Callable]) -> tuple[Any, Any]:
+    """The loop's initial outputs, shaped from one traced chunk of b candidates.
+
+    -> (values: `init`, or zeros with leaves [n, ...] of `read`'s per-candidate shape; None
+    without `read`; partials: zeros with leaves [ceil(n / b), ...] of `fold`'s shape, one row
+    per chunk; None without `fold`).
+    """
+    idx0 = jnp.zeros((b,), jnp.int32)
+    out_shape = jax.eval_shape(evaluate, idx0)
+    values = None
+    if read is not None:
+        read_shape = jax.eval_shape(read, out_shape, idx0)
+        if init is None:
+            values = jax.tree_util.tree_map(lambda s: jnp.zeros((n,) + s.shape[1:], s.dtype), read_shape)
+        else:
+            values = init
+    partials = None
+    if fold is not None:
+        fold_shape = jax.eval_shape(fold, out_shape, idx0, jnp.zeros((b,), jnp.float32))
+        partials = jax.tree_util.tree_map(lambda s: jnp.zeros((-(-n // b),) + s.shape, s.dtype), fold_shape)
+    return values, partials
 
 
 def chunk_valid(idx: jax.Array, n: int) -> jax.Array:

@@ -88,3 +88,16 @@ def test_valid_shape_is_checked():
     with pytest.raises(AssertionError):
         batching.push(scores, 4, batch_size=2, read=lambda o, idx: o, valid=jnp.ones((3,), bool))
     chex.assert_shape(jnp.ones((2,)), (2,))
+
+
+def test_on_chunk_reports_candidates_done_of_the_valid_count():
+    """`on_chunk(done, total)` runs on the host once per chunk with the valid candidates
+    evaluated so far (the last chunk clipped to the count) and the valid count, not n.
+    Catches a report of n as the total, of padding rows as done, or one call per candidate."""
+    heard = []
+    valid = jnp.array([1, 1, 0, 1, 0, 1, 0, 0, 1, 0], bool)
+    jax.block_until_ready(jax.jit(lambda v: batching.push(
+        scores, 10, batch_size=2, read=lambda o, idx: o, valid=v,
+        on_chunk=lambda d, t: heard.append((int(d), int(t)))).values)(valid))
+    jax.effects_barrier()
+    assert heard == [(2, 5), (4, 5), (5, 5)]
