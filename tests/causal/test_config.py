@@ -116,8 +116,10 @@ def test_from_dict_takes_flat_and_nested_forms_and_they_are_equal():
     assert expected != RexConfig()
     assert RexConfig.from_dict(FLAT) == expected
     assert RexConfig.from_dict(NESTED) == expected
-    # the parts as records, and flat names mixed with a nested part, are the same config
-    assert RexConfig.from_dict({**FLAT, "search": SearchConfig(iters=4, responsibility="sufficient")}) == expected
+    # the parts as records, and flat names of one part beside another part nested, are the same config
+    mixed = {**FLAT, "extract": ExtractConfig(prefix_growth=0.0, prune_grids=(8,))}
+    del mixed["prefix_growth"], mixed["prune_grids"]
+    assert RexConfig.from_dict(mixed) == expected
     assert RexConfig.from_dict({"iters": 4, "extract": {"prefix_growth": 0.0}}) == RexConfig(
         search=SearchConfig(iters=4), extract=ExtractConfig(prefix_growth=0.0))
 
@@ -132,6 +134,8 @@ def test_from_dict_takes_flat_and_nested_forms_and_they_are_equal():
         (lambda: RexConfig.from_dict({"mask_mode": "ad"}), "mask_mode"),
         (lambda: RexConfig.from_dict({"chunk_size": 5}), "chunk_size"),
         (lambda: RexConfig.from_dict({"responsibility": "rex"}), "responsibility"),
+        (lambda: RexConfig.from_dict({"iters": 4, "search": {"iters": 5}}), "iters"),  # which would win?
+        (lambda: RexConfig.from_dict({"prune_grids": (4,), "extract": {}}), "prune_grids"),
         (lambda: RexConfig().replace(no_such_field=1), "no_such_field"),
         (lambda: RexConfig().replace(batch_size=8), "batch_size"),
         (lambda: RexConfig().replace(mask_mode="ad"), "mask_mode"),
