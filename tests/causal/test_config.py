@@ -144,7 +144,7 @@ def test_from_dict_takes_flat_and_nested_forms_and_they_are_equal():
         (lambda: methods.make("rex", chunk_size=5), "chunk_size"),
     ],
 )
-def test_names_that_are_not_fields_are_one_value_error_naming_them(build, field):
+def test_refused_names_are_one_value_error_naming_them(build, field):
     with pytest.raises(ValueError) as err:
         build()
     message = str(err.value)
