@@ -22,6 +22,7 @@ Two key layouts of one module: torchvision (`features.{i}...`, `classifier.{0,2}
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
 
 import flax.linen as nn
@@ -40,6 +41,22 @@ from rexjax.models.torch_port import (
 LN_EPS = 1e-6
 GRN_EPS = 1e-6
 LAYER_SCALE_INIT = 1e-6
+
+
+# Flax module names of one key layout ('_' for torch's '.'). `downsample` and `block` are
+# templates: {s} = stage index, {f} = torchvision `features` index, {b} = block index; the
+# downsample's LayerNorm is `<downsample>_0`, its conv `<downsample>_1`.
+Names = namedtuple("Names", "stem_conv stem_norm downsample block dwconv norm fc1 fc2 head_norm head_fc")
+NAMES = {
+    "torchvision": Names(
+        "features_0_0", "features_0_1", "features_{f}", "features_{f}_{b}",
+        "block_0", "block_2", "block_3", "block_5", "classifier_0", "classifier_2",
+    ),
+    "timm": Names(
+        "stem_0", "stem_1", "stages_{s}_downsample", "stages_{s}_blocks_{b}",
+        "conv_dw", "norm", "mlp_fc1", "mlp_fc2", "head_norm", "head_fc",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,10 @@ class ConvNeXtConfig:
     @property
     def feature_names(self) -> tuple[str, ...]:
         return stage_feature_names("stem", "stage", len(self.depths), "pooled")
+
+    @property
+    def names(self) -> Names:
+        return NAMES["timm" if self.timm else "torchvision"]
 
 
 def _tv(depths, dims) -> ConvNeXtConfig:
@@ -120,22 +141,20 @@ class GlobalResponseNorm(nn.Module):
 
 
 class Block(nn.Module):
-    """ConvNeXt block: x[B,H,W,C] -> x + ls * fc2(grn(gelu(fc1(LN(dwconv(x))))))."""
+    """ConvNeXt block: x[B,H,W,C] -> x + ls * fc2(grn(gelu(fc1(LN(dwconv(x)))))) (`ls` if
+    `config.layer_scale`, `grn` if `config.grn`)."""
 
-    layer_scale: bool
-    grn: bool
-    timm: bool
+    config: ConvNeXtConfig
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        c = x.shape[-1]
-        dw, norm, fc1, fc2 = ("conv_dw", "norm", "mlp_fc1", "mlp_fc2") if self.timm else ("block_0", "block_2", "block_3", "block_5")
-        h = _ln(norm)(DepthwiseConvBias(7, name=dw)(x))
-        h = jax.nn.gelu(nn.Dense(4 * c, name=fc1)(h), approximate=False)
-        if self.grn:
+        c, nm = x.shape[-1], self.config.names
+        h = _ln(nm.norm)(DepthwiseConvBias(7, name=nm.dwconv)(x))
+        h = jax.nn.gelu(nn.Dense(4 * c, name=nm.fc1)(h), approximate=False)
+        if self.config.grn:
             h = GlobalResponseNorm(name="mlp_grn")(h)
-        h = nn.Dense(c, name=fc2)(h)
-        if self.layer_scale:
+        h = nn.Dense(c, name=nm.fc2)(h)
+        if self.config.layer_scale:
             ls = self.param("layer_scale", nn.initializers.constant(LAYER_SCALE_INIT), (c, 1, 1), jnp.float32)
             h = h * ls.reshape(c)
         return x + h
@@ -157,21 +176,17 @@ class ConvNeXt(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         check_rgb_batch(self, x)
-        cfg = self.config
-        stem = ("stem_0", "stem_1") if cfg.timm else ("features_0_0", "features_0_1")
-        x = _ln(stem[1])(_conv(cfg.dims[0], 4, stem[0])(x))
-        x = feature(self, "stem", x)
+        cfg, nm = self.config, self.config.names
+        x = feature(self, "stem", _ln(nm.stem_norm)(_conv(cfg.dims[0], 4, nm.stem_conv)(x)))
         for s, (depth, dim) in enumerate(zip(cfg.depths, cfg.dims)):
             if s > 0:
-                down = f"stages_{s}_downsample" if cfg.timm else f"features_{2 * s}"
+                down = nm.downsample.format(s=s, f=2 * s)
                 x = _conv(dim, 2, f"{down}_1")(_ln(f"{down}_0")(x))
             for b in range(depth):
-                name = f"stages_{s}_blocks_{b}" if cfg.timm else f"features_{2 * s + 1}_{b}"
-                x = Block(cfg.layer_scale, cfg.grn, cfg.timm, name=name)(x)
+                x = Block(cfg, name=nm.block.format(s=s, f=2 * s + 1, b=b))(x)
             x = feature(self, f"stage{s + 1}", x)
         x = feature(self, "pooled", jnp.mean(x, axis=(1, 2)))
-        norm, fc = ("head_norm", "head_fc") if cfg.timm else ("classifier_0", "classifier_2")
-        return nn.Dense(cfg.num_classes, name=fc)(_ln(norm)(x))
+        return nn.Dense(cfg.num_classes, name=nm.head_fc)(_ln(nm.head_norm)(x))
 
 
 # torchvision eval transforms: resize 236 (tiny) / 230 (small) / 232 (base, large) -> crop 224, bilinear;
