@@ -46,28 +46,21 @@ from rexjax.models.convert.checks import convert_state_dict
 from rexjax.models.layers import attention
 from rexjax.models.model import ModelSpec, variables_template
 from rexjax.models.preprocess import Preprocess
-from rexjax.models.torch_port import check_rgb_batch, feature
-from rexjax.models.vit import PatchTransformerSizes, _ln, key_fn, resample_pos_embed
+from rexjax.models.torch_port import feature
+from rexjax.models.vit import NAMES, PatchTransformerSizes, _ln, embed_patches, key_fn
 
 # timm.data.OPENAI_CLIP_MEAN / OPENAI_CLIP_STD, in 0..255 units
 OPENAI_CLIP_MEAN = tuple(255 * m for m in (0.48145466, 0.4578275, 0.40821073))
 OPENAI_CLIP_STD = tuple(255 * s for s in (0.26862954, 0.26130258, 0.27577711))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EvaConfig(PatchTransformerSizes):
     """EVA-02 hyperparameters. mlp_dim = int(dim * 4 * 2/3) as timm; ref_grid = timm's
     `ref_feat_shape` (the rotary positions are scaled to this grid)."""
 
-    patch: int = 14
-    dim: int = 1024
-    depth: int = 24
-    heads: int = 16
-    mlp_dim: int = 2730
-    image_size: int = 448
     ref_grid: int = 16
     rope_temperature: float = 10000.0
-    num_classes: int = 1000
 
     def __post_init__(self):
         self.check_sizes(self.ref_grid)
@@ -75,7 +68,7 @@ class EvaConfig(PatchTransformerSizes):
             raise ValueError(f"head dimension {self.dim // self.heads} must be a multiple of 4 (2-D rotary embedding)")
 
 
-CONFIGS = {"eva02_large_patch14_448": EvaConfig()}
+CONFIGS = {"eva02_large_patch14_448": EvaConfig(patch=14, dim=1024, depth=24, heads=16, mlp_dim=2730, image_size=448)}
 
 
 def rope_tables(grid: tuple[int, int], ref: tuple[int, int], head_dim: int, temperature: float = 10000.0):
@@ -146,19 +139,10 @@ class Eva(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        check_rgb_batch(self, x)
         cfg = self.config
-        if x.shape[1] % cfg.patch or x.shape[2] % cfg.patch:
-            raise ValueError(f"EVA input height and width must be multiples of the patch {cfg.patch}, got {x.shape[1:3]}")
-        init = nn.initializers.normal(0.02)
-        cls = self.param("cls_token", init, (1, 1, cfg.dim), jnp.float32)
-        pos = self.param("pos_embed", init, (1, 1 + cfg.grid**2, cfg.dim), jnp.float32)
-        p = cfg.patch
-        x = nn.Conv(cfg.dim, (p, p), (p, p), padding="VALID", name="patch_embed.proj")(x)
-        b, gh, gw, d = x.shape
-        x = feature(self, "patch_embed", x)
-        tokens = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, d)), x.reshape(b, gh * gw, d)], axis=1)
-        tokens = tokens + resample_pos_embed(pos, (cfg.grid, cfg.grid), (gh, gw))
+        # the stem keys are timm ViT's (cls_token, pos_embed, patch_embed.proj); the class token is drawn as timm's Eva draws it
+        tokens, (gh, gw) = embed_patches(self, x, cfg, NAMES["timm"], cls_init=nn.initializers.normal(0.02))
+        b, _, d = tokens.shape
         sin, cos = rope_tables((gh, gw), (cfg.ref_grid, cfg.ref_grid), d // cfg.heads, cfg.rope_temperature)
         for i in range(cfg.depth):
             tokens = EvaBlock(cfg, name=f"blocks.{i}")(tokens, sin, cos)

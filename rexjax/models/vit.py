@@ -27,6 +27,7 @@ layer, as pytorch-grad-cam's ViT recipe), `pre_logits` [B,D] (class token after 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -43,10 +44,19 @@ LN_EPS = 1e-6
 LAYOUTS = ("torchvision", "timm")
 
 
+@dataclass(frozen=True, kw_only=True)
 class PatchTransformerSizes:
-    """What every patch transformer config (ViT, EVA-02) shares: the size checks, the learned
-    patch grid and the feature points. Mixed into frozen dataclasses with the fields patch,
-    dim, depth, heads, mlp_dim, image_size."""
+    """What every patch transformer config (ViT, EVA-02) shares: the sizes (patch side,
+    token width dim, depth blocks, heads, MLP width, the image_size the position embeddings
+    are learned for), the class count, the size checks, the patch grid and the feature points."""
+
+    patch: int
+    dim: int
+    depth: int
+    heads: int
+    mlp_dim: int
+    image_size: int
+    num_classes: int = 1000
 
     def check_sizes(self, *more: int) -> None:
         """ValueError unless every size (and `more`) is positive and dim splits into heads."""
@@ -64,17 +74,10 @@ class PatchTransformerSizes:
         return ("patch_embed", "last_block", "pre_logits")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ViTConfig(PatchTransformerSizes):
     """ViT hyperparameters. layout: "torchvision" (`VisionTransformer` key names) or "timm"."""
 
-    patch: int = 16
-    dim: int = 768
-    depth: int = 12
-    heads: int = 12
-    mlp_dim: int = 3072
-    image_size: int = 224
-    num_classes: int = 1000
     layout: str = "torchvision"
 
     def __post_init__(self):
@@ -114,11 +117,11 @@ NAMES = {
 }
 
 CONFIGS = {
-    "vit_b_16": ViTConfig(patch=16, dim=768, depth=12, heads=12, mlp_dim=3072),
-    "vit_b_32": ViTConfig(patch=32, dim=768, depth=12, heads=12, mlp_dim=3072),
-    "vit_l_16": ViTConfig(patch=16, dim=1024, depth=24, heads=16, mlp_dim=4096),
-    "vit_large_patch16_224": ViTConfig(patch=16, dim=1024, depth=24, heads=16, mlp_dim=4096, layout="timm"),
-    "vit_huge_patch14_224": ViTConfig(patch=14, dim=1280, depth=32, heads=16, mlp_dim=5120, layout="timm"),
+    "vit_b_16": ViTConfig(patch=16, dim=768, depth=12, heads=12, mlp_dim=3072, image_size=224),
+    "vit_b_32": ViTConfig(patch=32, dim=768, depth=12, heads=12, mlp_dim=3072, image_size=224),
+    "vit_l_16": ViTConfig(patch=16, dim=1024, depth=24, heads=16, mlp_dim=4096, image_size=224),
+    "vit_large_patch16_224": ViTConfig(patch=16, dim=1024, depth=24, heads=16, mlp_dim=4096, image_size=224, layout="timm"),
+    "vit_huge_patch14_224": ViTConfig(patch=14, dim=1280, depth=32, heads=16, mlp_dim=5120, image_size=224, layout="timm"),
 }
 
 # eval preprocessing as each source defines it: (resize, crop, mean, std, interpolation)
@@ -172,6 +175,28 @@ def resample_pos_embed(pos: jax.Array, old: tuple[int, int], new: tuple[int, int
     return jnp.concatenate([pos[:, :1], grid.reshape(1, new[0] * new[1], d)], axis=1)
 
 
+def embed_patches(
+    module: nn.Module, x: jax.Array, cfg: PatchTransformerSizes, nm: Names, cls_init: Callable = nn.initializers.zeros
+) -> tuple[jax.Array, tuple[int, int]]:
+    """The patch transformers' stem, called from `module`'s compact method (the class token
+    `nm.cls`, position embedding `nm.pos` and patch conv `nm.patch` are `module`'s):
+    x f32[B,H,W,3] (H, W multiples of the patch) -> (tokens f32[B, 1+gh*gw, D] = [class
+    token, patch embeddings] + the position embeddings resampled to the gh x gw grid
+    (`resample_pos_embed`), (gh, gw)). Feature point `patch_embed` [B,gh,gw,D]."""
+    check_rgb_batch(module, x)
+    if x.shape[1] % cfg.patch or x.shape[2] % cfg.patch:
+        name = type(module).__name__
+        raise ValueError(f"{name} input height and width must be multiples of the patch {cfg.patch}, got {x.shape[1:3]}")
+    cls = module.param(nm.cls, cls_init, (1, 1, cfg.dim), jnp.float32)
+    pos = module.param(nm.pos, nn.initializers.normal(0.02), (1, 1 + cfg.grid**2, cfg.dim), jnp.float32)
+    p = cfg.patch
+    x = nn.Conv(cfg.dim, (p, p), (p, p), padding="VALID", name=nm.patch)(x)
+    b, gh, gw, d = x.shape
+    x = feature(module, "patch_embed", x)
+    tokens = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, d)), x.reshape(b, gh * gw, d)], axis=1)
+    return tokens + resample_pos_embed(pos, (cfg.grid, cfg.grid), (gh, gw)), (gh, gw)
+
+
 def _ln(name: str) -> nn.LayerNorm:
     return nn.LayerNorm(epsilon=LN_EPS, use_fast_variance=False, name=name)
 
@@ -211,21 +236,11 @@ class ViT(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        check_rgb_batch(self, x)
         cfg, nm = self.config, NAMES[self.config.layout]
-        if x.shape[1] % cfg.patch or x.shape[2] % cfg.patch:
-            raise ValueError(f"ViT input height and width must be multiples of the patch {cfg.patch}, got {x.shape[1:3]}")
-        init = nn.initializers.normal(0.02)
-        cls = self.param(nm.cls, nn.initializers.zeros, (1, 1, cfg.dim), jnp.float32)
-        pos = self.param(nm.pos, init, (1, 1 + cfg.grid**2, cfg.dim), jnp.float32)
-        p = cfg.patch
-        x = nn.Conv(cfg.dim, (p, p), (p, p), padding="VALID", name=nm.patch)(x)
-        b, gh, gw, d = x.shape
-        x = feature(self, "patch_embed", x)
-        tokens = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, d)), x.reshape(b, gh * gw, d)], axis=1)
-        tokens = tokens + resample_pos_embed(pos, (cfg.grid, cfg.grid), (gh, gw))
+        tokens, (gh, gw) = embed_patches(self, x, cfg, nm)
         for i in range(cfg.depth):
             tokens = Block(cfg, name=nm.block.format(i=i))(tokens)
+        b, _, d = tokens.shape
         grid = feature(self, "last_block", tokens[:, 1:].reshape(b, gh, gw, d))
         tokens = jnp.concatenate([tokens[:, :1], grid.reshape(b, gh * gw, d)], axis=1)
         pooled = feature(self, "pre_logits", _ln(nm.norm)(tokens)[:, 0])
