@@ -53,6 +53,17 @@ def active(out):
     return np.asarray(out) != 0
 
 
+def assert_same_convad(net, reference, x, masks, tau):
+    """ConvAD of `net` = (apply_fn, variables) equals ConvAD of the `reference` it rewrites:
+    the same outputs switched off and the same values, on a mask that switches some but not
+    all outputs off."""
+    got = convad(net[0], tau=tau)(net[1], x, masks)
+    want = convad(reference[0], tau=tau)(reference[1], x, masks)
+    np.testing.assert_array_equal(active(got), active(want))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert active(want).any() and not active(want).all()
+
+
 # ------------------------------------------------------------------ position layouts
 
 
@@ -74,11 +85,7 @@ def test_space_to_depth_then_1x1_conv_is_a_2x2_stride_2_conv(tau):
 
     x = jax.random.normal(jax.random.key(1), (4, 12, 10, c))
     masks = random_masks(jax.random.key(2), 4, 12, 10)
-    got = convad(s2d, tau=tau)(w1, x, masks)
-    want = convad(strided, tau=tau)(w2, x, masks)
-    np.testing.assert_array_equal(active(got), active(want))
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    assert active(want).any() and not active(want).all()
+    assert_same_convad((s2d, w1), (strided, w2), x, masks, tau)
 
 
 @pytest.mark.parametrize("tau", [0.0, 0.5])
@@ -99,11 +106,7 @@ def test_patchify_by_reshape_then_dense_is_a_patch_conv(tau):
 
     x = jax.random.normal(jax.random.key(1), (4, 12, 9, c))
     masks = random_masks(jax.random.key(3), 4, 12, 9)
-    got = convad(patchify, tau=tau)(w, x, masks)
-    want = convad(patch_conv, tau=tau)(w, x, masks)
-    np.testing.assert_array_equal(active(got), active(want))
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    assert active(want).any() and not active(want).all()
+    assert_same_convad((patchify, w), (patch_conv, w), x, masks, tau)
 
 
 def test_pixel_shuffle_carries_the_mask_to_the_copies():
