@@ -167,12 +167,10 @@ def sweep(images, seeds, tool_iters, grid, base, venv: Path, out: Path, log=prin
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(12, 9))
+    fig = Figure(figsize=(12, 9))
+    axes = fig.subplots(2, 2)
     for col, x_key in enumerate(("forward_images", "seconds")):
         for row, y_key in enumerate(("area", "insertion")):
             ax = axes[row, col]
@@ -193,7 +191,6 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write(rows: list[dict], facts: dict, out: Path) -> str:
