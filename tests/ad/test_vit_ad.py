@@ -1,8 +1,8 @@
-"""Activation-Deactivation for vision transformers (`rexjax.ad.rules_attention`) on a tiny ViT
-(random weights, both key layouts): Theorem 1 (bitwise, eager), exact deactivation, the
-poisoning leak check, a fully masked image = the class token alone, and Definition 4's
-`Phi > tau` on the patch window; and a user's own Flax ViT (patchify by reshape) that uses
-`layers.attention`."""
+"""Activation-Deactivation for vision transformers (`rexjax.ad.rules_attention`) on the tiny
+ViT of `tests/ad/conftest.py` (random weights; Theorem 1, exact deactivation and the poisoning
+check are in `test_transformers_ad.py`): a fully masked image = the class token alone,
+Definition 4's `Phi > tau` on the patch window, the attention rule as what removes masked
+tokens; and a user's own Flax ViT (patchify by reshape) that uses `layers.attention`."""
 
 from __future__ import annotations
 
@@ -15,62 +15,36 @@ import pytest
 from rexjax.ad import convad
 from rexjax.models import vit as V
 from rexjax.models.layers import attention
-from tests.helpers.ad_helpers import check_convad, check_poison, init_model, random_masks
+from tests.helpers.ad_helpers import check_convad, init_model
 
-P = 8
-CFG = V.ViTConfig(patch=P, dim=16, depth=2, heads=2, mlp_dim=32, image_size=32, num_classes=10)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    module = V.ViT(CFG)
-    x = jax.random.normal(jax.random.key(1), (2, 40, 32, 3))  # 5 x 4 patches
-    return module, init_model(module, x), x
+P = 8  # the patch side of the tiny ViT
 
 
-def test_all_ones_mask_is_bitwise_the_plain_model(tiny):
-    module, v, x = tiny
-    plain = np.asarray(module.apply(v, x))
-    got = np.asarray(convad(module.apply)(v, x, jnp.ones(x.shape[:3])))
-    assert np.array_equal(got, plain)
-
-
-def test_theorem1_exact_deactivation_and_poisoning(tiny):
-    module, v, x = tiny
-    check_convad(module.apply, v, x, jax.random.key(2), poison=False)
-    # NaN under the mask changes nothing
-    masks = random_masks(jax.random.key(3), *x.shape[:3])
-    x_nan = jnp.where(masks[..., None] > 0, x, jnp.nan)
-    f = convad(module.apply)
-    np.testing.assert_array_equal(np.asarray(f(v, x_nan, masks)), np.asarray(f(v, x, masks)))
-    check_poison(module.apply, v, x, masks)
-
-
-def _class_token_alone(v) -> np.ndarray:
+def _class_token_alone(cfg: V.ViTConfig, v) -> np.ndarray:
     """The model on the one-token sequence [class token + its position embedding]."""
-    nm = V.NAMES[CFG.layout]
+    nm = V.NAMES[cfg.layout]
     p = v["params"]
     tokens = p[nm.cls] + p[nm.pos][:, :1]
-    for i in range(CFG.depth):
+    for i in range(cfg.depth):
         name = nm.block.format(i=i)
-        tokens = V.Block(CFG).apply({"params": p[name]}, tokens)
+        tokens = V.Block(cfg).apply({"params": p[name]}, tokens)
     h = V._ln("n").apply({"params": p[nm.norm]}, tokens)[:, 0]
     return np.asarray(h @ p[nm.head]["kernel"] + p[nm.head]["bias"])[0]
 
 
 @pytest.mark.parametrize("tau", [0.0, 0.5])
-def test_fully_masked_image_gives_the_class_token_alone(tiny, tau):
-    module, v, x = tiny
+def test_fully_masked_image_gives_the_class_token_alone(tiny_vit, tau):
+    module, v, x = tiny_vit
     got = np.asarray(convad(module.apply, tau=tau)(v, x, jnp.zeros(x.shape[:3])))
-    want = _class_token_alone(v)
+    want = _class_token_alone(module.config, v)
     np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=1e-5, atol=1e-6)
     assert np.abs(got - np.asarray(module.apply(v, x))).max() > 1e-3  # not the plain logits
 
 
-def test_token_is_active_iff_visible_fraction_exceeds_tau(tiny):
+def test_token_is_active_iff_visible_fraction_exceeds_tau(tiny_vit):
     """Half of patch (1, 2) visible: Phi = 0.5, so the token is off at tau = 0.5 (as if the
     whole patch were masked) and on at tau = 0.4 (its visible half still counts)."""
-    module, v, x = tiny
+    module, v, x = tiny_vit
     x = x[:1]
     half = jnp.ones(x.shape[:3]).at[:, P : 2 * P, 2 * P : 2 * P + P // 2].set(0.0)
     whole = jnp.ones(x.shape[:3]).at[:, P : 2 * P, 2 * P : 3 * P].set(0.0)
@@ -79,13 +53,13 @@ def test_token_is_active_iff_visible_fraction_exceeds_tau(tiny):
     assert np.abs(run(0.4, half) - run(0.4, whole)).max() > 1e-4
 
 
-def test_the_attention_rule_is_what_removes_masked_tokens(tiny, monkeypatch):
+def test_the_attention_rule_is_what_removes_masked_tokens(tiny_vit, monkeypatch):
     """Without the named-function rule the walker reaches q @ k^T with both operands
     masked, which has no sound generic rule: one clear error, never a silent leak."""
     from rexjax.ad import rules_attention
     from rexjax.ad.mask import UnsupportedPrimitiveError
 
-    module, v, x = tiny
+    module, v, x = tiny_vit
     monkeypatch.setattr(rules_attention, "ATTENTION_FUNCTIONS", ())
     with pytest.raises(UnsupportedPrimitiveError, match="both operands masked"):
         convad(module.apply)(v, x, jnp.ones(x.shape[:3]))
