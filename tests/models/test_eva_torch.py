@@ -5,14 +5,13 @@ as a .pth, loaded through `rexjax.models.load(name, weights=PATH)`, and its logi
 at 448 px and at 224 x 336 (position embeddings resampled, rotary positions rescaled). At
 448 the dynamic-size timm model is checked to be bitwise timm's default (fixed-size) model."""
 
-import jax
 import numpy as np
 import pytest
 
+from tests.helpers.torch_parity import assert_loaded_model_matches, torch_logits
+
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
-
-import rexjax.models as M  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +34,7 @@ def _timm_model():
 def test_full_size_random_eva02_matches_timm(tmp_path):
     torch.manual_seed(0)
     tm = _timm_model()
-    sizes = [(448, 448), (224, 336)]
-    gen = torch.Generator().manual_seed(2)
-    xs = [torch.randn((1, 3, *hw), generator=gen) for hw in sizes]
-    with torch.no_grad():
-        refs = [tm(x).numpy() for x in xs]
+    xs, refs = torch_logits(tm, [(448, 448), (224, 336)])
     path = tmp_path / f"{NAME}.pth"
     torch.save(tm.state_dict(), path)
     del tm
@@ -48,12 +43,4 @@ def test_full_size_random_eva02_matches_timm(tmp_path):
     with torch.no_grad():
         np.testing.assert_array_equal(fixed.eval()(xs[0]).numpy(), refs[0])  # same model at 448
     del fixed
-    model = M.load(NAME, weights=path, use_cache=False)
-    assert model.has_weights
-    for hw, x, ref in zip(sizes, xs, refs):
-        with jax.default_matmul_precision("highest"):
-            got = np.asarray(jax.jit(model.apply_fn)(model.variables, x.numpy().transpose(0, 2, 3, 1)))
-        diff = float(np.abs(got - ref).max())
-        print(f"{NAME} {hw}: max |logit diff| {diff:.3g}, max |logit| {np.abs(ref).max():.3g}")
-        assert np.abs(ref).max() > 0.1  # not a vacuous comparison
-        assert diff <= 1e-4
+    assert_loaded_model_matches(NAME, path, xs, refs)

@@ -4,15 +4,13 @@ randomised too) is saved as a .pth, loaded through `rexjax.models.load(name, wei
 and its logits compared at 224 px, and for the timm models also at 224 x 336 (dynamic image
 size: position embeddings resampled)."""
 
-import jax
-import numpy as np
 import pytest
+
+from tests.helpers.torch_parity import assert_loaded_model_matches, torch_logits
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 timm = pytest.importorskip("timm")
-
-import rexjax.models as M  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -41,18 +39,8 @@ def test_full_size_random_vit_matches_torch(name, fmt, tmp_path):
     torch.manual_seed(0)
     tm = _torch_model(name)
     sizes = [(224, 224)] + ([(224, 336)] if name.startswith("vit_large_") or name.startswith("vit_huge") else [])
-    gen = torch.Generator().manual_seed(2)
-    xs = [torch.randn((1, 3, *hw), generator=gen) for hw in sizes]
-    with torch.no_grad():
-        refs = [tm(x).numpy() for x in xs]
+    xs, refs = torch_logits(tm, sizes)
     path = tmp_path / f"{name}.pth"
     torch.save(tm.state_dict(), path, _use_new_zipfile_serialization=(fmt == "zip"))
     del tm
-    model = M.load(name, weights=path, use_cache=False)
-    assert model.has_weights
-    for hw, x, ref in zip(sizes, xs, refs):
-        with jax.default_matmul_precision("highest"):
-            got = np.asarray(jax.jit(model.apply_fn)(model.variables, x.numpy().transpose(0, 2, 3, 1)))
-        diff = float(np.abs(got - ref).max())
-        print(f"{name} {hw}: max |logit diff| {diff:.3g}, max |logit| {np.abs(ref).max():.3g}")
-        assert diff <= 1e-4
+    assert_loaded_model_matches(name, path, xs, refs)
