@@ -310,21 +310,10 @@ def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: Sear
     active, valid, depth, known, empty_pass, static = _next_jobs(
         st, picked, slots, held, held_valid, n_active, cfg.refine_static)
     depth_reached, work, mutants, done = _counters(st, plan, picked, cfg)
-    return IterState(
-        key=st.key,
-        static=static,
-        active=active,
-        active_valid=valid,
-        depth=depth,
-        empty_known=known,
-        empty_pass=empty_pass,
-        full_pass=jnp.ones_like(picked.ok),
-        job_valid=picked.ok,
-        resp=resp,
-        depth_reached=depth_reached,
-        work=work,
-        mutants=mutants,
-        done=done,
+    return st._replace(  # the key is the iteration's own, unchanged
+        static=static, active=active, active_valid=valid, depth=depth, empty_known=known, empty_pass=empty_pass,
+        full_pass=jnp.ones_like(picked.ok), job_valid=picked.ok, resp=resp,
+        depth_reached=depth_reached, work=work, mutants=mutants, done=done,
     )
 
 

@@ -68,25 +68,19 @@ def test_number_fields_reject_bools(field):
     assert field_of(RexConfig.from_dict({field: 1}), field) == 1  # an int is a fine number
 
 
-@pytest.mark.parametrize("bad", [4.0, 4.5, True, False, "4", 0])
-def test_batch_size_is_checked_when_the_method_is_built(bad):
-    with pytest.raises(ValueError, match="batch_size"):
-        methods.make("rex", batch_size=bad)
-    with pytest.raises(ValueError, match="batch_size"):
-        Explainer(constant_model, batch_size=bad)
+@pytest.mark.parametrize("option,bad", [("batch_size", v) for v in (4.0, 4.5, True, False, "4", 0)]
+                         + [("mask_mode", v) for v in ("purple", "blur:-1", "blur:x", float("nan"), True)])
+def test_call_options_are_checked_when_the_method_is_built(option, bad):
+    """batch_size and mask_mode are the call's: refused when the method / Explainer is built."""
+    with pytest.raises(ValueError, match=option):
+        methods.make("rex", **{option: bad})
+    with pytest.raises(ValueError, match=option):
+        Explainer(constant_model, **{option: bad})
 
 
 def test_batch_size_accepts_integers():
     assert Explainer(constant_model, batch_size=3).batch_size == 3
     assert Explainer(constant_model, batch_size=np.int64(5)).batch_size == 5
-
-
-@pytest.mark.parametrize("mode", ["purple", "blur:-1", "blur:x", float("nan"), True])
-def test_mask_mode_fails_when_the_method_is_built(mode):
-    with pytest.raises(ValueError, match="mask_mode"):
-        methods.make("rex", mask_mode=mode)
-    with pytest.raises(ValueError, match="mask_mode"):
-        Explainer(constant_model, mask_mode=mode)
 
 
 def test_distribution_args_are_two_positive_numbers():
