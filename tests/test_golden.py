@@ -28,18 +28,19 @@ def lite0():
     return Classifier.of("efficientnet_lite0")
 
 
-def test_rex_method_matches_golden(lite0):
+@pytest.mark.parametrize("name", ["peacock.jpg", pytest.param("starfish.jpg", marks=pytest.mark.slow)])
+def test_rex_method_matches_golden(lite0, name):
     """Catches any change in the search, the extraction or the batching (order, chunking,
     compaction) of ReX: map and mask bit for bit on two of the three golden images (the
-    third, ladybird, is checked through `rexjax.explain` below: the same engine)."""
+    third, ladybird, is checked through `rexjax.explain` below: the same engine; starfish
+    re-checks the same path, in the slow suite)."""
     rex = methods.make("rex", **REX)
-    for name in ("peacock.jpg", "starfish.jpg"):
-        x = lite0.prepare(str(ROOT / "third_party/images" / name))
-        target = int(GOLDEN[f"rex/{name}/target"])
-        out = rex(lite0, x, target, key=0)
-        np.testing.assert_array_equal(out.map, GOLDEN[f"rex/{name}/responsibility"], err_msg=name)
-        np.testing.assert_array_equal(out.record.mask, GOLDEN[f"rex/{name}/mask"], err_msg=name)
-        assert out.forward_images == out.record.forward_images > 0
+    x = lite0.prepare(str(ROOT / "third_party/images" / name))
+    target = int(GOLDEN[f"rex/{name}/target"])
+    out = rex(lite0, x, target, key=0)
+    np.testing.assert_array_equal(out.map, GOLDEN[f"rex/{name}/responsibility"], err_msg=name)
+    np.testing.assert_array_equal(out.record.mask, GOLDEN[f"rex/{name}/mask"], err_msg=name)
+    assert out.forward_images == out.record.forward_images > 0
 
 
 def test_explain_convenience_matches_golden(lite0):

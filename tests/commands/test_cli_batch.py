@@ -81,7 +81,7 @@ def test_explain_loop_reports_each_failure_and_goes_on(tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(explain, "_explain_one", one)
     monkeypatch.setattr(common, "load_model", lambda name, weights: None)
-    monkeypatch.setattr("rexjax.api.make_explainer", lambda model, config: None)
+    monkeypatch.setattr("rexjax.causal.Explainer", lambda model, config, **call: None)
     flags.FLAGS(["explain", "--model", "efficientnet_lite0", "--out", str(tmp_path / "out"), "--noprogress"])
     try:
         assert explain.main(["explain", *map(str, paths)]) == 1

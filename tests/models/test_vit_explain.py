@@ -81,7 +81,8 @@ def test_rex_explains_a_vendored_image_with_a_tiny_vit(mask_mode):
     assert np.isfinite(ex.responsibility).all() and ex.responsibility.max() > 0
 
 
-@pytest.mark.parametrize("mask_mode", ["zero", pytest.param("ad", marks=pytest.mark.slow)])
+@pytest.mark.slow  # the fast CLI test below explains the same checkpoint at 64 px end to end
+@pytest.mark.parametrize("mask_mode", ["zero", "ad"])
 def test_rex_explains_a_vendored_image_with_random_vit_b_32(small_vit_b_32, mask_mode):
     small = small_vit_b_32
     x = small.preprocess(IMAGE)
