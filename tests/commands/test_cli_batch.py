@@ -63,31 +63,43 @@ def test_batch_goes_on_past_bad_images(tmp_path):
     assert os.listdir(out / "blocked.npz") == ["keep"]
 
 
-def test_explain_loop_reports_each_failure_and_goes_on(tmp_path, monkeypatch, capsys):
-    """explain.main's per-image loop, in process, with the model and explainer stubbed."""
-    from absl import flags
+LOOP_SCRIPT = """
+import os, sys
+from PIL import Image
+from absl import flags
+from rexjax.commands import common, explain
+import rexjax.causal
 
-    from rexjax.commands import common, explain
+failures = {"a.png": Image.DecompressionBombError("too many pixels"), "c.png": OSError(28, "No space left on device")}
+
+def one(model, explainer, path, name):
+    if os.path.basename(path) in failures:
+        raise failures[os.path.basename(path)]
+    return {"image": path, "name": name}
+
+explain._explain_one = one
+common.load_model = lambda name, weights: None
+rexjax.causal.Explainer = lambda model, config, **call: None
+flags.FLAGS(["explain", "--model", "efficientnet_lite0", "--out", sys.argv[1], "--noprogress"])
+sys.exit(explain.main(["explain", *sys.argv[2:]]))
+"""
+
+
+def test_explain_loop_reports_each_failure_and_goes_on(tmp_path):
+    """explain.main's per-image loop with the model and explainer stubbed, in a fresh process
+    (the command modules each define --config on absl's global flags, as the CLI imports one)."""
+    import subprocess
+    import sys
+
+    from tests.commands.test_cli_errors import ROOT
 
     paths = [tmp_path / n for n in ("a.png", "b.png", "c.png", "d.png")]
     for i, p in enumerate(paths):
         _rgb(p, i)
-    failures = {"a.png": Image.DecompressionBombError("too many pixels"), "c.png": OSError(28, "No space left on device")}
-
-    def one(model, explainer, path, name):
-        if os.path.basename(path) in failures:
-            raise failures[os.path.basename(path)]
-        return {"image": path, "name": name}
-
-    monkeypatch.setattr(explain, "_explain_one", one)
-    monkeypatch.setattr(common, "load_model", lambda name, weights: None)
-    monkeypatch.setattr("rexjax.causal.Explainer", lambda model, config, **call: None)
-    flags.FLAGS(["explain", "--model", "efficientnet_lite0", "--out", str(tmp_path / "out"), "--noprogress"])
-    try:
-        assert explain.main(["explain", *map(str, paths)]) == 1
-    finally:
-        flags.FLAGS.unparse_flags()
-    out, err = capsys.readouterr()
+    proc = subprocess.run([sys.executable, "-c", LOOP_SCRIPT, str(tmp_path / "out"), *map(str, paths)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    out, err = proc.stdout, proc.stderr
     lines = [json.loads(line) for line in out.splitlines()]
     assert [os.path.basename(r["image"]) for r in lines] == ["a.png", "b.png", "c.png", "d.png"]
     assert lines[0]["error"] == "DecompressionBombError: too many pixels" and "No space left" in lines[2]["error"]
