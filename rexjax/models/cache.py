@@ -3,7 +3,8 @@
 Entries live under `$REXJAX_CACHE_DIR` (default `~/.cache/rexjax`), one directory per model
 and source file, keyed by the SHA-256 of the file's *content*, the model name and
 `CONVERTER_VERSION`: a changed source (even one copied over with `cp -p`, same size and
-mtime) or converter is converted again.
+mtime) or converter is converted again. The source's structure is checked before it is
+hashed (`check_structure`), so a file the reader refuses is never read whole.
 
 * An unwritable cache directory is detected before any conversion (`writable`: a probe
   file is created and removed): one warning line, and the process runs uncached.
@@ -32,6 +33,8 @@ from typing import Optional
 import jax
 import numpy as np
 
+from rexjax.models.convert.pth import check_structure
+
 CONVERTER_VERSION = 2  # bump when a conversion changes, to invalidate caches (2: content keys)
 MANIFEST = "rexjax-manifest.json"  # {file: SHA-256} of an entry, written last
 log = logging.getLogger(__name__)
@@ -59,7 +62,11 @@ def file_digest(path: str | os.PathLike) -> str:
 
 
 def cache_path(name: str, weights: str | os.PathLike) -> Path:
-    """The cache entry of model `name` converted from the file `weights` (content-keyed)."""
+    """The cache entry of model `name` converted from the file `weights` (content-keyed).
+    The file's structure is checked first (`check_structure`: a ValueError naming the file
+    for one the reader refuses without reading its storages), so a hostile file is refused
+    before it is hashed whole."""
+    check_structure(weights)
     ident = f"{file_digest(weights)}|{name}|v{CONVERTER_VERSION}"
     return cache_dir() / f"{name}-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
 

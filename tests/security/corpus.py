@@ -41,6 +41,15 @@ def _nested(depth: int) -> bytes:
     return b"\x80\x02" + b"}X\x01\x00\x00\x00a" * depth + b"N" + b"s" * depth + b"."
 
 
+def _shared_tree(fanout: int, levels: int) -> bytes:
+    """Dicts `levels` deep, each holding `fanout` keys that all point to the (memoised) dict
+    below: a few hundred bytes, fanout^levels paths from the root."""
+    out = b"\x80\x02}q\x00" + tp.pstr("a") + b"Ns"
+    for level in range(1, levels + 1):
+        out += b"}q" + bytes([level]) + b"(" + b"".join(tp.pstr(f"k{j}") + b"h" + bytes([level - 1]) for j in range(fanout)) + b"u"
+    return out + b"."
+
+
 OS_SYSTEM = tp.pglobal("os", "system")
 ECHO = tp.ptuple([tp.pstr("echo pwned")])
 
@@ -59,8 +68,17 @@ CASES = {
     "legacy_count_mismatch": ("legacy", _sd(("w", _w())), {"0": F32}, "ValueError", "holds 1099511627776 elements"),
     "binbytes8_2e60": ("zip", b"\x80\x04\x8e" + struct.pack("<Q", 2**60) + b"x.", {}, "ValueError", "declares a 1152921504606846976-byte object"),
     "binbytes8_2e60_legacy_magic": ("legacy_raw", b"\x80\x04\x8e" + struct.pack("<Q", 2**60) + b"x.", {}, "ValueError", "declares a"),
-    "deep_nesting": ("zip", _nested(1000), {}, "ValueError", "nested more than 16 deep"),
-    "deep_nesting_100k": ("zip", _nested(100_000), {}, "ValueError", "nested more than 16 deep"),
+    "dicts_nested_20": ("zip", _nested(20), {}, "ValueError", "dicts nested more than 16 deep"),
+    "deep_nesting": ("zip", _nested(1000), {}, "ValueError", "containers nested more than 64 deep"),
+    "deep_nesting_100k": ("zip", _nested(100_000), {}, "ValueError", "containers nested more than 64 deep"),
+    "tuple_dict_key": ("zip", b"\x80\x02}(N\x85Nu.", {}, "ValueError", "dict key of type tuple"),
+    "tuple_dict_key_dict_opcode": ("zip", b"\x80\x02(N\x85Nd.", {}, "ValueError", "dict key of type tuple"),
+    "tuple_set_item": ("zip", b"\x80\x04\x8f(N\x85\x90.", {}, "ValueError", "set item of type tuple"),
+    "tuple_frozenset_item": ("zip", b"\x80\x04(N\x85\x91.", {}, "ValueError", "set item of type tuple"),
+    "list_grown_after_nesting": ("zip", b"\x80\x02]q\x00\x85h\x00Na.", {}, "ValueError", "fills a container after nesting"),
+    "shared_subdict_tree": ("zip", _shared_tree(3, 15), {}, "ValueError", "more than 500000 entries"),
+    "long_name": ("zip", b"\x80\x02}" + tp.pstr("a" * 5000) + b"Ns.", {}, "ValueError", "longer than 4096 characters"),
+    "unused_big_member": ("zip", _sd(("w", _w())), {"0": F32, "junk": np.zeros(1 << 19, np.float32)}, "ValueError", "no storage the pickle uses"),
     "too_many_opcodes": ("zip", b"\x80\x02(" + b"N" * 600_000 + b"l.", {}, "ValueError", "more than 500000 opcodes"),
     "build_on_storage_type": ("zip", _build_on(tp.pglobal("torch", "FloatStorage")), {}, "UnsafePickleError", "BUILD on _StorageType"),
     "build_on_dtype": ("zip", _build_on(tp.pglobal("torch", "float32")), {}, "UnsafePickleError", "BUILD on _TorchDType"),
@@ -95,6 +113,36 @@ def _zip_bomb(path) -> None:
                 f.write(chunk)
 
 
+def _zip_after_gap(path) -> None:
+    """A valid small archive after 4 MiB of zeros (zipfile reads such a file)."""
+    small = f"{path}.zip"
+    tp.write_zip(small, [("w", _w())], {"0": F32})
+    with open(path, "wb") as f, open(small, "rb") as g:
+        f.write(bytes(4 << 20) + g.read())
+    os.remove(small)
+
+
+def _bzip2_member(path) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_BZIP2) as zf:
+        zf.writestr("archive/data.pkl", _sd(("w", _w())))
+
+
+def _legacy_padding(path) -> None:
+    """A valid legacy file followed by 1 MiB that no storage accounts for."""
+    tp.write_legacy(path, [("w", _w())], {"0": F32})
+    with open(path, "ab") as f:
+        f.write(bytes(1 << 20))
+
+
+# name -> (writer of the whole file, message regex); every one a ValueError
+BUILDERS = {
+    "zip_bomb": (_zip_bomb, "a zip bomb"),
+    "zip_after_gap": (_zip_after_gap, "bytes outside its members"),
+    "bzip2_member": (_bzip2_member, "compression method 12"),
+    "legacy_padding": (_legacy_padding, "its last storage ends at byte"),
+}
+
+
 def build(folder) -> dict:
     os.makedirs(folder, exist_ok=True)
     out = {}
@@ -109,9 +157,10 @@ def build(folder) -> dict:
             with open(path, "wb") as f:
                 f.write(pkl)
         out[name] = (path, err, regex)
-    bomb = os.path.join(folder, "zip_bomb.pth")
-    _zip_bomb(bomb)
-    out["zip_bomb"] = (bomb, "ValueError", "a zip bomb")
+    for name, (write, regex) in BUILDERS.items():
+        path = os.path.join(folder, f"{name}.pth")
+        write(path)
+        out[name] = (path, "ValueError", regex)
     return out
 
 

@@ -15,7 +15,7 @@ from rexjax.models.efficientnet_lite import bundled_weights
 from tests.security import corpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NAMES = [*corpus.CASES, "zip_bomb"]
+NAMES = [*corpus.CASES, *corpus.BUILDERS]
 
 
 @pytest.fixture(scope="module")

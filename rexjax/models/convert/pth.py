@@ -20,12 +20,27 @@ tensors it declares. Concretely:
   a dict created by this load (torch's `OrderedDict._metadata`) and its state is dropped;
   `INST`, `OBJ`, `NEWOBJ`, `NEWOBJ_EX` and the `EXT` codes are refused. Refusals raise
   `UnsafePickleError`.
+* Nothing unbounded is hashed or walked: dict keys and set items must be strings or
+  integers *before* they are hashed (a tuple key could be a DAG whose hash visits 2^100
+  nodes, or a chain deep enough to overflow the C stack); every container the pickle
+  builds is at most `MAX_NESTING` deep, and a list, dict or set may not grow once it sits
+  inside another container (so the depth recorded when it was nested stays true); the
+  flattened tree has at most `MAX_OPS` entries and names of at most `MAX_NAME_CHARS`.
 * Limits: a pickle may execute at most `MAX_OPS` opcodes and no object may claim more
   bytes than the file still holds; the zip's `data.pkl` is at most `MAX_PICKLE_BYTES`;
-  a compressed member may not inflate more than `MAX_INFLATE_RATIO` x; every storage
-  member (or legacy storage record) must hold exactly the bytes its persistent id
-  declares, checked *before* it is read; nested dicts deeper than `MAX_DEPTH` and tensors
-  of more than `MAX_NDIM` dimensions are refused.
+  every storage member (or legacy storage record) must hold exactly the bytes its
+  persistent id declares, checked *before* it is read; nested dicts deeper than
+  `MAX_DEPTH` and tensors of more than `MAX_NDIM` dimensions are refused; the tensors
+  together may materialise at most `MAX_COPIES` x the bytes of their storages (tied
+  weights share a storage; one storage rebuilt thousands of times is refused).
+* Zip members are read by this module, not by `zipfile`: stored or deflated only, a
+  deflated member may declare at most `MAX_INFLATE_RATIO` x its compressed size and is
+  inflated in `CHUNK`-byte steps, refused as soon as its output passes its declared size
+  (the header's word is never trusted), and every member's CRC-32 is checked.
+* Structure before content (`check_structure`, which the weights cache runs before it
+  hashes a file): a zip's members account for its bytes (no more than a header's worth
+  outside them, no overlap), members the pickle does not use are small records, and a
+  legacy file is no longer than its storages; all without reading a storage.
 * Tensor views are validated before any `as_strided`: integer, non-negative offset, sizes
   and strides, as many strides as sizes, the last element inside the storage, and no view
   (zero strides included) with more elements than its storage holds.
@@ -44,6 +59,7 @@ import pickle
 import reprlib
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Mapping
 
@@ -57,7 +73,14 @@ MAX_OPS = 500_000  # opcodes per pickle (~36 per tensor: Lite0's 296 tensors tak
 MAX_PICKLE_BYTES = 64 << 20  # zip data.pkl
 MAX_INFLATE_RATIO = 100  # uncompressed / compressed size of a deflated zip member
 MAX_DEPTH = 16  # nesting of dicts in the object pickle
+MAX_NESTING = 64  # nesting of any containers the pickle builds (a tensor's arguments: 3)
 MAX_NDIM = 32  # dimensions of one tensor
+MAX_NAME_CHARS = 4096  # a flattened state_dict name ('layer1.0.conv1.weight')
+MAX_COPIES = 4  # bytes materialised by all tensors / bytes of their storages (+ 1 MiB)
+MAX_RECORD_BYTES = 1 << 20  # a zip member that is no storage ('byteorder', 'version')
+ZIP_SLACK = 1024  # bytes of headers per zip member (local, central, descriptor)
+CHUNK = 1 << 20  # bytes read or inflated per step
+_KEY_TYPES = (str, int)  # dict keys / set items a state_dict file may hold
 
 # torch storage class name / dtype name -> little-endian numpy dtype
 STORAGE_DTYPES: dict[str, np.dtype] = {
@@ -241,6 +264,94 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-python unpickler: per
         self._persistent = persistent_load
         self.ops = 0
         self._own_dicts: dict[int, collections.OrderedDict] = {}  # id -> dict (kept alive: ids stay unique)
+        self._depth: dict[int, int] = {}  # id(container) -> nesting depth, when over 1
+        self._nested: set[int] = set()  # ids of containers that sit inside another one
+
+    def _nest(self, container: Any, items, fresh: bool) -> Any:
+        """Records that `items` now sit inside `container` (`fresh`: built just now, so a
+        record left by a freed object with the same id is dropped) and returns `container`.
+        ValueError beyond `MAX_NESTING`, or when a list/dict/set grows after it was nested
+        (its parents' recorded depths would be stale; only cyclic pickles do that)."""
+        cid = id(container)
+        if fresh:
+            self._depth.pop(cid, None)
+            self._nested.discard(cid)
+        elif cid in self._nested:
+            raise ValueError("the pickle fills a container after nesting it in another (a cycle?): a state_dict never does")
+        depth = self._depth.get(cid, 1)
+        for item in items:
+            if isinstance(item, (tuple, list, dict, set, frozenset)):
+                self._nested.add(id(item))
+                depth = max(depth, self._depth.get(id(item), 1) + 1)
+        if depth > MAX_NESTING:
+            raise ValueError(f"containers nested more than {MAX_NESTING} deep")
+        if depth > 1:
+            self._depth[cid] = depth
+        return container
+
+    def _keys(self, keys, what: str):
+        """`keys`, once each is a string or an integer (checked before anything hashes them)."""
+        for key in keys:
+            if type(key) not in _KEY_TYPES:
+                raise ValueError(f"{what} of type {type(key).__name__}: a state_dict's keys are strings or integers")
+        return keys
+
+    def load_tuple(self) -> None:
+        items = self.pop_mark()
+        self.append(self._nest(tuple(items), items, True))
+
+    def load_tuple1(self) -> None:
+        self.stack[-1] = self._nest((self.stack[-1],), self.stack[-1:], True)
+
+    def load_tuple2(self) -> None:
+        self.stack[-2:] = [self._nest(tuple(self.stack[-2:]), self.stack[-2:], True)]
+
+    def load_tuple3(self) -> None:
+        self.stack[-3:] = [self._nest(tuple(self.stack[-3:]), self.stack[-3:], True)]
+
+    def load_empty_list(self) -> None:
+        self.append(self._nest([], (), True))
+
+    def load_list(self) -> None:
+        items = self.pop_mark()
+        self.append(self._nest(items, items, True))
+
+    def load_empty_dictionary(self) -> None:
+        self.append(self._nest({}, (), True))
+
+    def load_dict(self) -> None:
+        items = self.pop_mark()
+        keys, values = self._keys(items[0::2], "dict key"), items[1::2]
+        self.append(self._nest(dict(zip(keys, values, strict=True)), values, True))
+
+    def load_empty_set(self) -> None:
+        self.append(self._nest(set(), (), True))
+
+    def load_frozenset(self) -> None:
+        items = self._keys(self.pop_mark(), "set item")
+        self.append(self._nest(frozenset(items), (), True))
+
+    def load_append(self) -> None:
+        value = self.stack.pop()
+        self._nest(self.stack[-1], (value,), False).append(value)
+
+    def load_appends(self) -> None:
+        items = self.pop_mark()
+        self._nest(self.stack[-1], items, False).extend(items)
+
+    def load_setitem(self) -> None:
+        value, key = self.stack.pop(), self.stack.pop()
+        self._keys((key,), "dict key")
+        self._nest(self.stack[-1], (value,), False)[key] = value
+
+    def load_setitems(self) -> None:
+        items = self.pop_mark()
+        keys, values = self._keys(items[0::2], "dict key"), items[1::2]
+        self._nest(self.stack[-1], values, False).update(zip(keys, values, strict=True))
+
+    def load_additems(self) -> None:
+        items = self._keys(self.pop_mark(), "set item")
+        self._nest(self.stack[-1], (), False).update(items)
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _FUNCTIONS:
@@ -265,6 +376,8 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-python unpickler: per
         if id(func) not in _CALLABLE or not isinstance(args, tuple):
             raise UnsafePickleError(f"refusing to call {_short.repr(func)}: only torch's tensor rebuild functions may be called")
         self.stack[-1] = func(*args)
+        if func is _ordered_dict:
+            self._nest(self.stack[-1], (), True)
         if isinstance(self.stack[-1], collections.OrderedDict):
             self._own_dicts[id(self.stack[-1])] = self.stack[-1]
 
@@ -276,11 +389,17 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-python unpickler: per
         # torch's OrderedDict `_metadata` (module versions) is not needed: dropped.
 
     dispatch = _Opcodes({code: _counted(fn) for code, fn in pickle._Unpickler.dispatch.items()})
-    dispatch[pickle.REDUCE[0]] = _counted(load_reduce)
-    dispatch[pickle.BUILD[0]] = _counted(load_build)
+    for _op, _fn in (
+        ("REDUCE", load_reduce), ("BUILD", load_build), ("TUPLE", load_tuple), ("TUPLE1", load_tuple1),
+        ("TUPLE2", load_tuple2), ("TUPLE3", load_tuple3), ("EMPTY_LIST", load_empty_list), ("LIST", load_list),
+        ("EMPTY_DICT", load_empty_dictionary), ("DICT", load_dict), ("EMPTY_SET", load_empty_set),
+        ("FROZENSET", load_frozenset), ("APPEND", load_append), ("APPENDS", load_appends),
+        ("SETITEM", load_setitem), ("SETITEMS", load_setitems), ("ADDITEMS", load_additems),
+    ):
+        dispatch[getattr(pickle, _op)[0]] = _counted(_fn)
     for _op in ("INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "EXT1", "EXT2", "EXT4"):
         dispatch[getattr(pickle, _op)[0]] = _refuse(_op)
-    del _op
+    del _op, _fn
 
 
 class _BoundedReader:
@@ -364,24 +483,48 @@ def _materialise(name: str, ref: _TensorRef, data: Mapping[str, bytes]) -> np.nd
     return np.array(view, dtype=ref.dtype.newbyteorder("="), copy=True, order="C")
 
 
-def _flatten(obj: Any, data: Mapping[str, bytes], prefix: str = "", depth: int = 0) -> dict[str, np.ndarray]:
+def _flatten(obj: Any, data: Mapping[str, bytes]) -> dict[str, np.ndarray]:
+    """`{dotted name: array}` of every tensor in the tree of dicts `obj`, bounded: dicts at
+    most `MAX_DEPTH` deep, at most `MAX_OPS` entries visited (a shared sub-dict counts each
+    time it is reached), names of at most `MAX_NAME_CHARS`, and at most `MAX_COPIES` x the
+    bytes of the storages `data` (+ 1 MiB) materialised by all tensors together."""
     out: dict[str, np.ndarray] = {}
-    if isinstance(obj, _TensorRef):
-        out[prefix] = _materialise(prefix, obj, data)
-    elif isinstance(obj, dict):
-        if depth >= MAX_DEPTH:
-            raise ValueError(f"dicts nested more than {MAX_DEPTH} deep (at {prefix!r})")
-        for k, v in obj.items():
-            if type(k) not in (str, int):
-                raise ValueError(f"key {_short.repr(k)} under {prefix!r} is not a string")
-            out.update(_flatten(v, data, f"{prefix}.{k}" if prefix else str(k), depth + 1))
-    # ints / strings / None (e.g. a checkpoint's epoch counter) are not tensors: skipped
+    stored = sum(len(b) for b in data.values())
+    budget = MAX_COPIES * stored + (1 << 20)
+    visits = 0
+
+    def walk(node: Any, prefix: str, depth: int) -> None:
+        nonlocal budget, visits
+        if isinstance(node, _TensorRef):
+            nbytes = math.prod(node.size) * node.dtype.itemsize
+            if nbytes > budget:
+                raise ValueError(f"tensor {prefix!r}: the tensors materialise more than {MAX_COPIES}x the {stored} bytes "
+                                 "of their storages (one storage rebuilt many times?)")
+            budget -= nbytes
+            out[prefix] = _materialise(prefix, node, data)
+        elif isinstance(node, dict):
+            if depth >= MAX_DEPTH:
+                raise ValueError(f"dicts nested more than {MAX_DEPTH} deep (at {prefix[:60]!r})")
+            for k, v in node.items():
+                visits += 1
+                if visits > MAX_OPS:
+                    raise ValueError(f"the state_dict tree has more than {MAX_OPS} entries (shared sub-dicts?)")
+                if type(k) not in _KEY_TYPES:
+                    raise ValueError(f"key {_short.repr(k)} under {prefix[:60]!r} is not a string")
+                name = f"{prefix}.{k}" if prefix else str(k)
+                if len(name) > MAX_NAME_CHARS:
+                    raise ValueError(f"a state_dict name under {prefix[:60]!r} is longer than {MAX_NAME_CHARS} characters")
+                walk(v, name, depth + 1)
+        # ints / strings / None (e.g. a checkpoint's epoch counter) are not tensors: skipped
+
+    walk(obj, "", 0)
     return out
 
 
-def _zip_member(zf: zipfile.ZipFile, name: str, expected: int | None, what: str) -> bytes:
-    """Reads member `name` after checking its declared size: == `expected` bytes, or at
-    most MAX_PICKLE_BYTES when `expected` is None; never a deflate bomb."""
+def _declared(zf: zipfile.ZipFile, name: str, expected: int | None, what: str) -> zipfile.ZipInfo:
+    """The entry of member `name` once its declared size is plausible: == `expected` bytes,
+    or at most MAX_PICKLE_BYTES when `expected` is None, and (deflated) at most
+    MAX_INFLATE_RATIO x its compressed size."""
     info = zf.getinfo(name)
     if expected is not None and info.file_size != expected:
         raise ValueError(f"{what} {name!r} holds {info.file_size} bytes but the pickle declares {expected}")
@@ -389,32 +532,93 @@ def _zip_member(zf: zipfile.ZipFile, name: str, expected: int | None, what: str)
         raise ValueError(f"{what} {name!r} is {info.file_size} bytes (limit {MAX_PICKLE_BYTES})")
     if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_INFLATE_RATIO * info.compress_size + 4096:
         raise ValueError(f"{what} {name!r} inflates {info.compress_size} to {info.file_size} bytes (a zip bomb?)")
-    return zf.read(name)
+    return info
 
 
-def _load_zip(zf: zipfile.ZipFile) -> dict[str, np.ndarray]:
+def _zip_member(f: BinaryIO, zf: zipfile.ZipFile, name: str, expected: int | None, what: str) -> bytes | bytearray:
+    """The bytes of member `name` (checked by `_declared`), read from the archive file `f`
+    by this module, not `zipfile`: stored, or deflated and inflated `CHUNK` bytes at a time,
+    refused as soon as the output passes the declared size; then its CRC-32 is checked."""
+    info = _declared(zf, name, expected, what)
+    if info.flag_bits & 0x1:
+        raise ValueError(f"{what} {name!r} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ValueError(f"{what} {name!r} uses compression method {info.compress_type} (only stored or deflated)")
+    f.seek(info.header_offset)
+    head = f.read(zipfile.sizeFileHeader)
+    if len(head) != zipfile.sizeFileHeader or head[:4] != zipfile.stringFileHeader:
+        raise ValueError(f"{what} {name!r} has no local header at offset {info.header_offset}")
+    name_len, extra_len = struct.unpack("<HH", head[26:30])
+    f.seek(info.header_offset + len(head) + name_len + extra_len)
+    left = info.compress_size
+    if info.compress_type == zipfile.ZIP_STORED:
+        if left != info.file_size:
+            raise ValueError(f"stored {what} {name!r} declares {info.file_size} bytes but occupies {left}")
+        out = f.read(left)
+    else:
+        inflate, out, pending = zlib.decompressobj(-zlib.MAX_WBITS), bytearray(), b""
+        while not inflate.eof:
+            if not pending:
+                pending = f.read(min(CHUNK, left))
+                left -= len(pending)
+                if not pending:
+                    break
+            out += inflate.decompress(pending, min(CHUNK, info.file_size + 1 - len(out)))  # >= 1: 0 is "no limit"
+            pending = inflate.unconsumed_tail
+            if len(out) > info.file_size:
+                raise ValueError(f"{what} {name!r} inflates past its declared {info.file_size} bytes (a zip bomb?)")
+    if len(out) != info.file_size:
+        raise ValueError(f"{what} {name!r} holds {len(out)} bytes, its header declares {info.file_size} (truncated file?)")
+    if zlib.crc32(out) != info.CRC:
+        raise ValueError(f"{what} {name!r} fails its CRC-32 check (corrupt file?)")
+    return out
+
+
+def _check_zip_layout(zf: zipfile.ZipFile, size: int) -> None:
+    """ValueError unless the members account for the archive's `size` bytes: their data
+    fits in the file (no overlapping members) and at most `ZIP_SLACK` bytes per member
+    (+ 128 KiB for the directory's end record and comment) lie outside it."""
+    infos = zf.infolist()
+    inside = sum(i.compress_size for i in infos)
+    if inside > size:
+        raise ValueError(f"the zip's members claim {inside} bytes, more than the file's {size} (overlapping members?)")
+    if size - inside > ZIP_SLACK * len(infos) + (1 << 17):
+        raise ValueError(f"the zip holds {size - inside} bytes outside its members (padding, or data before the archive?)")
+
+
+def _load_zip(zf: zipfile.ZipFile, f: BinaryIO, size: int, tensors: bool) -> dict[str, np.ndarray]:
+    """The flattened state_dict of the archive `zf` over the file `f` of `size` bytes;
+    with `tensors` False, {} once everything but the storages' bytes is checked."""
+    _check_zip_layout(zf, size)
     names = set(zf.namelist())
     pkl = sorted(n for n in names if n.endswith("/data.pkl") or n == "data.pkl")
     if not pkl:
         raise ValueError("zip .pth has no data.pkl record")
     root = pkl[0][: -len("data.pkl")]
     byteorder = root + "byteorder"
-    if byteorder in names and _zip_member(zf, byteorder, None, "record").strip() != b"little":
+    if byteorder in names and _zip_member(f, zf, byteorder, None, "record").strip() != b"little":
         raise ValueError("big-endian .pth files are not supported")
     storages: dict[str, _Storage] = {}
     persistent = _recording_persistent_load(storages)
-    raw = _zip_member(zf, pkl[0], None, "pickle")
+    raw = _zip_member(f, zf, pkl[0], None, "pickle")
     obj = _RestrictedUnpickler(_BoundedReader(io.BytesIO(raw), len(raw)), persistent).load()
-    data = {}
-    for key, st in storages.items():
-        rec = f"{root}data/{key}"
+    records = {f"{root}data/{key}": st for key, st in storages.items()}
+    for rec, st in records.items():
         if rec not in names:
             raise ValueError(f"storage record {rec!r} missing from the zip (truncated file?)")
-        data[key] = _zip_member(zf, rec, st.nbytes, "storage record")
+        _declared(zf, rec, st.nbytes, "storage record")
+    for info in zf.infolist():
+        if info.filename not in records and info.filename != pkl[0] and info.file_size > MAX_RECORD_BYTES:
+            raise ValueError(f"zip member {info.filename!r} of {info.file_size} bytes is no storage the pickle uses")
+    if not tensors:
+        return {}
+    data = {key: _zip_member(f, zf, f"{root}data/{key}", st.nbytes, "storage record") for key, st in storages.items()}
     return _flatten(obj, data)
 
 
-def _load_legacy(f: BinaryIO, size: int) -> dict[str, np.ndarray]:
+def _load_legacy(f: BinaryIO, size: int, tensors: bool) -> dict[str, np.ndarray]:
+    """The flattened state_dict of the legacy file `f` of `size` bytes; with `tensors`
+    False, {} once everything but the storages' bytes is checked."""
     f = _BoundedReader(f, size)
     magic = _RestrictedUnpickler(f).load()
     if magic != LEGACY_MAGIC:
@@ -429,8 +633,13 @@ def _load_legacy(f: BinaryIO, size: int) -> dict[str, np.ndarray]:
     persistent = _recording_persistent_load(storages)
     obj = _RestrictedUnpickler(f, persistent).load()
     keys = _RestrictedUnpickler(f).load()
-    if not isinstance(keys, list) or any(k not in storages for k in keys):
+    if not isinstance(keys, list) or any(type(k) is not str or k not in storages for k in keys):
         raise ValueError("the storage key list does not match the storages the pickle uses")
+    end = size - f.left + sum(8 + storages[k].nbytes for k in keys)
+    if size > end:
+        raise ValueError(f"the file holds {size} bytes but its last storage ends at byte {end} (padding?)")
+    if not tensors:
+        return {}
     data: dict[str, bytes] = {}
     for key in keys:
         if f.left < 8:
@@ -445,6 +654,33 @@ def _load_legacy(f: BinaryIO, size: int) -> dict[str, np.ndarray]:
     return _flatten(obj, data)
 
 
+def _read(path: str | os.PathLike, tensors: bool) -> dict[str, np.ndarray]:
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"weights file {path!r} does not exist")
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if zipfile.is_zipfile(f):
+                with zipfile.ZipFile(f) as zf:
+                    return _load_zip(zf, f, size, tensors)
+            f.seek(0)
+            return _load_legacy(f, size, tensors)
+    except UnsafePickleError as e:
+        raise UnsafePickleError(f"{path!r}: {e}") from e
+    except Exception as e:  # anything a crafted file provokes is reported as one clear error
+        raise ValueError(f"{path!r} is not a readable torch .pth file ({type(e).__name__}: {e})") from e
+
+
+def check_structure(path: str | os.PathLike) -> None:
+    """Checks everything about the torch `.pth` file at `path` that does not need its
+    storages' bytes (the zip's layout and records, the pickles, every declared size, a
+    legacy file's length), reading little more than its pickles: ValueError (as
+    `load_state_dict`) for a file `load_state_dict` would refuse on those grounds. Run it
+    before hashing or otherwise reading a whole file that may be hostile."""
+    _read(path, tensors=False)
+
+
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Reads a torch `.pth` file (zip or legacy format) -> `{key: np.ndarray}` without torch.
 
@@ -454,20 +690,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     inconsistent or over the limits (module docstring), and UnsafePickleError (a ValueError
     and pickle.UnpicklingError) for globals or opcodes outside the allow-list.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"weights file {path!r} does not exist")
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                out = _load_zip(zf)
-        else:
-            with open(path, "rb") as f:
-                out = _load_legacy(f, os.fstat(f.fileno()).st_size)
-    except UnsafePickleError as e:
-        raise UnsafePickleError(f"{path!r}: {e}") from e
-    except Exception as e:  # anything a crafted file provokes is reported as one clear error
-        raise ValueError(f"{path!r} is not a readable torch .pth file ({type(e).__name__}: {e})") from e
+    out = _read(path, tensors=True)
     for nested in ("state_dict", "model"):
         sub = {k[len(nested) + 1 :]: v for k, v in out.items() if k.startswith(nested + ".")}
         if sub and len(sub) == len(out):

@@ -1,0 +1,185 @@
+"""Hostile weights files that must be refused in bounded time and memory, each crafted at
+test time and read in a fresh process under a wall-time bound and an address-space bound:
+a tuple nested 300,000 deep (hashing it overflowed the C stack), a 453-byte tuple DAG whose
+hash visits 2^100 nodes (a hang that ignored Ctrl-C), one storage rebuilt for hundreds of
+tensors (memory), a deflate stream that inflates far past its declared size, and files the
+weights cache must refuse before hashing them whole.
+
+The reader's child process loads `rexjax/models/convert/pth.py` from its file (numpy and
+ml_dtypes only: no jax, so it starts fast and fits a tight memory bound); the cache's child
+imports `rexjax.models.cache`. A refusal is the child's exit code 3 with exactly one line on
+stderr; the child reports its peak RSS and whether the file was hashed as JSON on stdout."""
+
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import time
+import zipfile
+import zlib
+
+import numpy as np
+import pytest
+
+from tests.helpers import torch_pickle as tp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+READER = os.path.join(ROOT, "rexjax", "models", "convert", "pth.py")
+LIMIT_S = 30  # a hang guard: every refusal takes well under a second
+MEMORY = 2 << 30  # address space of a reader child
+CACHE_MEMORY = 16 << 30  # a child that imports jax reserves more address space
+PEAK_MB = 100  # a refused file may not push the reader child's peak RSS past this
+REFUSED = 3
+
+_CHILD = r"""
+import resource, sys
+memory = int(sys.argv[4])
+resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+import importlib.util, json
+mode, path = sys.argv[1], sys.argv[2]
+hashed = []
+if mode == "reader":
+    spec = importlib.util.spec_from_file_location("pth_under_test", sys.argv[3])
+    pth = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = pth
+    spec.loader.exec_module(pth)
+    read = pth.load_state_dict
+else:
+    from rexjax.models import cache
+    digest = cache.file_digest
+    cache.file_digest = lambda p: hashed.append(str(p)) or digest(p)
+    read = lambda p: cache.cache_path("m", p)
+code = 0
+try:
+    read(path)
+except ValueError as e:
+    sys.stderr.write(f"{e}\n")
+    code = 3
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+peak = int(status["VmHWM"].split()[0]) / 1024  # this image only (ru_maxrss keeps the forking parent's)
+print(json.dumps({"peak_mb": peak, "hashed": hashed}))
+sys.exit(code)
+"""
+
+
+def _refusal(path, regex: str, mode: str = "reader") -> dict:
+    """Runs the child on `path`; asserts a refusal (exit 3, one stderr line naming the file
+    and matching `regex`) within LIMIT_S; returns the child's report plus its wall time."""
+    memory = MEMORY if mode == "reader" else CACHE_MEMORY  # set by the child before any import
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _CHILD, mode, str(path), READER, str(memory)],
+                         capture_output=True, text=True, timeout=LIMIT_S, cwd=ROOT)
+    wall = time.perf_counter() - start
+    assert out.returncode == REFUSED, f"exit {out.returncode} (a signal if negative): {out.stderr[-1500:]}"
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr[-1500:]
+    assert os.path.basename(path) in lines[0], lines[0]
+    assert re.search(regex, lines[0]), lines[0]
+    return {**json.loads(out.stdout), "wall_s": wall}
+
+
+def _zip(path, pkl: bytes, storages=None) -> str:
+    tp.write_zip(path, None, storages or {}, pkl=pkl)
+    return str(path)
+
+
+def _legacy(path, pkl: bytes, keys_pkl: bytes) -> str:
+    """A legacy file whose object pickle is `pkl` and storage-key list pickle `keys_pkl`."""
+    tp.write_legacy(path, None, {}, pkl=pkl)
+    data = open(path, "rb").read()
+    empty_keys = b"\x80\x02]q\x00."  # pickle.dumps([], protocol=2), what write_legacy ends with
+    assert data.endswith(empty_keys)
+    with open(path, "wb") as f:
+        f.write(data[: -len(empty_keys)] + keys_pkl)
+    return str(path)
+
+
+def test_tuple_nested_300k_deep_is_refused_not_a_stack_overflow(tmp_path):
+    # SETITEM hashed the key, a tuple nested 300,000 deep: C recursion, SIGSEGV.
+    path = _zip(tmp_path / "deep.pth", b"\x80\x02}N" + b"\x85" * 300_000 + b"Ns.")
+    report = _refusal(path, r"containers nested more than 64 deep")
+    assert report["peak_mb"] < PEAK_MB, report
+
+
+@pytest.mark.parametrize("case", ["dag_100_zip", "dag_60_dict_key", "dag_60_legacy_storage_key"])
+def test_tuple_dag_key_is_refused_before_it_is_hashed(tmp_path, case):
+    # DUP + TUPLE2 doubles the tuple: hashing it visits 2^levels nodes (a hang). 100 levels
+    # (the 453-byte file) exceed the nesting bound; 60 stay under it and reach the key checks.
+    dag = b"N" + b"2\x86" * (100 if case == "dag_100_zip" else 60)
+    if case == "dag_60_legacy_storage_key":
+        path, regex = _legacy(tmp_path / f"{case}.pth", b"\x80\x02}.", b"\x80\x02]" + dag + b"a."), "storage key list"
+    else:
+        path = _zip(tmp_path / f"{case}.pth", b"\x80\x02}" + dag + b"Ns.")
+        regex = "nested more than 64 deep" if case == "dag_100_zip" else "dict key of type tuple"
+    if case == "dag_100_zip":
+        assert os.path.getsize(path) == 453
+    report = _refusal(path, regex)
+    assert report["peak_mb"] < PEAK_MB, report
+
+
+def test_one_storage_rebuilt_for_many_tensors_is_capped(tmp_path):
+    # One 1 MiB storage; the rebuild function and its argument tuple are memoised, so each
+    # further tensor is 4 opcodes (key, BINGET, BINGET, REDUCE) and 1 MiB materialised.
+    n = 1 << 18
+    storage = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    args = tp.ptuple([tp.storage_pid("FloatStorage", "0", n), tp.pint(0), tp.ptuple([tp.pint(n)]),
+                      tp.ptuple([tp.pint(1)]), b"\x89", tp.pglobal("collections", "OrderedDict") + b")R"])
+    first = tp.pstr("t0") + tp.pglobal("torch._utils", "_rebuild_tensor_v2") + b"q\x01" + args + b"q\x02R"
+    rest = b"".join(tp.pstr(f"t{i}") + b"h\x01h\x02R" for i in range(1, 600))  # 600 MiB unbounded
+    pkl = b"\x80\x02" + tp.pglobal("collections", "OrderedDict") + b")R(" + first + rest + b"u."
+    path = _zip(tmp_path / "rebuilt.pth", pkl, {"0": storage})
+    assert os.path.getsize(path) < (n * 4) + 64 * 1024
+    report = _refusal(path, r"tensor 't\d+': the tensors materialise more than 4x the 1048576 bytes")
+    assert report["peak_mb"] < PEAK_MB, report
+
+
+def _deflate_bomb(nbytes: int) -> bytes:
+    """A raw deflate stream of `nbytes` zeros (a multiple of 64 MiB), built from one 64 MiB
+    block repeated: a full flush makes each block byte-aligned and independent."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    block = c.compress(bytes(64 << 20)) + c.flush(zlib.Z_FULL_FLUSH)
+    return block * (nbytes // (64 << 20)) + c.flush()
+
+
+def _one_member_zip(name: str, stream: bytes, declared: int, crc: int) -> bytes:
+    """A zip holding one deflated member `name` whose data is `stream` and whose headers
+    declare `declared` bytes with CRC-32 `crc` (local header, data, central directory, end)."""
+    n, date = name.encode(), 33  # 1980-01-01
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, date, crc, len(stream), declared, len(n), 0) + n
+    central = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, date, crc, len(stream), declared,
+                          len(n), 0, 0, 0, 0, 0, 0) + n
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(central), len(local) + len(stream), 0)
+    return local + stream + central + end
+
+
+def test_deflate_stream_past_its_declared_size_is_refused_early(tmp_path):
+    # data.pkl declares 1,000 bytes (with the CRC-32 of its first 1,000 bytes, so a reader
+    # that inflates everything and truncates passes the CRC check) but its 256 KB deflate
+    # stream holds 256 MiB of zeros.
+    stream = _deflate_bomb(256 << 20)
+    assert len(stream) < 1 << 20
+    path = tmp_path / "bomb.pth"
+    path.write_bytes(_one_member_zip("archive/data.pkl", stream, 1000, zlib.crc32(bytes(1000))))
+    with zipfile.ZipFile(path) as zf:  # a well-formed zip, as far as its headers go
+        assert zf.getinfo("archive/data.pkl").file_size == 1000
+    report = _refusal(path, r"'archive/data.pkl' inflates past its declared 1000 bytes")
+    assert report["peak_mb"] < PEAK_MB, report
+
+
+@pytest.mark.parametrize("case", ["sparse_zeros", "zip_after_a_gap"])
+def test_weights_cache_checks_the_structure_before_hashing(tmp_path, case):
+    # The cache keyed the file by its SHA-256 before the reader looked at it: a 16 GB sparse
+    # file was hashed whole (69 s) before it was refused. Here 1 GiB, sparse.
+    path = tmp_path / f"{case}.pth"
+    with open(path, "wb") as f:
+        f.truncate(1 << 30)
+    if case == "zip_after_a_gap":  # a valid small archive after 1 GiB of zeros (zipfile reads it)
+        small = tmp_path / "small.pth"
+        tp.write_zip(small, [("w", tp.tensor("FloatStorage", "0", 4, 0, (4,), (1,)))], {"0": np.ones(4, np.float32)})
+        with open(path, "ab") as f:
+            f.write(small.read_bytes())
+    regex = "not a pickle opcode" if case == "sparse_zeros" else "bytes outside its members"
+    report = _refusal(path, regex, mode="cache")
+    assert report["hashed"] == [], report
