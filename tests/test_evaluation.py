@@ -462,7 +462,7 @@ def test_cli_run_writes_csv_and_summary_and_resumes(monkeypatch, capsys, folder,
 def test_cli_run_fails_before_loading_the_model(monkeypatch, capsys, folder, tmp_path, arg, match):
     from rexjax.studies import runner
 
-    monkeypatch.setattr(runner, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr("rexjax.models.load_model", lambda *a, **k: pytest.fail("model loaded"))
     rc, out = _run_cli(capsys, f"--config.images={folder / 'images'}", f"--config.out={tmp_path}",
                        "--config.methods=rise", arg)
     err = out.err.strip().splitlines()

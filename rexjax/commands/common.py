@@ -35,7 +35,7 @@ def check_model(name: str):
     from rexjax import models
 
     try:
-        return models.get_spec(name) if ":" not in name else models.check_factory(name)
+        return models.check_model(name)
     except ValueError as e:
         raise UsageError("--model", first_line(e)) from e
 
@@ -51,7 +51,7 @@ def load_model(name: str, weights: Optional[str]):
     from rexjax import models
 
     try:
-        return models.load_factory(name) if ":" in name else models.load(name, weights)
+        return models.load_model(name, weights)
     except ValueError as e:
         raise UsageError("--weights" if weights else "--model", first_line(e)) from e
 

@@ -23,7 +23,8 @@ A model outside the zoo can be added at run time with `register(name, builder)`.
 from __future__ import annotations
 
 from rexjax.models.model import Model, ModelInfo, ModelSpec
-from rexjax.models.registry import check_factory, get_spec, known_models, list_models, load, load_factory, register
+from rexjax.models.registry import (check_factory, check_model, get_spec, known_models, list_models, load, load_model,
+                                    register)
 
-__all__ = ["Model", "ModelInfo", "ModelSpec", "check_factory", "get_spec", "known_models", "list_models", "load",
-           "load_factory", "register"]
+__all__ = ["Model", "ModelInfo", "ModelSpec", "check_factory", "check_model", "get_spec", "known_models", "list_models",
+           "load", "load_model", "register"]

@@ -181,8 +181,22 @@ def check_factory(spec: str) -> None:
         raise ValueError(f"model {spec!r}: {module} has no callable {attr!r}")
 
 
-def load_factory(spec: str):
-    """The model a 'package.module:factory' spec builds (`check_factory` first)."""
+def check_model(spec: str) -> Optional[ModelSpec]:
+    """The ModelSpec of zoo model `spec` (cheap: no weights read), or None for a
+    'package.module:factory' model once `check_factory` accepts it. ValueError otherwise."""
+    if ":" in spec:
+        check_factory(spec)
+        return None
+    return get_spec(spec)
+
+
+def load_model(spec: str, weights: Optional[str | os.PathLike] = None):
+    """The model `spec` names: zoo model `load(spec, weights)`, or what the factory
+    'package.module:factory' returns (weights files are for zoo models only)."""
+    if ":" not in spec:
+        return load(spec, weights)
+    if weights is not None:
+        raise ValueError(f"model {spec!r}: a weights file is for a zoo model; the factory builds its own")
     check_factory(spec)
     module, _, attr = spec.partition(":")
     return getattr(importlib.import_module(module), attr)()

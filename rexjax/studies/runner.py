@@ -59,6 +59,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 import jax
 
 from rexjax import data, evaluation, keys
+from rexjax import models as zoo
 from rexjax.classifier import Classifier
 from rexjax.errors import first_line
 from rexjax.masking import MaskMode
@@ -178,16 +179,6 @@ def split_names(spec, name: str) -> list[str]:
     return out
 
 
-def check_model(spec: str) -> None:
-    """A zoo name (`rexjax models`) or 'package.module:factory' (a callable returning a model)."""
-    from rexjax import models
-
-    if ":" in spec:
-        models.check_factory(spec)
-    else:
-        models.get_spec(spec)
-
-
 def make_method(name: str, settings: Mapping, shared: Mapping):
     """`methods.make(name, shared=shared, **settings)`: built once per run (a study's
     `variants` is called once per plan); nothing is kept between runs."""
@@ -211,18 +202,10 @@ def method_variants(config, mask_mode: MaskMode = None) -> list[Variant]:
     return out
 
 
-def load_model(spec: str, weights: Optional[str] = None):
-    """The model `spec` names: a zoo model (with `weights`, a torch .pth, if given) or what
-    the factory 'package.module:factory' returns."""
-    from rexjax import models
-
-    return models.load_factory(spec) if ":" in spec else models.load(spec, weights)
-
-
 def classifier(spec: str, weights: Optional[str] = None) -> Classifier:
     """The Classifier of model `spec` (named `spec`); it holds what is compiled for it, for
     the run that holds it."""
-    return Classifier.of(load_model(spec, weights), name=spec)
+    return Classifier.of(zoo.load_model(spec, weights), name=spec)
 
 
 def select_samples(config) -> list[data.Sample]:
@@ -287,7 +270,7 @@ def plan(config, study, *, process: Optional[tuple[int, int]] = None) -> Plan:
     split_names([v.name for v in variants], "variants")
     models = split_names(config.models, "models")
     for m in models:
-        check_model(m)
+        zoo.check_model(m)
     weights = config.get("weights")
     if weights is not None and (len(models) > 1 or ":" in models[0]):
         raise ValueError(f"weights: a .pth file is for a run on one zoo model, got models {config.models!r}")

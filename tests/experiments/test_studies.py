@@ -89,7 +89,7 @@ def test_captum_config_is_the_paper_protocol():
 
 
 def test_bad_settings_fail_before_any_model(images, tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "load_model", lambda spec: pytest.fail("model loaded before validation"))
+    monkeypatch.setattr("rexjax.models.load_model", lambda *a, **k: pytest.fail("model loaded before validation"))
     for bad, match in [(dict(methods="rex,nope"), "unknown method 'nope'"), (dict(models="no_such_model"), "no_such_model"),
                        (dict(max_images=0), "max_images must be"), (dict(layout="coco"), "layout must be one of")]:
         config = tiny_config("rex_compare", images, tmp_path / "bad", **bad)
