@@ -159,10 +159,11 @@ def write(runs: list[Run], facts: dict, out: Path, resamples: int) -> str:
 
 def main(argv):
     from rexjax import data
+    from rexjax.causal import RexConfig
 
     images = data.list_images(FLAGS.images)[: FLAGS.limit]
     seeds = [int(s) for s in FLAGS.seeds]
-    config = rex_flags.rex_config(FLAGS.rex)
+    config = RexConfig.from_dict(FLAGS.rex)
     tool_args = {} if FLAGS.tool_iters is None else {"iters": FLAGS.tool_iters}
     out = Path(FLAGS.out)
     runs, facts = compare(images, seeds, config, FLAGS.batch_size, tool_args, out, Path(FLAGS.venv))

@@ -46,10 +46,3 @@ def define_rex_flag(preset: str = "fast", name: str = "rex", flag_values=None, a
         why = str(err).splitlines()[0] if str(err) else type(err).__name__
     print(f"{prog or Path(sys.argv[0]).name}: --{name}: {why}", file=sys.stderr)
     raise SystemExit(2)
-
-
-def rex_config(config):
-    """The RexConfig of a `--rex` value (an ml_collections config or a dict of RexConfig fields)."""
-    from rexjax.causal import RexConfig
-
-    return RexConfig.from_dict(config)

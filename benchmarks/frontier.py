@@ -213,6 +213,7 @@ def write(rows: list[dict], facts: dict, out: Path) -> str:
 
 def main(argv):
     from rexjax import data
+    from rexjax.causal import RexConfig
 
     images = data.list_images(FLAGS.images)[: FLAGS.limit]
     grid = json.loads(FLAGS.grid) if FLAGS.grid else list(DEFAULT_GRID)
@@ -225,7 +226,7 @@ def main(argv):
                                    "torch": facts["tool"]["torch"]}, machine={"cpus": facts["cpus"]})
 
     rows, facts = sweep(images, [int(s) for s in FLAGS.seeds], [int(i) for i in FLAGS.tool_iters], grid,
-                        rex_flags.rex_config(FLAGS.rex), Path(FLAGS.venv), out, on_row=on_row)
+                        RexConfig.from_dict(FLAGS.rex), Path(FLAGS.venv), out, on_row=on_row)
     print(write(rows, facts, out) if rows else "no points")
     return 0
 

@@ -39,10 +39,11 @@ def main(argv):
     import jax
 
     from rexjax import keys
+    from rexjax.causal import RexConfig
     from rexjax.causal.explainer import Explainer
     from rexjax.data import list_images
 
-    config = rex_flags.rex_config(FLAGS.rex)
+    config = RexConfig.from_dict(FLAGS.rex)
     explainer = Explainer("efficientnet_lite0", config)
     paths = list_images(IMAGES)[: FLAGS.limit]
     xs = [jax.image.resize(explainer.classifier.prepare(p), (FLAGS.size, FLAGS.size, 3), "linear") for p in paths]

@@ -94,6 +94,7 @@ def table(summary: list[dict]) -> str:
 def main(argv):
     from benchmarks.runs import Scorer, ToolWorker, run_rexjax, source_state, write_provenance
     from rexjax import data, models
+    from rexjax.causal import RexConfig
     from rexjax.causal.explainer import Explainer
     from rexjax.classifier import Classifier
 
@@ -104,7 +105,7 @@ def main(argv):
     have = {(r["point"], r["image"], r["seed"]) for r in rows}
     images = data.list_images(FLAGS.images)
     seeds = [int(s) for s in FLAGS.seeds]
-    base = rex_flags.rex_config(FLAGS.rex)
+    base = RexConfig.from_dict(FLAGS.rex)
     model = models.load("efficientnet_lite0")
     classifier = Classifier.of(model)
     worker = ToolWorker(tool_env.ensure(Path(FLAGS.venv)), out / "tool_worker.log")

@@ -46,6 +46,7 @@ def main(argv):
     import jax
 
     from rexjax import data
+    from rexjax.causal import RexConfig
     from rexjax.causal.explainer import Explainer
     from rexjax.commands import common
 
@@ -56,7 +57,7 @@ def main(argv):
     except ValueError as err:
         raise common.UsageError("--images", str(err).splitlines()[0]) from err
     try:
-        config = rex_flags.rex_config(FLAGS.rex)
+        config = RexConfig.from_dict(FLAGS.rex)
     except ValueError as err:
         raise common.UsageError("--rex", str(err).splitlines()[0]) from err
     spec = common.check_model(FLAGS.model)

@@ -32,19 +32,11 @@ from typing import Any, Optional, Sequence
 import jax
 
 from rexjax.causal import RexConfig
+from rexjax.causal.config import rex_config
 from rexjax.causal.explainer import explainer_for
 from rexjax.causal.search import image_mesh
 from rexjax.masking import MaskMode
 from rexjax.types import Explanation
-
-
-def rex_config(config: Optional[RexConfig] = None, **fields) -> RexConfig:
-    """`config` (None: the defaults) with `fields` (RexConfig field names) applied."""
-    if config is not None and not isinstance(config, RexConfig):
-        config = RexConfig.from_dict(config)
-    if not fields:
-        return config or RexConfig()
-    return (config or RexConfig()).replace(**fields)
 
 
 def explain(model: Any, image: Any, target: Optional[int] = None, *, key: Any, config: Optional[RexConfig] = None,

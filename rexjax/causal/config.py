@@ -366,6 +366,13 @@ class RexConfig:
         return self.multiple is not None or self.contrastive
 
 
+def rex_config(config=None, **fields) -> RexConfig:
+    """`config` (a RexConfig, a mapping `from_dict` takes, or None: the defaults) with `fields`
+    (RexConfig field names, flat or nested) applied: how every ReX entry builds its config."""
+    base = RexConfig() if config is None else RexConfig.from_dict(config)
+    return base.replace(**fields) if fields else base
+
+
 SEARCH_FIELDS = frozenset(f.name for f in dataclasses.fields(SearchConfig))
 EXTRACT_FIELDS = frozenset(f.name for f in dataclasses.fields(ExtractConfig))
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from rexjax.batching import resolve_batch_size
-from rexjax.causal.config import RexConfig
+from rexjax.causal.config import RexConfig, rex_config
 from rexjax.causal.explainer import explainer_for
 from rexjax.masking import MaskMode, parse_mask_mode
 from rexjax.types import Attribution
@@ -26,8 +26,7 @@ def rex(*, config: Optional[RexConfig] = None, mask_mode: MaskMode = 0.0, batch_
     (`RexConfig.from_dict`: flat names of the search and extraction parts, nested parts as
     dicts); mask_mode / batch_size: the boundary options every occlusion method takes.
     Everything is validated at once. Returns `fn(classifier, x, target, *, key) -> Attribution`."""
-    base = RexConfig() if config is None else RexConfig.from_dict(config)
-    cfg = base.replace(**fields) if fields else base
+    cfg = rex_config(config, **fields)
     mode, batch = parse_mask_mode(mask_mode), resolve_batch_size(batch_size)
 
     def explain(classifier, x, target, *, key: Any) -> Attribution:

@@ -14,7 +14,6 @@ scalar (default None, annotated Optional[str|int|float]) becomes a typed placeho
 from __future__ import annotations
 
 import inspect
-import typing
 
 import ml_collections
 from ml_collections.config_dict import placeholder
@@ -23,17 +22,6 @@ from rexjax import methods
 from rexjax.configs import rex
 
 SHARED = ("mask_mode", "batch_size")
-SCALARS = (str, int, float, bool)
-
-
-def _scalar_type(factory, name: str):
-    """T when `name` is annotated Optional[T] with T a scalar type, else None."""
-    try:
-        hint = typing.get_type_hints(factory).get(name)
-    except (NameError, TypeError):
-        return None
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if len(args) == 1 and args[0] in SCALARS else None
 
 
 def method_config(name: str) -> ml_collections.ConfigDict:
@@ -47,7 +35,7 @@ def method_config(name: str) -> ml_collections.ConfigDict:
         if p.kind not in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) or p.name in SHARED or p.default is p.empty:
             continue
         if p.default is None:
-            kind = _scalar_type(factory, p.name)
+            kind = rex.optional_scalar(factory, p.name)
             if kind is not None:
                 out[p.name] = placeholder(kind)
             continue

@@ -25,13 +25,18 @@ from rexjax.causal.config import PAPER_BUDGET, RexConfig
 PRESETS = {"fast": {}, "paper": PAPER_BUDGET}
 
 
-def _optional_type(owner, field: dataclasses.Field):
-    """The T of a field annotated Optional[T] (None if it is not optional)."""
-    hint = typing.get_type_hints(owner)[field.name]
+SCALARS = (str, int, float, bool)
+
+
+def optional_scalar(owner, name: str):
+    """T when `owner`'s (a class's or a function's) `name` is annotated Optional[T] with T a
+    scalar type (what a typed ml_collections placeholder can hold), else None."""
+    try:
+        hint = typing.get_type_hints(owner).get(name)
+    except (NameError, TypeError):
+        return None
     args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if type(None) in typing.get_args(hint) and len(args) == 1:
-        return args[0]
-    return None
+    return args[0] if type(None) in typing.get_args(hint) and len(args) == 1 and args[0] in SCALARS else None
 
 
 def to_config_dict(record: Any) -> ml_collections.ConfigDict:
@@ -43,14 +48,13 @@ def to_config_dict(record: Any) -> ml_collections.ConfigDict:
         if dataclasses.is_dataclass(value):
             out[field.name] = to_config_dict(value)
         elif value is None:
-            kind = _optional_type(type(record), field)
-            out[field.name] = placeholder(kind if kind in (int, float, str, bool) else object)
+            out[field.name] = placeholder(optional_scalar(type(record), field.name) or object)
         else:
             out[field.name] = value
     return out
 
 
-def rex_config(preset: str = "fast") -> RexConfig:
+def preset_config(preset: str = "fast") -> RexConfig:
     """The RexConfig of a named preset ("fast" or "paper")."""
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -59,4 +63,4 @@ def rex_config(preset: str = "fast") -> RexConfig:
 
 def get_config(preset: Optional[str] = None) -> ml_collections.ConfigDict:
     """The ConfigDict of preset `preset` (None or "" = "fast")."""
-    return to_config_dict(rex_config(preset or "fast"))
+    return to_config_dict(preset_config(preset or "fast"))

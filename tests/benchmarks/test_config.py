@@ -15,7 +15,7 @@ def _parse(argv):
     values = flags.FlagValues()
     rex_flags.define_rex_flag("fast", flag_values=values, argv=["prog", *argv])
     values(["prog", *argv])
-    return rex_flags.rex_config(values.rex)
+    return RexConfig.from_dict(values.rex)
 
 
 def test_overrides_reach_the_config_and_the_rest_is_the_preset():

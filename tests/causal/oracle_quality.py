@@ -57,7 +57,9 @@ def cell(rule, oracle, h, w, size, keys, config):
 
 def main(argv):
     del argv
-    config = rex_flags.rex_config(FLAGS.rex)
+    from rexjax.causal import RexConfig
+
+    config = RexConfig.from_dict(FLAGS.rex)
     print(f"config: {config.to_dict()} (responsibility: per row)")
     print("| rule | oracle | image | patch | median | worst | all ratios | ok | forward images (mean) | s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
