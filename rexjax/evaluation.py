@@ -23,7 +23,10 @@ other images of the run). For every method, in the mapping's order, one row (COL
     ins, del            insertion / deletion AUC of the map (`metrics.insertion_deletion`,
                         `convention`, `step`)
     IN, OUT             fractions of that extraction inside / outside the image's
-                        segmentation (`metrics.in_out`); None without a segmentation
+                        segmentation (`metrics.in_out`; OUT = 1 - IN); None without one
+    segment_area        the segmentation's fraction of the image (at the model's input
+                        size): the IN a pixel set placed at random would score (chance
+                        level; OUT's is 1 - segment_area); None without a segmentation
     time_s              wall time of the method call (the map; block_until_ready) on a warm
                         method: with `warmup` (default) the first call of each method runs
                         once before the timed one and its extra time, compilation mostly, is
@@ -54,7 +57,11 @@ extraction as part of the method call.
 `mask_mode` is the occlusion used by the area extraction and the "rex" convention's curves
 (the caller passes the same value to the methods, e.g. via `make_methods(shared=...)`).
 `summary` / `summary_table`: per method n, mean area and its sample std (ddof 1; none for
-n = 1), mean ins / del / IN (OUT only when it is not 1 - IN), time_s, compile_s, fwd.
+n = 1), mean ins / del / IN / OUT and their chance levels (a random pixel set's IN and OUT:
+the mean segment_area and 1 - it, over the method's own rows), time_s, compile_s, fwd. Both IN
+and OUT are shown (the ReX paper reports IN on segmentation datasets and OUT on the
+photobombing set, where the segmentation is the occluders), with the chance level beside
+them: on small occluders every method scores an OUT near 1.
 """
 
 from __future__ import annotations
@@ -81,7 +88,7 @@ from rexjax.data import Sample, find_segment, read_segment
 from rexjax.masking import MaskMode, parse_mask_mode
 
 COLUMNS = ["image", "method", "target", "label", "full_confidence", "area", "ins", "del", "IN", "OUT",
-           "time_s", "compile_s", "forward_images", "forward_images_area", "model", "weights", "mask_mode",
+           "segment_area", "time_s", "compile_s", "forward_images", "forward_images_area", "model", "weights", "mask_mode",
            "convention", "step", "ins_substrate", "del_substrate", "seed", "method_config", "rexjax_version"]
 
 SHARED_OPTIONS = ("mask_mode", "batch_size")
@@ -304,7 +311,8 @@ class Evaluator:
         io = metrics.in_out(extraction.mask, segment) if segment is not None else metrics.InOut(None, None)
         values = {
             "method": name, "area": float(area), "ins": float(curves.insertion_auc),
-            "del": float(curves.deletion_auc), "IN": io.inside, "OUT": io.outside, "time_s": elapsed,
+            "del": float(curves.deletion_auc), "IN": io.inside, "OUT": io.outside,
+            "segment_area": None if segment is None else float(np.mean(segment)), "time_s": elapsed,
             "compile_s": compile_s, "forward_images": int(attribution.forward_images),
             "forward_images_area": int(extraction.forward_images),
             "method_config": config_json(resolved_config(method, attribution.record)),
@@ -363,40 +371,41 @@ def _mean(values) -> Optional[float]:
     return float(np.mean(v)) if v else None
 
 
-def _out_is_one_minus_in(rows) -> bool:
-    pairs = [(r["IN"], r["OUT"]) for r in rows if r.get("IN") is not None and r.get("OUT") is not None]
-    return all(math.isclose(o, 1.0 - i, abs_tol=1e-9) or (math.isnan(i) and math.isnan(o)) for i, o in pairs)
-
-
 def summary(rows: Sequence[Mapping]) -> dict[str, dict]:
-    """{method: {n, area, std, ins, del, IN, [OUT], time_s, compile_s, forward_images}}:
-    n rows of the method; means over them (None-valued / NaN entries skipped; None when
-    none left); std = the sample standard deviation (ddof 1) of the area, None for fewer
-    than 2 areas; OUT only when some row's OUT is not 1 - IN (then it says something);
+    """{method: {n, area, std, ins, del, IN, OUT, IN_chance, OUT_chance, time_s, compile_s,
+    forward_images}}: n rows of the method; means over them (None-valued / NaN entries
+    skipped; None when none left); std = the sample standard deviation (ddof 1) of the area,
+    None for fewer than 2 areas; IN_chance / OUT_chance = what a pixel set placed at random
+    scores on the same rows (mean segment_area, 1 - it; None without segmentations);
     compile_s = the mean of the recorded first-call overheads (one per method and run)."""
-    keep_out = not _out_is_one_minus_in(rows)
     out = {}
     for m in dict.fromkeys(r["method"] for r in rows):
         rs = [r for r in rows if r["method"] == m]
         areas = _values(r["area"] for r in rs)
-        s = {
+        chance = _mean(r.get("segment_area") for r in rs)
+        out[m] = {
             "n": len(rs), "area": _mean(areas), "std": float(np.std(areas, ddof=1)) if len(areas) > 1 else None,
             "ins": _mean(r["ins"] for r in rs), "del": _mean(r["del"] for r in rs), "IN": _mean(r["IN"] for r in rs),
+            "OUT": _mean(r["OUT"] for r in rs), "IN_chance": chance, "OUT_chance": None if chance is None else 1.0 - chance,
+            "time_s": _mean(r["time_s"] for r in rs), "compile_s": _mean(r.get("compile_s") for r in rs),
+            "forward_images": _mean(r["forward_images"] for r in rs),
         }
-        if keep_out:
-            s["OUT"] = _mean(r["OUT"] for r in rs)
-        s.update(time_s=_mean(r["time_s"] for r in rs), compile_s=_mean(r.get("compile_s") for r in rs),
-                 forward_images=_mean(r["forward_images"] for r in rs))
-        out[m] = s
     return out
 
 
+def segment_columns(stats: Mapping[str, Mapping]) -> list[str]:
+    """The IN / OUT columns a table of `summary` shows: all four (IN, OUT and their chance
+    levels) when some method has them, none otherwise (no segmentations)."""
+    have = any(s.get("IN") is not None or s.get("IN_chance") is not None for s in stats.values())
+    return ["IN", "IN_chance", "OUT", "OUT_chance"] if have else []
+
+
 def summary_table(rows: Sequence[Mapping]) -> str:
-    """ReX paper Table 1 layout: tool, n, area, std, ins, del, IN, [OUT] (means over images),
-    plus mean map time, compile time and forward images."""
+    """ReX paper Table 1 layout: tool, n, area, std, ins, del, IN, OUT (with their chance
+    levels; means over images), plus mean map time, compile time and forward images."""
     stats = summary(rows)
-    cols = ["area", "std", "ins", "del", "IN"] + (["OUT"] if not _out_is_one_minus_in(rows) else [])
-    lines = [f"{'tool':<22}{'n':>5}" + "".join(f"{c:>8}" for c in cols) + f"{'time_s':>9}{'compile_s':>11}{'fwd':>8}"]
+    cols = ["area", "std", "ins", "del"] + segment_columns(stats)
+    lines = [f"{'tool':<22}{'n':>5}" + "".join(f"{c:>11}" for c in cols) + f"{'time_s':>9}{'compile_s':>11}{'fwd':>8}"]
 
     def fmt(v, width, spec):
         return f"{'-' if v is None else format(v, spec):>{width}}"
@@ -404,7 +413,7 @@ def summary_table(rows: Sequence[Mapping]) -> str:
     for m, s in stats.items():
         fwd = None if s["forward_images"] is None else int(round(s["forward_images"]))
         lines.append(
-            f"{m:<22}{s['n']:>5d}" + "".join(fmt(s[c], 8, ".4f") for c in cols)
+            f"{m:<22}{s['n']:>5d}" + "".join(fmt(s[c], 11, ".4f") for c in cols)
             + fmt(s["time_s"], 9, ".2f") + fmt(s["compile_s"], 11, ".2f") + fmt(fwd, 8, "d")
         )
     return "\n".join(lines)

@@ -78,8 +78,9 @@ def test_rows_one_per_image_and_method(rows, folder, classifier):
         assert (r["convention"], r["step"]) == ("rex", 100)
         if r["image"] == "a.png":
             assert 0 <= r["IN"] <= 1 and r["IN"] + r["OUT"] == pytest.approx(1.0)
+            assert r["segment_area"] == pytest.approx(0.5)  # the fixture's segment: the top half
         else:
-            assert r["IN"] is None and r["OUT"] is None
+            assert r["IN"] is None and r["OUT"] is None and r["segment_area"] is None
     assert [r["target"] for r in rows[::4]] == [0, 1]
     fwd = {r["method"]: r["forward_images"] for r in rows}
     assert fwd["rise"] == 16 and fwd["ig"] == 4  # the methods' own counts, settings applied
@@ -262,31 +263,34 @@ def test_rex_area_is_its_own_extraction(folder, classifier):
 
 
 def test_summary_and_table():
-    """Per method: n, the sample std (ddof 1) of the area, none for n = 1,
-    OUT dropped when it is 1 - IN, compile time apart from time_s."""
-    def row(m, area, ins, IN=None, fwd=10, compile_s=None):
+    """Per method: n, the sample std (ddof 1) of the area, none for n = 1, IN and OUT both
+    with their chance levels (a random pixel set's: mean segment_area and 1 - it over the
+    method's own rows), compile time apart from time_s."""
+    def row(m, area, ins, IN=None, fwd=10, compile_s=None, seg=None):
         return {"method": m, "area": area, "ins": ins, "del": 0.5, "IN": IN, "OUT": None if IN is None else 1 - IN,
-                "time_s": 1.0, "compile_s": compile_s, "forward_images": fwd}
+                "segment_area": seg, "time_s": 1.0, "compile_s": compile_s, "forward_images": fwd}
 
-    rows = [row("b", 0.1, 0.9, 0.25, 10, 4.0), row("a", 0.3, float("nan"), None, 20, 2.0),
-            row("b", 0.3, 0.7, None, 30), row("b", 0.5, 0.8, None, 20)]
+    rows = [row("b", 0.1, 0.9, 0.25, 10, 4.0, 0.05), row("a", 0.3, float("nan"), None, 20, 2.0),
+            row("b", 0.3, 0.7, None, 30), row("b", 0.5, 0.8, 0.75, 20, None, 0.15)]
     s = evaluation.summary(rows)
     assert list(s) == ["b", "a"]  # first-seen order
     assert s["b"]["n"] == 3 and s["a"]["n"] == 1
     assert s["b"]["area"] == pytest.approx(0.3) and s["b"]["std"] == pytest.approx(0.2)  # ddof 1 (ddof 0: 0.163)
     assert s["a"]["std"] is None  # one image: no spread to report
-    assert s["b"]["ins"] == pytest.approx(0.8) and s["b"]["IN"] == pytest.approx(0.25)
+    assert s["b"]["ins"] == pytest.approx(0.8) and s["b"]["IN"] == pytest.approx(0.5) and s["b"]["OUT"] == pytest.approx(0.5)
+    assert s["b"]["IN_chance"] == pytest.approx(0.1) and s["b"]["OUT_chance"] == pytest.approx(0.9)
     assert s["b"]["forward_images"] == 20 and s["a"]["ins"] is None and s["a"]["IN"] is None
+    assert s["a"]["IN_chance"] is None and s["a"]["OUT_chance"] is None
     assert s["b"]["time_s"] == 1.0 and s["b"]["compile_s"] == 4.0 and s["a"]["compile_s"] == 2.0
-    assert "OUT" not in s["b"]  # OUT = 1 - IN on every row: not repeated
     lines = evaluation.summary_table(rows).splitlines()
-    assert lines[0].split() == ["tool", "n", "area", "std", "ins", "del", "IN", "time_s", "compile_s", "fwd"]
-    assert lines[1].split() == ["b", "3", "0.3000", "0.2000", "0.8000", "0.5000", "0.2500", "1.00", "4.00", "20"]
-    assert lines[2].split() == ["a", "1", "0.3000", "-", "-", "0.5000", "-", "1.00", "2.00", "20"]
-    # an OUT that is not 1 - IN (another reference region) is kept
-    odd = [dict(rows[0], OUT=0.1)]
-    assert evaluation.summary(odd)["b"]["OUT"] == pytest.approx(0.1)
-    assert evaluation.summary_table(odd).splitlines()[0].split()[7] == "OUT"
+    assert lines[0].split() == ["tool", "n", "area", "std", "ins", "del", "IN", "IN_chance", "OUT", "OUT_chance",
+                                "time_s", "compile_s", "fwd"]
+    assert lines[1].split() == ["b", "3", "0.3000", "0.2000", "0.8000", "0.5000", "0.5000", "0.1000", "0.5000", "0.9000",
+                                "1.00", "4.00", "20"]
+    assert lines[2].split() == ["a", "1", "0.3000", "-", "-", "0.5000", "-", "-", "-", "-", "1.00", "2.00", "20"]
+    # without segmentations no IN / OUT columns at all
+    plain = [row("c", 0.2, 0.6)]
+    assert evaluation.summary_table(plain).splitlines()[0].split()[:7] == ["tool", "n", "area", "std", "ins", "del", "time_s"]
 
 
 def test_rows_reproduce_on_their_own(folder, classifier, tmp_path):

@@ -26,7 +26,7 @@ from rexjax.report import maps as map_files
 
 THUMB = 160
 ROW_COLUMNS = ("image", "model", "method", "target", "label", "full_confidence", "area", "ins", "del", "IN", "OUT",
-               "time_s", "forward_images")
+               "segment_area", "time_s", "forward_images")
 
 SCRIPT = """<script>
 window.addEventListener('load', function () {

@@ -4,7 +4,7 @@ paper): every method of `config.methods` on every image and model, all measured 
 insertion / deletion AUC, IN / OUT against the layout's segmentations).
 
 Analysis, per model: the paper-format table (tool, n, area mean and sample std, ins, del,
-IN, OUT, time, forward images; `evaluation.summary_table`'s numbers), box and violin plots
+IN and OUT each beside its chance level, time, forward images; `evaluation.summary_table`'s numbers), box and violin plots
 of the area per method, and the insertion / deletion ranking (best ins = highest, best del
 = lowest) that the SHAPE paper reads: a method that ranks first there need not explain.
 """
@@ -28,9 +28,10 @@ def variants(config) -> list[Variant]:
 
 
 def paper_table(rows) -> str:
-    """ReX paper Table 1 columns from `evaluation.summary` (means over images)."""
+    """ReX paper Table 1 columns from `evaluation.summary` (means over images); with
+    segmentations IN and OUT both, each beside its chance level (a random pixel set's)."""
     stats = evaluation.summary(numeric(rows))
-    cols = ["n", "area", "std", "ins", "del", "IN", "OUT", "time_s", "forward_images"]
+    cols = ["n", "area", "std", "ins", "del", *evaluation.segment_columns(stats), "time_s", "forward_images"]
     return markdown_table(["tool"] + cols, [[m] + [s.get(c) for c in cols] for m, s in stats.items()])
 
 

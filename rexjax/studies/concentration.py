@@ -8,12 +8,18 @@ image's ground-truth label (`correct`; empty without labels, e.g. the plain fold
 and the model's architecture family (`architecture`: `config.architectures` maps model ->
 family, else the name without its size suffix, e.g. efficientnet_lite0 -> efficientnet_lite).
 
-Analysis (`rexjax.studies.stats`), per method: size ratio per model (mean, std, median,
-and correct vs incorrect), Kruskal-Wallis across architectures with Dunn's post hoc test,
-Friedman across models within images with Bonferroni-corrected Wilcoxon post hoc tests,
-the mixed linear model size ~ correct + (1 | image), Dice and Hausdorff matrices between
-the models' pixel sets (means over images, masks compared at the larger model's input
-size), and a violin plot of the size ratio per model.
+Analysis (`rexjax.studies.stats`), per method, as the paper: size ratio per model (mean,
+std, median, and correct vs incorrect), Kruskal-Wallis across architectures with Dunn's
+post hoc test; within each architecture, Friedman across its models (images as blocks; an
+architecture of two models gets the paired Wilcoxon test instead, one model none) with
+Bonferroni-corrected Wilcoxon post hoc tests; the mixed linear model
+size ~ correct + C(model) + (1 | image) (the model a fixed effect, so the models' different
+accuracies do not pass for an effect of correctness); Dice and Hausdorff matrices (means
+over images, masks compared at the larger model's input size) across architectures between
+the best model of each (highest accuracy; without labels the majority vote of the models is
+the proxy for correctness, as the paper on its unlabelled data) and within each
+architecture between its models, each on the images all compared models classify correctly
+and, separately, incorrectly; and a violin plot of the size ratio per model.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import itertools
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -53,11 +60,10 @@ def columns(ctx, row, x, measured) -> dict:
             "architecture": architecture(row["model"], ctx.config)}
 
 
-def overlap_matrices(out: Path, rows, method: str, models: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean Dice and Hausdorff (finite ones) over images for every pair of models."""
+def overlap_matrices(out: Path, method: str, models: list[str], images: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean Dice and Hausdorff (finite ones) over `images` for every pair of models."""
     n = len(models)
     dice, haus = np.eye(n), np.zeros((n, n))
-    images = list(dict.fromkeys(r["image"] for r in rows))
     for a, b in itertools.combinations(range(n), 2):
         ds, hs = [], []
         for image in images:
@@ -74,6 +80,62 @@ def overlap_matrices(out: Path, rows, method: str, models: list[str]) -> tuple[n
         dice[a, b] = dice[b, a] = np.mean(ds) if ds else np.nan
         haus[a, b] = haus[b, a] = np.mean(hs) if hs else np.nan
     return dice, haus
+
+
+def correctness(rows) -> dict[tuple[str, str], bool]:
+    """{(model, image): correct}: the ground-truth label where the rows have one, else the
+    majority vote of the models on that image (the paper's proxy on unlabelled data; a tie
+    goes to the target seen first)."""
+    out, votes = {}, {}
+    for r in rows:
+        votes.setdefault(r["image"], []).append(str(r["target"]))
+    for r in rows:
+        if r.get("correct") not in ("", None):
+            out[(r["model"], r["image"])] = str(r["correct"]) == "1"
+        else:
+            v = votes[r["image"]]
+            out[(r["model"], r["image"])] = str(r["target"]) == max(dict.fromkeys(v), key=v.count)
+    return out
+
+
+def overlap_groups(rows, models: list[str], config) -> list[tuple[str, list[str]]]:
+    """[(title, models)]: the best model of each architecture (highest accuracy, first on
+    ties) across architectures, then each architecture's own models (>= 2)."""
+    right = correctness(rows)
+    families: dict[str, list[str]] = {}
+    for m in models:
+        families.setdefault(architecture(m, config), []).append(m)
+    accuracy = {m: np.mean([ok for (mm, _), ok in right.items() if mm == m] or [0.0]) for m in models}
+    groups = []
+    if len(families) > 1:
+        groups.append(("best model per architecture", [max(ms, key=lambda m: accuracy[m]) for ms in families.values()]))
+    groups += [(f"architecture {family}", ms) for family, ms in families.items() if len(ms) > 1]
+    return groups
+
+
+def within_architecture_tests(rs, models: list[str], config) -> tuple[list[list], list[list]]:
+    """(test rows, post hoc rows): per architecture, Friedman across its models with the
+    images every one of them explained as blocks (two models: Wilcoxon), and the
+    Bonferroni-corrected pairwise Wilcoxon tests."""
+    families: dict[str, list[str]] = {}
+    for m in models:
+        families.setdefault(architecture(m, config), []).append(m)
+    tests, posthoc = [], []
+    for family, ms in families.items():
+        if len(ms) < 2:
+            continue
+        images = [im for im in dict.fromkeys(r["image"] for r in rs)
+                  if all(values(rs, "mps_area", model=m, image=im) for m in ms)]
+        blocks = np.asarray([[values(rs, "mps_area", model=m, image=im)[0] for m in ms] for im in images], float)
+        blocks = blocks.reshape(len(images), len(ms))
+        pairs = stats.pairwise_wilcoxon(blocks, ms)
+        if len(ms) >= 3:
+            tests.append(_test_row(f"Friedman within {family} ({', '.join(ms)}; images as blocks)", stats.friedman(blocks)))
+        else:
+            (_, _, w, p), = pairs
+            tests.append([f"Wilcoxon within {family} ({', '.join(ms)}; two models)", w, p, f"{len(images)} images"])
+        posthoc += [[a, b, w, p] for a, b, w, p in pairs]
+    return tests, posthoc
 
 
 def _test_row(name: str, t: stats.Test) -> list:
@@ -104,19 +166,16 @@ def analyse(rows, out, config) -> list[Section]:
             v = values([r], "mps_area")
             if v:
                 arch_groups.setdefault(r["architecture"], []).extend(v)
-        images = [im for im in dict.fromkeys(r["image"] for r in rs)
-                  if all(values(rs, "mps_area", model=m, image=im) for m in models)]
-        blocks = np.asarray([[values(rs, "mps_area", model=m, image=im)[0] for m in models] for im in images], float)
         labelled = [r for r in rs if r["correct"] not in ("", None) and values([r], "mps_area")]
+        within, posthoc = within_architecture_tests(rs, models, config)
         tests = [
             _test_row("Kruskal-Wallis across architectures", stats.kruskal(arch_groups)),
-            _test_row("Friedman across models (within images)", stats.friedman(blocks.reshape(len(images), len(models)))),
-            _test_row("mixed model size ~ correct, random intercept per image: coefficient of correct",
+            *within,
+            _test_row("mixed model size ~ correct + C(model), random intercept per image: coefficient of correct",
                       stats.mixed_model([float(r["mps_area"]) for r in labelled], [r["correct"] == "1" for r in labelled],
-                                        [r["image"] for r in labelled])),
+                                        [r["image"] for r in labelled], [r["model"] for r in labelled])),
         ]
         sections.append(Section(f"{method}: tests", markdown_table(["test", "statistic", "p", "note"], tests)))
-        posthoc = [[a, b, w, p] for a, b, w, p in stats.pairwise_wilcoxon(blocks.reshape(len(images), len(models)), models)]
         dunn = stats.dunn(arch_groups)
         text = "Dunn's test: scikit-posthocs not installed (pip install rexjax[stats])." if dunn is None and len(arch_groups) > 1 else ""
         if dunn:
@@ -124,9 +183,15 @@ def analyse(rows, out, config) -> list[Section]:
         sections.append(Section(f"{method}: post hoc tests (Bonferroni-corrected p)",
                                 markdown_table(["a", "b", "W (Wilcoxon) / test", "p"], posthoc), text=text))
         if config.save_maps and len(models) > 1:
-            dice, haus = overlap_matrices(out, rs, method, models)
-            sections.append(Section(f"{method}: Dice between models' pixel sets (mean over images)",
-                                    markdown_table(["model"] + models, [[m] + list(map(float, dice[i])) for i, m in enumerate(models)])))
-            sections.append(Section(f"{method}: Hausdorff distance (pixels) between models' pixel sets",
-                                    markdown_table(["model"] + models, [[m] + list(map(float, haus[i])) for i, m in enumerate(models)])))
+            right = correctness(rs)
+            for title, group in overlap_groups(rs, models, config):
+                for verdict, wanted in (("correctly", True), ("incorrectly", False)):
+                    images = [im for im in dict.fromkeys(r["image"] for r in rs)
+                              if all(right.get((m, im)) is wanted for m in group)]
+                    dice, haus = overlap_matrices(out, method, group, images)
+                    where = f"{title}, the {len(images)} images all of them classify {verdict}"
+                    sections.append(Section(f"{method}: Dice between pixel sets, {where} (mean over images)",
+                                            markdown_table(["model"] + group, [[m] + list(map(float, dice[i])) for i, m in enumerate(group)])))
+                    sections.append(Section(f"{method}: Hausdorff distance (pixels) between pixel sets, {where}",
+                                            markdown_table(["model"] + group, [[m] + list(map(float, haus[i])) for i, m in enumerate(group)])))
     return sections

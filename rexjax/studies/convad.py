@@ -18,9 +18,15 @@ other method of `config.methods` (LIME: the Fig. 6 replication) runs once per oc
 its explanation is the area extraction of its map (gamma empty).
 
 Analysis per model: rho K1 / K2 mean and SEM per occlusion and gamma (+ the Fig. 5 line
-plot), Table 1's size difference (mean area of the best masking value by rho K1 minus the
-AD area, in % of the image: positive = AD smaller), the explanations' mean confidence, and
+plot), Table 1's size difference (below), the explanations' mean confidence, and
 the LIME replication.
+
+Table 1's size difference is the paper's sign: mean AD area minus the mean area of the best
+masking value (the one with the highest mean rho K1 at that gamma), in % of the image;
+positive = AD's explanations are larger.
+
+The masking values min / max / mean are the image's own per-channel statistics (masking.py):
+each channel of a hidden pixel takes that channel's min / max / mean over the image.
 """
 
 from __future__ import annotations
@@ -132,10 +138,10 @@ def analyse(rows, out, config) -> list[Section]:
                 continue
             best = max(ranked, key=lambda o: rho_of[o])
             best_area = mean_sem(values(rex, "expl_area", occlusion=best, gamma=g))[0]
-            diff.append(100.0 * (best_area - ad_area))
+            diff.append(100.0 * (ad_area - best_area))
             best_row.append(best)
         sections.append(Section(
-            f"{model}: size difference, best masking value minus AD, % of the image (ConvAD Table 1)",
+            f"{model}: size difference, AD minus the best masking value, % of the image (ConvAD Table 1; positive = AD larger)",
             markdown_table(["gamma"] + gs, [["size difference (%)"] + diff, ["best masking value (rho K1)"] + best_row])))
         conf = [[o] + [mean_sem(values(rex, "expl_confidence", occlusion=o, gamma=g))[0] for g in gs] for o in occlusions]
         area = [[o] + [mean_sem(values(rex, "expl_area", occlusion=o, gamma=g))[0] for g in gs] for o in occlusions]

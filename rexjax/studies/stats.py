@@ -7,8 +7,8 @@
                                      (scipy.stats.wilcoxon; p * number of pairs, capped at 1)
     dunn(groups)                     Dunn's post hoc test after Kruskal-Wallis, Bonferroni
                                      (scikit-posthocs, optional: None without it)
-    mixed_model(sizes, correct, images)   size ~ correct with a random intercept per image
-                                     (statsmodels MixedLM, optional: None without it)
+    mixed_model(sizes, correct, images, models)   size ~ correct + C(model) with a random
+                                     intercept per image (statsmodels MixedLM, optional)
 
 Each returns a `Test` (statistic, p, note) or a table; a test that cannot run on the data
 (too few groups or images, no variation) returns Test(None, None, why) instead of raising,
@@ -94,10 +94,13 @@ def dunn(groups: Mapping[str, Sequence[float]]):
     return {(a, b): float(table[i, j]) for (i, a), (j, b) in itertools.combinations(enumerate(names), 2)}
 
 
-def mixed_model(sizes: Sequence[float], correct: Sequence[bool], images: Sequence[str]) -> Test:
-    """size ~ correct + (1 | image) (statsmodels MixedLM, REML): the `correct` coefficient
-    (statistic) and its p value. Test(None, None, why) without statsmodels, without both
-    correct and incorrect classifications, or when the fit fails."""
+def mixed_model(sizes: Sequence[float], correct: Sequence[bool], images: Sequence[str],
+                models: Optional[Sequence[str]] = None) -> Test:
+    """size ~ correct [+ C(model)] + (1 | image) (statsmodels MixedLM, REML): the `correct`
+    coefficient (statistic) and its p value. With `models` (one name per row) the model is a
+    fixed effect, so models' different accuracies cannot pass for an effect of correctness
+    (the confound the MPS paper controls for). Test(None, None, why) without statsmodels,
+    without both correct and incorrect classifications, or when the fit fails."""
     try:
         import statsmodels.formula.api as smf
     except ImportError:
@@ -109,8 +112,20 @@ def mixed_model(sizes: Sequence[float], correct: Sequence[bool], images: Sequenc
 
     frame = pd.DataFrame({"size": np.asarray(sizes, float), "correct": np.asarray(correct, float),
                           "image": list(images)})
+    formula = "size ~ correct"
+    if models is not None and len(set(models)) > 1:
+        frame["model"] = list(models)
+        formula += " + C(model)"
+    import warnings
+
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
     try:
-        fit = smf.mixedlm("size ~ correct", frame, groups=frame["image"]).fit()
+        with warnings.catch_warnings():  # statsmodels retries optimisers noisily; the note says whether it converged
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fit = smf.mixedlm(formula, frame, groups=frame["image"]).fit()
     except (ValueError, np.linalg.LinAlgError) as e:
         return Test(None, None, f"fit failed: {e}")
-    return Test(_finite(fit.params["correct"]), _finite(fit.pvalues["correct"]), f"n = {len(frame)}")
+    note = f"n = {len(frame)}" + (", model as a fixed effect" if "model" in frame else "")
+    return Test(_finite(fit.params["correct"]), _finite(fit.pvalues["correct"]),
+                note + ("" if fit.converged else ", the optimiser did not converge"))

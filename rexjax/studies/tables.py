@@ -12,7 +12,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-NUMERIC = ("full_confidence", "area", "ins", "del", "IN", "OUT", "time_s", "compile_s", "forward_images",
+NUMERIC = ("full_confidence", "area", "ins", "del", "IN", "OUT", "segment_area", "time_s", "compile_s", "forward_images",
            "forward_images_area")
 
 
