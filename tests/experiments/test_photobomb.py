@@ -69,3 +69,32 @@ def test_every_placement_changing_the_class_skips_the_image(images, tmp_path):
 def test_bad_settings(images, tmp_path):
     with pytest.raises(ValueError, match="size must be"):
         photobomb.write_set(None, images, tmp_path, size=(0.5, 0.2))
+
+
+def test_placement_colour_and_chance_level(images, tmp_path):
+    """disjoint squares never overlap (the occluded fraction is the sum of the squares),
+    random colours are recorded in the mask all the same, and each kept row carries the
+    chance-level OUT = 1 - occluded fraction."""
+    def overlaps(squares):
+        return any(not (y + s <= yy or yy + ss <= y or x + s <= xx or xx + ss <= x)
+                   for i, (y, x, s) in enumerate(squares) for yy, xx, ss in squares[i + 1:])
+
+    crowded = ((40, 40), 6, (0.25, 0.3))  # six squares of 10-12 px on 40 x 40: uniform ones overlap
+    assert all(overlaps(photobomb.occluder_squares(np.random.default_rng(k), *crowded, "uniform")) for k in range(5))
+    for k in range(5):
+        squares = photobomb.occluder_squares(np.random.default_rng(k), *crowded, "disjoint")
+        assert len(squares) >= 4 and not overlaps(squares)
+        mask = photobomb.occluder_mask(np.random.default_rng(k), *crowded, "disjoint")
+        assert mask.sum() == sum(s * s for _, _, s in squares)
+    clf = Classifier(corner_model, preprocess=_preprocess)
+    rows = photobomb.write_set(clf, images, tmp_path / "out", seed=1, n_occluders=1, size=(0.3, 0.4), tries=8,
+                               placement="disjoint", colour="random")
+    kept = [r for r in rows if not r["skipped"]]
+    assert kept
+    for r in kept:
+        assert r["chance_out"] == pytest.approx(1.0 - r["occluded"])
+        image = np.asarray(Image.open(tmp_path / "out" / "images" / (r["image"].rsplit(".", 1)[0] + ".png")))
+        seg = data.read_segment(tmp_path / "out" / "masks" / (r["image"].rsplit(".", 1)[0] + ".png"), image.shape[:2])
+        assert len(np.unique(image[seg].reshape(-1, 3), axis=0)) == 1  # one colour per square (one square)
+    with pytest.raises(ValueError, match="placement must be"):
+        photobomb.write_set(clf, images, tmp_path / "x", placement="corner")
