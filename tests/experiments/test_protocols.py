@@ -131,3 +131,20 @@ def test_photobomb_table_reports_the_chance_level():
     assert float(cells["OUT"]) == pytest.approx(1.0) and float(cells["IN"]) == pytest.approx(0.0)
     assert float(cells["OUT_chance"]) == pytest.approx(0.94) and float(cells["IN_chance"]) == pytest.approx(0.06)
     assert math.isclose(evaluation.summary(rows)["rex"]["OUT_chance"], 0.94)
+
+
+def test_study_configs_follow_the_papers():
+    """SHAPE against RISE on identical masks (same grid, p and count: the SHAPE paper's p 0.1
+    and, at paper size, its 6000 masks); rex_compare runs the 1/n rule of the tool the ReX
+    paper ran, at 20 iterations and step 100 in its paper variant."""
+    from tests.experiments.helpers import load_config
+
+    for size, masks in (("cpu", 2000), ("paper", 6000)):
+        c = load_config("shape_vs_metrics", size)
+        assert (c.rise.n_masks, c.rise.grid, c.rise.p) == (c.shape.n_masks, c.shape.grid, c.shape.p) == (masks, 7, 0.1)
+    for size in ("cpu", "paper"):
+        assert load_config("rex_compare", size).rex.search.responsibility == "tool"
+    from rexjax import metrics
+
+    paper = load_config("rex_compare", "paper")
+    assert paper.rex.search.iters == 20 and paper.step is None and metrics.REX.step == 100  # None: the convention's
