@@ -75,6 +75,7 @@ def one_warning(result, *words):
 def pristine(tmp_path_factory):
     """A cache holding exactly the two programs' entries, and a copy of it."""
     root = tmp_path_factory.mktemp("cache")
+    assert compile_cache.untrusted(root) is None  # a temporary directory others can change
     first = run(root)
     assert (first["plus"], first["times"], first["hits"]) == (PLUS, TIMES, 0)
     assert len(first["plus_entry"]) == len(first["times_entry"]) == 1
