@@ -61,11 +61,13 @@ def image_id_of(image: Any) -> str:
 
 
 def for_image(seed: Any, image_id: Any) -> jax.Array:
-    """The key of image `image_id` (a file name, or a path: its file name) in a run seeded `seed`."""
+    """The key of image `image_id` (a file name, or a path: its file name) in a run seeded `seed`.
+    The name's bytes are hashed: a name that is not valid UTF-8 (held by Python as lone
+    surrogates) is hashed as the bytes it has on disk."""
     name = image_id_of(image_id)
     if not name:
         raise ValueError("image_id must name the image (its file name), got an empty name")
-    digest = zlib.crc32(name.encode("utf-8"))
+    digest = zlib.crc32(name.encode("utf-8", "surrogateescape"))
     return jax.random.fold_in(jax.random.fold_in(root(seed), IMAGE), digest)
 
 

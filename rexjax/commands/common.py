@@ -3,14 +3,19 @@
 A `UsageError` is a bad command line: the dispatcher (`rexjax.cli`) prints it as one line
 `rexjax COMMAND: --flag: problem` and exits 2. Each `check_*` raises one naming its flag
 and the accepted values; all are cheap (no model is loaded, nothing is allocated).
+`one_line_warnings` keeps every warning of a run to one stderr line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
+import sys
 import tempfile
-from typing import Optional
+import warnings
+from typing import Iterator, Optional
 
 from rexjax.errors import first_line
 
@@ -139,3 +144,47 @@ def is_flat(responsibility, rel: float = 0.05) -> bool:
     r = np.asarray(responsibility, np.float64)
     top = float(np.abs(r).max()) if r.size else 0.0
     return top == 0.0 or not math.isfinite(top) or float(r.max() - r.min()) <= rel * top
+
+
+def _first(text) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+class _FirstLineOnly(logging.Filter):
+    """Cuts a log record at WARNING or above to the first line of its message (no traceback)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            record.msg, record.args = _first(record.getMessage()), None
+            record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+@contextlib.contextmanager
+def one_line_warnings(prefix: str) -> Iterator[None]:
+    """Inside the block each problem is one stderr line. A Python warning is printed once, as
+    `PREFIX: warning: Category: first line of the message` (Python's own format adds the
+    source line, and matplotlib repeats a missing-glyph warning for every draw); a log record
+    at WARNING or above (absl's, JAX's) keeps its handler's format but only its message's
+    first line. Which warnings show is still decided by the warning filters and --verbosity.
+    Blocks nest (the innermost prefix names the image)."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = f"{prefix}: warning: {category.__name__}: {_first(message)}"
+        if text not in seen:
+            seen.add(text)
+            print(text, file=sys.stderr, flush=True)
+
+    handlers = [*logging.getLogger().handlers, *([logging.lastResort] if logging.lastResort else [])]
+    cut = _FirstLineOnly()
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        for handler in handlers:
+            handler.addFilter(cut)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.removeFilter(cut)

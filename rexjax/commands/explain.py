@@ -2,16 +2,26 @@
 
 For each image: prints one JSON line of statistics (class, confidence, area, forward images,
 time, and the `npz` and `png` written) and writes `<out>/<name>.png` (input | responsibility
-heatmap | explanation overlay) and `<out>/<name>.npz` (`responsibility` f32[H,W], `mask`
-bool[H,W], `target`). `<name>` is the image's stem, or `stem-2`, `stem-3`, ... for later
-images with the same stem. Both files are written under temporary names and renamed
-together, so an interrupted run never pairs a new .npz with an old .png.
+heatmap | explanation overlay; the PNG's Title text is the figure's title) and
+`<out>/<name>.npz` (`responsibility` f32[H,W], `mask` bool[H,W], `target`). `<name>` is the
+image's stem, or `stem-2`, `stem-3`, ... for a later image one of whose files would be an
+earlier image's file (the same stem, or with --multiple `p_multiple.jpg` after `p.jpg`, whose
+`p_multiple.png` is taken): names are chosen so that no two images' files collide.
+
+One image's files are one unit: they are written in a hidden staging folder inside --out
+and moved into place under a lock on --out, so every file of an image comes from one run,
+even with two runs on one folder at once; when a file cannot be replaced the files already
+moved are put back (the previous results stay, the image is reported failed).
+
+File names that are not valid UTF-8 are shown (JSON, messages, figure titles, output names)
+with each undecodable byte as `\\xNN`: `caf<0xff>.png` is written as `caf\\xff.npz`.
+Python warnings and log records are one stderr line each, naming the image.
 
 Every flag is checked before the model is loaded (and --out is checked writable): a bad value
-is one line naming the flag, exit status 2. One image that fails (unreadable, a
-decompression bomb, an output that cannot be written) is reported as a JSON line
-`{"image", "error"}` and one stderr line, and the batch goes on; the exit status is then 1.
-A flat responsibility map (a featureless image) is reported on stderr.
+or a missing image is one line naming it, exit status 2. One image that fails (unreadable, a
+directory or FIFO, a decompression bomb, an output that cannot be written) is reported as a
+JSON line `{"image", "error"}` and one stderr line, and the batch goes on; the exit status
+is then 1. A flat responsibility map (a featureless image) is reported on stderr.
 
 The ReX settings come from `--config` (default `rexjax/configs/rex.py`, the fast preset;
 `--config=rexjax/configs/rex.py:paper` the paper's budget), the library's own field names:
@@ -20,7 +30,7 @@ The ReX settings come from `--config` (default `rexjax/configs/rex.py`, the fast
 `--batch_size` are not ReX settings but the call's (every method takes them).
 
 With `--multiple K` it also searches up to K sufficient explanations (spotlights, pairwise
-Dice <= --config.permitted_overlap) and writes `<out>/<stem>_multiple.png` (each contoured in its
+Dice <= --config.permitted_overlap) and writes `<out>/<name>_multiple.png` (each contoured in its
 colour) and `multiple_masks` in the .npz; `--contrastive` adds a sufficient-and-necessary
 explanation (`contrastive_mask`, third panel of the composite; reported when none exists).
 
@@ -83,6 +93,9 @@ flags.DEFINE_integer("input_size", None, "Feed the model S x S images instead of
 flags.DEFINE_string("out", "out/explain", "Output directory for PNG and .npz files.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 
+# The JSON field and the file name (after the image's name) of each file an image can produce.
+OUTPUTS = {"npz": ".npz", "png": ".png", "composite_png": "_multiple.png"}
+
 
 def _config():
     """The RexConfig of --config and the aliases (UsageError naming the field it refuses)."""
@@ -106,9 +119,9 @@ def _check_flags(images: list[str]):
     """Every check that needs no model; returns (RexConfig, ModelSpec)."""
     if not images:
         raise common.UsageError("", "give at least one image path (see --help)")
-    missing = [p for p in images if not os.path.isfile(p)]
+    missing = [p for p in images if not os.path.exists(p)]  # a directory or FIFO fails alone, later
     if missing:
-        raise common.UsageError("", f"no such file: {', '.join(missing)}")
+        raise common.UsageError("", f"no such file: {', '.join(map(_label, missing))}")
     spec = common.check_model(FLAGS.model)
     common.check_weights(FLAGS.weights)
     common.check_seed(FLAGS.seed)
@@ -121,15 +134,24 @@ def _check_flags(images: list[str]):
     return config, spec
 
 
+def _label(path: str) -> str:
+    """The image's name in stderr lines: `display_name` with control characters (a newline in
+    a file name) escaped, so that each message stays one line."""
+    from rexjax.io import display_name
+
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in display_name(path))
+
+
 def _explain_one(model, explainer, path: str, name: str) -> dict:
-    """Explains one image and writes its .npz and .png atomically; returns its JSON record."""
+    """Explains one image and writes its files as one unit (`io.AtomicOutputs`); returns its
+    JSON record. `name` is the image's output name (`io.unique_names`)."""
     import numpy as np
 
-    from rexjax.io import AtomicOutputs
+    from rexjax import keys
+    from rexjax.io import AtomicOutputs, check_image_file, display_name
     from rexjax.viz.explanation import display_image, save_explanation_figure
 
-    from rexjax import keys
-
+    check_image_file(path)  # a directory or FIFO: refused before any model reader opens it
     x = model.preprocess(path)
     key = keys.for_image(FLAGS.seed, path)
     ex = _in_worker(lambda: explainer(x, target=FLAGS.target, key=key, progress=FLAGS.progress))
@@ -139,25 +161,25 @@ def _explain_one(model, explainer, path: str, name: str) -> dict:
     if ex.contrastive is not None:
         arrays["contrastive_mask"] = ex.contrastive.mask
     title = f"{name}: {ex.target_label} ({ex.target}), p={ex.full_confidence:.3f}"
-    written = {}
     with AtomicOutputs(FLAGS.out) as out:
-        with open(out.path(f"{name}.npz"), "wb") as f:
+        with open(out.path(name + OUTPUTS["npz"]), "wb") as f:
             np.savez_compressed(f, **arrays)
-        save_explanation_figure(out.path(f"{name}.png"), display_image(model, x), ex.responsibility, ex.mask, title)
+        save_explanation_figure(out.path(name + OUTPUTS["png"]), display_image(model, x), ex.responsibility, ex.mask,
+                                title)
         if ex.multiple is not None:
             from rexjax.viz.multiple import save_multiple_figure
 
             contrastive = ex.contrastive.mask if ex.contrastive is not None and ex.contrastive.found else None
-            save_multiple_figure(out.path(f"{name}_multiple.png"), display_image(model, x), ex.responsibility,
-                                 ex.multiple.parts if explainer.config.multiple else (), title, contrastive)
-        finals = out.finals
-    written = {"npz": finals[0], "png": finals[1], **({"composite_png": finals[2]} if len(finals) > 2 else {})}
+            save_multiple_figure(out.path(name + OUTPUTS["composite_png"]), display_image(model, x),
+                                 ex.responsibility, ex.multiple.parts if explainer.config.multiple else (), title,
+                                 contrastive)
+    written = {field: display_name(final) for field, final in zip(OUTPUTS, out.finals)}
     if ex.contrastive is not None and not ex.contrastive.found:
-        print(f"rexjax explain: {path}: no contrastive explanation: {ex.contrastive.message}", file=sys.stderr)
+        print(f"rexjax explain: {_label(path)}: no contrastive explanation: {ex.contrastive.message}", file=sys.stderr)
     if common.is_flat(ex.responsibility):
-        print(f"rexjax explain: {path}: warning: flat responsibility map (a featureless image?); "
+        print(f"rexjax explain: {_label(path)}: warning: flat responsibility map (a featureless image?); "
               f"the explanation took {ex.forward_images} forward images", file=sys.stderr)
-    return {"image": path, "model": FLAGS.model, **ex.stats(), **written}
+    return {"image": display_name(path), "model": FLAGS.model, **ex.stats(), **written}
 
 
 def _in_worker(fn):
@@ -190,10 +212,16 @@ def _in_worker(fn):
 def main(argv) -> int:
     images = argv[1:]
     config, _ = _check_flags(images)
+    with common.one_line_warnings("rexjax explain"):
+        return _explain_all(images, config)
+
+
+def _explain_all(images: list[str], config) -> int:
+    """Loads the model and explains each image; 1 if any image failed, else 0."""
     from tqdm.auto import tqdm
 
     from rexjax.causal import Explainer
-    from rexjax.io import unique_names
+    from rexjax.io import display_name, unique_names
 
     model = common.load_model(FLAGS.model, FLAGS.weights)
     if FLAGS.input_size:
@@ -202,16 +230,18 @@ def main(argv) -> int:
         except ValueError as err:
             raise common.UsageError("--input_size", common.first_line(err)) from err
     explainer = Explainer(model, config, mask_mode=FLAGS.mask_mode, batch_size=FLAGS.batch_size)
+    suffixes = [OUTPUTS["npz"], OUTPUTS["png"]] + ([OUTPUTS["composite_png"]] if config.wants_spotlights else [])
+    names = unique_names(images, outputs=lambda name: [name + suffix for suffix in suffixes])
     failed = 0
-    for path, name in tqdm(list(zip(images, unique_names(images))), desc="images",
-                           disable=not FLAGS.progress or len(images) == 1):
+    for path, name in tqdm(list(zip(images, names)), desc="images", disable=not FLAGS.progress or len(images) == 1):
         try:
-            record = _explain_one(model, explainer, path, name)
+            with common.one_line_warnings(f"rexjax explain: {_label(path)}"):
+                record = _explain_one(model, explainer, path, name)
         except Exception as err:  # one bad image never stops the batch (Ctrl-C does)
             failed += 1
-            message = f"{type(err).__name__}: {common.first_line(err)}"
-            print(json.dumps({"image": path, "error": message}), flush=True)
-            print(f"rexjax explain: {path}: {message}", file=sys.stderr, flush=True)
+            message = display_name(f"{type(err).__name__}: {common.first_line(err)}")
+            print(json.dumps({"image": display_name(path), "error": message}), flush=True)
+            print(f"rexjax explain: {_label(path)}: {message}", file=sys.stderr, flush=True)
             continue
         print(json.dumps(record), flush=True)
     if failed:

@@ -31,10 +31,12 @@ def responsibility_panel(fig, ax, responsibility: np.ndarray) -> None:
 
 def finish_figure(fig, axes, path, title: str = "", **savefig_kwargs) -> None:
     """Hides the axes, adds `title` (if any) and writes the PNG (110 dpi) of `fig` (a
-    `matplotlib.figure.Figure`: rendered with Agg, nothing to close)."""
+    `matplotlib.figure.Figure`: rendered with Agg, nothing to close). The title is also the
+    PNG's `Title` text, so a reader can tell which result a file shows without decoding it."""
     for ax in axes:
         ax.set_axis_off()
     if title:
         fig.suptitle(title)
+        savefig_kwargs.setdefault("metadata", {"Title": title})
     fig.tight_layout()
     fig.savefig(path, dpi=110, **savefig_kwargs)
