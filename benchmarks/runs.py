@@ -27,22 +27,27 @@ WORKER = Path(__file__).resolve().parent / "tool_worker.py"
 
 
 def source_state() -> str:
-    """The rexjax commit measured, plus the files under rexjax/ that differ from it."""
-    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = git("status", "--short", "--", "rexjax").splitlines()
-    return git("rev-parse", "--short", "HEAD") + (f" + uncommitted {[l.split()[-1] for l in dirty]}" if dirty else "")
+    """The rexjax commit measured (short), plus the files under rexjax/ that differ from it
+    (`rexjax.provenance.code_state`: the rexjax this process imported)."""
+    from rexjax import provenance
+
+    state = provenance.code_state()
+    dirty = [p for p in state.changed if p.startswith("rexjax/")]
+    return (state.commit or "unknown")[:7] + (f" + uncommitted {dirty}" if dirty else "")
 
 
 def write_provenance(out: Path, benchmark: str, module: str, **facts) -> dict:
-    """Writes out/provenance.json: the benchmark, today's date, the command (`python -m
-    benchmarks.<module>` and this process's flags) and `facts` (commit, versions, ...)."""
-    import datetime
+    """Writes out/provenance.json (`rexjax.provenance.record`: commit, dirty tree, versions,
+    device, date) with the benchmark, the command (`python -m benchmarks.<module>` and this
+    process's flags) and `facts` (more versions, the machine, ...)."""
     import shlex
     import sys
 
+    from rexjax import provenance
+
     command = " ".join(["python", "-m", f"benchmarks.{module}", *map(shlex.quote, sys.argv[1:])])
-    prov = {"benchmark": benchmark, "date": datetime.date.today().isoformat(), "command": command, **facts}
-    (Path(out) / "provenance.json").write_text(json.dumps(prov, indent=1, default=str) + "\n")
+    prov = provenance.record(command=command, benchmark=benchmark, **facts)
+    provenance.write(out, prov)
     return prov
 
 

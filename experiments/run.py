@@ -26,9 +26,16 @@ machine (CPU collectives: gloo):
 
 --report_only writes the tables, plots and report from the rows so far (a run in progress).
 
+Every run writes provenance.json into `out` (commit, dirty tree, this command line, versions,
+device, date, config) and names its code in every row (`rexjax_commit`). One run at a time
+writes into a folder (a second is refused). Writing into the repository's
+experiments/results/ from a tree with uncommitted changes is refused unless --allow_dirty,
+and resuming rows written by other code (another commit) unless --allow_other_commit; both
+are recorded in provenance.json.
+
 Errors are the `rexjax` CLI's: a bad flag, config file, field or value is one line on stderr
-and exit status 2; Ctrl-C one line and 130; anything else one line and 1 (--debug: the
-traceback).
+and exit status 2; a refused run (see above), Ctrl-C (130) and anything else one line and 1
+(--debug: the traceback).
 """
 
 from __future__ import annotations
@@ -47,6 +54,10 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "processes sharing 
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index in [0, num_processes)")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "only write tables.md, the plots and report.html from the "
                                  "rows in out so far (e.g. of a run still going or interrupted)")
+_ALLOW_DIRTY = flags.DEFINE_bool("allow_dirty", False, "write into the repository's experiments/results from a tree "
+                                 "with uncommitted changes (recorded in provenance.json)")
+_ALLOW_OTHER_COMMIT = flags.DEFINE_bool("allow_other_commit", False, "resume rows written by other code (another "
+                                        "commit or rexjax version; recorded in provenance.json)")
 
 
 PROG = "run.py"
@@ -74,9 +85,16 @@ def main(argv) -> int:
         if _REPORT_ONLY.value:
             print(f"wrote {runner.report(config, study)}")
             return 0
-        plan = runner.plan(config, study)
-        classifiers = runner.load_classifiers(plan)
+        plan = runner.plan(config, study, allow_dirty=_ALLOW_DIRTY.value, allow_other_commit=_ALLOW_OTHER_COMMIT.value)
     except ValueError as err:  # bad fields or values found while setting the study up
+        raise UsageError("", str(err)) from err
+    except runner.Refused as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 1
+    try:
+        classifiers = runner.load_classifiers(plan)
+    except ValueError as err:  # a bad weights file
+        plan.release()
         raise UsageError("", str(err)) from err
     done = runner.execute(plan, classifiers)
     index, count = plan.process

@@ -22,7 +22,7 @@ SCRIPT_DIRS = ("experiments", "benchmarks")
 # not placed here fails `test_every_module_has_a_layer`.
 LAYERS = (
     ("core", ("rexjax.types", "rexjax.checks", "rexjax.errors", "rexjax.keys", "rexjax.batching", "rexjax.io",
-              "rexjax.data")),
+              "rexjax.data", "rexjax.provenance")),
     ("models", ("rexjax.models", "rexjax.jaxpr", "rexjax.compile_cache")),
     ("ad", ("rexjax.ad",)),
     ("masking", ("rexjax.masking", "rexjax.classifier")),

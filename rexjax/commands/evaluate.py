@@ -36,6 +36,12 @@ row; the others are evaluated, the summary names the failed ones, and the exit s
 Several processes (hosts, or one per accelerator) share the images with
 --coordinator_address=HOST:PORT --num_processes=P --process_id=p (`jax.distributed`); process
 0 merges the rows and writes the summary.
+
+Each row also names its image's content (`image_sha256`) and the code that wrote it
+(`rexjax_commit`), and `out` gets provenance.json (`rexjax.studies.runner`): a second run on
+the same folder, a run into the repository's experiments/results/ from a tree with
+uncommitted changes (unless --allow_dirty) and a resume of rows written by other code (unless
+--allow_other_commit) are refused with one line and exit status 1.
 """
 
 from __future__ import annotations
@@ -65,6 +71,10 @@ _CONFIG = config_flags.DEFINE_config_file(
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (jax.distributed)")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "processes sharing the images (jax.distributed)")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index in [0, num_processes)")
+_ALLOW_DIRTY = flags.DEFINE_bool("allow_dirty", False, "write into the repository's experiments/results from a tree "
+                                 "with uncommitted changes (recorded in provenance.json)")
+_ALLOW_OTHER_COMMIT = flags.DEFINE_bool("allow_other_commit", False, "resume rows written by other code (another "
+                                        "commit or rexjax version; recorded in provenance.json)")
 
 
 def _fail(message) -> int:
@@ -83,13 +93,13 @@ def main(argv) -> int:
         runner.start_processes(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     except ValueError as err:
         return _fail(err)
-    return run(_CONFIG.value)
+    return run(_CONFIG.value, allow_dirty=_ALLOW_DIRTY.value, allow_other_commit=_ALLOW_OTHER_COMMIT.value)
 
 
-def run(config) -> int:
+def run(config, *, allow_dirty: bool = False, allow_other_commit: bool = False) -> int:
     """Evaluates with `config` (a ConfigDict shaped like the default config) as a one-model
     study; returns the exit status (2: a setting is invalid, reported in one line before the
-    model is loaded; 1: an image failed)."""
+    model is loaded; 1: an image failed, or the run was refused, one line)."""
     from rexjax import models
     from rexjax.studies import evaluate as study
     from rexjax.studies import runner
@@ -97,7 +107,14 @@ def run(config) -> int:
     # Everything that can be checked without the model is checked first: names, method
     # configs (each factory validates its own), the metric settings and the image list.
     try:
-        plan = runner.plan(study.study_config(config), study)
+        plan = runner.plan(study.study_config(config), study, allow_dirty=allow_dirty,
+                           allow_other_commit=allow_other_commit)
+    except ValueError as err:
+        return _fail(err)
+    except runner.Refused as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 1
+    try:
         common.check_mask_mode(config.mask_mode, "mask_mode")
         if ":" not in config.model:  # a zoo model: its input size bounds the batch
             common.check_batch_size(config.batch_size, models.get_spec(config.model).input_size, "batch_size")
@@ -105,6 +122,7 @@ def run(config) -> int:
         common.check_out_dir(config.out, "out")
         classifiers = runner.load_classifiers(plan)
     except ValueError as err:
+        plan.release()
         return _fail(err)
 
     failed = runner.execute(plan, classifiers, prog=PROG).failed

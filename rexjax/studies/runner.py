@@ -21,13 +21,30 @@ What the runner guarantees:
   run's config and columns) before a model is loaded; one Evaluator per (model, mask_mode)
   and one Method object per variant, so each method compiles once per (model, input size,
   method config) in a run; nothing is cached between runs (no module-level state);
-* a row is identified by (image file name, model, method) (`KEY`); the rows of an (image,
-  model) are appended together to this process's CSV when they are done (`RowLog`), with the
-  method's map, area extraction and explanation as PNGs under `<out>/maps/<model>/<method>/`;
-  a rerun with the same config skips the rows already in any of the folder's result files;
-  the finished run's rows are merged into `<out>/results.csv`, sorted (images in the run's
-  order, then models and variants in the config's), so an interrupted-and-resumed run ends
-  with the same CSV as an uninterrupted one, on any number of processes (up to `TIMING`);
+* one run per folder: process p of a run holds an exclusive `fcntl.flock` on
+  `<out>/.rexjax-run.lock` (process 0) or `.rexjax-run.p<p>.lock` from `plan` to `finish`; a
+  second run on the folder is `Refused` (one line) before it reads a row;
+* a row is identified by its image's identity, file name and content SHA-256 (column
+  `image_sha256`), and its model and method (`KEY`); the rows of an (image, model) are
+  appended together to this process's CSV when they are done (`RowLog`: one line per row,
+  with a checksum), with the method's map, area extraction and explanation as PNGs under
+  `<out>/maps/<model>/<method>/`; a rerun with the same config skips the rows already in
+  any of the folder's result files whose line is whole, whose checksum holds and whose cells
+  parse as their types (`check_row`); any other line, and a row of an image whose content
+  has changed, is dropped (one line on stderr per file) and its row computed again; the
+  finished run's rows are merged into `<out>/results.csv`, each key once, sorted (images in
+  the run's order, then models and variants in the config's), so an interrupted-and-resumed
+  run ends with the same CSV as an uninterrupted one, on any number of processes (up to
+  `TIMING`);
+* provenance: process 0 writes `<out>/provenance.json` (`rexjax.provenance`: commit, dirty
+  tree, command line, versions, device, date, config; the folder's earlier records under
+  `earlier`) before its first row, and every row names the code that wrote it (column
+  `rexjax_commit`: the commit, `+dirty` when the tree had changes, empty without git). The
+  runner refuses (`Refused`) to write into the repository's `experiments/results/` from a
+  tree with uncommitted changes unless `allow_dirty`, and to resume rows written by other
+  code (another `rexjax_commit` or rexjax version) unless `allow_other_commit`; either
+  permission is recorded in provenance.json. Other folders get provenance and no refusal
+  on a dirty tree;
 * keys by identity: every method explains image `name` with `keys.for_image(seed, name)`
   and a study's `columns` hook gets `keys.stream(that key, "study_context")`, so no row
   depends on the image's position or on the process that computes it, and adding an image
@@ -51,14 +68,18 @@ What the runner guarantees:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
+import re
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 import jax
 
-from rexjax import data, evaluation, keys
+from rexjax import data, evaluation, keys, provenance
 from rexjax import models as zoo
 from rexjax.classifier import Classifier
 from rexjax.errors import first_line
@@ -66,14 +87,23 @@ from rexjax.masking import MaskMode
 from rexjax.report import maps as map_files
 from rexjax.studies import rowlog
 
-KEY = ("image", "model", "method")
+KEY = ("image", "image_sha256", "model", "method")
+RUN_COLUMNS = ("image_sha256", "rexjax_commit")  # the runner's columns, after the study's
 TIMING = ("time_s", "compile_s")  # the columns that differ between two runs of one config
+VOLATILE = TIMING + ("rexjax_commit",)  # ... and between two runs of one config on two commits
 RESULTS = "results.csv"
 PARTS = "results.p*-of-*.csv"  # one per process of a multi-process run, until merged
+LOCK = ".rexjax-run.lock"  # process 0's; process p > 0 locks .rexjax-run.p<p>.lock
+REPO_RESULTS = provenance.SOURCE_ROOT / "experiments" / "results"  # committed results (in a checkout)
 
 
 class StudyIncomplete(RuntimeError):
     """Some (image, model) pairs failed and have no rows (listed in `<out>/failed.txt`)."""
+
+
+class Refused(RuntimeError):
+    """The run must not write where it was asked to (module doc); the message is one line
+    that names the way out."""
 
 
 class Variant(NamedTuple):
@@ -138,12 +168,25 @@ class Plan:
     columns: list[str]
     todo: list[Todo]
     process: tuple[int, int] = (0, 1)  # (this process's index, the process count)
+    identity: dict = dataclasses.field(default_factory=dict)  # sample name -> content SHA-256
+    code: provenance.GitState = provenance.NO_GIT  # the code this process runs
+    notes: tuple[str, ...] = ()  # one line per result file that had rows dropped
+    permissions: dict = dataclasses.field(default_factory=dict)  # allow_dirty, allow_other_commit, other_code
+    lock: Any = None  # the open lock file (`lock_folder`)
 
     @property
     def csv(self) -> Path:
         """This process's result file."""
         index, count = self.process
         return self.out / (RESULTS if count == 1 else f"results.p{index}-of-{count}.csv")
+
+    def keep(self, row: Mapping[str, str]) -> bool:
+        """False for a row of an image of this run whose content has changed since."""
+        return self.identity.get(row["image"], row["image_sha256"]) == row["image_sha256"]
+
+    def release(self) -> None:
+        """Releases the folder lock (idempotent)."""
+        unlock(self.lock)
 
 
 @dataclasses.dataclass
@@ -226,6 +269,127 @@ def select_samples(config) -> list[data.Sample]:
     return samples
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 (hex) of a regular file's bytes; "" when it is not one or cannot be read
+    (its pair then fails when the image is read)."""
+    digest = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        try:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        except OSError:
+            return ""
+    return digest.hexdigest()
+
+
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    return lambda cell: None if cell == "" else parse(cell)
+
+
+def _text(cell: str) -> str:
+    if not cell:
+        raise ValueError("empty")
+    return cell
+
+
+def _json_object(cell: str) -> dict:
+    value = json.loads(cell)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def _matching(pattern: str) -> Callable[[str], str]:
+    def parse(cell: str) -> str:
+        if not re.fullmatch(pattern, cell):
+            raise ValueError(f"does not match {pattern}")
+        return cell
+    return parse
+
+
+# The type of every cell the runner and the Evaluator write (a study's own columns are only
+# checked to be present); `check_row` parses each.
+CELL_TYPES: dict[str, Callable[[str], Any]] = {
+    "image": _text, "method": _text, "model": _text, "target": int, "full_confidence": float, "area": float,
+    "ins": float, "del": float, "IN": _optional(float), "OUT": _optional(float), "time_s": float,
+    "compile_s": _optional(float), "forward_images": int, "forward_images_area": int, "step": int, "seed": int,
+    "method_config": _json_object, "image_sha256": _matching("[0-9a-f]{64}"),
+    "rexjax_commit": _matching(r"([0-9a-f]{40,64}(\+dirty)?)?"),
+}
+
+
+def check_row(row: Mapping[str, str]) -> Optional[str]:
+    """None when every cell of CELL_TYPES in `row` parses as its type, else the reason."""
+    for column, parse in CELL_TYPES.items():
+        if column in row:
+            try:
+                parse(row[column])
+            except (ValueError, TypeError):
+                return f"{column} {row[column][:40]!r} does not parse"
+    return None
+
+
+def study_columns(study) -> list[str]:
+    """A study's CSV columns: the Evaluator's, the study's own, then the runner's."""
+    return evaluation.COLUMNS + list(study.EXTRA_COLUMNS) + list(RUN_COLUMNS)
+
+
+def lock_folder(out: Path, index: int = 0):
+    """Creates `out` and holds process `index`'s run lock on it (module doc); returns the open
+    lock file (`unlock` releases it). Refused when another process holds it."""
+    import fcntl
+
+    path = out / (LOCK if index == 0 else f".rexjax-run.p{index}.lock")
+    for _ in range(10):  # the holder may remove the file between our open and our lock
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            f = open(path, "a+b")
+        except OSError as err:
+            raise ValueError(f"out: cannot write to {str(out)!r} ({err.strerror or err}); give a writable folder") \
+                from err
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            break
+        try:
+            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                return f
+        except FileNotFoundError:
+            pass
+        f.close()
+    raise Refused(f"another run is writing into {str(out)!r} (it holds {path.name}); wait for it to finish "
+                  "or use another out folder")
+
+
+def unlock(lock) -> None:
+    """Removes and releases a lock file of `lock_folder` (nothing when None or released)."""
+    if lock is None or lock.closed:
+        return
+    try:
+        if os.stat(lock.name).st_ino == os.fstat(lock.fileno()).st_ino:
+            os.unlink(lock.name)
+    except FileNotFoundError:
+        pass
+    lock.close()
+
+
+def check_clean(out: Path, state: provenance.GitState, allow_dirty: bool) -> None:
+    """Refused when `out` is inside the repository's experiments/results, the tree has
+    uncommitted changes and `allow_dirty` is not given."""
+    if not state.dirty or allow_dirty or not Path(out).resolve().is_relative_to(REPO_RESULTS.resolve()):
+        return
+    shown = ", ".join(state.changed[:3]) + (f" and {len(state.changed) - 3} more" if len(state.changed) > 3 else "")
+    raise Refused(f"{str(out)!r} is in the repository's experiments/results and the tree has uncommitted changes "
+                  f"({shown}); commit them first, or pass --allow_dirty (recorded in provenance.json)")
+
+
 RESUMABLE_CHANGES = ("max_images", "out")  # fields a resumed run may change
 
 
@@ -262,9 +426,12 @@ def todo_list(samples: Sequence[data.Sample], models: Sequence[str], variants: S
     return out
 
 
-def plan(config, study, *, process: Optional[tuple[int, int]] = None) -> Plan:
-    """Validates `config` for `study` and lists this process's work (module doc); loads no
-    model. `process`: (index, count), default jax's. ValueError naming the bad setting."""
+def plan(config, study, *, process: Optional[tuple[int, int]] = None, allow_dirty: bool = False,
+         allow_other_commit: bool = False) -> Plan:
+    """Validates `config` for `study`, takes the folder's lock and lists this process's work
+    (module doc); loads no model. `process`: (index, count), default jax's. ValueError
+    naming the bad setting; Refused (module doc). The Plan holds the lock until `finish` (or
+    `Plan.release`)."""
     process = (jax.process_index(), jax.process_count()) if process is None else process
     variants = list(study.variants(config))
     split_names([v.name for v in variants], "variants")
@@ -281,11 +448,53 @@ def plan(config, study, *, process: Optional[tuple[int, int]] = None) -> Plan:
             seed=config.seed, warmup=config.warmup))
     samples = select_samples(config)
     out = Path(config.out)
-    check_same_run(out / "config.json", config)
-    columns = evaluation.COLUMNS + list(study.EXTRA_COLUMNS)
-    done = set().union(*(rowlog.read_keys(f, columns, KEY) for f in result_files(out)))
-    todo = todo_list(samples, models, [v.name for v in variants], done, process)
-    return Plan(config, study, out, models, variants, settings, samples, columns, todo, process)
+    state = provenance.code_state()
+    check_clean(out, state, allow_dirty)
+    lock = lock_folder(out, process[0])
+    try:
+        check_same_run(out / "config.json", config)
+        columns = study_columns(study)
+        identity = {s.name: file_sha256(s.image) for s in samples}
+        done, notes, other = read_done(out, columns, identity, (state.code_id, evaluation.rexjax_version()))
+        if other and not allow_other_commit:
+            raise Refused(f"{str(out)!r} holds rows written by other code ({', '.join(other[:2])}; this run: "
+                          f"{_describe_code(state.code_id, evaluation.rexjax_version())}); resume with "
+                          "--allow_other_commit (recorded in provenance.json) or use another out folder")
+        todo = todo_list(samples, models, [v.name for v in variants], done, process)
+    except BaseException:
+        unlock(lock)
+        raise
+    permissions = {"allow_dirty": allow_dirty, "allow_other_commit": allow_other_commit, "other_code": other}
+    return Plan(config, study, out, models, variants, settings, samples, columns, todo, process, identity, state,
+                tuple(notes), permissions, lock)
+
+
+def _describe_code(code_id: str, version: str) -> str:
+    return f"commit {code_id}" if code_id else f"rexjax {version} without git"
+
+
+def read_done(out: Path, columns: Sequence[str], identity: Mapping[str, str],
+              code: tuple[str, str]) -> tuple[set, list[str], list[str]]:
+    """What the folder's result files hold for a run of the images `identity` (name -> content
+    SHA-256) by `code` ((rexjax_commit, rexjax_version)): the (image, model, method) of its good
+    rows whose image is unchanged, one note per file that had rows dropped (bad lines, or
+    rows of images whose content changed), and the other code its rows came from."""
+    done, notes, other = set(), [], set()
+    for f in result_files(out):
+        reading = rowlog.read_valid(f, columns, check_row)
+        stale = [r["image"] for r in reading.rows if identity.get(r["image"], r["image_sha256"]) != r["image_sha256"]]
+        rows = [r for r in reading.rows if identity.get(r["image"], r["image_sha256"]) == r["image_sha256"]]
+        done.update((r["image"], r["model"], r["method"]) for r in rows)
+        other.update((r["rexjax_commit"], r["rexjax_version"]) for r in rows)
+        dropped = []
+        if reading.bad:
+            n, why = reading.bad[0]
+            dropped.append(f"{len(reading.bad)} bad lines (first: line {n}, {why})")
+        if stale:
+            dropped.append(f"{len(stale)} rows of images whose content changed (first: {stale[0]})")
+        if dropped:
+            notes.append(f"{f.name}: dropped {' and '.join(dropped)}; their rows are computed again")
+    return done, notes, sorted(_describe_code(*c) for c in other - {code})
 
 
 def load_classifiers(plan: Plan) -> dict[str, Classifier]:
@@ -317,6 +526,11 @@ def pair_rows(plan: Plan, clf: Classifier, todo: Todo, evaluators: dict, prepare
             evaluators[(todo.model, mode)] = evaluation.Evaluator(clf, group, **plan.settings[mode])
         names = [v.name for v in wanted if v.mask_mode == mode]
         rows += evaluators[(todo.model, mode)].image_rows(sample, names, on_map=on_map)
+    sha = plan.identity[sample.name]
+    if file_sha256(sample.image) != sha:  # the rows would name content they were not computed on
+        raise ValueError(f"{sample.name} changed while it was explained; rerun to explain its new content")
+    for row in rows:
+        row.update(image_sha256=sha, rexjax_commit=plan.code.code_id)
     return rows
 
 
@@ -335,10 +549,14 @@ def execute(plan: Plan, classifiers: Mapping[str, Classifier], *, progress: Opti
     from tqdm.auto import tqdm
 
     prog = prog or plan.config.study
+    for note in plan.notes:
+        print(f"{prog}: {note}", file=sys.stderr)
     plan.out.mkdir(parents=True, exist_ok=True)
     if plan.process[0] == 0:
-        (plan.out / "config.json").write_text(json.dumps(json.loads(plan.config.to_json()), indent=1, sort_keys=True))
-    log = rowlog.RowLog(plan.csv, plan.columns, KEY)
+        config = json.loads(plan.config.to_json())
+        (plan.out / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True))
+        write_provenance(plan, config)
+    log = rowlog.RowLog(plan.csv, plan.columns)
     evaluators: dict = {}
     prepared: dict = {}
     failed, maps = [], 0
@@ -357,6 +575,20 @@ def execute(plan: Plan, classifiers: Mapping[str, Classifier], *, progress: Opti
             bar.update(len(rows))
             maps += len(rows)
     return Executed(maps, failed)
+
+
+def write_provenance(plan: Plan, config: dict) -> None:
+    """`<out>/provenance.json`: this run's record (`rexjax.provenance.record`, with the study,
+    the process count and the permissions it was given); a record already there moves, less
+    its config (a folder holds one config), into `earlier`."""
+    record = provenance.record(config=config, state=plan.code, study=plan.config.study, **plan.permissions)
+    try:
+        before = provenance.read(plan.out)
+    except ValueError as err:
+        before = {"unreadable": first_line(err)}
+    if before:
+        record["earlier"] = [*before.pop("earlier", []), {k: v for k, v in before.items() if k != "config"}]
+    provenance.write(plan.out, record)
 
 
 def row_order(plan: Plan) -> Callable[[Mapping[str, str]], tuple]:
@@ -388,21 +620,24 @@ def finish(plan: Plan, failed: Sequence[Failure], *, analyse: bool = True) -> Pa
     report. Raises StudyIncomplete when a pair failed (process 0: on any process; another
     process: its own); returns `plan.out`."""
     out, (index, count) = plan.out, plan.process
-    if count > 1:
-        from jax.experimental import multihost_utils
-
-        _write_failed(out / f"failed.p{index}-of-{count}.txt", failed)
-        multihost_utils.sync_global_devices("rexjax study rows written")
-    if index == 0:
-        rowlog.merge(out / RESULTS, [f for f in result_files(out) if f.name != RESULTS], plan.columns, KEY,
-                     row_order(plan))
+    try:
         if count > 1:
-            failed = [f for part in sorted(out.glob(f"failed.p*-of-{count}.txt")) for f in read_failed(part)]
-        _write_failed(out / "failed.txt", failed)
-        for stale in out.glob("failed.p*-of-*.txt"):
-            stale.unlink()
-        if analyse and run_rows(out):
-            report(plan.config, plan.study)
+            from jax.experimental import multihost_utils
+
+            _write_failed(out / f"failed.p{index}-of-{count}.txt", failed)
+            multihost_utils.sync_global_devices("rexjax study rows written")
+        if index == 0:
+            rowlog.merge(out / RESULTS, [f for f in result_files(out) if f.name != RESULTS], plan.columns, KEY,
+                         row_order(plan), check_row, plan.keep)
+            if count > 1:
+                failed = [f for part in sorted(out.glob(f"failed.p*-of-{count}.txt")) for f in read_failed(part)]
+            _write_failed(out / "failed.txt", failed)
+            for stale in out.glob("failed.p*-of-*.txt"):
+                stale.unlink()
+            if analyse and run_rows(out):
+                report(plan.config, plan.study)
+    finally:
+        plan.release()
     if failed:
         first = sorted(failed)[0]
         raise StudyIncomplete(f"{len(failed)} (image, model) pairs failed and have no rows (first: {first.image} on "
@@ -411,10 +646,14 @@ def finish(plan: Plan, failed: Sequence[Failure], *, analyse: bool = True) -> Pa
     return out
 
 
-def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True) -> Path:
+def run(config, study, *, progress: Optional[bool] = None, analyse: bool = True, allow_dirty: bool = False,
+        allow_other_commit: bool = False) -> Path:
     """Runs `study` with `config` into `config.out` (module doc); returns that folder."""
-    p = plan(config, study)
-    return finish(p, execute(p, load_classifiers(p), progress=progress).failed, analyse=analyse)
+    p = plan(config, study, allow_dirty=allow_dirty, allow_other_commit=allow_other_commit)
+    try:
+        return finish(p, execute(p, load_classifiers(p), progress=progress).failed, analyse=analyse)
+    finally:
+        p.release()
 
 
 def start_processes(coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
@@ -433,12 +672,13 @@ def start_processes(coordinator_address: Optional[str] = None, num_processes: Op
 
 
 def run_rows(out: Path) -> list[dict[str, str]]:
-    """Every row of a run so far: `results.csv` and the parts not merged yet, each key once."""
+    """Every good row of a run so far: `results.csv` and the parts not merged yet, each key
+    once (a folder written before rows carried `image_sha256`: by the other key columns)."""
     rows: dict[tuple, dict[str, str]] = {}
     for f in result_files(Path(out)):
         if f.exists():
             for r in rowlog.read_rows(f):
-                rows.setdefault(tuple(r[k] for k in KEY), r)
+                rows.setdefault(tuple(r.get(k) for k in KEY), r)
     return list(rows.values())
 
 

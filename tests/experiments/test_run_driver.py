@@ -1,7 +1,9 @@
 """experiments/run.py as users run it: killed (SIGKILL) after its first rows, then resumed,
 must end with the CSV of the same run done uninterrupted (in process), except for the
-timing columns (time_s, compile_s). The helpers here also serve the two-process test."""
+timing columns (time_s, compile_s) and the commit (another process may see a later one). The
+helpers here also serve the two-process test."""
 
+import json
 import os
 import signal
 import socket
@@ -44,7 +46,7 @@ def free_port() -> int:
 
 
 def rows_without_timing(out):
-    return [{k: v for k, v in r.items() if k not in runner.TIMING} for r in read_rows(out / "results.csv")]
+    return [{k: v for k, v in r.items() if k not in runner.VOLATILE} for r in read_rows(out / "results.csv")]
 
 
 def run_in_process(images, out, n_images=N_IMAGES):
@@ -81,6 +83,8 @@ def test_killed_run_resumed_gives_the_uninterrupted_csv(images, tmp_path):
     proc.communicate(timeout=60)
     written = len(read_rows(csv))
     assert proc.returncode == -signal.SIGKILL and 0 < written < len(reference), (proc.returncode, written)
-    output = finish(start(images, out))
+    # --allow_other_commit: in a shared checkout a commit may land between the two processes
+    output = finish(start(images, out, N_IMAGES, "--allow_other_commit"))
     assert f"process 0 of 1: {len(reference) - written} maps computed here" in output
     assert rows_without_timing(out) == reference, output
+    assert json.loads((out / "provenance.json").read_text())["allow_other_commit"] is True

@@ -32,7 +32,7 @@ def test_study_end_to_end_and_resume(study, images, tmp_path, monkeypatch):
     rows = read_rows(out / "results.csv")
     with open(out / "results.csv") as f:
         header = next(csv.reader(f))
-    assert header == evaluation.COLUMNS + list(module.EXTRA_COLUMNS)
+    assert header == evaluation.COLUMNS + list(module.EXTRA_COLUMNS) + ["image_sha256", "rexjax_commit", "row_crc32"]
     assert len(rows) == 2 * n_models * n_variants
     assert len({(r["image"], r["model"], r["method"]) for r in rows}) == len(rows)
     assert [r["image"] for r in rows] == sorted(r["image"] for r in rows)  # the run's order
