@@ -38,7 +38,8 @@ test-all: $(TEST_STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.throughput --images third_party/images $(BENCH_ARGS)
 
-# rexjax against the ReX tool (rex-xai 0.4.1, torch) in one run (benchmarks/compare.py); builds
+# rexjax against the ReX tool (rex-xai 0.4.1, torch) in one run on the validation photos
+# (third_party/validation, never tuned on; benchmarks/compare.py); builds
 # .venv-bench on first use. Needs a quiet machine; BENCH_ARGS="--limit 1 --seeds 1
 # --rex.search.iters 2 --tool_iters 2" for a smoke run, BENCH_ARGS="--rex.search.iters=8" (any
 # RexConfig field, rexjax/configs/rex.py) for another rexjax budget.

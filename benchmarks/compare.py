@@ -19,7 +19,7 @@ target). Prints per image (medians over seeds) and medians with bootstrap 95 % i
 (image, seed) pairs, and the per-pair ratio tool seconds / rexjax seconds; writes
 `pairs.csv`, `summary.md` and `facts.json` under --out.
 
-  make bench-compare                                   # all vendored images, seeds 1,2,3
+  make bench-compare                                   # the validation images, seeds 1,2,3
   .venv/bin/python -m benchmarks.compare --limit 1 --seeds 1 --rex.search.iters 2 --tool_iters 2   # a smoke run
   make bench-compare BENCH_ARGS="--rex.search.iters=8 --rex.extract.prune_grids=8,16"    # another rexjax point
 
@@ -42,7 +42,7 @@ import numpy as np
 from absl import app, flags
 
 from benchmarks import config as rex_flags
-from benchmarks import tool_env
+from benchmarks import image_sets, tool_env
 from benchmarks.runs import TOOL_BATCH, Scorer, ToolWorker, run_rexjax, run_tool, source_state, write_provenance
 from benchmarks.stats import Run, per_image, summary
 from benchmarks.timing import median_of, raw_rate_fn
@@ -50,11 +50,13 @@ from benchmarks.timing import median_of, raw_rate_fn
 ROOT = Path(__file__).resolve().parents[1]
 
 FLAGS = flags.FLAGS
+DEFAULT_IMAGES = image_sets.VALIDATION
 
 
 def define_flags() -> None:
     """The command line (defined only when run as a script, so modules import each other freely)."""
-    flags.DEFINE_string("images", str(ROOT / "third_party" / "images"), "Folder of images (or one image).")
+    flags.DEFINE_string("images", str(DEFAULT_IMAGES), "Folder of images (or one image); default: the "
+                        "validation set, never tuned on (benchmarks/image_sets.py).")
     flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds; each tool explains every image once per seed.")
     flags.DEFINE_integer("limit", None, "Only the first N images.", lower_bound=1)
     rex_flags.define_rex_flag("fast")
@@ -84,7 +86,7 @@ def compare(images: list[Path], seeds: list[int], config, batch_size, tool_args:
     worker = ToolWorker(python, out / "tool_worker.log")
     facts = {"tool": worker.ask({"op": "info"}), "tool_args": tool_args, "jax": jax.__version__,
              "device": str(jax.devices()[0]), "load_start": os.getloadavg(), "cpus": os.cpu_count(), "seeds": seeds,
-             "rexjax_source": source_state()}
+             "rexjax_source": source_state(), "image_set": image_sets.describe(images[0])}
     classifier = Classifier.of(models.load("efficientnet_lite0"))
     explainer = explainer_for(classifier, config, 0.0, batch_size)  # mask value 0, as the tool's
     facts["rexjax_config"] = config.to_dict()
@@ -144,7 +146,7 @@ def write(runs: list[Run], facts: dict, out: Path, resamples: int) -> str:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    text = (f"# rexjax vs rex-xai {facts['tool']['rex_xai']} (torch {facts['tool']['torch']}, "
+    text = (f"Images: {facts['image_set']}.\n\n# rexjax vs rex-xai {facts['tool']['rex_xai']} (torch {facts['tool']['torch']}, "
             f"{facts['tool']['threads']} threads, batch {TOOL_BATCH}, malloc tuned), jax {facts['jax']} on {facts['device']}, "
             f"{facts['cpus']} CPUs, seeds {facts['seeds']}, rexjax {facts['rexjax_source']}\n\n"
             f"Load average (1, 5, 15 min) at start {tuple(round(v, 2) for v in facts['load_start'])}, "
@@ -168,7 +170,7 @@ def main(argv):
     out = Path(FLAGS.out)
     runs, facts = compare(images, seeds, config, FLAGS.batch_size, tool_args, out, Path(FLAGS.venv))
     print(write(runs, facts, out, FLAGS.bootstrap))
-    write_provenance(out, "bench_compare", "compare", rexjax_commit=facts["rexjax_source"],
+    write_provenance(out, "bench_compare", "compare", rexjax_commit=facts["rexjax_source"], image_set=facts["image_set"],
                      versions={"jax": facts["jax"], "rex_xai": facts["tool"]["rex_xai"], "torch": facts["tool"]["torch"],
                                "torch_threads": facts["tool"]["threads"]},
                      machine={"device": facts["device"], "cpus": facts["cpus"]})

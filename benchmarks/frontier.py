@@ -36,7 +36,7 @@ import numpy as np
 from absl import app, flags
 
 from benchmarks import config as rex_flags
-from benchmarks import tool_env
+from benchmarks import image_sets, tool_env
 from benchmarks.runs import Scorer, ToolWorker, run_rexjax, run_tool, source_state, write_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,11 +52,13 @@ DEFAULT_GRID = (
 )
 
 FLAGS = flags.FLAGS
+DEFAULT_IMAGES = image_sets.VALIDATION
 
 
 def define_flags() -> None:
     """The command line (defined only when run as a script, so tests can import this module)."""
-    flags.DEFINE_string("images", str(ROOT / "third_party" / "images"), "Folder of images (or one image).")
+    flags.DEFINE_string("images", str(DEFAULT_IMAGES), "Folder of images (or one image); default: the "
+                        "validation set, never tuned on (benchmarks/image_sets.py).")
     flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds.")
     flags.DEFINE_integer("limit", None, "Only the first N images.")
     flags.DEFINE_list("tool_iters", ["5", "10", "20", "40"], "The tool's iteration budgets (empty: no tool points).")
@@ -118,7 +120,7 @@ def sweep(images, seeds, tool_iters, grid, base, venv: Path, out: Path, log=prin
     worker = ToolWorker(tool_env.ensure(venv), out / "tool_worker.log")
     facts = {"tool": worker.ask({"op": "info"}), "jax": jax.__version__, "load_start": os.getloadavg(),
              "cpus": os.cpu_count(), "images": [p.name for p in images], "seeds": seeds,
-             "rexjax_source": source_state(), "base_config": base.to_dict()}
+             "rexjax_source": source_state(), "base_config": base.to_dict(), "image_set": image_sets.describe(images[0])}
     model = models.load("efficientnet_lite0")
     classifier = Classifier.of(model)
     scorer = Scorer(classifier, worker)
@@ -199,7 +201,7 @@ def write(rows: list[dict], facts: dict, out: Path) -> str:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-    title = (f"{len(facts['images'])} images x seeds {facts['seeds']}, rexjax {facts.get('rexjax_source', '?')}, {facts['cpus']} CPUs, load "
+    title = (f"{len(facts['images'])} images of the {facts.get('image_set', 'unnamed set')} x seeds {facts['seeds']}, rexjax {facts.get('rexjax_source', '?')}, {facts['cpus']} CPUs, load "
              f"{tuple(round(v, 1) for v in facts['load_start'])} -> {tuple(round(v, 1) for v in facts['load_end'])}")
     plot(rows, out / "frontier.png", title)
     lines = [f"Frontier: {title}.", "", "| tool | point | forward images | s | area | insertion | deletion | sufficient |",
@@ -221,7 +223,7 @@ def main(argv):
 
     def on_row(rows, facts):
         write(rows, facts, out)
-        write_provenance(out, "frontier", "frontier", rexjax_commit=facts["rexjax_source"],
+        write_provenance(out, "frontier", "frontier", rexjax_commit=facts["rexjax_source"], image_set=facts["image_set"],
                          versions={"jax": facts["jax"], "rex_xai": facts["tool"]["rex_xai"],
                                    "torch": facts["tool"]["torch"]}, machine={"cpus": facts["cpus"]})
 

@@ -30,18 +30,20 @@ import numpy as np
 from absl import app, flags
 
 from benchmarks import config as rex_flags
-from benchmarks import tool_env
+from benchmarks import image_sets, tool_env
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL_PAIRS = ROOT / "benchmarks" / "results" / "bench_compare" / "2026-12-01-iters6-depth4-growth0.05" / "pairs.csv"
 COLUMNS = ["point", "image", "seed", "forward_images", "forward_images_map", "forward_images_extract", "seconds",
            "area", "insertion", "sufficient"]
 FLAGS = flags.FLAGS
+DEFAULT_IMAGES = image_sets.TUNING
 
 
 def define_flags() -> None:
     """The command line (defined only when run as a script, so tests can import this module)."""
-    flags.DEFINE_string("images", str(ROOT / "third_party" / "images"), "Folder of images (or one image).")
+    flags.DEFINE_string("images", str(DEFAULT_IMAGES), "Folder of images (or one image); default: the tuning "
+                        "set, what defaults are chosen on (benchmarks/image_sets.py).")
     flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds.")
     rex_flags.define_rex_flag("fast")
     flags.DEFINE_string("grid", None, "JSON list of dicts of RexConfig fields over --rex, one per point.", required=True)
@@ -140,10 +142,11 @@ def main(argv):
     worker.close()
     (out / "tool_worker.log").unlink(missing_ok=True)
     tool_rows = list(csv.DictReader(open(FLAGS.tool_pairs)))
-    text = (f"Screen: rexjax points against the tool's rows of `{Path(FLAGS.tool_pairs).parent.name}/pairs.csv` "
+    text = (f"Images: {image_sets.describe(FLAGS.images)}.\n\nScreen: rexjax points against the tool's rows of `{Path(FLAGS.tool_pairs).parent.name}/pairs.csv` "
             f"(deterministic columns only; seconds are in pairs.csv, not compared).\n\n" + table(summarise(rows, tool_rows)))
     (out / "summary.md").write_text(text)
     write_provenance(out, "screen", "screen", rexjax_commit=source_state(), base_config=base.to_dict(),
+                     image_set=image_sets.describe(FLAGS.images),
                      tool_pairs=FLAGS.tool_pairs, versions={"rex_xai": tool_info["rex_xai"], "torch": tool_info["torch"]})
     print(text)
     return 0

@@ -67,4 +67,5 @@ def test_both_tools_alternate_and_share_one_scorer(tmp_path, monkeypatch):
     compare.write(runs, facts, out, resamples=20)
     assert len((out / "pairs.csv").read_text().splitlines()) == 1 + len(runs)
     assert "rex-xai / rexjax" in (out / "summary.md").read_text()
+    assert (out / "summary.md").read_text().startswith("Images: other images (")  # the set is named
     assert json.loads((out / "facts.json").read_text())["tool_args"] == {"iters": 3}
