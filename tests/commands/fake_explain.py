@@ -8,12 +8,14 @@ atomic output groups and the lock, messages and the exit status.
 OPTIONS_JSON (every key optional):
     run          int: this run's marker, the explanation's target and label (`run<N>`), so
                  every file of an image says which run wrote it (npz `target`, PNG Title)
-    delay        seconds: each os.replace sleeps up to this long afterwards (seeded by `run`),
-                 which widens the window where two runs' moves could interleave
+    pause_npz    [before, after] seconds: a move (os.replace) onto a `.npz` file, the first
+                 file of an image's group, sleeps this long before and after, so that two runs'
+                 moves of one image would nest (one run's whole group inside the other's)
     immutable    a file path that behaves as `chattr +i` makes it: renaming, replacing,
                  linking or removing it raises PermissionError (EPERM), as it does for root
-    barrier      [own file, other files...]: touch the own file, then wait (up to 60 s) until
-                 the others exist, so that concurrent runs start their images together
+    barrier      [own file, other files...]: before the k-th explanation returns, touch
+                 `<own file>.<k>` and wait (up to 60 s) for the others' `.<k>`, so that
+                 concurrent runs write each image at the same moment
     warn         emit a two-line Python warning and a two-line log record at WARNING (logging
                  and absl) during each explanation
 """
@@ -22,7 +24,6 @@ import errno
 import json
 import logging
 import os
-import random
 import sys
 import time
 import types
@@ -47,12 +48,14 @@ def immutable(path: str, setattr=setattr):
         setattr(os, name, guard(getattr(os, name)))
 
 
-def _slow_replace(delay: float, seed: int):
-    real, rng = os.replace, random.Random(seed)
+def _pause_npz(before: float, after: float):
+    real = os.replace
 
-    def replace(*args, **kwargs):
-        real(*args, **kwargs)
-        time.sleep(rng.uniform(0, delay))
+    def replace(src, dst, **kwargs):
+        pause = os.fspath(dst).endswith(".npz")
+        time.sleep(before if pause else 0)
+        real(src, dst, **kwargs)
+        time.sleep(after if pause else 0)
 
     os.replace = replace
 
@@ -62,7 +65,7 @@ def _barrier(own: str, others: list) -> None:
     deadline = time.time() + 60
     while not all(os.path.exists(p) for p in others):
         if time.time() > deadline:
-            sys.exit(f"barrier: the other runs never started: {others}")
+            raise RuntimeError(f"barrier: the other runs never reached {own}: {others}")
         time.sleep(0.01)
 
 
@@ -83,12 +86,16 @@ class FakeExplainer:
     marker, the brighter half as the mask, the run's marker as target and label."""
 
     def __init__(self, options: dict, config):
-        self.options, self.config = options, config
+        self.options, self.config, self.calls = options, config, 0
 
     def __call__(self, x, target=None, key=None, progress=False):
         from rexjax.types import ExplanationPart
 
         run = int(self.options.get("run", 1))
+        self.calls += 1
+        if "barrier" in self.options:
+            own, *others = self.options["barrier"]
+            _barrier(f"{own}.{self.calls}", [f"{other}.{self.calls}" for other in others])
         if self.options.get("warn"):
             import warnings
 
@@ -114,16 +121,14 @@ def main() -> None:
     options = json.loads(sys.argv[1])
     if "immutable" in options:
         immutable(options["immutable"])
-    if "delay" in options:
-        _slow_replace(float(options["delay"]), int(options.get("run", 1)))
+    if "pause_npz" in options:
+        _pause_npz(*options["pause_npz"])
     import rexjax.causal
     from rexjax import cli
     from rexjax.commands import common
 
     common.load_model = lambda name, weights: FakeModel()
     rexjax.causal.Explainer = lambda model, config, **call: FakeExplainer(options, config)
-    if "barrier" in options:
-        _barrier(options["barrier"][0], options["barrier"][1:])
     cli.run(["rexjax", "explain", *sys.argv[2:]])
 
 

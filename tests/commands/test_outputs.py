@@ -186,22 +186,27 @@ def test_rerun_over_an_immutable_png_keeps_the_previous_results(tmp_path):
 def test_two_runs_on_one_folder_never_mix_an_images_files(tmp_path):
     """The reproduction: two runs with the same stems at once left one run's .npz with the
     other's .png (both exit 0). Each run marks its files (npz target = PNG Title's class =
-    the run); the moves are slowed at random so that unlocked moves would interleave."""
-    images = [tmp_path / f"im{i}.png" for i in range(6)]
+    the run); the runs reach each image's moves together, and run 2 moves its whole group
+    while run 1 pauses after its .npz, which without the lock leaves run 2's .npz beside run
+    1's .png for every image."""
+    images = [tmp_path / f"im{i}.png" for i in range(4)]
     for i, p in enumerate(images):
         _rgb(p, i)
     out = tmp_path / "out"
     out.mkdir()
-    ready = [str(tmp_path / "ready1"), str(tmp_path / "ready2")]
-    runs = [_start({"run": r, "delay": 0.1, "barrier": [ready[r - 1], ready[2 - r]]}, *images, "--multiple", "1",
+    at = [str(tmp_path / "at1"), str(tmp_path / "at2")]
+    pauses = {1: [0, 1.0], 2: [0.5, 0]}
+    runs = [_start({"run": r, "pause_npz": pauses[r], "barrier": [at[r - 1], at[2 - r]]}, *images, "--multiple", "1",
                    "--out", out) for r in (1, 2)]
     for run in runs:
         _, err = run.communicate(timeout=180)
         assert run.returncode == 0, err.decode()[-2000:]
+    mixed = []
     for p in images:
         run = _target(out / f"{p.stem}.npz")
-        for png in (f"{p.stem}.png", f"{p.stem}_multiple.png"):
-            assert f"run{run} ({run})" in _title(out / png), (p.stem, png, run)
+        mixed += [(png, run) for png in (f"{p.stem}.png", f"{p.stem}_multiple.png")
+                  if f"run{run} ({run})" not in _title(out / png)]
+    assert mixed == []
     assert len(os.listdir(out)) == 3 * len(images)  # no staging folders left
 
 
