@@ -18,8 +18,9 @@ tensors it declares. Concretely:
   dtypes and `collections.OrderedDict`, and returns a *fresh* object (or a plain
   function) per call; `REDUCE` may call only those functions; `BUILD` is accepted only on
   a dict created by this load (torch's `OrderedDict._metadata`) and its state is dropped;
-  `INST`, `OBJ`, `NEWOBJ`, `NEWOBJ_EX` and the `EXT` codes are refused. Refusals raise
-  `UnsafePickleError`.
+  `INST`, `OBJ`, `NEWOBJ`, `NEWOBJ_EX`, the `EXT` codes and protocol 5's buffers
+  (`BYTEARRAY8` would allocate its declared length before reading it) are refused. Refusals
+  raise `UnsafePickleError`.
 * Nothing unbounded is hashed or walked: dict keys and set items must be strings or
   integers *before* they are hashed (a tuple key could be a DAG whose hash visits 2^100
   nodes, or a chain deep enough to overflow the C stack); every container the pickle
@@ -33,14 +34,21 @@ tensors it declares. Concretely:
   `MAX_DEPTH` and tensors of more than `MAX_NDIM` dimensions are refused; the tensors
   together may materialise at most `MAX_COPIES` x the bytes of their storages (tied
   weights share a storage; one storage rebuilt thousands of times is refused).
-* Zip members are read by this module, not by `zipfile`: stored or deflated only, a
-  deflated member may declare at most `MAX_INFLATE_RATIO` x its compressed size and is
-  inflated in `CHUNK`-byte steps, refused as soon as its output passes its declared size
-  (the header's word is never trusted), and every member's CRC-32 is checked.
-* Structure before content (`check_structure`, which the weights cache runs before it
-  hashes a file): a zip's members account for its bytes (no more than a header's worth
-  outside them, no overlap), members the pickle does not use are small records, and a
-  legacy file is no longer than its storages; all without reading a storage.
+* `zipfile` parses only the central directory, and only once the end record declares at
+  most `MAX_MEMBERS` members in at most `MAX_DIRECTORY_BYTES`. Members are read by this
+  module: stored or deflated only, a deflated member may declare at most
+  `MAX_INFLATE_RATIO` x its compressed size and is inflated in `CHUNK`-byte steps, refused
+  as soon as its output passes its declared size (the header's word is never trusted),
+  and every member's CRC-32 is checked.
+* Structure before content (`check_structure`): a zip's members account for its bytes (no
+  more than a header's worth outside them, no overlap), members the pickle does not use
+  are small records, and a legacy file is no longer than its storages; all without reading
+  a storage. `read_checked` (the weights cache's one read) checks the structure from the
+  descriptor it then reads the whole file from, so the bytes a caller hashes are the
+  bytes it parses (`load_state_dict(path, data)`).
+* Only regular files are read: a directory, FIFO, socket or device is refused on the open
+  descriptor, never read. Large reads, inflation and CRCs run in `CHUNK`-byte steps, so
+  Ctrl-C is handled within a step.
 * Tensor views are validated before any `as_strided`: integer, non-negative offset, sizes
   and strides, as many strides as sizes, the last element inside the storage, and no view
   (zero strides included) with more elements than its storage holds.
@@ -52,11 +60,13 @@ the file and the problem.
 from __future__ import annotations
 
 import collections
+import errno
 import io
 import math
 import os
 import pickle
 import reprlib
+import stat
 import struct
 import zipfile
 import zlib
@@ -78,6 +88,8 @@ MAX_NDIM = 32  # dimensions of one tensor
 MAX_NAME_CHARS = 4096  # a flattened state_dict name ('layer1.0.conv1.weight')
 MAX_COPIES = 4  # bytes materialised by all tensors / bytes of their storages (+ 1 MiB)
 MAX_RECORD_BYTES = 1 << 20  # a zip member that is no storage ('byteorder', 'version')
+MAX_MEMBERS = 1 << 15  # zip members (a tensor takes >= 25 opcodes: MAX_OPS allows ~20 000 storages)
+MAX_DIRECTORY_BYTES = 4 << 20  # a zip's central directory (torch's take 70-100 bytes per member)
 ZIP_SLACK = 1024  # bytes of headers per zip member (local, central, descriptor)
 CHUNK = 1 << 20  # bytes read or inflated per step
 _KEY_TYPES = (str, int)  # dict keys / set items a state_dict file may hold
@@ -397,7 +409,10 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-python unpickler: per
         ("SETITEM", load_setitem), ("SETITEMS", load_setitems), ("ADDITEMS", load_additems),
     ):
         dispatch[getattr(pickle, _op)[0]] = _counted(_fn)
-    for _op in ("INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "EXT1", "EXT2", "EXT4"):
+    # BYTEARRAY8 allocates its declared length before reading a byte of it (2^60 fits the
+    # 8-byte field); protocol-5 buffers are never written by torch.
+    for _op in ("INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "EXT1", "EXT2", "EXT4", "BYTEARRAY8", "NEXT_BUFFER",
+                "READONLY_BUFFER"):
         dispatch[getattr(pickle, _op)[0]] = _refuse(_op)
     del _op, _fn
 
@@ -426,6 +441,75 @@ class _BoundedReader:
         line = self._f.readline(min(self.left, 1 << 20))
         self.left -= len(line)
         return line
+
+    def take(self, n: int) -> bytes | bytearray | memoryview:
+        """`n` bytes (fewer at the file's end), as `_read_exact` gives them."""
+        return _read_exact(self._f, self._take(n))
+
+
+class _Buffer:
+    """A read-only file over bytes in memory, with what zipfile and the unpickler use (seek,
+    tell, read, readinto, readline) and `view`, a slice without a copy: a file read into
+    memory once (`read_checked`) is parsed without a second copy of its storages."""
+
+    def __init__(self, data: bytes | bytearray | memoryview):
+        self._data, self._pos = memoryview(data).toreadonly(), 0
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        pos = offset + (0, self._pos, len(self._data))[whence]
+        if pos < 0:
+            raise OSError(errno.EINVAL, "seek before the start of the data")
+        self._pos = pos
+        return pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def view(self, n: int = -1) -> memoryview:
+        end = len(self._data) if n is None or n < 0 else min(self._pos + n, len(self._data))
+        out = self._data[self._pos : end]
+        self._pos += len(out)
+        return out
+
+    def read(self, n: int = -1) -> bytes:
+        return bytes(self.view(n))
+
+    def readinto(self, buf) -> int:
+        part = self.view(len(buf))
+        buf[: len(part)] = part
+        return len(part)
+
+    def readline(self, limit: int = -1) -> bytes:
+        head = self._data[self._pos : len(self._data) if limit is None or limit < 0 else self._pos + limit]
+        end = bytes(head).find(b"\n")
+        return self.read(len(head) if end < 0 else end + 1)
+
+
+def _read_exact(f: BinaryIO, n: int) -> bytes | bytearray | memoryview:
+    """`n` bytes from `f` (fewer at its end; callers check the length): a view of a
+    `_Buffer`'s memory, or read `CHUNK` bytes at a time into one buffer (Ctrl-C is handled
+    between steps; one read of a whole storage would hold it off until it returns). Callers
+    bound `n` by the file's size first."""
+    if isinstance(f, _Buffer):
+        return f.view(n)
+    out, got = bytearray(n), 0
+    with memoryview(out) as view:
+        while got < n:
+            step = f.readinto(view[got : got + CHUNK])
+            if not step:
+                break
+            got += step
+    del out[got:]
+    return out
+
+
+def _crc32(data: bytes | bytearray | memoryview) -> int:
+    """The CRC-32 of `data`, `CHUNK` bytes per call (Ctrl-C is handled between calls)."""
+    crc = 0
+    with memoryview(data) as view:
+        for at in range(0, len(view), CHUNK):
+            crc = zlib.crc32(view[at : at + CHUNK], crc)
+    return crc
 
 
 def _storage_from_pid(pid: Any) -> _Storage:
@@ -461,7 +545,7 @@ def _recording_persistent_load(storages: dict[str, _Storage]) -> Callable[[Any],
     return persistent
 
 
-def _materialise(name: str, ref: _TensorRef, data: Mapping[str, bytes]) -> np.ndarray:
+def _materialise(name: str, ref: _TensorRef, data: Mapping[str, bytes | bytearray | memoryview]) -> np.ndarray:
     """The tensor `ref` (validated by `_check_view`) as a C-contiguous native-order array."""
     st = ref.storage
     if st.key not in data:
@@ -483,7 +567,7 @@ def _materialise(name: str, ref: _TensorRef, data: Mapping[str, bytes]) -> np.nd
     return np.array(view, dtype=ref.dtype.newbyteorder("="), copy=True, order="C")
 
 
-def _flatten(obj: Any, data: Mapping[str, bytes]) -> dict[str, np.ndarray]:
+def _flatten(obj: Any, data: Mapping[str, bytes | bytearray | memoryview]) -> dict[str, np.ndarray]:
     """`{dotted name: array}` of every tensor in the tree of dicts `obj`, bounded: dicts at
     most `MAX_DEPTH` deep, at most `MAX_OPS` entries visited (a shared sub-dict counts each
     time it is reached), names of at most `MAX_NAME_CHARS`, and at most `MAX_COPIES` x the
@@ -535,7 +619,7 @@ def _declared(zf: zipfile.ZipFile, name: str, expected: int | None, what: str) -
     return info
 
 
-def _zip_member(f: BinaryIO, zf: zipfile.ZipFile, name: str, expected: int | None, what: str) -> bytes | bytearray:
+def _zip_member(f: BinaryIO, zf: zipfile.ZipFile, name: str, expected: int | None, what: str) -> bytes | bytearray | memoryview:
     """The bytes of member `name` (checked by `_declared`), read from the archive file `f`
     by this module, not `zipfile`: stored, or deflated and inflated `CHUNK` bytes at a time,
     refused as soon as the output passes the declared size; then its CRC-32 is checked."""
@@ -544,6 +628,8 @@ def _zip_member(f: BinaryIO, zf: zipfile.ZipFile, name: str, expected: int | Non
         raise ValueError(f"{what} {name!r} is encrypted")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise ValueError(f"{what} {name!r} uses compression method {info.compress_type} (only stored or deflated)")
+    if info.header_offset < 0:  # zipfile shifts offsets by the bytes it finds before the archive
+        raise ValueError(f"{what} {name!r} has no local header at offset {info.header_offset}")
     f.seek(info.header_offset)
     head = f.read(zipfile.sizeFileHeader)
     if len(head) != zipfile.sizeFileHeader or head[:4] != zipfile.stringFileHeader:
@@ -554,7 +640,7 @@ def _zip_member(f: BinaryIO, zf: zipfile.ZipFile, name: str, expected: int | Non
     if info.compress_type == zipfile.ZIP_STORED:
         if left != info.file_size:
             raise ValueError(f"stored {what} {name!r} declares {info.file_size} bytes but occupies {left}")
-        out = f.read(left)
+        out = _read_exact(f, left)  # no more than the file holds: `_check_zip_layout` ran first
     else:
         inflate, out, pending = zlib.decompressobj(-zlib.MAX_WBITS), bytearray(), b""
         while not inflate.eof:
@@ -569,16 +655,36 @@ def _zip_member(f: BinaryIO, zf: zipfile.ZipFile, name: str, expected: int | Non
                 raise ValueError(f"{what} {name!r} inflates past its declared {info.file_size} bytes (a zip bomb?)")
     if len(out) != info.file_size:
         raise ValueError(f"{what} {name!r} holds {len(out)} bytes, its header declares {info.file_size} (truncated file?)")
-    if zlib.crc32(out) != info.CRC:
+    if _crc32(out) != info.CRC:
         raise ValueError(f"{what} {name!r} fails its CRC-32 check (corrupt file?)")
     return out
 
 
+def _check_directory(f: BinaryIO, size: int) -> None:
+    """ValueError unless the zip's end record declares at most `MAX_MEMBERS` members and a
+    central directory of at most `MAX_DIRECTORY_BYTES` inside the file's `size`: ZipFile
+    reads the whole directory into memory and builds one object per record in it before any
+    other check can run (a sparse file's end record may claim gigabytes). The record is the
+    one ZipFile itself uses: found by zipfile's own `_EndRecData` (private, stable since
+    Python 2), zip64 fields included."""
+    end = zipfile._EndRecData(f)
+    if not end:
+        raise ValueError("the zip has no end-of-central-directory record")
+    members, directory = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]
+    if members > MAX_MEMBERS:
+        raise ValueError(f"the zip declares {members} members (limit {MAX_MEMBERS})")
+    if directory > min(size, MAX_DIRECTORY_BYTES):
+        raise ValueError(f"the zip's central directory claims {directory} bytes (limit {min(size, MAX_DIRECTORY_BYTES)})")
+
+
 def _check_zip_layout(zf: zipfile.ZipFile, size: int) -> None:
-    """ValueError unless the members account for the archive's `size` bytes: their data
-    fits in the file (no overlapping members) and at most `ZIP_SLACK` bytes per member
-    (+ 128 KiB for the directory's end record and comment) lie outside it."""
+    """ValueError unless the archive has at most `MAX_MEMBERS` members and they account for
+    its `size` bytes: their data fits in the file (no overlapping members) and at most
+    `ZIP_SLACK` bytes per member (+ 128 KiB for the directory's end record and comment) lie
+    outside it."""
     infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ValueError(f"the zip has {len(infos)} members (limit {MAX_MEMBERS})")
     inside = sum(i.compress_size for i in infos)
     if inside > size:
         raise ValueError(f"the zip's members claim {inside} bytes, more than the file's {size} (overlapping members?)")
@@ -596,7 +702,7 @@ def _load_zip(zf: zipfile.ZipFile, f: BinaryIO, size: int, tensors: bool) -> dic
         raise ValueError("zip .pth has no data.pkl record")
     root = pkl[0][: -len("data.pkl")]
     byteorder = root + "byteorder"
-    if byteorder in names and _zip_member(f, zf, byteorder, None, "record").strip() != b"little":
+    if byteorder in names and bytes(_zip_member(f, zf, byteorder, None, "record")).strip() != b"little":
         raise ValueError("big-endian .pth files are not supported")
     storages: dict[str, _Storage] = {}
     persistent = _recording_persistent_load(storages)
@@ -640,7 +746,7 @@ def _load_legacy(f: BinaryIO, size: int, tensors: bool) -> dict[str, np.ndarray]
         raise ValueError(f"the file holds {size} bytes but its last storage ends at byte {end} (padding?)")
     if not tensors:
         return {}
-    data: dict[str, bytes] = {}
+    data: dict[str, bytes | bytearray | memoryview] = {}
     for key in keys:
         if f.left < 8:
             break  # truncated: tensors of missing storages are reported by name later
@@ -650,26 +756,66 @@ def _load_legacy(f: BinaryIO, size: int, tensors: bool) -> dict[str, np.ndarray]
             raise ValueError(f"storage {key!r} holds {numel} elements but the pickle declares {st.numel}")
         if st.nbytes > f.left:
             break  # truncated
-        data[key] = f.read(st.nbytes)
+        data[key] = f.take(st.nbytes)
     return _flatten(obj, data)
 
 
-def _read(path: str | os.PathLike, tensors: bool) -> dict[str, np.ndarray]:
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"weights file {path!r} does not exist")
+def _kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return kind
+    return "no regular file"
+
+
+def _open(path: str) -> BinaryIO:
+    """The weights file `path` opened for reading, once it is a regular file; a directory,
+    FIFO, socket or device is refused (ValueError naming it) and never read: a FIFO would
+    block the process, a device never ends. The check runs on the open descriptor itself
+    (opened non-blocking), so a file swapped for a FIFO after a look at the path is caught
+    too. A symlink is followed: the path is the caller's choice."""
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if zipfile.is_zipfile(f):
-                with zipfile.ZipFile(f) as zf:
-                    return _load_zip(zf, f, size, tensors)
-            f.seek(0)
-            return _load_legacy(f, size, tensors)
+        mode = os.stat(path).st_mode  # a device is refused before it is opened (opening one can act)
+        if stat.S_ISREG(mode):
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                os.close(fd)
+    except FileNotFoundError:
+        raise ValueError(f"weights file {path!r} does not exist") from None
+    except OSError as e:
+        raise ValueError(f"weights file {path!r} cannot be read ({e.strerror or e})") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"weights file {path!r} is {_kind(mode)}, not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:500]
+
+
+def _parse(path: str, f: BinaryIO, size: int, tensors: bool) -> dict[str, np.ndarray]:
+    """The flattened state_dict of the file `f` of `size` bytes (a zip or legacy .pth named
+    `path`); every failure is one ValueError (or UnsafePickleError) naming `path`."""
+    try:
+        if zipfile.is_zipfile(f):
+            _check_directory(f, size)
+            with zipfile.ZipFile(f) as zf:
+                return _load_zip(zf, f, size, tensors)
+        f.seek(0)
+        return _load_legacy(f, size, tensors)
     except UnsafePickleError as e:
-        raise UnsafePickleError(f"{path!r}: {e}") from e
+        raise UnsafePickleError(f"{path!r}: {_one_line(e)}") from e
     except Exception as e:  # anything a crafted file provokes is reported as one clear error
-        raise ValueError(f"{path!r} is not a readable torch .pth file ({type(e).__name__}: {e})") from e
+        raise ValueError(f"{path!r} is not a readable torch .pth file ({type(e).__name__}: {_one_line(e)})") from e
+
+
+def _read(path: str | os.PathLike, tensors: bool, data: bytes | bytearray | None = None) -> dict[str, np.ndarray]:
+    path = os.fspath(path)
+    if data is not None:
+        return _parse(path, _Buffer(data), len(data), tensors)
+    with _open(path) as f:
+        return _parse(path, f, os.fstat(f.fileno()).st_size, tensors)
 
 
 def check_structure(path: str | os.PathLike) -> None:
@@ -681,8 +827,25 @@ def check_structure(path: str | os.PathLike) -> None:
     _read(path, tensors=False)
 
 
-def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Reads a torch `.pth` file (zip or legacy format) -> `{key: np.ndarray}` without torch.
+def read_checked(path: str | os.PathLike) -> bytearray:
+    """The bytes of the torch `.pth` file at `path`, read once: the file is opened once
+    (`_open`: a regular file), its structure checked from that descriptor (as
+    `check_structure`, reading little), then read whole from it `CHUNK` bytes at a time, no
+    further than the size checked. Whoever hashes these bytes and parses them
+    (`load_state_dict(path, data)`) keys exactly what it parsed, whatever happens to the
+    file meanwhile (replaced, rewritten in place): the weights cache does."""
+    path = os.fspath(path)
+    with _open(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        _parse(path, f, size, tensors=False)
+        f.seek(0)
+        return _read_exact(f, size)
+
+
+def load_state_dict(path: str | os.PathLike, data: bytes | bytearray | None = None) -> dict[str, np.ndarray]:
+    """Reads a torch `.pth` file (zip or legacy format) -> `{key: np.ndarray}` without torch;
+    with `data` (the file's bytes, e.g. from `read_checked`) those bytes are parsed and
+    `path` only names the file in errors.
 
     Nested dicts are flattened with '.'; if the file holds a checkpoint dict with a
     `state_dict` (or `model`) entry, that entry is returned. Non-tensor leaves are skipped.
@@ -690,7 +853,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     inconsistent or over the limits (module docstring), and UnsafePickleError (a ValueError
     and pickle.UnpicklingError) for globals or opcodes outside the allow-list.
     """
-    out = _read(path, tensors=True)
+    out = _read(path, tensors=True, data=data)
     for nested in ("state_dict", "model"):
         sub = {k[len(nested) + 1 :]: v for k, v in out.items() if k.startswith(nested + ".")}
         if sub and len(sub) == len(out):
