@@ -15,7 +15,8 @@ moved are put back (the previous results stay, the image is reported failed).
 
 File names that are not valid UTF-8 are shown (JSON, messages, figure titles, output names)
 with each undecodable byte as `\\xNN`: `caf<0xff>.png` is written as `caf\\xff.npz`.
-Python warnings and log records are one stderr line each, naming the image.
+Each Python warning is one stderr line naming the image; a log record at WARNING (absl,
+JAX) keeps only its first line.
 
 Every flag is checked before the model is loaded (and --out is checked writable): a bad value
 or a missing image is one line naming it, exit status 2. One image that fails (unreadable, a

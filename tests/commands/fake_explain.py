@@ -14,7 +14,7 @@ OPTIONS_JSON (every key optional):
     immutable    a file path that behaves as `chattr +i` makes it: renaming, replacing,
                  linking or removing it raises PermissionError (EPERM), as it does for root
     barrier      [own file, other files...]: before the k-th explanation returns, touch
-                 `<own file>.<k>` and wait (up to 60 s) for the others' `.<k>`, so that
+                 `<own file>.<k>` and wait (up to 120 s) for the others' `.<k>`, so that
                  concurrent runs write each image at the same moment
     warn         emit a two-line Python warning and a two-line log record at WARNING (logging
                  and absl) during each explanation
@@ -62,7 +62,7 @@ def _pause_npz(before: float, after: float):
 
 def _barrier(own: str, others: list) -> None:
     open(own, "w").close()
-    deadline = time.time() + 60
+    deadline = time.time() + 120
     while not all(os.path.exists(p) for p in others):
         if time.time() > deadline:
             raise RuntimeError(f"barrier: the other runs never reached {own}: {others}")
