@@ -88,10 +88,11 @@ def get_spec(name: str) -> ModelSpec:
     return spec
 
 
-def convert_weights(spec: ModelSpec, weights: str, template: dict) -> dict:
-    """Reads a torch .pth state_dict and converts it to `template`'s structure (all checked:
-    keys, shapes, dtypes, and every value finite)."""
-    state_dict = load_state_dict(weights)
+def convert_weights(spec: ModelSpec, weights: str, template: dict, state_dict: Optional[dict] = None) -> dict:
+    """Reads the torch .pth state_dict `weights` (or takes `state_dict`, already read from it)
+    and converts it to `template`'s structure (all checked: keys, shapes, dtypes, and every
+    value finite)."""
+    state_dict = load_state_dict(weights) if state_dict is None else state_dict
     if spec.convert is not None:
         variables = spec.convert(state_dict, template)
     elif spec.key_fn is None:
@@ -125,15 +126,10 @@ def load(name: str, weights: Optional[str | os.PathLike] = None, *, use_cache: b
         variables = module.init(jax.random.key(seed), jnp.zeros((1, *spec.input_size, 3), jnp.float32))
         variables = {k: v for k, v in variables.items() if k in template}
     else:
-        variables = None
-        use_cache = use_cache and cache.writable()
-        cpath = cache.cache_path(name, path) if use_cache else None
-        if use_cache:
-            variables = cache.restore(cpath, template)
-        if variables is None:
+        if use_cache and cache.writable():  # the file is read once: the bytes hashed are the bytes converted
+            variables = cache.load(name, path, template, lambda sd: convert_weights(spec, path, template, sd))
+        else:
             variables = convert_weights(spec, path, template)
-            if use_cache:
-                cache.save(cpath, variables)
         variables = jax.tree_util.tree_map(jnp.asarray, variables)
     labels = tuple(spec.labels())
     if len(labels) != spec.num_classes:

@@ -36,6 +36,10 @@ def _entries(folder) -> list[str]:
     return sorted(os.listdir(folder))
 
 
+def _entry(src) -> cache.Entry:
+    return cache.Entry(tiny.NAME, cache.digest(open(src, "rb").read()))
+
+
 def test_cp_p_of_another_checkpoint_is_not_served_stale(cached, tmp_path):
     a, b, live = tmp_path / "a.pth", tmp_path / "b.pth", tmp_path / "live.pth"
     sd_a, sd_b = tiny.write_weights(a, 1), tiny.write_weights(b, 2)
@@ -55,11 +59,12 @@ def test_bad_entry_is_one_warning_and_rebuilt(cached, tmp_path, caplog, damage):
     sd = tiny.write_weights(src, 3)
     M.load(tiny.NAME, src)
     (entry,) = [cached / e for e in _entries(cached)]
+    assert entry == _entry(src).path
     if damage == "nan_weights":  # a well-formed entry holding garbage (an old poisoned cache)
-        good = cache.restore(entry, jax.eval_shape(lambda: M.load(tiny.NAME, src).variables))
+        good = cache.restore(_entry(src), jax.eval_shape(lambda: M.load(tiny.NAME, src).variables))
         good["params"]["fc"]["kernel"] = np.full_like(good["params"]["fc"]["kernel"], np.nan)
         shutil.rmtree(entry)
-        cache.save(entry, good)
+        cache.save(_entry(src), good)
     else:
         files = sorted(p for p in entry.rglob("*") if p.is_file() and "/d/" in str(p))
         if damage == "truncate_data":
@@ -131,14 +136,14 @@ def test_concurrent_saves_leave_one_valid_entry(cached, tmp_path):
     src = tmp_path / "w.pth"
     sd = tiny.write_weights(src, 7)
     variables = M.load(tiny.NAME, src, use_cache=False).variables
-    path = cache.cache_path(tiny.NAME, src)
-    threads = [threading.Thread(target=cache.save, args=(path, variables)) for _ in range(3)]
+    entry = _entry(src)
+    threads = [threading.Thread(target=cache.save, args=(entry, variables)) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert _entries(cached) == [path.name]  # no temporary directories left
-    restored = cache.restore(path, jax.eval_shape(lambda: variables))
+    assert _entries(cached) == [entry.path.name]  # no temporary directories left
+    restored = cache.restore(entry, jax.eval_shape(lambda: variables))
     np.testing.assert_array_equal(restored["params"]["fc"]["kernel"], sd["fc.weight"].T)
 
 

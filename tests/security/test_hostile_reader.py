@@ -31,6 +31,7 @@ LIMIT_S = 30  # a hang guard: every refusal takes well under a second
 MEMORY = 2 << 30  # address space of a reader child
 CACHE_MEMORY = 16 << 30  # a child that imports jax reserves more address space
 PEAK_MB = 100  # a refused file may not push the reader child's peak RSS past this
+CACHE_PEAK_MB = 500  # the same for a child that imports jax (~210 MB), given a 1 GiB file
 REFUSED = 3
 
 _CHILD = r"""
@@ -48,9 +49,9 @@ if mode == "reader":
     read = pth.load_state_dict
 else:
     from rexjax.models import cache
-    digest = cache.file_digest
-    cache.file_digest = lambda p: hashed.append(str(p)) or digest(p)
-    read = lambda p: cache.cache_path("m", p)
+    digest = cache.digest
+    cache.digest = lambda data: hashed.append(len(data)) or digest(data)
+    read = lambda p: cache.load("m", p, {}, lambda state_dict: {})
 code = 0
 try:
     read(path)
@@ -182,4 +183,4 @@ def test_weights_cache_checks_the_structure_before_hashing(tmp_path, case):
             f.write(small.read_bytes())
     regex = "not a pickle opcode" if case == "sparse_zeros" else "bytes outside its members"
     report = _refusal(path, regex, mode="cache")
-    assert report["hashed"] == [], report
+    assert report["hashed"] == [] and report["peak_mb"] < CACHE_PEAK_MB, report  # neither hashed nor read whole
