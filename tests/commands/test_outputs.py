@@ -189,7 +189,7 @@ def test_two_runs_on_one_folder_never_mix_an_images_files(tmp_path):
     the run); the runs reach each image's moves together, and run 2 moves its whole group
     while run 1 pauses after its .npz, which without the lock leaves run 2's .npz beside run
     1's .png for every image."""
-    images = [tmp_path / f"im{i}.png" for i in range(4)]
+    images = [tmp_path / f"im{i}.png" for i in range(3)]
     for i, p in enumerate(images):
         _rgb(p, i)
     out = tmp_path / "out"
