@@ -104,11 +104,13 @@ def read_valid(path: str | os.PathLike, columns: Sequence[str], check: Optional[
     _check_header(path, header, columns)
     rows, bad = [], []
     for number, line in enumerate(lines[1:], start=2):
-        if number == len(lines) and not line:  # after the last newline
+        if number == len(lines):  # after the last newline: nothing, or a line a writer never finished
+            if line:
+                bad.append((number, "cut short (no newline)"))
             continue
         row, reason = _parse(line, columns, check)
         if row is None:
-            bad.append((number, reason if number < len(lines) else "cut short (no newline)"))
+            bad.append((number, reason))
         else:
             rows.append(row)
     return Reading(rows, bad)

@@ -317,7 +317,7 @@ def _matching(pattern: str) -> Callable[[str], str]:
 # checked to be present); `check_row` parses each.
 CELL_TYPES: dict[str, Callable[[str], Any]] = {
     "image": _text, "method": _text, "model": _text, "target": int, "full_confidence": float, "area": float,
-    "ins": float, "del": float, "IN": _optional(float), "OUT": _optional(float), "time_s": float,
+    "ins": float, "del": float, "IN": _optional(float), "OUT": _optional(float), "segment_area": _optional(float), "time_s": float,
     "compile_s": _optional(float), "forward_images": int, "forward_images_area": int, "step": int, "seed": int,
     "method_config": _json_object, "image_sha256": _matching("[0-9a-f]{64}"),
     "rexjax_commit": _matching(r"([0-9a-f]{40,64}(\+dirty)?)?"),
