@@ -181,8 +181,8 @@ class Plan:
         return self.out / (RESULTS if count == 1 else f"results.p{index}-of-{count}.csv")
 
     def keep(self, row: Mapping[str, str]) -> bool:
-        """False for a row of an image of this run whose content has changed since."""
-        return self.identity.get(row["image"], row["image_sha256"]) == row["image_sha256"]
+        """False for a row of an image of this run whose content has changed since (`stale`)."""
+        return not stale(self.identity, row)
 
     def release(self) -> None:
         """Releases the folder lock (idempotent)."""
@@ -317,9 +317,9 @@ def _matching(pattern: str) -> Callable[[str], str]:
 # checked to be present); `check_row` parses each.
 CELL_TYPES: dict[str, Callable[[str], Any]] = {
     "image": _text, "method": _text, "model": _text, "target": int, "full_confidence": float, "area": float,
-    "ins": float, "del": float, "IN": _optional(float), "OUT": _optional(float), "segment_area": _optional(float), "time_s": float,
-    "compile_s": _optional(float), "forward_images": int, "forward_images_area": int, "step": int, "seed": int,
-    "method_config": _json_object, "image_sha256": _matching("[0-9a-f]{64}"),
+    "ins": float, "del": float, "IN": _optional(float), "OUT": _optional(float), "segment_area": _optional(float),
+    "time_s": float, "compile_s": _optional(float), "forward_images": int, "forward_images_area": int, "step": int,
+    "seed": int, "method_config": _json_object, "image_sha256": _matching("[0-9a-f]{64}"),
     "rexjax_commit": _matching(r"([0-9a-f]{40,64}(\+dirty)?)?"),
 }
 
@@ -333,6 +333,13 @@ def check_row(row: Mapping[str, str]) -> Optional[str]:
             except (ValueError, TypeError):
                 return f"{column} {row[column][:40]!r} does not parse"
     return None
+
+
+def stale(identity: Mapping[str, str], row: Mapping[str, str]) -> bool:
+    """Whether `row` is of an image of the run (`identity`: name -> content SHA-256, "" when
+    unreadable now) whose content is no longer the row's. Rows of images outside the run,
+    or unreadable now, are not stale (they stay; an unreadable image's pair fails)."""
+    return identity.get(row["image"]) not in (None, "", row["image_sha256"])
 
 
 def study_columns(study) -> list[str]:
@@ -478,20 +485,21 @@ def read_done(out: Path, columns: Sequence[str], identity: Mapping[str, str],
     """What the folder's result files hold for a run of the images `identity` (name -> content
     SHA-256) by `code` ((rexjax_commit, rexjax_version)): the (image, model, method) of its good
     rows whose image is unchanged, one note per file that had rows dropped (bad lines, or
-    rows of images whose content changed), and the other code its rows came from."""
+    `stale` rows), and the other code its kept rows came from."""
     done, notes, other = set(), [], set()
     for f in result_files(out):
         reading = rowlog.read_valid(f, columns, check_row)
-        stale = [r["image"] for r in reading.rows if identity.get(r["image"], r["image_sha256"]) != r["image_sha256"]]
-        rows = [r for r in reading.rows if identity.get(r["image"], r["image_sha256"]) == r["image_sha256"]]
-        done.update((r["image"], r["model"], r["method"]) for r in rows)
-        other.update((r["rexjax_commit"], r["rexjax_version"]) for r in rows)
+        changed = [r["image"] for r in reading.rows if stale(identity, r)]
+        kept = [r for r in reading.rows if not stale(identity, r)]
+        done.update((r["image"], r["model"], r["method"]) for r in kept
+                    if identity.get(r["image"]) == r["image_sha256"])
+        other.update((r["rexjax_commit"], r["rexjax_version"]) for r in kept)
         dropped = []
         if reading.bad:
             n, why = reading.bad[0]
             dropped.append(f"{len(reading.bad)} bad lines (first: line {n}, {why})")
-        if stale:
-            dropped.append(f"{len(stale)} rows of images whose content changed (first: {stale[0]})")
+        if changed:
+            dropped.append(f"{len(changed)} rows of images whose content changed (first: {changed[0]})")
         if dropped:
             notes.append(f"{f.name}: dropped {' and '.join(dropped)}; their rows are computed again")
     return done, notes, sorted(_describe_code(*c) for c in other - {code})
@@ -508,6 +516,9 @@ def pair_rows(plan: Plan, clf: Classifier, todo: Todo, evaluators: dict, prepare
     saved (config.save_maps). `evaluators` ({(model, mask_mode): Evaluator}) and `prepared`
     (this model's prepared samples) are reused across calls."""
     config, sample = plan.config, plan.samples[todo.index]
+    sha = plan.identity[sample.name]
+    if not sha:
+        raise ValueError(f"{sample.name} is not a regular file that can be read")
     hook: Optional[Callable] = getattr(plan.study, "columns", None)
     ctx = Context(clf, todo.index, sample, keys.stream(keys.for_image(config.seed, sample.name), "study_context"),
                   plan.samples, config, prepared)
@@ -526,7 +537,6 @@ def pair_rows(plan: Plan, clf: Classifier, todo: Todo, evaluators: dict, prepare
             evaluators[(todo.model, mode)] = evaluation.Evaluator(clf, group, **plan.settings[mode])
         names = [v.name for v in wanted if v.mask_mode == mode]
         rows += evaluators[(todo.model, mode)].image_rows(sample, names, on_map=on_map)
-    sha = plan.identity[sample.name]
     if file_sha256(sample.image) != sha:  # the rows would name content they were not computed on
         raise ValueError(f"{sample.name} changed while it was explained; rerun to explain its new content")
     for row in rows:

@@ -200,6 +200,7 @@ def test_benchmarks_provenance_is_the_same_record(tmp_path, monkeypatch):
     assert runs.source_state() == "ddddddd + uncommitted ['rexjax/a.py']"
     rec = runs.write_provenance(tmp_path, "bench_compare", "compare", rexjax_commit="x", versions={"torch": "2"})
     assert provenance.read(tmp_path) == rec
-    assert (rec["commit"], rec["dirty"], rec["benchmark"], rec["rexjax_commit"]) == ("d" * 40, True, "bench_compare", "x")
+    assert (rec["commit"], rec["dirty"], rec["benchmark"], rec["rexjax_commit"]) == ("d" * 40, True,
+                                                                                     "bench_compare", "x")
     assert rec["command"] == "python -m benchmarks.compare --limit=1" and rec["versions"]["torch"] == "2"
     assert {"jax", "jaxlib", "rexjax"} <= set(rec["versions"]) and "device" in rec

@@ -157,6 +157,24 @@ def test_an_image_changed_while_explained_fails_alone(pool, cheap, tmp_path, mon
     assert rows(tmp_path / "out") == uninterrupted(config, tmp_path / "fresh")
 
 
+def test_an_unreadable_image_keeps_its_rows_and_fails_alone(pool, cheap, tmp_path, monkeypatch):
+    """An image that cannot be read on resume (its hash is unknown): its rows stay, it is
+    not explained (its pair fails, named in failed.txt), the others are. Catches an unknown
+    hash taken for changed content (rows lost) or rows stamped without a hash."""
+    fill(tmp_path / "data" / "images", pool, ["im0", "im1"])
+    config = config_for(tmp_path / "data", tmp_path / "out")
+    run(config)
+    before = rows(tmp_path / "out")
+    fill(tmp_path / "data" / "images", pool, ["a0", "im0", "im1"])
+    real = runner.file_sha256
+    monkeypatch.setattr(runner, "file_sha256", lambda path: "" if path.name == "im1.png" else real(path))
+    with pytest.raises(runner.StudyIncomplete, match="im1.png is not a regular file that can be read"):
+        run(config)
+    after = rows(tmp_path / "out")
+    assert [r["image"] for r in after] == ["a0.png"] * 2 + ["im0.png"] * 2 + ["im1.png"] * 2
+    assert after[2:] == before
+
+
 def test_a_second_run_on_a_folder_is_refused(pool, cheap, tmp_path):
     """While a run holds the folder, another is refused before it writes a row; the lock goes
     with the run, so the next run proceeds. Catches two writers on one CSV (duplicated rows,

@@ -48,8 +48,9 @@ def test_bad_lines_are_named_with_their_reason(tmp_path):
     path.write_bytes(b"\n".join([header, first[:20], b"", b"\xff\xfe" + first, extra, second, first[:30]]))
     reading = rowlog.read_valid(path, COLUMNS)
     assert [r["image"] for r in reading.rows] == ["b.png"]
-    assert reading.bad == [(2, "checksum does not match (cut or damaged)"), (3, "checksum does not match (cut or damaged)"),
-                           (4, "not UTF-8"), (5, "5 cells, 4 expected"), (7, "cut short (no newline)")]
+    damaged = "checksum does not match (cut or damaged)"
+    assert reading.bad == [(2, damaged), (3, damaged), (4, "not UTF-8"), (5, "5 cells, 4 expected"),
+                           (7, "cut short (no newline)")]
 
 
 def test_the_callers_check_drops_a_row_with_a_good_checksum(tmp_path):
