@@ -18,7 +18,7 @@ from rexjax.studies.runner import Section
 
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 COLUMNS = ["image", "image_index", "model", "method", "target", "label", "full_confidence", "area", "ins", "del",
-           "IN", "OUT", "time_s", "forward_images", "rho_k1"]
+           "IN", "OUT", "segment_area", "time_s", "forward_images", "rho_k1"]
 
 
 def fake_run(out):
@@ -35,7 +35,7 @@ def fake_run(out):
                 Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(p)
             rows.append(dict(image=image, image_index=str(i), model="m", method=method, target=str(3 + i),
                              label="tabby" if i == 0 else "", full_confidence="0.9", area=str(rng.random()),
-                             ins=str(rng.random()), **{"del": str(rng.random())}, IN="", OUT="", time_s="1.5",
+                             ins=str(rng.random()), **{"del": str(rng.random())}, IN="", OUT="", segment_area="", time_s="1.5",
                              forward_images="100", rho_k1="0.25"))
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, COLUMNS)
