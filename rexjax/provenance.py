@@ -110,8 +110,11 @@ def code_state() -> GitState:
 
 
 def command_line() -> str:
-    """This process's full command line, shell-quoted (interpreter and its options included)."""
-    return shlex.join(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    """This process's full command line, shell-quoted, the interpreter's options included and
+    the interpreter itself written `python` (its path is this machine's, not the command's;
+    `versions` names the Python)."""
+    argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    return shlex.join(["python", *argv[1:]])
 
 
 def _version(package: str) -> Optional[str]:

@@ -76,7 +76,8 @@ def test_a_record_names_code_command_versions_device_date_and_config(tmp_path):
     assert set(rec["versions"]) == {"rexjax", "jax", "jaxlib", "python", "torch"} and rec["versions"]["jax"]
     assert rec["device"]["platform"] == "cpu" and rec["device"]["kind"] and rec["device"]["processes"] == 1
     assert datetime.datetime.fromisoformat(rec["date"]).tzinfo is not None
-    assert shlex.split(rec["command"]) == sys.orig_argv  # interpreter, its options, the script's
+    # the interpreter's options and the script's, the interpreter as `python` (no machine path)
+    assert shlex.split(rec["command"]) == ["python", *sys.orig_argv[1:]]
     provenance.write(tmp_path, rec)
     assert provenance.read(tmp_path) == rec and os.listdir(tmp_path) == ["provenance.json"]
     assert provenance.read(tmp_path / "none") == {}
