@@ -137,7 +137,7 @@ def _legacy_padding(path) -> None:
 # name -> (writer of the whole file, message regex); every one a ValueError
 BUILDERS = {
     "zip_bomb": (_zip_bomb, "a zip bomb"),
-    "zip_after_gap": (_zip_after_gap, "bytes outside its members"),
+    "zip_after_gap": (_zip_after_gap, "data before the archive"),
     "bzip2_member": (_bzip2_member, "compression method 12"),
     "legacy_padding": (_legacy_padding, "its last storage ends at byte"),
 }

@@ -13,6 +13,8 @@ stderr; the child reports its peak RSS and whether the file was hashed as JSON o
 import json
 import os
 import re
+import select
+import signal
 import struct
 import subprocess
 import sys
@@ -41,7 +43,11 @@ resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 import importlib.util, json
 mode, path = sys.argv[1], sys.argv[2]
 hashed = []
-if mode == "reader":
+if mode == "reader_after_a_look":  # the path passes a look (os.stat: a regular file), as when it is swapped after one
+    import os
+    real_stat, regular = os.stat, os.stat(sys.argv[3])
+    os.stat = lambda p, *a, **k: regular if os.fspath(p) == path else real_stat(p, *a, **k)
+if mode.startswith("reader"):
     spec = importlib.util.spec_from_file_location("pth_under_test", sys.argv[3])
     pth = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = pth
@@ -68,7 +74,7 @@ sys.exit(code)
 def _refusal(path, regex: str, mode: str = "reader") -> dict:
     """Runs the child on `path`; asserts a refusal (exit 3, one stderr line naming the file
     and matching `regex`) within LIMIT_S; returns the child's report plus its wall time."""
-    memory = MEMORY if mode == "reader" else CACHE_MEMORY  # set by the child before any import
+    memory = MEMORY if mode.startswith("reader") else CACHE_MEMORY  # set by the child before any import
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", _CHILD, mode, str(path), READER, str(memory)],
                          capture_output=True, text=True, timeout=LIMIT_S, cwd=ROOT)
@@ -181,6 +187,130 @@ def test_weights_cache_checks_the_structure_before_hashing(tmp_path, case):
         tp.write_zip(small, [("w", tp.tensor("FloatStorage", "0", 4, 0, (4,), (1,)))], {"0": np.ones(4, np.float32)})
         with open(path, "ab") as f:
             f.write(small.read_bytes())
-    regex = "not a pickle opcode" if case == "sparse_zeros" else "bytes outside its members"
+    regex = "not a pickle opcode" if case == "sparse_zeros" else "data before the archive"
     report = _refusal(path, regex, mode="cache")
     assert report["hashed"] == [] and report["peak_mb"] < CACHE_PEAK_MB, report  # neither hashed nor read whole
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device", "fifo_after_a_look"])
+def test_a_source_that_is_no_regular_file_is_refused_unread(tmp_path, kind):
+    # A FIFO blocked the reader forever once the path passed a look (it was opened
+    # blocking); a device never ends. Refused on the open descriptor, never read.
+    path, what = tmp_path / f"{kind}.pth", "a FIFO"
+    if kind == "directory":
+        path.mkdir()
+        what = "a directory"
+    elif kind == "device":
+        path, what = "/dev/zero", "a device"
+    else:
+        os.mkfifo(path)
+    report = _refusal(path, f"is {what}, not a regular file", mode="reader_after_a_look" if kind == "fifo_after_a_look" else "reader")
+    assert report["peak_mb"] < PEAK_MB, report
+
+
+def _central_record(name: bytes) -> bytes:
+    """A central-directory record of an empty stored member `name` at offset 0."""
+    return struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 33, 0, 0, 0, len(name), 0, 0, 0, 0, 0, 0) + name
+
+
+def _end_record(members: int, directory: int, offset: int) -> bytes:
+    return struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, members, members, directory, offset, 0)
+
+
+@pytest.mark.parametrize("case", ["directory_claims_1gib", "directory_of_200k_records", "declares_65535_members",
+                                  "more_records_than_declared"])
+def test_zip_directory_is_bounded_before_it_is_parsed(tmp_path, case):
+    # zipfile.ZipFile read the whole central directory the end record points at, then built
+    # one ZipInfo (~500 bytes) per record, before the reader's own checks: a sparse file whose
+    # end record claims a 1 GiB directory was read into memory (1 GB peak); 200k 47-byte
+    # records (the end record's count says 1: zipfile ignored it) made 100 MB of ZipInfos.
+    path = tmp_path / f"{case}.pth"
+    if case == "directory_claims_1gib":
+        with open(path, "wb") as f:
+            f.truncate(1 << 30)
+            f.seek(1 << 30)
+            f.write(_end_record(1, 1 << 30, 0))
+        regex = r"central directory claims 1073741824 bytes \(limit 4194304\)"
+    elif case == "declares_65535_members":  # a valid small file but for the count
+        tp.write_zip(path, [("w", tp.tensor("FloatStorage", "0", 4, 0, (4,), (1,)))], {"0": np.ones(4, np.float32)})
+        data = path.read_bytes()
+        path.write_bytes(data[:-22] + _end_record(0xFFFF, *struct.unpack("<2L", data[-10:-2])))
+        regex = r"the zip declares 65535 members \(limit 32768\)"
+    else:
+        n = 200_000 if case == "directory_of_200k_records" else 1000
+        directory = b"".join(_central_record(b"%d" % (i % 10)) for i in range(n))
+        path.write_bytes(directory + _end_record(1, len(directory), 0))
+        regex = (r"central directory claims \d+ bytes \(limit 4194304\)" if n == 200_000
+                 else r"holds more than the 1 members its end record declares")
+    report = _refusal(path, regex)
+    assert report["peak_mb"] < PEAK_MB, report
+
+
+_READ_FOREVER = r"""
+import resource, sys
+path, reader, memory, hashed = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "hashed"
+resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+import importlib.util
+spec = importlib.util.spec_from_file_location("pth_under_test", reader)
+pth = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = pth
+spec.loader.exec_module(pth)
+if hashed:
+    from rexjax.models.cache import digest
+print("reading", flush=True)
+try:
+    while True:  # until interrupted; a refused file is read again
+        try:
+            if hashed:  # the weights cache's steps: one checked read, its hash, its parse
+                data = pth.read_checked(path)
+                digest(data)
+                pth.load_state_dict(path, data)
+                del data
+            pth.load_state_dict(path)
+        except ValueError:
+            pass
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    import os
+    os._exit(130)  # no interpreter teardown (jax's takes ~0.6 s): the test times the interrupt itself
+"""
+
+
+def _large_valid(path, nbytes: int) -> None:
+    """A valid zip .pth holding one float32 tensor of `nbytes` zeros, written in 4 MiB steps."""
+    n = nbytes // 4
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", tp.state_dict_pickle([("w", tp.tensor("FloatStorage", "0", n, 0, (n,), (1,)))]))
+        with zf.open("archive/data/0", "w", force_zip64=True) as f:
+            for _ in range(nbytes >> 22):
+                f.write(bytes(4 << 20))
+
+
+@pytest.mark.parametrize("case", ["tuple_dag_453_bytes", "valid_256mib_hashed"])
+def test_ctrl_c_lands_within_a_second(tmp_path, case):
+    # The 453-byte tuple DAG hung in one C call (the key's hash) and ignored SIGINT. A child
+    # reads the file over and over; SIGINT a second in must interrupt it within a second (a
+    # valid 256 MiB file: every read, hash, CRC and copy runs in bounded steps). Timed to the
+    # child's KeyboardInterrupt, not to the end of its interpreter's teardown.
+    path = tmp_path / f"{case}.pth"
+    if case == "tuple_dag_453_bytes":
+        _zip(path, b"\x80\x02}N" + b"2\x86" * 100 + b"Ns.")
+    else:
+        _large_valid(path, 256 << 20)
+    mode, memory = ("hashed", CACHE_MEMORY) if case.endswith("hashed") else ("plain", MEMORY)
+    child = subprocess.Popen([sys.executable, "-c", _READ_FOREVER, str(path), READER, str(memory), mode],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert child.stdout.readline().strip() == "reading", child.stderr.read()[-2000:]
+        time.sleep(1.0)
+        assert child.poll() is None, child.stderr.read()[-2000:]  # still reading
+        child.send_signal(signal.SIGINT)
+        start = time.perf_counter()
+        answered = select.select([child.stdout], [], [], LIMIT_S)[0]
+        waited = time.perf_counter() - start
+        line = child.stdout.readline().strip() if answered else f"(nothing within {LIMIT_S} s)"
+        code = child.wait(timeout=LIMIT_S) if answered else None
+    finally:
+        child.kill()
+        child.wait()
+    assert line == "interrupted" and code == 130 and waited < 1.0, (line, code, waited, child.stderr.read()[-2000:])

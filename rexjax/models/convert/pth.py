@@ -34,12 +34,14 @@ tensors it declares. Concretely:
   `MAX_DEPTH` and tensors of more than `MAX_NDIM` dimensions are refused; the tensors
   together may materialise at most `MAX_COPIES` x the bytes of their storages (tied
   weights share a storage; one storage rebuilt thousands of times is refused).
-* `zipfile` parses only the central directory, and only once the end record declares at
-  most `MAX_MEMBERS` members in at most `MAX_DIRECTORY_BYTES`. Members are read by this
-  module: stored or deflated only, a deflated member may declare at most
-  `MAX_INFLATE_RATIO` x its compressed size and is inflated in `CHUNK`-byte steps, refused
-  as soon as its output passes its declared size (the header's word is never trusted),
-  and every member's CRC-32 is checked.
+* Zips are parsed by this module, not by `zipfile` (which reads a whole central directory
+  and builds an object per record before any check, and whose `ZipFile.__del__` swallows a
+  Ctrl-C landing in it): the end record may declare at most `MAX_MEMBERS` members in at
+  most `MAX_DIRECTORY_BYTES`, the directory must hold exactly those and end where the end
+  record begins. Members are stored or deflated only; a deflated member may declare at
+  most `MAX_INFLATE_RATIO` x its compressed size and is inflated in `CHUNK`-byte steps,
+  refused as soon as its output passes its declared size (the header's word is never
+  trusted), and every member's CRC-32 is checked.
 * Structure before content (`check_structure`): a zip's members account for its bytes (no
   more than a header's worth outside them, no overlap), members the pickle does not use
   are small records, and a legacy file is no longer than its storages; all without reading
@@ -47,8 +49,8 @@ tensors it declares. Concretely:
   descriptor it then reads the whole file from, so the bytes a caller hashes are the
   bytes it parses (`load_state_dict(path, data)`).
 * Only regular files are read: a directory, FIFO, socket or device is refused on the open
-  descriptor, never read. Large reads, inflation and CRCs run in `CHUNK`-byte steps, so
-  Ctrl-C is handled within a step.
+  descriptor, never read. Large reads, inflation, CRCs and tensor copies run in
+  `CHUNK`-byte steps, so Ctrl-C is handled within a step.
 * Tensor views are validated before any `as_strided`: integer, non-negative offset, sizes
   and strides, as many strides as sizes, the last element inside the storage, and no view
   (zero strides included) with more elements than its storage holds.
@@ -68,7 +70,6 @@ import pickle
 import reprlib
 import stat
 import struct
-import zipfile
 import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Mapping
@@ -448,9 +449,9 @@ class _BoundedReader:
 
 
 class _Buffer:
-    """A read-only file over bytes in memory, with what zipfile and the unpickler use (seek,
-    tell, read, readinto, readline) and `view`, a slice without a copy: a file read into
-    memory once (`read_checked`) is parsed without a second copy of its storages."""
+    """A read-only file over bytes in memory, with what the parsers use (seek, tell, read,
+    readinto, readline) and `view`, a slice without a copy: a file read into memory once
+    (`read_checked`) is parsed without a second copy of its storages."""
 
     def __init__(self, data: bytes | bytearray | memoryview):
         self._data, self._pos = memoryview(data).toreadonly(), 0
@@ -564,7 +565,25 @@ def _materialise(name: str, ref: _TensorRef, data: Mapping[str, bytes | bytearra
     view = np.lib.stride_tricks.as_strided(
         flat[ref.offset :], shape=ref.size, strides=tuple(s * flat.itemsize for s in ref.stride)
     )
-    return np.array(view, dtype=ref.dtype.newbyteorder("="), copy=True, order="C")
+    out = np.empty(ref.size, ref.dtype.newbyteorder("="))
+    _copy_in_steps(out, view)
+    return out
+
+
+def _copy_in_steps(dst: np.ndarray, src: np.ndarray) -> None:
+    """`dst[...] = src` (same shape), at most about `CHUNK` bytes per numpy call: one copy
+    of a large tensor would hold off Ctrl-C until it returns."""
+    if src.ndim == 0 or src.nbytes <= CHUNK:
+        dst[...] = src
+        return
+    row = src.nbytes // src.shape[0]
+    if row > CHUNK:
+        for i in range(src.shape[0]):
+            _copy_in_steps(dst[i], src[i])
+    else:
+        step = CHUNK // row
+        for i in range(0, src.shape[0], step):
+            dst[i : i + step] = src[i : i + step]
 
 
 def _flatten(obj: Any, data: Mapping[str, bytes | bytearray | memoryview]) -> dict[str, np.ndarray]:
@@ -605,41 +624,141 @@ def _flatten(obj: Any, data: Mapping[str, bytes | bytearray | memoryview]) -> di
     return out
 
 
-def _declared(zf: zipfile.ZipFile, name: str, expected: int | None, what: str) -> zipfile.ZipInfo:
-    """The entry of member `name` once its declared size is plausible: == `expected` bytes,
+@dataclass(frozen=True)
+class _Member:
+    """One record of a zip's central directory."""
+
+    name: str
+    flags: int
+    method: int  # 0 stored, 8 deflated
+    crc: int
+    compressed: int  # bytes in the file
+    size: int  # bytes once inflated
+    offset: int  # of its local header
+
+
+_END = struct.Struct("<4s4H2LH")  # end of central directory: counts, directory size and offset
+_END64 = struct.Struct("<4sQ2H2L4Q")  # zip64 end record, right before its locator
+_END64_LOCATOR = struct.Struct("<4sLQL")
+_CENTRAL = struct.Struct("<4s6H3L5H2L")  # a central directory record, before its name, extra and comment
+_LOCAL = struct.Struct("<4s5H3L2H")  # a local header, before its name and extra
+_STORED, _DEFLATED = 0, 8
+
+
+def _end_record(f: BinaryIO, size: int) -> tuple[int, int, int, int] | None:
+    """(members, directory bytes, directory offset, end record offset) of the zip whose end
+    record lies in the last 64 KiB of the file `f` of `size` bytes (the zip64 record's
+    counts when there is one), or None: no zip."""
+    tail = min(size, _END.size + 0xFFFF)  # the record and a comment of at most 64 KiB
+    f.seek(size - tail)
+    data = f.read(tail)
+    at = data.rfind(b"PK\x05\x06")
+    if at < 0 or at + _END.size > len(data):
+        return None
+    members, length, offset = _END.unpack_from(data, at)[4:7]
+    location = size - tail + at
+    before = _END64.size + _END64_LOCATOR.size
+    if location >= before:
+        f.seek(location - before)
+        raw = f.read(before)
+        if raw[:4] == b"PK\x06\x06" and raw[_END64.size : _END64.size + 4] == b"PK\x06\x07":
+            members, length, offset = _END64.unpack_from(raw)[7:10]
+            location -= before
+    return members, length, offset, location
+
+
+def _zip64(extra: bytes, size: int, compressed: int, offset: int) -> tuple[int, int, int]:
+    """(size, compressed, offset) of a central record, its 0xFFFFFFFF fields taken from
+    its zip64 extra field (id 1: the 8-byte values of those fields, in that order)."""
+    while len(extra) >= 4:
+        kind, length = struct.unpack_from("<HH", extra)
+        if 4 + length > len(extra):
+            raise ValueError("a zip record's extra field is corrupt")
+        if kind == 1:
+            values = iter(struct.unpack_from(f"<{length // 8}Q", extra, 4))
+            try:
+                size = next(values) if size == 0xFFFFFFFF else size
+                compressed = next(values) if compressed == 0xFFFFFFFF else compressed
+                offset = next(values) if offset == 0xFFFFFFFF else offset
+            except StopIteration:
+                raise ValueError("a zip record's zip64 extra field is too short") from None
+        extra = extra[4 + length :]
+    return size, compressed, offset
+
+
+def _directory(f: BinaryIO, size: int) -> list[_Member] | None:
+    """The records of the central directory of the zip `f` of `size` bytes, or None when it
+    is no zip (no end record). Parsed here, not by `zipfile` (which reads the whole
+    directory the end record points at and builds an object per record before any check),
+    once the end record declares at most `MAX_MEMBERS` members in at most
+    `MAX_DIRECTORY_BYTES`, ending where the end record begins (no data before the archive)."""
+    end = _end_record(f, size)
+    if end is None:
+        return None
+    count, length, offset, location = end
+    if count > MAX_MEMBERS:
+        raise ValueError(f"the zip declares {count} members (limit {MAX_MEMBERS})")
+    if length > min(size, MAX_DIRECTORY_BYTES):
+        raise ValueError(f"the zip's central directory claims {length} bytes (limit {min(size, MAX_DIRECTORY_BYTES)})")
+    if offset + length != location:
+        raise ValueError(f"the zip's central directory is at byte {location - length}, its end record says {offset} "
+                         "(data before the archive?)")
+    f.seek(offset)
+    directory = f.read(length)
+    members, at = [], 0
+    while at < len(directory):
+        if len(members) == count or at + _CENTRAL.size > len(directory) or directory[at : at + 4] != b"PK\x01\x02":
+            raise ValueError(f"the zip's central directory is corrupt at byte {offset + at} (or holds more than "
+                             f"the {count} members its end record declares)")
+        fields = _CENTRAL.unpack_from(directory, at)
+        flags, method, crc, compressed, inflated, name_len, extra_len, comment_len, header = fields[3:5] + fields[7:13] + fields[16:]
+        name_at = at + _CENTRAL.size
+        at = name_at + name_len + extra_len + comment_len
+        if at > len(directory):
+            raise ValueError(f"the zip's central directory is truncated at byte {offset + len(directory)}")
+        name = directory[name_at : name_at + name_len].decode("utf-8" if flags & 0x800 else "cp437")
+        extra = directory[name_at + name_len : name_at + name_len + extra_len]
+        inflated, compressed, header = _zip64(extra, inflated, compressed, header)
+        members.append(_Member(name, flags, method, crc, compressed, inflated, header))
+    if len(members) != count:
+        raise ValueError(f"the zip's end record declares {count} members, its directory holds {len(members)}")
+    return members
+
+
+def _declared(members: Mapping[str, _Member], name: str, expected: int | None, what: str) -> _Member:
+    """The record of member `name` once its declared size is plausible: == `expected` bytes,
     or at most MAX_PICKLE_BYTES when `expected` is None, and (deflated) at most
     MAX_INFLATE_RATIO x its compressed size."""
-    info = zf.getinfo(name)
-    if expected is not None and info.file_size != expected:
-        raise ValueError(f"{what} {name!r} holds {info.file_size} bytes but the pickle declares {expected}")
-    if expected is None and info.file_size > MAX_PICKLE_BYTES:
-        raise ValueError(f"{what} {name!r} is {info.file_size} bytes (limit {MAX_PICKLE_BYTES})")
-    if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_INFLATE_RATIO * info.compress_size + 4096:
-        raise ValueError(f"{what} {name!r} inflates {info.compress_size} to {info.file_size} bytes (a zip bomb?)")
+    info = members[name]
+    if expected is not None and info.size != expected:
+        raise ValueError(f"{what} {name!r} holds {info.size} bytes but the pickle declares {expected}")
+    if expected is None and info.size > MAX_PICKLE_BYTES:
+        raise ValueError(f"{what} {name!r} is {info.size} bytes (limit {MAX_PICKLE_BYTES})")
+    if info.method != _STORED and info.size > MAX_INFLATE_RATIO * info.compressed + 4096:
+        raise ValueError(f"{what} {name!r} inflates {info.compressed} to {info.size} bytes (a zip bomb?)")
     return info
 
 
-def _zip_member(f: BinaryIO, zf: zipfile.ZipFile, name: str, expected: int | None, what: str) -> bytes | bytearray | memoryview:
-    """The bytes of member `name` (checked by `_declared`), read from the archive file `f`
-    by this module, not `zipfile`: stored, or deflated and inflated `CHUNK` bytes at a time,
-    refused as soon as the output passes the declared size; then its CRC-32 is checked."""
-    info = _declared(zf, name, expected, what)
-    if info.flag_bits & 0x1:
+def _zip_member(f: BinaryIO, members: Mapping[str, _Member], name: str, expected: int | None,
+                what: str) -> bytes | bytearray | memoryview:
+    """The bytes of member `name` (checked by `_declared`), read from the archive file `f`:
+    stored, or deflated and inflated `CHUNK` bytes at a time, refused as soon as the output
+    passes the declared size; then its CRC-32 is checked."""
+    info = _declared(members, name, expected, what)
+    if info.flags & 0x1:
         raise ValueError(f"{what} {name!r} is encrypted")
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise ValueError(f"{what} {name!r} uses compression method {info.compress_type} (only stored or deflated)")
-    if info.header_offset < 0:  # zipfile shifts offsets by the bytes it finds before the archive
-        raise ValueError(f"{what} {name!r} has no local header at offset {info.header_offset}")
-    f.seek(info.header_offset)
-    head = f.read(zipfile.sizeFileHeader)
-    if len(head) != zipfile.sizeFileHeader or head[:4] != zipfile.stringFileHeader:
-        raise ValueError(f"{what} {name!r} has no local header at offset {info.header_offset}")
-    name_len, extra_len = struct.unpack("<HH", head[26:30])
-    f.seek(info.header_offset + len(head) + name_len + extra_len)
-    left = info.compress_size
-    if info.compress_type == zipfile.ZIP_STORED:
-        if left != info.file_size:
-            raise ValueError(f"stored {what} {name!r} declares {info.file_size} bytes but occupies {left}")
+    if info.method not in (_STORED, _DEFLATED):
+        raise ValueError(f"{what} {name!r} uses compression method {info.method} (only stored or deflated)")
+    f.seek(info.offset)
+    head = f.read(_LOCAL.size)
+    if len(head) != _LOCAL.size or head[:4] != b"PK\x03\x04":
+        raise ValueError(f"{what} {name!r} has no local header at offset {info.offset}")
+    name_len, extra_len = _LOCAL.unpack(head)[-2:]
+    f.seek(info.offset + _LOCAL.size + name_len + extra_len)
+    left = info.compressed
+    if info.method == _STORED:
+        if left != info.size:
+            raise ValueError(f"stored {what} {name!r} declares {info.size} bytes but occupies {left}")
         out = _read_exact(f, left)  # no more than the file holds: `_check_zip_layout` ran first
     else:
         inflate, out, pending = zlib.decompressobj(-zlib.MAX_WBITS), bytearray(), b""
@@ -649,76 +768,56 @@ def _zip_member(f: BinaryIO, zf: zipfile.ZipFile, name: str, expected: int | Non
                 left -= len(pending)
                 if not pending:
                     break
-            out += inflate.decompress(pending, min(CHUNK, info.file_size + 1 - len(out)))  # >= 1: 0 is "no limit"
+            out += inflate.decompress(pending, min(CHUNK, info.size + 1 - len(out)))  # >= 1: 0 is "no limit"
             pending = inflate.unconsumed_tail
-            if len(out) > info.file_size:
-                raise ValueError(f"{what} {name!r} inflates past its declared {info.file_size} bytes (a zip bomb?)")
-    if len(out) != info.file_size:
-        raise ValueError(f"{what} {name!r} holds {len(out)} bytes, its header declares {info.file_size} (truncated file?)")
-    if _crc32(out) != info.CRC:
+            if len(out) > info.size:
+                raise ValueError(f"{what} {name!r} inflates past its declared {info.size} bytes (a zip bomb?)")
+    if len(out) != info.size:
+        raise ValueError(f"{what} {name!r} holds {len(out)} bytes, its header declares {info.size} (truncated file?)")
+    if _crc32(out) != info.crc:
         raise ValueError(f"{what} {name!r} fails its CRC-32 check (corrupt file?)")
     return out
 
 
-def _check_directory(f: BinaryIO, size: int) -> None:
-    """ValueError unless the zip's end record declares at most `MAX_MEMBERS` members and a
-    central directory of at most `MAX_DIRECTORY_BYTES` inside the file's `size`: ZipFile
-    reads the whole directory into memory and builds one object per record in it before any
-    other check can run (a sparse file's end record may claim gigabytes). The record is the
-    one ZipFile itself uses: found by zipfile's own `_EndRecData` (private, stable since
-    Python 2), zip64 fields included."""
-    end = zipfile._EndRecData(f)
-    if not end:
-        raise ValueError("the zip has no end-of-central-directory record")
-    members, directory = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]
-    if members > MAX_MEMBERS:
-        raise ValueError(f"the zip declares {members} members (limit {MAX_MEMBERS})")
-    if directory > min(size, MAX_DIRECTORY_BYTES):
-        raise ValueError(f"the zip's central directory claims {directory} bytes (limit {min(size, MAX_DIRECTORY_BYTES)})")
-
-
-def _check_zip_layout(zf: zipfile.ZipFile, size: int) -> None:
-    """ValueError unless the archive has at most `MAX_MEMBERS` members and they account for
-    its `size` bytes: their data fits in the file (no overlapping members) and at most
-    `ZIP_SLACK` bytes per member (+ 128 KiB for the directory's end record and comment) lie
-    outside it."""
-    infos = zf.infolist()
-    if len(infos) > MAX_MEMBERS:
-        raise ValueError(f"the zip has {len(infos)} members (limit {MAX_MEMBERS})")
-    inside = sum(i.compress_size for i in infos)
+def _check_zip_layout(members: list[_Member], size: int) -> None:
+    """ValueError unless the members account for the archive's `size` bytes: their data
+    fits in the file (no overlapping members) and at most `ZIP_SLACK` bytes per member
+    (+ 128 KiB for the directory's end record and comment) lie outside it."""
+    inside = sum(m.compressed for m in members)
     if inside > size:
         raise ValueError(f"the zip's members claim {inside} bytes, more than the file's {size} (overlapping members?)")
-    if size - inside > ZIP_SLACK * len(infos) + (1 << 17):
-        raise ValueError(f"the zip holds {size - inside} bytes outside its members (padding, or data before the archive?)")
+    if size - inside > ZIP_SLACK * len(members) + (1 << 17):
+        raise ValueError(f"the zip holds {size - inside} bytes outside its members (padding?)")
 
 
-def _load_zip(zf: zipfile.ZipFile, f: BinaryIO, size: int, tensors: bool) -> dict[str, np.ndarray]:
-    """The flattened state_dict of the archive `zf` over the file `f` of `size` bytes;
-    with `tensors` False, {} once everything but the storages' bytes is checked."""
-    _check_zip_layout(zf, size)
-    names = set(zf.namelist())
-    pkl = sorted(n for n in names if n.endswith("/data.pkl") or n == "data.pkl")
+def _load_zip(directory: list[_Member], f: BinaryIO, size: int, tensors: bool) -> dict[str, np.ndarray]:
+    """The flattened state_dict of the archive over the file `f` of `size` bytes whose
+    central directory is `directory`; with `tensors` False, {} once everything but the
+    storages' bytes is checked."""
+    _check_zip_layout(directory, size)
+    members = {m.name: m for m in directory}  # a repeated name: its last record (as zipfile)
+    pkl = sorted(n for n in members if n.endswith("/data.pkl") or n == "data.pkl")
     if not pkl:
         raise ValueError("zip .pth has no data.pkl record")
     root = pkl[0][: -len("data.pkl")]
     byteorder = root + "byteorder"
-    if byteorder in names and bytes(_zip_member(f, zf, byteorder, None, "record")).strip() != b"little":
+    if byteorder in members and bytes(_zip_member(f, members, byteorder, None, "record")).strip() != b"little":
         raise ValueError("big-endian .pth files are not supported")
     storages: dict[str, _Storage] = {}
     persistent = _recording_persistent_load(storages)
-    raw = _zip_member(f, zf, pkl[0], None, "pickle")
+    raw = _zip_member(f, members, pkl[0], None, "pickle")
     obj = _RestrictedUnpickler(_BoundedReader(io.BytesIO(raw), len(raw)), persistent).load()
     records = {f"{root}data/{key}": st for key, st in storages.items()}
     for rec, st in records.items():
-        if rec not in names:
+        if rec not in members:
             raise ValueError(f"storage record {rec!r} missing from the zip (truncated file?)")
-        _declared(zf, rec, st.nbytes, "storage record")
-    for info in zf.infolist():
-        if info.filename not in records and info.filename != pkl[0] and info.file_size > MAX_RECORD_BYTES:
-            raise ValueError(f"zip member {info.filename!r} of {info.file_size} bytes is no storage the pickle uses")
+        _declared(members, rec, st.nbytes, "storage record")
+    for m in directory:
+        if m.name not in records and m.name != pkl[0] and m.size > MAX_RECORD_BYTES:
+            raise ValueError(f"zip member {m.name!r} of {m.size} bytes is no storage the pickle uses")
     if not tensors:
         return {}
-    data = {key: _zip_member(f, zf, f"{root}data/{key}", st.nbytes, "storage record") for key, st in storages.items()}
+    data = {key: _zip_member(f, members, f"{root}data/{key}", st.nbytes, "storage record") for key, st in storages.items()}
     return _flatten(obj, data)
 
 
@@ -798,10 +897,9 @@ def _parse(path: str, f: BinaryIO, size: int, tensors: bool) -> dict[str, np.nda
     """The flattened state_dict of the file `f` of `size` bytes (a zip or legacy .pth named
     `path`); every failure is one ValueError (or UnsafePickleError) naming `path`."""
     try:
-        if zipfile.is_zipfile(f):
-            _check_directory(f, size)
-            with zipfile.ZipFile(f) as zf:
-                return _load_zip(zf, f, size, tensors)
+        directory = _directory(f, size)
+        if directory is not None:
+            return _load_zip(directory, f, size, tensors)
         f.seek(0)
         return _load_legacy(f, size, tensors)
     except UnsafePickleError as e:
