@@ -1,7 +1,8 @@
 """The weights cache cannot be made to serve one file's weights for another's: not by
 replacing the source between hashing and parsing (replaced by a rename, or rewritten in
-place), not by an entry planted as a symlink to, a copy of, or symlinks into another entry,
-and an entry holding a FIFO neither hangs the load nor survives it. After each attack the
+place), not by an entry planted as a symlink to, a copy of, or symlinks into another entry;
+an entry reached through symlinks is refused even when its content is right, and an entry
+holding a FIFO neither hangs the load nor survives it. After each attack the
 right weights load, and every entry left on disk holds the weights of the content it is
 keyed by. Uses the tiny `.pth` model of `tests/helpers/tiny_pth_model`."""
 
@@ -130,26 +131,30 @@ def test_source_replaced_between_hashing_and_parsing(cached, tmp_path, monkeypat
     _every_entry_holds_its_content(cached, {bytes_a: sd_a, bytes_b: sd_b})
 
 
-def _plant(entry_a, entry_b, how: str) -> None:
-    """Makes A's entry a symlink to B's entry, a copy of it, or a directory of symlinks to
-    B's files."""
-    if how == "symlink_to_other_entry":
-        shutil.rmtree(entry_a)
-        os.symlink(entry_b, entry_a)
-    elif how == "copy_of_other_entry":
-        shutil.rmtree(entry_a)
-        shutil.copytree(entry_b, entry_a)
-    else:  # files_symlinked: a real directory, each file a symlink to the same file of B's entry
-        shutil.rmtree(entry_a)
-        shutil.copytree(entry_b, entry_a, copy_function=os.symlink)
+def _plant(entry_a, entry_b, elsewhere, how: str) -> None:
+    """Replaces A's entry by a symlink to B's entry, a copy of it, or a directory of symlinks
+    to B's files; or (`*_own_copy`) by a symlink to, or symlinks into, a copy of A's own entry
+    outside the cache (right today, but the cache no longer controls what it serves)."""
+    source = entry_b
+    if how.endswith("own_copy"):
+        shutil.copytree(entry_a, elsewhere)
+        source = elsewhere
+    shutil.rmtree(entry_a)
+    if how.startswith("symlink_to"):
+        os.symlink(source, entry_a)
+    elif how.startswith("copy_of"):
+        shutil.copytree(source, entry_a)
+    else:  # files_symlinked_to: a real directory, each file a symlink to the same file of the source
+        shutil.copytree(source, entry_a, copy_function=os.symlink)
 
 
-@pytest.mark.parametrize("how", ["symlink_to_other_entry", "copy_of_other_entry", "files_symlinked"])
-def test_entry_planted_from_another_entry_is_refused_and_rebuilt(cached, tmp_path, caplog, conversions, how):
+@pytest.mark.parametrize("how", ["symlink_to_other_entry", "copy_of_other_entry", "files_symlinked_to_other_entry",
+                                 "symlink_to_own_copy", "files_symlinked_to_own_copy"])
+def test_planted_entry_is_refused_and_rebuilt(cached, tmp_path, caplog, conversions, how):
     a, b = tmp_path / "a.pth", tmp_path / "b.pth"
     sd_a, sd_b = tiny.write_weights(a, 1), tiny.write_weights(b, 2)
     entry_a, entry_b = _load_new_entry(cached, a), _load_new_entry(cached, b)
-    _plant(entry_a, entry_b, how)
+    _plant(entry_a, entry_b, tmp_path / "elsewhere", how)
     with caplog.at_level(logging.WARNING, logger=cache.__name__):
         np.testing.assert_array_equal(_fc(M.load(tiny.NAME, a)), sd_a["fc.weight"].T)
     warnings = [r.getMessage() for r in caplog.records if r.name == cache.__name__]
@@ -161,6 +166,8 @@ def test_entry_planted_from_another_entry_is_refused_and_rebuilt(cached, tmp_pat
     assert len(conversions) == 3 and not caplog.records
     _every_entry_holds_its_content(cached, {a.read_bytes(): sd_a, b.read_bytes(): sd_b})
     assert not [p for p in cached.rglob("*") if p.is_symlink()]
+    if how.endswith("own_copy"):  # the links were removed, not followed
+        assert (tmp_path / "elsewhere" / cache.MANIFEST).is_file()
 
 
 _LOAD_BOTH = r"""

@@ -2,14 +2,18 @@
 test time and read in a fresh process under a wall-time bound and an address-space bound:
 a tuple nested 300,000 deep (hashing it overflowed the C stack), a 453-byte tuple DAG whose
 hash visits 2^100 nodes (a hang that ignored Ctrl-C), one storage rebuilt for hundreds of
-tensors (memory), a deflate stream that inflates far past its declared size, and files the
-weights cache must refuse before hashing them whole.
+tensors (memory), a deflate stream that inflates far past its declared size, files the
+weights cache must refuse before hashing them whole, sources that are no regular file (a
+FIFO blocked forever), and zip directories too large to parse. Ctrl-C interrupts a read of
+the DAG or of a valid 256 MiB file within a second, because every large read, CRC, hash and
+copy runs in bounded steps (checked in-process with a small step).
 
 The reader's child process loads `rexjax/models/convert/pth.py` from its file (numpy and
 ml_dtypes only: no jax, so it starts fast and fits a tight memory bound); the cache's child
 imports `rexjax.models.cache`. A refusal is the child's exit code 3 with exactly one line on
 stderr; the child reports its peak RSS and whether the file was hashed as JSON on stdout."""
 
+import io
 import json
 import os
 import re
@@ -314,3 +318,71 @@ def test_ctrl_c_lands_within_a_second(tmp_path, case):
         child.kill()
         child.wait()
     assert line == "interrupted" and code == 130 and waited < 1.0, (line, code, waited, child.stderr.read()[-2000:])
+
+
+class _Recording(np.ndarray):
+    """An array that records the bytes of every assignment into it (and into its views)."""
+
+    sizes: list = []
+
+    def __setitem__(self, key, value):
+        _Recording.sizes.append(np.asarray(value).nbytes)
+        super().__setitem__(key, value)
+
+
+@pytest.mark.parametrize("shape, transpose", [((1000,), False), ((300, 7), True), ((3, 5, 200), False), ((2, 1, 3, 50), True)])
+def test_tensor_copies_run_in_steps(monkeypatch, shape, transpose):
+    # One numpy copy of a whole tensor is one C call: Ctrl-C waits for it (seconds for a
+    # GB tensor). Every assignment stays within CHUNK bytes, and the copy is exact.
+    from rexjax.models.convert import pth
+
+    monkeypatch.setattr(pth, "CHUNK", 256)
+    src = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    src = src.T if transpose else src  # a strided view, as a tensor's storage gives
+    dst = np.empty(src.shape, np.float32)
+    _Recording.sizes = []
+    pth._copy_in_steps(dst.view(_Recording), src)
+    assert np.array_equal(dst, src) and _Recording.sizes and max(_Recording.sizes) <= 256, _Recording.sizes
+
+
+def test_reads_crcs_and_hashes_run_in_steps(monkeypatch, tmp_path):
+    # The same for the other C calls over a whole storage or file: a read, a CRC-32, the
+    # weights cache's SHA-256. Each step is at most CHUNK bytes; the results are exact.
+    import hashlib
+
+    from rexjax.models import cache
+    from rexjax.models.convert import pth
+
+    data = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    steps = []
+    real_crc = zlib.crc32
+    monkeypatch.setattr(pth, "CHUNK", 256)
+    monkeypatch.setattr(cache, "CHUNK", 256)
+    monkeypatch.setattr(zlib, "crc32", lambda b, *a: steps.append(("crc", len(b))) or real_crc(b, *a))
+    assert pth._crc32(data) == real_crc(data)
+
+    class File(io.FileIO):
+        def readinto(self, buf):
+            steps.append(("read", len(buf)))
+            return super().readinto(buf)
+
+    with File(path) as f:
+        assert bytes(pth._read_exact(f, len(data))) == data
+    real_sha = hashlib.sha256
+
+    class Sha:
+        def __init__(self):
+            self.h = real_sha()
+
+        def update(self, b):
+            steps.append(("hash", len(b)))
+            self.h.update(b)
+
+        def hexdigest(self):
+            return self.h.hexdigest()
+
+    monkeypatch.setattr(hashlib, "sha256", Sha)
+    assert cache.digest(data) == real_sha(data).hexdigest()
+    assert {kind for kind, _ in steps} == {"crc", "read", "hash"} and max(n for _, n in steps) <= 256, steps
