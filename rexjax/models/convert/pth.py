@@ -707,11 +707,12 @@ def _directory(f: BinaryIO, size: int) -> list[_Member] | None:
     directory = f.read(length)
     members, at = [], 0
     while at < len(directory):
-        if len(members) == count or at + _CENTRAL.size > len(directory) or directory[at : at + 4] != b"PK\x01\x02":
-            raise ValueError(f"the zip's central directory is corrupt at byte {offset + at} (or holds more than "
-                             f"the {count} members its end record declares)")
-        fields = _CENTRAL.unpack_from(directory, at)
-        flags, method, crc, compressed, inflated, name_len, extra_len, comment_len, header = fields[3:5] + fields[7:13] + fields[16:]
+        if len(members) == count:
+            raise ValueError(f"the zip's central directory holds more than the {count} members its end record declares")
+        if at + _CENTRAL.size > len(directory) or directory[at : at + 4] != b"PK\x01\x02":
+            raise ValueError(f"the zip's central directory is corrupt at byte {offset + at}")
+        (_, _, _, flags, method, _, _, crc, compressed, inflated, name_len, extra_len, comment_len, _, _, _,
+         header) = _CENTRAL.unpack_from(directory, at)
         name_at = at + _CENTRAL.size
         at = name_at + name_len + extra_len + comment_len
         if at > len(directory):
