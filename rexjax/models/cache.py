@@ -221,7 +221,8 @@ def _check(entry: Path, key: str) -> None:
     manifest = json.loads(raw)
     if not isinstance(manifest, dict) or manifest.get("key") != key:
         found = manifest.get("key") if isinstance(manifest, dict) else None
-        raise ValueError(f"the entry was made for another key ({str(found)[:24]}...): a link to or copy of another entry?")
+        raise ValueError(f"the entry was made for another key ({str(found)[:24]}...): "
+                         "a link to or copy of another entry?")
     if manifest.get("files") != digests:
         raise ValueError("files differ from the manifest")
 

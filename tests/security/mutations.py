@@ -149,7 +149,7 @@ def _semantic(rng, kind: str, fmt: str) -> bytes:
             return _raw(rng, "truncate", container(fmt, bytes(pkl)))
         names = ["archive/data.pkl", "archive/byteorder", *(f"archive/data/{k}" for k in STORAGES)]
         name = names[int(rng.integers(len(names)))]
-        full = len(pkl) if name.endswith("data.pkl") else 6 if name.endswith("byteorder") else STORAGES[name[-1]][1].nbytes
+        full = {"archive/data.pkl": len(pkl), "archive/byteorder": 6}.get(name) or STORAGES[name[-1]][1].nbytes
         return container(fmt, bytes(pkl), (name, int(rng.integers(full))))
     if kind == "pickle_flip":
         for _ in range(int(rng.integers(1, 4))):
@@ -219,12 +219,11 @@ def _problem(fmt: str, kind: str, path: str, outcome, want: dict) -> str | None:
         if cause in ("MemoryError", "RecursionError"):
             return f"refused only after {cause}: {message[:300]}"
         return None
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in value.items()):
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, np.ndarray)
+                                              for k, v in value.items()):
         return f"loaded something that is no state_dict: {type(value).__name__}"
     if fmt.startswith("zip") and kind in RAW:
-        same = list(value) == list(want) and all(
-            value[k].dtype == want[k].dtype and value[k].shape == want[k].shape and value[k].tobytes() == want[k].tobytes()
-            for k in want)
+        same = _same(("loaded", value), ("loaded", want))
         return None if same else f"a raw mutation of a zip loaded other weights: {sorted(value)}"
     raw_legacy = kind in RAW  # a legacy file has no checksum: a flipped storage byte is a valid file
     pools = {}
@@ -287,7 +286,8 @@ def main(reader_path: str, cases: int, seed: int) -> dict:
                 problem = f"raised {type(e).__name__}: {str(e)[:300]}"
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-            outcome = "refused" if by_path[0] == "refused" else "identical" if _same(by_path, ("loaded", want)) else "other"
+            identical = _same(by_path, ("loaded", want))
+            outcome = "refused" if by_path[0] == "refused" else "identical" if identical else "other"
             counts[outcome] = counts.get(outcome, 0) + 1
             if problem:
                 failures.append({"case": os.path.basename(path), "problem": problem})

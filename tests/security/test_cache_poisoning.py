@@ -158,7 +158,8 @@ def test_planted_entry_is_refused_and_rebuilt(cached, tmp_path, caplog, conversi
     with caplog.at_level(logging.WARNING, logger=cache.__name__):
         np.testing.assert_array_equal(_fc(M.load(tiny.NAME, a)), sd_a["fc.weight"].T)
     warnings = [r.getMessage() for r in caplog.records if r.name == cache.__name__]
-    assert len(warnings) == 1 and "ignoring broken weights cache entry" in warnings[0] and entry_a.name in warnings[0], warnings
+    assert len(warnings) == 1, warnings
+    assert "ignoring broken weights cache entry" in warnings[0] and entry_a.name in warnings[0], warnings
     assert len(conversions) == 3  # A converted again
     caplog.clear()
     np.testing.assert_array_equal(_fc(M.load(tiny.NAME, a)), sd_a["fc.weight"].T)
@@ -188,7 +189,8 @@ def test_fifo_in_an_entry_neither_hangs_nor_survives(cached, tmp_path):
     entry_a, entry_b = _load_new_entry(cached, a), _load_new_entry(cached, b)
     (entry_a / cache.MANIFEST).unlink()
     os.mkfifo(entry_a / cache.MANIFEST)
-    data_file = max((p for p in entry_b.rglob("*") if p.is_file() and p.name != cache.MANIFEST), key=lambda p: p.stat().st_size)
+    data_files = [p for p in entry_b.rglob("*") if p.is_file() and p.name != cache.MANIFEST]
+    data_file = max(data_files, key=lambda p: p.stat().st_size)
     data_file.unlink()
     os.mkfifo(data_file)
     out = subprocess.run([sys.executable, "-c", _LOAD_BOTH, str(a), str(b)], capture_output=True, text=True,
@@ -196,7 +198,8 @@ def test_fifo_in_an_entry_neither_hangs_nor_survives(cached, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert [float(x) for x in out.stdout.split()] == pytest.approx(sums, rel=1e-6)
     warnings = [ln for ln in out.stderr.splitlines() if "weights cache" in ln]
-    assert len(warnings) == 2 and all("ignoring broken" in w and "not a regular file" in w for w in warnings), out.stderr
+    assert len(warnings) == 2, out.stderr
+    assert all("ignoring broken" in w and "not a regular file" in w for w in warnings), out.stderr
     assert "Traceback" not in out.stderr, out.stderr[-2000:]
     assert not [p for p in cached.rglob("*") if not (p.is_dir() or p.is_file()) or p.is_symlink()]
     _every_entry_holds_its_content(cached, {a.read_bytes(): tiny.state_dict(1), b.read_bytes(): tiny.state_dict(2)})

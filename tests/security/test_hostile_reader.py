@@ -208,7 +208,8 @@ def test_a_source_that_is_no_regular_file_is_refused_unread(tmp_path, kind):
         path, what = "/dev/zero", "a device"
     else:
         os.mkfifo(path)
-    report = _refusal(path, f"is {what}, not a regular file", mode="reader_after_a_look" if kind == "fifo_after_a_look" else "reader")
+    mode = "reader_after_a_look" if kind == "fifo_after_a_look" else "reader"
+    report = _refusal(path, f"is {what}, not a regular file", mode=mode)
     assert report["peak_mb"] < PEAK_MB, report
 
 
@@ -330,7 +331,8 @@ class _Recording(np.ndarray):
         super().__setitem__(key, value)
 
 
-@pytest.mark.parametrize("shape, transpose", [((1000,), False), ((300, 7), True), ((3, 5, 200), False), ((2, 1, 3, 50), True)])
+@pytest.mark.parametrize("shape, transpose",
+                         [((1000,), False), ((300, 7), True), ((3, 5, 200), False), ((2, 1, 3, 50), True)])
 def test_tensor_copies_run_in_steps(monkeypatch, shape, transpose):
     # One numpy copy of a whole tensor is one C call: Ctrl-C waits for it (seconds for a
     # GB tensor). Every assignment stays within CHUNK bytes, and the copy is exact.

@@ -30,7 +30,8 @@ def test_mutated_files_load_exactly_or_are_refused_in_one_line():
     counts = report["counts"]
     assert sum(counts.values()) == CASES, counts
     # not vacuous: some mutations leave a loadable file, some a different valid one, most are refused
-    assert counts.get("identical", 0) >= 10 and counts.get("other", 0) >= 5 and counts.get("refused", 0) >= CASES // 2, counts
+    assert counts.get("identical", 0) >= 10 and counts.get("other", 0) >= 5, counts
+    assert counts.get("refused", 0) >= CASES // 2, counts
     assert report["peak_mb"] < PEAK_MB, report["peak_mb"]
 
 

@@ -818,7 +818,8 @@ def _load_zip(directory: list[_Member], f: BinaryIO, size: int, tensors: bool) -
             raise ValueError(f"zip member {m.name!r} of {m.size} bytes is no storage the pickle uses")
     if not tensors:
         return {}
-    data = {key: _zip_member(f, members, f"{root}data/{key}", st.nbytes, "storage record") for key, st in storages.items()}
+    data = {key: _zip_member(f, members, f"{root}data/{key}", st.nbytes, "storage record")
+            for key, st in storages.items()}
     return _flatten(obj, data)
 
 
