@@ -170,12 +170,14 @@ def _provenance_lines(folder: Path) -> list[str]:
     if not prov:
         return ["- no provenance.json: `git log -- <this folder>` names the commit that wrote it"]
     out = []
-    for key, label in (("date", "date"), ("command", "command"), ("rexjax_commit", "rexjax commit"),
+    for key, label in (("date", "date"), ("command", "command"), ("commit", "code commit"),
+                       ("dirty", "tree with changes"),
+                       ("image_set", "images"), ("rexjax_commit", "rexjax commit"),
                        ("results_commit", "results commit"), ("results_commits", "results commits"),
                        ("versions", "versions"), ("machine", "machine"), ("images", "images"),
                        ("seeds", "seeds"), ("note", "note")):
         value = prov.get(key)
-        if value in (None, "", [], {}):
+        if value in (None, "", [], {}) and value is not False:
             continue
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
@@ -210,12 +212,14 @@ def bench_compare_run(folder: Path) -> dict:
               for k in ("seconds", "forward_images", "area", "insertion")}
     config = _flatten(facts.get("rexjax_config", {}))
     point = ", ".join(f"{k} {config[k]}" for k in POINT_FIELDS if k in config)
+    # runs made before the validation set existed ran on the vendored images, the tuning set
+    image_set = _provenance(folder).get("image_set") or facts.get("image_set") or "tuning set (third_party/images)"
     return dict(folder=folder, facts=facts, pairs=len(both), medians=med, sufficient=suff,
-                ratios=ratios, point=point, images=len({p[0] for p in pairs}))
+                ratios=ratios, point=point, images=len({p[0] for p in pairs}), image_set=image_set.split(" (")[0])
 
 
 def _bench_compare_table(runs: list[dict], start: Path) -> list[str]:
-    head = ("| run | rexjax commit | rexjax point | pairs | s per image, tool / rexjax | forward images "
+    head = ("| run | images | rexjax commit | rexjax point | pairs | s per image, tool / rexjax | forward images "
             "| area | insertion | deletion | per pair, tool / rexjax: s, forward images, area, insertion "
             "| sufficient (torch) |")
     lines = [head, "| " + " | ".join(["---"] * (head.count("|") - 1)) + " |"]
@@ -223,7 +227,7 @@ def _bench_compare_table(runs: list[dict], start: Path) -> list[str]:
         m, s, r = run["medians"], run["sufficient"], run["ratios"]
         two = lambda k: f"{_fmt(m[TOOL][k], DIGITS[k])} / {_fmt(m[REXJAX][k], DIGITS[k])}"  # noqa: E731
         lines.append(
-            f"| [{run['folder'].name}]({_rel(run['folder'] / 'summary.md', start)}) "
+            f"| [{run['folder'].name}]({_rel(run['folder'] / 'summary.md', start)}) | {run['image_set']} "
             f"| {run['facts'].get('rexjax_source', '-')} | {run['point']} | {run['pairs']} "
             f"| {two('seconds')} | {two('forward_images')} | {two('area')} | {two('insertion')} "
             f"| {two('deletion')} | {_fmt(r['seconds'], 2)}, {_fmt(r['forward_images'], 2)}, "
@@ -385,7 +389,9 @@ def photobomb_readme(folder: Path) -> str:
              "## Provenance", "", *_provenance_lines(folder), "",
              "## Headline", "",
              f"{len(kept)} of {len(rows)} images kept; occluders cover "
-             f"{_fmt(min(occluded) * 100, 1)}-{_fmt(max(occluded) * 100, 1)} % of an image." if kept else
+             f"{_fmt(min(occluded) * 100, 1)}-{_fmt(max(occluded) * 100, 1)} % of an image (mean "
+             f"{_fmt(100 * sum(occluded) / len(occluded), 1)} %: a pixel set placed at random scores OUT "
+             f"{_fmt(1 - sum(occluded) / len(occluded), 3)}, the chance level)." if kept else
              f"0 of {len(rows)} images kept."]
     lines += [f"- skipped {r['image']}: {r['skipped']}" for r in rows if r["skipped"]]
     lines += ["", _REGENERATE]
@@ -401,7 +407,8 @@ _REGENERATE = "Regenerate this file with `make docs` (it is written by `benchmar
 
 def _bench_compare_headline(run: dict) -> str:
     m, r, s = run["medians"], run["ratios"], run["sufficient"]
-    return (f"rexjax at {run['point'] or 'its defaults'} against the tool at its defaults, {run['pairs']} "
+    return (f"{run['image_set'].capitalize()}: rexjax at {run['point'] or 'its defaults'} against the tool "
+            f"at its defaults, {run['pairs']} "
             f"(image, seed) pairs: {_fmt(r['seconds'], 2)}x faster per image and {_fmt(r['forward_images'], 2)}x "
             f"fewer forward images (per-pair medians); median area {_fmt(m[REXJAX]['area'])} vs "
             f"{_fmt(m[TOOL]['area'])}, insertion {_fmt(m[REXJAX]['insertion'])} vs {_fmt(m[TOOL]['insertion'])}; "
