@@ -434,7 +434,12 @@ def test_cli_run_writes_csv_and_summary_and_resumes(monkeypatch, capsys, folder,
         got = list(csv.DictReader(f))
     assert [(r["image"], r["method"], r["forward_images"], r["step"]) for r in got] == [
         ("a.png", "rise", "8", "64"), ("a.png", "ig", "3", "64")]
-    assert list(got[0]) == evaluation.COLUMNS and float(got[0]["IN"]) + float(got[0]["OUT"]) == pytest.approx(1)
+    from rexjax.studies import runner
+
+    # the evaluator's columns, then the runner's (identity, code) and each line's checksum
+    assert list(got[0])[:len(evaluation.COLUMNS)] == evaluation.COLUMNS
+    assert set(runner.RUN_COLUMNS) <= set(list(got[0])[len(evaluation.COLUMNS):])
+    assert float(got[0]["IN"]) + float(got[0]["OUT"]) == pytest.approx(1)
     summary = (tmp_path / "summary.txt").read_text()
     assert (f"model {TINY_SPEC}, 1 images, weights -, convention rex (step 64, insertion over 0.0, deletion over "
             "0.0), mask_mode 0.0, seed 0") in summary

@@ -252,7 +252,10 @@ def test_zip_directory_is_bounded_before_it_is_parsed(tmp_path, case):
 
 
 _READ_FOREVER = r"""
-import resource, sys
+import resource, signal, sys
+# a worker that ignores SIGINT (pytest-xdist's) hands SIG_IGN down, and Python then installs no
+# KeyboardInterrupt handler: install it, as an interactive process has it
+signal.signal(signal.SIGINT, signal.default_int_handler)
 path, reader, memory, hashed = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "hashed"
 resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 import importlib.util
