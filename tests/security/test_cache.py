@@ -19,15 +19,6 @@ from tests.helpers import tiny_pth_model as tiny
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture
-def cached(tmp_path, monkeypatch):
-    monkeypatch.setenv("REXJAX_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(registry, "USER_MODELS", {})
-    monkeypatch.setattr(cache, "_warned", set())
-    tiny.register()
-    return tmp_path / "cache"
-
-
 def _fc(model) -> np.ndarray:
     return np.asarray(model.variables["params"]["fc"]["kernel"])
 

@@ -25,15 +25,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 @pytest.fixture
-def cached(tmp_path, monkeypatch):
-    monkeypatch.setenv("REXJAX_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(registry, "USER_MODELS", {})
-    monkeypatch.setattr(cache, "_warned", set())
-    tiny.register()
-    return tmp_path / "cache"
-
-
-@pytest.fixture
 def conversions(monkeypatch) -> list:
     """One item per conversion of a weights file (a cache miss)."""
     calls, real = [], registry.convert_weights
