@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import rexjax.models as M
-from rexjax.models import cache, registry
+from rexjax.models import cache
 from tests.helpers import tiny_pth_model as tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
