@@ -390,8 +390,8 @@ def photobomb_readme(folder: Path) -> str:
              "## Headline", "",
              f"{len(kept)} of {len(rows)} images kept; occluders cover "
              f"{_fmt(min(occluded) * 100, 1)}-{_fmt(max(occluded) * 100, 1)} % of an image (mean "
-             f"{_fmt(100 * sum(occluded) / len(occluded), 1)} %: a pixel set placed at random scores OUT "
-             f"{_fmt(1 - sum(occluded) / len(occluded), 3)}, the chance level)." if kept else
+             f"{_fmt(100 * statistics.fmean(occluded), 1)} %: a pixel set placed at random scores OUT "
+             f"{_fmt(1 - statistics.fmean(occluded), 3)}, the chance level)." if kept else
              f"0 of {len(rows)} images kept."]
     lines += [f"- skipped {r['image']}: {r['skipped']}" for r in rows if r["skipped"]]
     lines += ["", _REGENERATE]

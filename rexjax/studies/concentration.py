@@ -98,18 +98,24 @@ def correctness(rows) -> dict[tuple[str, str], bool]:
     return out
 
 
-def overlap_groups(rows, models: list[str], config) -> list[tuple[str, list[str]]]:
-    """[(title, models)]: the best model of each architecture (highest accuracy, first on
-    ties) across architectures, then each architecture's own models (>= 2)."""
-    right = correctness(rows)
-    families: dict[str, list[str]] = {}
+def families(models: Sequence[str], config) -> dict[str, list[str]]:
+    """{architecture: its models, in the given order}."""
+    out: dict[str, list[str]] = {}
     for m in models:
-        families.setdefault(architecture(m, config), []).append(m)
+        out.setdefault(architecture(m, config), []).append(m)
+    return out
+
+
+def overlap_groups(right: dict[tuple[str, str], bool], models: list[str], config) -> list[tuple[str, list[str]]]:
+    """[(title, models)]: the best model of each architecture (highest accuracy by `right`,
+    `correctness`'s answer; first on ties) across architectures, then each architecture's
+    own models (>= 2)."""
+    by_family = families(models, config)
     accuracy = {m: np.mean([ok for (mm, _), ok in right.items() if mm == m] or [0.0]) for m in models}
     groups = []
-    if len(families) > 1:
-        groups.append(("best model per architecture", [max(ms, key=lambda m: accuracy[m]) for ms in families.values()]))
-    groups += [(f"architecture {family}", ms) for family, ms in families.items() if len(ms) > 1]
+    if len(by_family) > 1:
+        groups.append(("best model per architecture", [max(ms, key=lambda m: accuracy[m]) for ms in by_family.values()]))
+    groups += [(f"architecture {family}", ms) for family, ms in by_family.items() if len(ms) > 1]
     return groups
 
 
@@ -117,11 +123,8 @@ def within_architecture_tests(rs, models: list[str], config) -> tuple[list[list]
     """(test rows, post hoc rows): per architecture, Friedman across its models with the
     images every one of them explained as blocks (two models: Wilcoxon), and the
     Bonferroni-corrected pairwise Wilcoxon tests."""
-    families: dict[str, list[str]] = {}
-    for m in models:
-        families.setdefault(architecture(m, config), []).append(m)
     tests, posthoc = [], []
-    for family, ms in families.items():
+    for family, ms in families(models, config).items():
         if len(ms) < 2:
             continue
         images = [im for im in dict.fromkeys(r["image"] for r in rs)
@@ -184,7 +187,7 @@ def analyse(rows, out, config) -> list[Section]:
                                 markdown_table(["a", "b", "W (Wilcoxon) / test", "p"], posthoc), text=text))
         if config.save_maps and len(models) > 1:
             right = correctness(rs)
-            for title, group in overlap_groups(rs, models, config):
+            for title, group in overlap_groups(right, models, config):
                 for verdict, wanted in (("correctly", True), ("incorrectly", False)):
                     images = [im for im in dict.fromkeys(r["image"] for r in rs)
                               if all(right.get((m, im)) is wanted for m in group)]

@@ -105,7 +105,7 @@ def test_overlap_compares_the_best_model_per_architecture_on_agreed_images():
         for i, ok in enumerate(oks):
             rows.append({"model": model, "image": f"im{i}", "target": "1", "correct": str(ok)})
     config = ml_collections.ConfigDict({"architectures": None})
-    groups = dict(concentration.overlap_groups(rows, list(truth), config))
+    groups = dict(concentration.overlap_groups(concentration.correctness(rows), list(truth), config))
     assert groups["best model per architecture"] == ["a_net0", "b_net1"]
     assert groups["architecture a_net"] == ["a_net0", "a_net1"]
     right = concentration.correctness(rows)
