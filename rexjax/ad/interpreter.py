@@ -105,10 +105,13 @@ def convad(
     conv_like: Sequence[str] = ("depthwise_conv",),
     poison: bool = False,
 ) -> Callable:
-    """ConvAD (Alg. 1): `f(variables, x[B,H,W,C], mask[B,H,W]) -> apply_fn(variables, x)`.
+    """ConvAD (Alg. 1): `f(variables, x[B,*S,C], mask[B,*S]) -> apply_fn(variables, x)`.
 
-    `mask` is 1 (or any value > 0) where a pixel is visible, 0 where it is masked; masked
-    pixels never influence the output. With an all-ones mask the output equals
+    `S` is the input's 1, 2 or 3 position axes (a signal `[N]`, an image `[H,W]`, a volume
+    `[D,H,W]`); `mask` is 1 (or any value > 0) where an element is visible, 0 where it is
+    masked; masked elements never influence the output. The rules read the position axes
+    from each equation (convolution dimension numbers, window shapes), so 1-D and 3-D
+    convolutions and pooling take the same rules as 2-D ones. With an all-ones mask the output equals
     `apply_fn(variables, x)` (Theorem 1). Works under `jit` and `vmap`; the model's code
     is not changed (it is traced to a jaxpr on every call, i.e. once per shape under jit).
 
@@ -138,14 +141,14 @@ def convad(
     step = _step(ctx)
 
     def forward(variables, x: jax.Array, mask: jax.Array):
-        if x.ndim != 4:
-            raise ValueError(f"x must be [B, H, W, C], got shape {x.shape}")
-        if mask.shape != x.shape[:3]:
-            raise ValueError(f"mask must be [B, H, W] = {x.shape[:3]}, got shape {mask.shape}")
+        if x.ndim not in (3, 4, 5):
+            raise ValueError(f"x must be [B, *S, C] with 1-3 position axes S, got shape {x.shape}")
+        if mask.shape != x.shape[:-1]:
+            raise ValueError(f"mask must be [B, *S] = {x.shape[:-1]}, got shape {mask.shape}")
         closed, out_shape = jax.make_jaxpr(apply_fn, return_shape=True)(variables, x)
         leaves = jax.tree_util.tree_leaves(variables)
         m = (mask > 0).astype(jnp.float32)[..., None]
-        in_mask = Mask(m=m, spatial=(1, 2))
+        in_mask = Mask(m=m, spatial=tuple(range(1, x.ndim - 1)))
         # Alg. 1: the input is multiplied by M
         x_in = poison_masked(x, in_mask) if ctx.poison else deactivate(x, in_mask)
         args = [(leaf, None) for leaf in leaves] + [(x_in, in_mask)]

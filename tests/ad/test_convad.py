@@ -305,8 +305,8 @@ def test_bad_arguments():
     v = {"w": jnp.ones((3, 3, 2, 3)), "b": jnp.zeros(3)}
     with pytest.raises(ValueError, match="mask"):
         f(v, jnp.ones((1, 5, 5, 2)), jnp.ones((1, 5, 4)))
-    with pytest.raises(ValueError, match="x must be"):
-        f(v, jnp.ones((5, 5, 2)), jnp.ones((5, 5)))
+    with pytest.raises(ValueError, match="x must be"):  # no position axis (1-3 are taken)
+        f(v, jnp.ones((5, 2)), jnp.ones((5,)))
 
 
 def test_classifier_masked_ad_mode(small_net):

@@ -35,18 +35,19 @@ def init_model(module, x, seed=0):
     return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
-def random_masks(key, b, h, w):
-    """Half boxes, half scattered pixels: f32[b, h, w], 1 = visible, each with both values."""
+def random_masks(key, b, *spatial):
+    """Half boxes, half scattered elements: f32[b, *spatial] (1 to 3 position axes), 1 =
+    visible, each with both values. A box spans a random quarter-or-more of every axis."""
     rng = np.random.default_rng(int(jax.random.randint(key, (), 0, 2**31 - 1)))
     masks = []
     for i in range(b):
-        m = np.ones((h, w), np.float32)
+        m = np.ones(spatial, np.float32)
         if i % 2 == 0:
-            r0, c0 = rng.integers(0, h // 2), rng.integers(0, w // 2)
-            r1, c1 = rng.integers(r0 + h // 4, h + 1), rng.integers(c0 + w // 4, w + 1)
-            m[r0:r1, c0:c1] = 0
+            starts = [rng.integers(0, n // 2) for n in spatial]
+            box = tuple(slice(s0, rng.integers(s0 + n // 4, n + 1)) for s0, n in zip(starts, spatial))
+            m[box] = 0
         else:
-            m = (rng.random((h, w)) < 0.7).astype(np.float32)
+            m = (rng.random(spatial) < 0.7).astype(np.float32)
         masks.append(m)
     return jnp.asarray(np.stack(masks))
 
@@ -70,8 +71,8 @@ def check_poison(apply_fn, variables, x, masks, taus=(0.0, 0.5), **options):
 
 
 def empty_mask_output(apply_fn, variables, x, tau=0.0, **options):
-    """ConvAD output with every pixel masked (all-zero masks), eagerly."""
-    masks = jnp.zeros(x.shape[:3], x.dtype)
+    """ConvAD output with every element masked (all-zero masks), eagerly."""
+    masks = jnp.zeros(x.shape[:-1], x.dtype)
     return np.asarray(convad(apply_fn, tau=tau, **options)(variables, x, masks))
 
 
@@ -80,7 +81,7 @@ def check_convad(apply_fn, variables, x, key, taus=(0.0, 0.5), atol=1e-5, poison
     is [x with all-ones masks; x with random masks; x changed under those masks]; then the
     poisoning leak check (`check_poison`) on x with the random masks."""
     b = x.shape[0]
-    masks = random_masks(key, b, x.shape[1], x.shape[2])
+    masks = random_masks(key, b, *x.shape[1:-1])
     noise = 5.0 * jax.random.normal(jax.random.fold_in(key, 99), x.shape, x.dtype)
     x2 = jnp.where(masks[..., None] > 0, x, noise)
     xs = jnp.concatenate([x, x, x2])
