@@ -2,8 +2,8 @@
 
     display_name(name)        a file name as valid UTF-8 text (undecodable bytes as \\xNN)
     check_image_file(path)    ValueError unless `path` is a regular file (never opens it)
-    open_image(path)          RGB PIL image: 16-bit and 32-bit integer images scaled to 8 bits,
-                              decompression bombs, unreadable and non-regular files a ValueError
+    open_image(path, mode)    RGB (or L, RGBA) PIL image: 16-bit and 32-bit integer images scaled
+                              to 8 bits, decompression bombs, unreadable and non-regular files a ValueError
     unique_names(paths)       one output stem per input whose output files collide with no other's
     folder_lock(folder)       an exclusive lock on a folder between processes
     AtomicOutputs(folder)     a group of files that replaces the previous group as one unit
@@ -67,10 +67,10 @@ def check_image_file(path: str | os.PathLike) -> None:
     _not_regular(path, mode)
 
 
-def open_image(path: str | os.PathLike) -> Image.Image:
-    """The image file at `path` as an RGB PIL image (loaded). Grey, palette, alpha and CMYK
-    images are converted by PIL; 16-bit (and 32-bit integer) grey images are scaled to 8 bits
-    rather than clipped. ValueError naming the file for a missing or unreadable file, a
+def open_image(path: str | os.PathLike, mode: str = "RGB") -> Image.Image:
+    """The image file at `path` as a PIL image of `mode` (RGB, or L / RGBA for grey and RGBA
+    models; loaded). Grey, palette, alpha and CMYK images are converted by PIL; 16-bit (and
+    32-bit integer) grey images are scaled to 8 bits rather than clipped. ValueError naming the file for a missing or unreadable file, a
     directory, FIFO or device, a floating-point image, or a decompression bomb (more pixels
     than PIL's limit). The file is opened non-blocking and checked on its descriptor, so a
     FIFO put in a file's place is refused, never waited on."""
@@ -92,10 +92,10 @@ def open_image(path: str | os.PathLike) -> Image.Image:
             with Image.open(f) as im:
                 im.load()
                 if im.mode in _SIXTEEN_BIT or im.mode == "I":
-                    return _to_8bit(im).convert("RGB")
+                    return _to_8bit(im).convert(mode)
                 if im.mode == "F":
                     raise ValueError("floating-point images are not supported")
-                return im.convert("RGB")
+                return im.convert(mode)
         except Image.DecompressionBombError as e:
             raise ValueError(f"{shown!r} is too large to open safely ({e})") from e
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
