@@ -103,14 +103,26 @@ def convert_weights(spec: ModelSpec, weights: str, template: dict, state_dict: O
     return variables
 
 
+def is_onnx_path(name) -> bool:
+    """Whether `name` is a path to an ONNX model (ends in `.onnx`), for `rexjax.models.onnx`."""
+    return isinstance(name, (str, os.PathLike)) and os.fspath(name).lower().endswith(".onnx")
+
+
 def load(name: str, weights: Optional[str | os.PathLike] = None, *, use_cache: bool = True, seed: int = 0) -> Model:
-    """Loads a zoo model by name.
+    """Loads a zoo model by name, or an ONNX classifier from a path ending in `.onnx`
+    (`rexjax.models.onnx.load_onnx`: an `OnnxModel`, weights inside the graph).
 
     weights: None -> the model's bundled weights if installed, else random init (with a
     warning); a path -> that torch `.pth` state_dict (zip or legacy format). Converted
     variables are cached (orbax, keyed on the file's content) and reused while the source
     file is unchanged; an unwritable cache directory warns once and runs uncached.
     """
+    if is_onnx_path(name):
+        if weights is not None:
+            raise ValueError(f"model {os.fspath(name)!r}: an ONNX model holds its weights (weights= is for zoo models)")
+        from rexjax.models.onnx import load_onnx
+
+        return load_onnx(name)
     spec = get_spec(name)
     module = spec.make_module()
     template = variables_template(module, spec.input_size)
@@ -179,7 +191,12 @@ def check_factory(spec: str) -> None:
 
 def check_model(spec: str) -> Optional[ModelSpec]:
     """The ModelSpec of zoo model `spec` (cheap: no weights read), or None for a
-    'package.module:factory' model once `check_factory` accepts it. ValueError otherwise."""
+    'package.module:factory' model once `check_factory` accepts it, or for an ONNX file
+    (`*.onnx`) that is a regular file. ValueError otherwise."""
+    if is_onnx_path(spec):
+        if not os.path.isfile(spec):
+            raise ValueError(f"model {spec!r}: no such ONNX file")
+        return None
     if ":" in spec:
         check_factory(spec)
         return None
@@ -187,9 +204,9 @@ def check_model(spec: str) -> Optional[ModelSpec]:
 
 
 def load_model(spec: str, weights: Optional[str | os.PathLike] = None):
-    """The model `spec` names: zoo model `load(spec, weights)`, or what the factory
-    'package.module:factory' returns (weights files are for zoo models only)."""
-    if ":" not in spec:
+    """The model `spec` names: zoo model `load(spec, weights)`, an ONNX file (`*.onnx`), or
+    what the factory 'package.module:factory' returns (weights files are for zoo models only)."""
+    if ":" not in spec or is_onnx_path(spec):
         return load(spec, weights)
     if weights is not None:
         raise ValueError(f"model {spec!r}: a weights file is for a zoo model; the factory builds its own")
