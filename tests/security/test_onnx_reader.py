@@ -169,3 +169,18 @@ def test_corpus_in_a_child_has_bounded_time_and_memory(files, tmp_path):
         assert row["error"] == ["OnnxFileError", False], (name, row)
         assert row["rss_growth_mb"] < 16, (name, row)  # the files are at most 4 MB; parsing 2 MB of them: 146 MB
         assert row["s"] < 10, (name, row)  # a hang guard, not a benchmark
+
+
+def test_nodes_come_back_in_topological_order(tmp_path):
+    """A file listing its nodes backwards reads with the nodes in order, computing what the
+    ordered file computes; an ordered file keeps its order (ties broken by file position)."""
+    ordered = corpus.model()
+    backwards = corpus.model(nodes=list(reversed(ordered.graph.node)))
+    got = reader.read_model(corpus._save(str(tmp_path / "b"), backwards))
+    assert [n.SerializeToString() for n in got.graph.node] == [n.SerializeToString() for n in ordered.graph.node]
+    x = np.random.default_rng(4).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    assert np.array_equal(_ort(got, x), _ort(corpus._save(str(tmp_path / "o"), ordered), x))
+    parallel = corpus.model(nodes=[*ordered.graph.node, helper.make_node("Relu", ["x"], ["u"]),
+                                   helper.make_node("Relu", ["x"], ["v"])])
+    got = reader.read_model(corpus._save(str(tmp_path / "p"), parallel))
+    assert [n.output[0] for n in got.graph.node] == ["c", "r", "p", "f", "y", "u", "v"]

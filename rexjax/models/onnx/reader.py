@@ -38,7 +38,9 @@ and the tensors it declares (within the caps below), and every failure is one
 * **Graph.** Every value is produced once (a graph input, an initializer, or one node
   output; an initializer may also be listed as a graph input, as IR < 4 models do); every
   node input and graph output is produced by something; the nodes form no cycle (Kahn's
-  algorithm; a node consuming its own output is one).
+  algorithm; a node consuming its own output is one). The model returned lists its nodes in
+  topological order (the file's order when it already is one, as ONNX requires): a consumer
+  may evaluate them in sequence.
 
 Not closed: a directory of the model's folder swapped for a symlink between the path check
 and the open of an external file (a race needing write access to the folder meanwhile).
@@ -48,9 +50,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import heapq
 import os
 import stat
-from collections import deque
 
 import onnx
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -260,7 +262,8 @@ def _tensors(graph: onnx.GraphProto):
 
 def _check_graph(graph: onnx.GraphProto) -> None:
     """Values produced once, every input produced, no cycle; nodes of the default domain
-    without subgraphs or sparse attributes."""
+    without subgraphs or sparse attributes. Puts the nodes in topological order (Kahn's
+    algorithm, the lowest index first: a file already in order keeps its order)."""
     if graph.sparse_initializer:
         raise _Refused("sparse initializers are not supported")
     producer: dict[str | bytes, int] = {}  # value -> producing node index (-1: graph input or initializer)
@@ -300,18 +303,24 @@ def _check_graph(graph: onnx.GraphProto) -> None:
     for v in graph.output:
         if v.name not in producer:
             raise _Refused(f"graph output {_name(v.name)} is produced by nothing")
-    ready = deque(i for i, w in enumerate(waiting) if w == 0)
-    done = 0
+    ready = [i for i, w in enumerate(waiting) if w == 0]  # a heap: the file's order whenever it is topological
+    order = []
     while ready:
-        i = ready.popleft()
-        done += 1
+        i = heapq.heappop(ready)
+        order.append(i)
         for j in consumers[i]:
             waiting[j] -= 1
             if waiting[j] == 0:
-                ready.append(j)
-    if done < len(graph.node):
+                heapq.heappush(ready, j)
+    if len(order) < len(graph.node):
         i = next(i for i, w in enumerate(waiting) if w)
         raise _Refused(f"the graph has a cycle through node {_name(graph.node[i].name or graph.node[i].op_type)} (#{i})")
+    if order != sorted(order):
+        nodes = [onnx.NodeProto() for _ in order]
+        for node, i in zip(nodes, order):
+            node.CopyFrom(graph.node[i])
+        del graph.node[:]
+        graph.node.extend(nodes)
 
 
 def _external(t: onnx.TensorProto, what: str, folder: str) -> tuple[str, int, int, str | None]:
