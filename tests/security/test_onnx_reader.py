@@ -15,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
 
 from rexjax.models.onnx import reader
 from tests.security import onnx_corpus as corpus
@@ -184,3 +185,24 @@ def test_nodes_come_back_in_topological_order(tmp_path):
                                    helper.make_node("Relu", ["x"], ["v"])])
     got = reader.read_model(corpus._save(str(tmp_path / "p"), parallel))
     assert [n.output[0] for n in got.graph.node] == ["c", "r", "p", "f", "y", "u", "v"]
+
+
+CLI_CASES = ["external_parent_path", "nodes_200001", "if_subgraph", "fifo_model"]
+
+
+def test_cli_refuses_hostile_onnx_in_one_line(files, tmp_path):
+    """`rexjax explain IMAGE --model hostile.onnx`: exit status 2, the reader's one line on
+    stderr, no traceback (the command lines run in one process, `tests/commands/cli_probe`)."""
+    image = tmp_path / "img.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (12, 12, 3), np.uint8)).save(image)
+    cases = [["explain", str(image), "--model", files[name][0], "--out", str(tmp_path / "out")] for name in CLI_CASES]
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    env = {**os.environ, "REXJAX_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": ROOT, "REXJAX_COMPILE_CACHE": "0"}
+    out = subprocess.run([sys.executable, "-m", "tests.commands.cli_probe", str(tmp_path / "cases.json")],
+                         capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for name, result in zip(CLI_CASES, json.loads(out.stdout.splitlines()[-1])):
+        lines = result["stderr"].strip().splitlines()
+        assert result["code"] == 2 and len(lines) == 1 and "Traceback" not in result["stderr"], (name, result)
+        assert lines[0].startswith("rexjax explain: --model: ") and files[name][0] in lines[0], (name, lines)
+    assert not any((tmp_path / "out").iterdir())  # the command made its output folder, nothing in it
