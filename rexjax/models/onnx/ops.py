@@ -499,7 +499,7 @@ def _shape(node, x):
 
 def _pad(node, x, pads=None, value=None, axes=None):
     if node.opset < 11:
-        pads, value = node.attr("pads"), node.attr("value", 0.0)
+        pads, value = node.attr("pads"), np.asarray(node.attr("value", 0.0), x.dtype)
     else:
         pads = ints(pads, "pads")
     rank = x.ndim
@@ -515,7 +515,7 @@ def _pad(node, x, pads=None, value=None, axes=None):
         x = x[tuple(slice(-b if b < 0 else 0, x.shape[i] + e if e < 0 else None) for i, (b, e) in enumerate(widths))]
         widths = [(max(b, 0), max(e, 0)) for b, e in widths]
     if mode == "constant":
-        fill = 0 if value is None else (np.asarray(value).reshape(()) if is_concrete(value) else value.reshape(()))
+        fill = 0 if value is None else (value.reshape(()) if not is_concrete(value) else np.asarray(value).reshape(()))
         return m.pad(x, widths, mode="constant", constant_values=fill)
     return m.pad(x, widths, mode={"reflect": "reflect", "edge": "edge"}[mode])
 
