@@ -153,13 +153,14 @@ def load_onnx(path: str | os.PathLike, *, channels_last: bool = True) -> OnnxMod
     try:
         out = _output_shape(graph, params, sample, batched=True)
     except ValueError as err:
+        first = ValueError(str(err).strip().splitlines()[0])  # without the notes JAX appends
         if dims[0] is None:  # a dynamic batch axis that still fails: the graph's own error
-            raise
+            raise first from None
         try:  # batch fixed to 1 and baked into shape constants: one image at a time
             out = _output_shape(graph, params, sample, batched=False)
             batched = False
         except ValueError:
-            raise err from None
+            raise first from None
     if len(out.shape) != 2 or out.shape[0] != sample[0]:
         raise ValueError(f"{source}: the first output has shape {tuple(out.shape)} for a batch of {sample[0]}; "
                          "a classifier returns [batch, classes]")
