@@ -12,10 +12,11 @@ import contextlib
 import logging
 import math
 import os
+import stat
 import sys
 import tempfile
 import warnings
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 from rexjax.errors import first_line
 
@@ -43,6 +44,53 @@ def check_model(name: str):
         return models.check_model(name)
     except ValueError as e:
         raise UsageError("--model", first_line(e)) from e
+
+
+MODEL_FILE_SUFFIX = ".onnx"
+
+
+def is_model_file(value: str) -> bool:
+    """Whether --model names a model file (a path, as opposed to a zoo name or a
+    'package.module:factory'): it ends in .onnx or holds a path separator."""
+    return value.endswith(MODEL_FILE_SUFFIX) or os.sep in value
+
+
+def check_model_file(path: str, flag: str = "--model") -> str:
+    """`path` if it is an existing regular file ending in .onnx (only stats it: a FIFO is
+    never opened); a UsageError naming it otherwise."""
+    from rexjax.io import display_name
+
+    shown = display_name(path)
+    if not path.endswith(MODEL_FILE_SUFFIX):
+        raise UsageError(flag, f"{shown!r} is not an ONNX file (a model file must end in {MODEL_FILE_SUFFIX}); "
+                               "give a PATH.onnx or a zoo name (see `rexjax models`)")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise UsageError(flag, f"no such model file {shown!r} ({e.strerror or e})") from e
+    if not stat.S_ISREG(mode):
+        raise UsageError(flag, f"{shown!r} is not a regular file")
+    return path
+
+
+def check_floats(flag: str, values: Optional[Sequence[str]], *, nonzero: bool = False) -> Optional[tuple[float, ...]]:
+    """A comma-separated list flag (absl DEFINE_list) as finite floats (non-zero if asked);
+    None when the flag is unset."""
+    if values is None:
+        return None
+    out = []
+    for text in values:
+        try:
+            value = float(text)
+        except ValueError:
+            raise UsageError(flag, f"{text!r} is not a number (give comma-separated numbers, e.g. "
+                                   "0.5,0.5,0.5)") from None
+        if not math.isfinite(value) or (nonzero and value == 0):
+            raise UsageError(flag, f"every value must be finite{' and non-zero' if nonzero else ''}, got {text}")
+        out.append(value)
+    if not out:
+        raise UsageError(flag, "give one number per input channel, comma-separated")
+    return tuple(out)
 
 
 def check_weights(path: Optional[str]) -> None:
@@ -108,17 +156,18 @@ def available_memory() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def check_batch_size(batch_size: Optional[int], input_size, flag: str = "--batch_size") -> Optional[int]:
-    """`batch_size` if positive and its estimated forward buffers (batch x H x W x 3 x 4
-    bytes x ACTIVATION_FACTOR) fit in `available_memory()`; None (the default) passes."""
+def check_batch_size(batch_size: Optional[int], input_size, flag: str = "--batch_size",
+                     channels: int = 3) -> Optional[int]:
+    """`batch_size` if positive and its estimated forward buffers (batch x H x W x channels
+    x 4 bytes x ACTIVATION_FACTOR) fit in `available_memory()`; None (the default) passes."""
     if batch_size is None:
         return None
     check_range(flag, batch_size, 1)
     h, w = input_size
-    need = batch_size * h * w * 3 * 4 * ACTIVATION_FACTOR
+    need = batch_size * h * w * channels * 4 * ACTIVATION_FACTOR
     have = available_memory()
     if need > have:
-        largest = max(1, have // (h * w * 3 * 4 * ACTIVATION_FACTOR))
+        largest = max(1, have // (h * w * channels * 4 * ACTIVATION_FACTOR))
         raise UsageError(flag, f"{batch_size} images need about {need / 2**30:.1f} GiB, {have / 2**30:.1f} GiB "
                                f"available; use at most {largest}")
     return batch_size

@@ -18,8 +18,10 @@ with each undecodable byte as `\\xNN`: `caf<0xff>.png` is written as `caf\\xff.n
 Each Python warning is one stderr line naming the image; a log record at WARNING (absl,
 JAX) keeps only its first line.
 
-Every flag is checked before the model is loaded (and --out is checked writable): a bad value
-or a missing image is one line naming it, exit status 2. One image that fails (unreadable, a
+Every flag is checked before the model is loaded (--out is checked writable, --db opened or
+created), except what needs an ONNX model's graph (the number of --means/--stds against its
+channels, --binary_threshold against its outputs, --target), checked as soon as it loads: a
+bad value or a missing image is one line naming it, exit status 2. One image that fails (unreadable, a
 directory or FIFO, a decompression bomb, an output that cannot be written) is reported as a
 JSON line `{"image", "error"}` and one stderr line, and the batch goes on; the exit status
 is then 1. A flat responsibility map (a featureless image) is reported on stderr.
@@ -30,6 +32,20 @@ The ReX settings come from `--config` (default `rexjax/configs/rex.py`, the fast
 `--contrastive` and `--strategy` are short aliases of config fields. `--mask_mode` and
 `--batch_size` are not ReX settings but the call's (every method takes them).
 
+`--model` is a zoo name, a 'package.module:factory', or an ONNX file (`PATH.onnx`, compiled
+to JAX): its input size, channel count (1 grey, 3 RGB, 4 RGBA: every image is converted to
+it) and layout come from the graph, and images are preprocessed as the ReX tool preprocesses
+ONNX models, its `[rex.onnx]` settings as flags of the same names and defaults: `x / --norm`
+(default 255), then per channel `(x - mean) / std` with `--means m1,m2,..` and `--stds s1,s2,..` (one per channel;
+default none). A model with one output (p = probability of class 1) needs
+`--binary_threshold T`: class 1 when p >= T, and the decided side is explained. These four
+flags are ONNX-only (a zoo model brings its own preprocessing; they are refused with one
+line), as they are the tool's `[rex.onnx]` settings. The JSON line of an ONNX model carries
+the file's `model_sha256`; an ONNX file the compiler refuses (an unsupported op) is one line.
+
+`--db results.db` appends one row per explanation (per part with --multiple) to a SQLite
+table `explanations` (columns in `rexjax/results_db.py`), safe with concurrent runs.
+
 With `--multiple K` it also searches up to K sufficient explanations (spotlights, pairwise
 Dice <= --config.permitted_overlap) and writes `<out>/<name>_multiple.png` (each contoured in its
 colour) and `multiple_masks` in the .npz; `--contrastive` adds a sufficient-and-necessary
@@ -37,6 +53,9 @@ explanation (`contrastive_mask`, third panel of the composite; reported when non
 
 Example:
   rexjax explain third_party/images/ladybird.jpg --out out/demo
+  rexjax explain photo.jpg --model lite0.onnx --norm 255 --means 0.498,0.498,0.498 --stds 0.502,0.502,0.502
+  rexjax explain scan.png --model grey_cnn.onnx --mask_mode ad --db results.db
+  rexjax explain x.png --model sigmoid.onnx --binary_threshold 0.5
   rexjax explain third_party/images/*.jpg --iters 10 --mask_mode ad --seed 3
   rexjax explain --multiple 4 third_party/images/starfish.jpg
   rexjax explain third_party/images/ladybird.jpg --config=rexjax/configs/rex.py:paper
@@ -45,6 +64,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
@@ -65,9 +85,32 @@ _REX_CONFIG = config_flags.DEFINE_config_file(
     "--config.search.iters=20 --config.extract.prune_grids='()' --config.search.responsibility=alg1. "
     "Default fields:\n" + describe_config(rex_configs.get_config()),
 )
-flags.DEFINE_string("model", "efficientnet_lite0", "Registered model name (see `rexjax models`), or "
-                    "'package.module:factory', a callable returning a model (as experiments/run.py takes).")
-flags.DEFINE_string("weights", None, "Optional torch state_dict (.pth) for the model.")
+flags.DEFINE_string("model", "efficientnet_lite0", "Registered model name (see `rexjax models`), "
+                    "'package.module:factory', a callable returning a model (as experiments/run.py takes), or an "
+                    "ONNX file PATH.onnx (as ReX's --model): its input size, channels (1 grey, 3 RGB, 4 RGBA) and "
+                    "layout are read from the graph, the image is converted to its channels, and it is "
+                    "preprocessed as the tool preprocesses ONNX models (--norm, --means, --stds).")
+flags.DEFINE_string("weights", None, "Optional torch state_dict (.pth) for a zoo model (an ONNX file holds its own).")
+# The ReX tool's [rex.onnx] settings: for ONNX models only (a zoo model brings its own preprocessing).
+ONNX_FLAGS = ("norm", "means", "stds", "binary_threshold")
+flags.DEFINE_float("norm", None, "As the ReX tool's `norm` ([rex.onnx] in its rex.toml; ONNX models only): the "
+                   "image's 0..255 values are divided by NORM before --means/--stds. Default 255, the tool's.")
+flags.DEFINE_list("means", None, "As the ReX tool's `means` ([rex.onnx]; ONNX models only): per-channel means "
+                  "subtracted after / NORM, one per input channel of the model, comma-separated (e.g. "
+                  "0.485,0.456,0.406). Default: none (0), the tool's.")
+flags.DEFINE_list("stds", None, "As the ReX tool's `stds` ([rex.onnx]; ONNX models only): per-channel standard "
+                  "deviations divided by after the means, one per input channel (e.g. 0.229,0.224,0.225). "
+                  "Default: none (1), the tool's.")
+flags.DEFINE_float("binary_threshold", None, "As the ReX tool's `binary_threshold` ([rex.onnx]; ONNX models only), "
+                   "T in (0, 1), required for a model with ONE output, read as p = the probability of class 1 (a "
+                   "sigmoid): the model decides class 1 when p >= T, else 0, and the decided side is explained by "
+                   "default (--target 0 or 1 picks one). Refused for a model with more outputs.")
+flags.DEFINE_string("db", None, "SQLite file to append one row per explanation to (as the ReX tool's --database, in "
+                    "a table `explanations` of our own columns: image and model with their SHA-256, target, "
+                    "confidences, area, sufficient, forward images, times, the config as JSON, seed, rexjax version "
+                    "and commit, and the .npz/.png written, relative to the file's folder; see "
+                    "rexjax/results_db.py). Created if missing; safe for concurrent runs; refused (untouched) if it "
+                    "is another kind of file.")
 flags.DEFINE_integer("target", None, "Class to explain (default: the model's top-1 class).", lower_bound=0)
 flags.DEFINE_integer("seed", 0, "PRNG seed in [0, 2^32 - 1]; an image's key is rexjax.keys.for_image(seed, its file "
                      "name), the same key `rexjax evaluate` and experiments/run.py give it.")
@@ -116,15 +159,55 @@ def _config():
         raise common.UsageError("--config", common.first_line(err)) from err
 
 
+def _check_model_flags():
+    """--model, --weights and the ONNX-only flags; returns the zoo ModelSpec (None for an ONNX
+    file or a factory)."""
+    if common.is_model_file(FLAGS.model):
+        common.check_model_file(FLAGS.model)
+        if FLAGS.weights is not None:
+            raise common.UsageError("--weights", "an ONNX model file holds its own weights; --weights is for zoo "
+                                                 "models")
+        spec = None
+    else:
+        given = [f"--{name}" for name in ONNX_FLAGS if getattr(FLAGS, name) is not None]
+        if given:
+            raise common.UsageError(given[0], f"applies to ONNX models (--model PATH.onnx), as the tool's; "
+                                              f"{FLAGS.model!r} brings its own preprocessing (see `rexjax models`)")
+        spec = common.check_model(FLAGS.model)
+        common.check_weights(FLAGS.weights)
+    if FLAGS.norm is not None and not (math.isfinite(FLAGS.norm) and FLAGS.norm > 0):
+        raise common.UsageError("--norm", f"must be a finite number > 0, got {FLAGS.norm!r}")
+    common.check_floats("--means", FLAGS.means)
+    common.check_floats("--stds", FLAGS.stds, nonzero=True)
+    if FLAGS.binary_threshold is not None and not 0 < FLAGS.binary_threshold < 1:
+        raise common.UsageError("--binary_threshold", f"must be in (0, 1), got {FLAGS.binary_threshold!r}")
+    return spec
+
+
+def _open_db():
+    """The --db results database (opened or created now, with its folder, so a bad file fails
+    before the model loads), or None."""
+    if FLAGS.db is None:
+        return None
+    from rexjax.results_db import ResultsDB
+
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.db)), exist_ok=True)
+        return ResultsDB(FLAGS.db)
+    except OSError as err:
+        raise common.UsageError("--db", f"cannot create the folder of {_label(FLAGS.db)!r} ({err.strerror or err})")
+    except ValueError as err:
+        raise common.UsageError("--db", common.first_line(err)) from err
+
+
 def _check_flags(images: list[str]):
-    """Every check that needs no model; returns (RexConfig, ModelSpec)."""
+    """Every check that needs no model; returns (RexConfig, ModelSpec or None, ResultsDB or None)."""
     if not images:
         raise common.UsageError("", "give at least one image path (see --help)")
     missing = [p for p in images if not os.path.exists(p)]  # a directory or FIFO fails alone, later
     if missing:
         raise common.UsageError("", f"no such file: {', '.join(map(_label, missing))}")
-    spec = common.check_model(FLAGS.model)
-    common.check_weights(FLAGS.weights)
+    spec = _check_model_flags()
     common.check_seed(FLAGS.seed)
     if spec is not None:  # a zoo model: its class count and input size are known without loading it
         common.check_range("--target", FLAGS.target, 0, spec.num_classes - 1, allow_none=True)
@@ -132,7 +215,37 @@ def _check_flags(images: list[str]):
     common.check_mask_mode(FLAGS.mask_mode)
     config = _config()
     common.check_out_dir(FLAGS.out)
-    return config, spec
+    return config, spec, _open_db()
+
+
+def _onnx_model(model):
+    """An ONNX model with the tool's preprocessing of --norm/--means/--stds (x / norm, then per
+    channel (x - mean) / std, in the model's channel mode) and the Classifier options of
+    --binary_threshold; the checks that need its graph (channel and output counts, --target,
+    --batch_size). Returns (model, Classifier options)."""
+    from dataclasses import replace
+
+    from rexjax.models.preprocess import Preprocess
+
+    channels, k, name = model.channels, model.num_classes, _label(FLAGS.model)
+    means, stds = common.check_floats("--means", FLAGS.means), common.check_floats("--stds", FLAGS.stds, nonzero=True)
+    for flag, values in (("--means", means), ("--stds", stds)):
+        if values is not None and len(values) != channels:
+            raise common.UsageError(flag, f"{len(values)} values for {name}, whose input has {channels} channel(s); "
+                                          "give one per channel")
+    if FLAGS.binary_threshold is not None and k != 1:
+        raise common.UsageError("--binary_threshold", f"is for a model with one output; {name} has {k}")
+    if FLAGS.binary_threshold is None and k == 1:
+        raise common.UsageError("--binary_threshold", f"{name} has one output (a binary classifier): give "
+                                                      "--binary_threshold T in (0, 1), e.g. 0.5")
+    common.check_range("--target", FLAGS.target, 0, max(k, 2) - 1, allow_none=True)
+    common.check_batch_size(FLAGS.batch_size, (FLAGS.input_size,) * 2 if FLAGS.input_size else model.input_size,
+                            channels=channels)
+    norm = 255.0 if FLAGS.norm is None else FLAGS.norm
+    pre = Preprocess(tuple(model.input_size), 0.0 if means is None else means, 1.0 if stds is None else stds,
+                     channels=channels, norm=norm)
+    options = {"binary_threshold": FLAGS.binary_threshold, "outputs": "probs", "labels": ("0", "1")} if k == 1 else {}
+    return replace(model, preprocessing=pre), options
 
 
 def _label(path: str) -> str:
@@ -143,9 +256,25 @@ def _label(path: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in display_name(path))
 
 
-def _explain_one(model, explainer, path: str, name: str) -> dict:
-    """Explains one image and writes its files as one unit (`io.AtomicOutputs`); returns its
-    JSON record. `name` is the image's output name (`io.unique_names`)."""
+class _DbRecord:
+    """Appends an image's explanations to the --db database, after its files are in place."""
+
+    def __init__(self, db, model_sha256):
+        self.db, self.model_sha256 = db, model_sha256
+
+    def __call__(self, ex, path: str, finals: dict) -> None:
+        from rexjax.results_db import explanation_rows, file_sha256
+
+        files = {field: self.db.relative(finals[field]) if field in finals else None for field in OUTPUTS}
+        for row in explanation_rows(ex, image=path, image_sha256=file_sha256(path), model=FLAGS.model,
+                                    model_sha256=self.model_sha256, seed=FLAGS.seed, files=files):
+            self.db.append(row)
+
+
+def _explain_one(model, explainer, path: str, name: str, identity: dict, record=None) -> dict:
+    """Explains one image, writes its files as one unit (`io.AtomicOutputs`) and its rows
+    with `record` (--db); returns its JSON record. `name` is the image's output name
+    (`io.unique_names`); `identity` the model's fields of the record."""
     import numpy as np
 
     from rexjax import keys
@@ -175,12 +304,14 @@ def _explain_one(model, explainer, path: str, name: str) -> dict:
                                  ex.responsibility, ex.multiple.parts if explainer.config.multiple else (), title,
                                  contrastive)
     written = {field: display_name(final) for field, final in zip(OUTPUTS, out.finals)}
+    if record is not None:
+        record(ex, path, dict(zip(OUTPUTS, out.finals)))
     if ex.contrastive is not None and not ex.contrastive.found:
         print(f"rexjax explain: {_label(path)}: no contrastive explanation: {ex.contrastive.message}", file=sys.stderr)
     if common.is_flat(ex.responsibility):
         print(f"rexjax explain: {_label(path)}: warning: flat responsibility map (a featureless image?); "
               f"the explanation took {ex.forward_images} forward images", file=sys.stderr)
-    return {"image": display_name(path), "model": FLAGS.model, **ex.stats(), **written}
+    return {"image": display_name(path), **identity, **ex.stats(), **written}
 
 
 def _in_worker(fn):
@@ -212,39 +343,58 @@ def _in_worker(fn):
 
 def main(argv) -> int:
     images = argv[1:]
-    config, _ = _check_flags(images)
-    with common.one_line_warnings("rexjax explain"):
-        return _explain_all(images, config)
+    config, _, db = _check_flags(images)
+    try:
+        with common.one_line_warnings("rexjax explain"):
+            return _explain_all(images, config, db)
+    finally:
+        if db is not None:
+            db.close()
 
 
-def _explain_all(images: list[str], config) -> int:
+def _model_sha256(model) -> str | None:
+    """The SHA-256 of the file the model came from: the ONNX file, or a zoo model's weights."""
+    from rexjax.results_db import file_sha256
+
+    weights = getattr(model, "weights_path", None)
+    return getattr(model, "sha256", None) or (file_sha256(weights) if weights else None)
+
+
+def _explain_all(images: list[str], config, db) -> int:
     """Loads the model and explains each image; 1 if any image failed, else 0."""
     from tqdm.auto import tqdm
 
     from rexjax.causal import Explainer
+    from rexjax.classifier import Classifier
     from rexjax.io import display_name, unique_names
 
     model = common.load_model(FLAGS.model, FLAGS.weights)
+    options = {}
+    if common.is_model_file(FLAGS.model):
+        model, options = _onnx_model(model)
     if FLAGS.input_size:
         try:
             model = model.at_size(FLAGS.input_size)
         except ValueError as err:
             raise common.UsageError("--input_size", common.first_line(err)) from err
-    explainer = Explainer(model, config, mask_mode=FLAGS.mask_mode, batch_size=FLAGS.batch_size)
+    explainer = Explainer(Classifier.of(model, **options) if options else model, config, mask_mode=FLAGS.mask_mode,
+                          batch_size=FLAGS.batch_size)
+    identity = {"model": FLAGS.model, **({"model_sha256": model.sha256} if common.is_model_file(FLAGS.model) else {})}
+    record = None if db is None else _DbRecord(db, _model_sha256(model))
     suffixes = [OUTPUTS["npz"], OUTPUTS["png"]] + ([OUTPUTS["composite_png"]] if config.wants_spotlights else [])
     names = unique_names(images, outputs=lambda name: [name + suffix for suffix in suffixes])
     failed = 0
     for path, name in tqdm(list(zip(images, names)), desc="images", disable=not FLAGS.progress or len(images) == 1):
         try:
             with common.one_line_warnings(f"rexjax explain: {_label(path)}"):
-                record = _explain_one(model, explainer, path, name)
+                line = _explain_one(model, explainer, path, name, identity, record)
         except Exception as err:  # one bad image never stops the batch (Ctrl-C does)
             failed += 1
             message = display_name(f"{type(err).__name__}: {common.first_line(err)}")
             print(json.dumps({"image": display_name(path), "error": message}), flush=True)
             print(f"rexjax explain: {_label(path)}: {message}", file=sys.stderr, flush=True)
             continue
-        print(json.dumps(record), flush=True)
+        print(json.dumps(line), flush=True)
     if failed:
         print(f"rexjax explain: {failed} of {len(images)} images failed", file=sys.stderr)
     return 1 if failed else 0

@@ -63,7 +63,8 @@ def binary(path, channels: int = 3, size: tuple[int, int] = (12, 12), seed: int 
                   "prob")
 
 
-def tool_input(image, size: tuple[int, int], channels: int = 3, norm: float = 255.0, means=None, stds=None) -> np.ndarray:
+def tool_input(image, size: tuple[int, int], channels: int = 3, norm: float = 255.0, means=None,
+               stds=None) -> np.ndarray:
     """The ReX tool's generic pipeline (`generic_image_preprocess`), re-derived: the image in
     the model's PIL mode, resized whole to (H, W) with PIL bicubic, float32, / norm, then per
     channel - mean, / std when given; NCHW with a batch axis: f32[1, C, H, W]."""

@@ -121,7 +121,8 @@ def test_inverse_displays_rgb_for_every_channel_count(channels):
 
 def test_describe_shows_the_tool_pipeline():
     pp = preprocess.Preprocess((224, 224), mean=(0.498,) * 3, std=(0.502,) * 3, norm=255)
-    assert pp.describe() == "whole image -> 224x224 bicubic, x / 255, (x - (0.498, 0.498, 0.498)) / (0.502, 0.502, 0.502)"
+    assert pp.describe() == ("whole image -> 224x224 bicubic, x / 255, "
+                             "(x - (0.498, 0.498, 0.498)) / (0.502, 0.502, 0.502)")
     grey = preprocess.Preprocess((28, 28), mean=0.0, std=1.0, channels=1, norm=255)
     assert grey.describe() == "whole image -> 28x28 bicubic, grey (L), x / 255, (x - 0) / 1"
     assert preprocess.Preprocess((9, 7)).describe() == "whole image -> 9x7 bicubic, (x - 127) / 128"
