@@ -13,9 +13,9 @@ sub-graphs of dynamic batch axes and TF 'SAME' padding are folded on static shap
 
 Layout: the input arrives NHWC (the project's convention). An NCHW graph runs
 channels-last inside (`channels_last=True`, the default): the input is used as it is,
-stored channels-last, Conv weights used only by Conv are converted OIHW -> HWIO once at
-load, spatial ops (conv, pooling, BN) work on channels-last data, elementwise and
-axes-aware ops follow the layout of their inputs (`ops` module doc), and any other op sees
+stored channels-last, Conv weights are converted OIHW -> HWIO once at load (those used
+only by Conv, and by Shape, which reports their ONNX shape), spatial ops (conv, pooling,
+BN) work on channels-last data, elementwise and axes-aware ops follow the layout of their inputs (`ops` module doc), and any other op sees
 the canonical layout (a transpose is inserted only there). `channels_last=False` transposes
 the input to NCHW at entry and runs every op in the graph's own layout (the benchmark's
 comparison point, `benchmarks/onnx_forward.py`).
@@ -261,7 +261,7 @@ def compile_graph(model: onnx.ModelProto, source: str, *, channels_last: bool = 
             for k, name in enumerate(n.input):
                 uses.setdefault(name, []).append((n.op_type, k))
         for name, value in params.items():
-            if value.ndim >= 3 and uses.get(name) and all(u == ("Conv", 1) for u in uses[name]):
+            if value.ndim >= 3 and ("Conv", 1) in uses.get(name, ()) and set(uses[name]) <= {("Conv", 1), ("Shape", 0)}:
                 params[name] = ops.hwio(value)
                 hwio.add(name)
     return Graph(

@@ -492,6 +492,8 @@ def _shape(node, x):
     shape = list(x.shape)
     if node.last:
         shape = [shape[stored_axis(a, x.ndim)] for a in range(x.ndim)]
+    elif node.tags[0] == "hwio":  # a Conv weight converted at load: report its OIHW shape
+        shape = [shape[-1], shape[-2], *shape[:-2]]
     start, end = node.attr("start", 0), node.attr("end")
     node.out_last = False
     return np.asarray(shape[start:end], np.int64)

@@ -1,0 +1,44 @@
+"""ConvAD on imported graphs, with the checks of the zoo CNNs (`tests/helpers/ad_helpers`):
+Theorem 1 (all-ones masks give the plain logits), masked pixels changed under a mask leave
+the output unchanged, and the poisoning leak check (NaN at every masked intermediate).
+
+The grey binary model (1 input channel, conv, padded max-pool, mean, sigmoid) and the
+EfficientNet-V2 pattern (dynamic TF 'SAME' pads computed by Shape sub-graphs, depthwise
+conv emitted as the named `depthwise_conv`, squeeze-excite, SiLU) exercise what imported
+CNNs emit; the real Lite0 graph is checked in `test_lite0.py` (slow). Bugs caught: a
+primitive ConvAD has no rule for, a layout transpose that loses the mask's spatial axes,
+a pad or pool letting masked values in."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from rexjax.classifier import Classifier
+from rexjax.models.onnx import load_onnx
+from tests.helpers.ad_helpers import check_convad, random_masks
+from tests.models.onnx.conftest import FIXTURES
+
+
+@pytest.mark.parametrize("name", ["binary_dynamo18", "efficientnet_v2_torchscript13"])
+def test_convad_theorem1_deactivation_and_poisoning(name):
+    model = load_onnx(FIXTURES / f"{name}.onnx")
+    x = jax.random.normal(jax.random.key(1), (2, *model.input_size, model.channels))
+    check_convad(model.apply_fn, model.variables, x, jax.random.key(2), taus=(0.0,))
+
+
+def test_classifier_masked_ad_on_an_imported_cnn():
+    """`Classifier.of(onnx_model).masked("ad")`: all-visible masks give the model's own
+    probabilities; changing masked pixels changes nothing."""
+    model = load_onnx(FIXTURES / "regnety_dynamo20.onnx")
+    masked = Classifier.of(model).masked("ad")
+    x = np.asarray(jax.random.normal(jax.random.key(3), (*model.input_size, 3)))
+    masks = np.asarray(random_masks(jax.random.key(4), 2, *model.input_size))
+    probs = np.asarray(masked(x, np.ones_like(masks)))
+    np.testing.assert_allclose(probs, np.asarray(jax.nn.softmax(model(x[None]), -1)).repeat(2, 0), atol=1e-6)
+    same = masks[[0, 0]]  # one compiled batch shape for both calls: bitwise comparable
+    a = np.asarray(masked(x, same))
+    b = np.asarray(masked(np.where(same[0, ..., None] > 0, x, 10.0), same))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, probs)
