@@ -15,17 +15,37 @@ import jax
 import numpy as np
 import pytest
 
+from rexjax.ad import UnsupportedPrimitiveError, convad
 from rexjax.classifier import Classifier
 from rexjax.models.onnx import load_onnx
 from tests.helpers.ad_helpers import check_convad, random_masks
 from tests.models.onnx.conftest import FIXTURES
 
 
-@pytest.mark.parametrize("name", ["binary_dynamo18", "efficientnet_v2_torchscript13"])
-def test_convad_theorem1_deactivation_and_poisoning(name):
+def _check(name, taus):
     model = load_onnx(FIXTURES / f"{name}.onnx")
     x = jax.random.normal(jax.random.key(1), (2, *model.input_size, model.channels))
-    check_convad(model.apply_fn, model.variables, x, jax.random.key(2), taus=(0.0,))
+    check_convad(model.apply_fn, model.variables, x, jax.random.key(2), taus=taus)
+
+
+@pytest.mark.parametrize("name", ["binary_dynamo18", "efficientnet_v2_torchscript13"])
+def test_convad_theorem1_deactivation_and_poisoning(name):
+    _check(name, taus=(0.0,))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet_dynamo18", "vgg_torchscript13", "convnext_dynamo20", "regnety_dynamo18",
+                                  "efficientnet_v2_dynamo18", "inception_dynamo20", "binary_torchscript17"])
+def test_convad_on_every_cnn_pattern(name):
+    _check(name, taus=(0.0, 0.5))
+
+
+def test_convad_refuses_attention_between_masked_tokens():
+    """The documented limit: a ViT's q k^T multiplies two masked activations."""
+    model = load_onnx(FIXTURES / "vit_torchscript17.onnx")
+    x = jax.random.normal(jax.random.key(1), (1, *model.input_size, 3))
+    with pytest.raises(UnsupportedPrimitiveError, match="both operands masked"):
+        jax.eval_shape(convad(model.apply_fn), model.variables, x, x[..., 0] > 0)  # traced only
 
 
 def test_classifier_masked_ad_on_an_imported_cnn():
