@@ -1,19 +1,32 @@
 """`Classifier`: the one view of a model every method and metric uses.
 
     clf = Classifier.of("efficientnet_lite0")          # a zoo name, a zoo Model, or ...
-    clf = Classifier.of(my_fn)                         # ... any batched x[B,H,W,C] -> logits[B,K]
+    clf = Classifier.of(my_fn)                         # ... any batched JAX x[B,H,W,C] -> logits[B,K]
+    clf = Classifier.from_callable(np_fn, (H, W, C))   # ... any NumPy fn (torch, onnxruntime): a black box
     clf.logits(xb)        f32[B, K]   the model's logits (log-probabilities if outputs="probs")
     clf.probs(xb)         f32[B, K]   probabilities (softmax once, never twice)
     clf.full_probs(x)     f32[K]      the unmasked image's probabilities (jitted, x f32[H,W,C])
+    clf.predicted_class(p) int        the class decided on full_probs p: the default target
     clf.num_classes_for(x)            K, by shape inference (no model call)
     clf.masked(mode)      MaskedClassifier (x, masks[B,H,W]) -> probs[B,K]; "ad" = ConvAD
     clf.features(layer)   features_and_logits(xb, delta) -> (feat[B,h,w,c], logits[B,K])
+    clf.require_gradients(method)     ValueError naming `method` if the model has no gradients
     clf.preprocess(path)  f32[H, W, C] in the model's input space (zoo models)
 
 `outputs="probs"` declares a model that already returns probabilities: it is not softmaxed
 again (its logits are `log(p)`, so softmax(logits) = p). Everything derived from a
 Classifier (masked views, features) is built once and cached on it, so jitted methods that
 take them as static arguments compile once per classifier.
+
+Black boxes (`from_callable`, `rexjax.black_box`): a host function reached through
+`jax.pure_callback`; every black-box method works on it (rex, rise, shape, occlusion, lime,
+kernel_shap, noise_tunnel around one of them, the metrics); methods that differentiate the
+model and mask_mode="ad" refuse it with one line (`require_gradients`).
+
+Binary models (`binary_threshold=t`, `rexjax.binary`): a model with ONE output column (a
+probability, or a logit) is presented as two classes [negative, positive] whose argmax is
+the decision p >= t, so every method and metric works unchanged and the default target is
+the decided side; a one-column model without `binary_threshold` is refused.
 """
 
 from __future__ import annotations
@@ -26,11 +39,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexjax import checks
+from rexjax import binary, checks
+from rexjax.black_box import BlackBox
 from rexjax.masking import MaskMode, deactivated, painted, parse_mask_mode
 from rexjax.types import MaskedClassifier
 
 OUTPUTS = ("logits", "probs")
+# The registered methods that only evaluate the model (named in the gradient refusal).
+BLACK_BOX_METHODS = ("rex", "rise", "shape", "occlusion", "lime", "kernel_shap")
 
 
 class Classifier:
@@ -42,6 +58,7 @@ class Classifier:
         models expose theirs through `features(layer)`.
     preprocess: optional `image -> f32[H,W,C]` (zoo models bring their own).
     labels: optional class names.
+    binary_threshold: t in (0, 1) for a model with one output column (module doc).
     """
 
     def __init__(
@@ -53,12 +70,15 @@ class Classifier:
         preprocess: Optional[Callable] = None,
         labels: Optional[Sequence[str]] = None,
         name: Optional[str] = None,
+        binary_threshold: Optional[float] = None,
     ):
         if not callable(model):
             raise ValueError(f"model must be a zoo name, a zoo Model or a batched callable, got {type(model).__name__}")
         checks.one_of("outputs", outputs, OUTPUTS)
         self.model = model
         self.outputs = outputs
+        self.binary_threshold = None if binary_threshold is None else binary.check_threshold(binary_threshold)
+        self.black_box = isinstance(model, BlackBox)
         self.name = name or getattr(model, "name", None) or getattr(model, "__name__", type(model).__name__)
         self.labels = tuple(labels) if labels is not None else getattr(model, "labels", None)
         self._features_fn = features
@@ -68,6 +88,9 @@ class Classifier:
         self._num_classes: dict = {}
         self._memo: dict = {}
         self._full = jax.jit(self._full_probs)
+        declared = getattr(model, "num_classes", None)
+        if declared is not None:
+            self._check_columns(declared)
 
     @classmethod
     def of(cls, model: Any, **options) -> "Classifier":
@@ -82,16 +105,65 @@ class Classifier:
             model = models.load(model)
         return cls(model, **options)
 
+    @classmethod
+    def from_callable(
+        cls,
+        fn: Callable,
+        input_shape: Sequence[int],
+        *,
+        outputs: str = "logits",
+        batch_size: Optional[int] = None,
+        num_classes: Optional[int] = None,
+        name: Optional[str] = None,
+        labels: Optional[Sequence[str]] = None,
+        binary_threshold: Optional[float] = None,
+    ) -> "Classifier":
+        """A black box: `fn(x f32[n, *input_shape] numpy) -> scores[n, K]` (torch under no_grad,
+        onnxruntime, predict_proba, ...) as a Classifier, through `jax.pure_callback`
+        (`rexjax.black_box.BlackBox`: whole batches, `batch_size` rows per call of fn at most,
+        works under jit and vmap). K comes from one call of fn on a zero input unless
+        `num_classes` is given; wrong shapes, dtypes or non-finite scores are ValueErrors
+        naming fn. No gradients: gradient methods and mask_mode="ad" refuse it."""
+        box = BlackBox(fn, input_shape, outputs=outputs, batch_size=batch_size, num_classes=num_classes, name=name)
+        clf = cls(box, outputs=outputs, labels=labels, name=box.name, binary_threshold=binary_threshold)
+        if labels is not None and len(clf.labels) != clf.num_classes:
+            raise ValueError(f"labels: {len(clf.labels)} names for {clf.num_classes} classes")
+        return clf
+
     # --- scores -------------------------------------------------------------------------
     def logits(self, xb: jax.Array) -> jax.Array:
-        """x f32[B,H,W,C] -> f32[B,K]: the model's logits (log-probabilities if outputs="probs")."""
+        """x f32[B,H,W,C] -> f32[B,K]: the model's logits (log-probabilities if outputs="probs";
+        a binary model's [0, margin], `rexjax.binary`)."""
         out = self.model(xb)
+        self._check_columns(out.shape[-1])
+        if self.binary_threshold is not None:
+            return binary.logits(out, self.outputs, self.binary_threshold)
         return jnp.log(out) if self.outputs == "probs" else out
 
     def probs(self, xb: jax.Array) -> jax.Array:
         """x f32[B,H,W,C] -> f32[B,K] probabilities (softmax of logits, or the model's own)."""
-        out = self.model(xb)
+        return self._to_probs(self.model(xb))
+
+    def _to_probs(self, out: jax.Array) -> jax.Array:
+        """The model's outputs f32[B,K'] -> probabilities f32[B,K] (K = 2 for a binary model)."""
+        self._check_columns(out.shape[-1])
+        if self.binary_threshold is not None:
+            return binary.probs(out, self.outputs, self.binary_threshold)
         return out if self.outputs == "probs" else jax.nn.softmax(out, axis=-1)
+
+    def _check_columns(self, k: int) -> None:
+        """A one-column model needs binary_threshold, and binary_threshold needs one column."""
+        if self.binary_threshold is not None and k != 1:
+            raise ValueError(f"binary_threshold needs a model with one output column, {self.name} has {k}")
+        if self.binary_threshold is None and k == 1:
+            raise ValueError(f"{self.name} has one output column (a binary classifier): pass binary_threshold=t, "
+                             "e.g. 0.5, to decide positive when p >= t")
+
+    def predicted_class(self, probs) -> int:
+        """The class the model decides on, given `probs` f32[K] = `full_probs(x)`: the top-1; for
+        a binary model that is the thresholded side (`rexjax.binary`). The default target of
+        every method (the one rule)."""
+        return int(np.argmax(np.asarray(probs)))
 
     def full_probs(self, x: jax.Array) -> jax.Array:
         """Probabilities f32[K] of the whole image x f32[H,W,C] (jitted; the only place they
@@ -111,12 +183,16 @@ class Classifier:
             out = jax.eval_shape(self.model, jax.ShapeDtypeStruct((1,) + shape, x.dtype))
             if len(out.shape) != 2:
                 raise ValueError(f"model must return scores [B, K], got shape {out.shape}")
-            self._num_classes[shape] = int(out.shape[1])
+            self._check_columns(int(out.shape[1]))
+            self._num_classes[shape] = 2 if self.binary_threshold is not None else int(out.shape[1])
         return self._num_classes[shape]
 
     @property
     def num_classes(self) -> Optional[int]:
-        """K when the model declares it (zoo models), else None (see `num_classes_for`)."""
+        """K when the model declares it (zoo models, black boxes; 2 for a binary model), else None
+        (see `num_classes_for`)."""
+        if self.binary_threshold is not None:
+            return 2
         return getattr(self.model, "num_classes", None)
 
     def check(self, x, target, name: str = "x") -> tuple[jax.Array, int]:
@@ -127,6 +203,13 @@ class Classifier:
     def label(self, target: int) -> Optional[str]:
         """The class name of `target`, or None."""
         return self.labels[target] if self.labels is not None and 0 <= target < len(self.labels) else None
+
+    def require_gradients(self, method: str) -> None:
+        """ValueError naming `method` when the model has no gradients (a black box); call it
+        before tracing anything that differentiates the model."""
+        if self.black_box:
+            raise ValueError(f"{method} needs gradients of the model; a Classifier.from_callable black box has none: "
+                             f"use {', '.join(BLACK_BOX_METHODS)}")
 
     # --- views ---------------------------------------------------------------------------
     def memo(self, key: Any, build: Callable[[], Any]) -> Any:
@@ -143,13 +226,17 @@ class Classifier:
         cache_key = (mode, tuple(sorted(ad_options.items())))
         if cache_key not in self._masked:
             if mode == "ad":
+                if self.black_box:
+                    raise ValueError("mask_mode='ad' needs the model's layers (ConvAD deactivates activations inside "
+                                     "it); a Classifier.from_callable black box has none: use a fill value such as "
+                                     "mask_mode=0.0, 'mean' or 'blur'")
                 if not (hasattr(self.model, "apply_fn") and hasattr(self.model, "variables")):
                     raise ValueError(
                         "mask_mode='ad' needs a Flax model with `apply_fn` and `variables` "
                         "(e.g. rexjax.models.load(name)); a plain callable can only be painted"
                     )
-                to_probs = (lambda z: z) if self.outputs == "probs" else (lambda z: jax.nn.softmax(z, axis=-1))
-                self._masked[cache_key] = deactivated(self.model.apply_fn, self.model.variables, to_probs, **ad_options)
+                self._masked[cache_key] = deactivated(self.model.apply_fn, self.model.variables, self._to_probs,
+                                                      **ad_options)
             else:
                 if ad_options:
                     raise ValueError(f"ConvAD options {sorted(ad_options)} need mask_mode='ad', got {mode!r}")
@@ -197,12 +284,14 @@ class Classifier:
         if isinstance(image, (str, os.PathLike)) or type(image).__module__.startswith("PIL"):
             image = self.preprocess(image)
         x = checks.finite_image(image)
-        if self.has_preprocess and x.shape[-1] != 3:
-            raise ValueError(f"image must have 3 channels (NHWC RGB), got shape {x.shape}")
+        channels = getattr(self.model, "channels", 3)
+        if self.has_preprocess and x.shape[-1] != channels:
+            raise ValueError(f"image must have the model's {channels} channels (NHWC), got shape {x.shape}")
         return x
 
     def __repr__(self) -> str:
-        return f"Classifier({self.name!r}, outputs={self.outputs!r})"
+        binary_part = "" if self.binary_threshold is None else f", binary_threshold={self.binary_threshold}"
+        return f"Classifier({self.name!r}, outputs={self.outputs!r}{binary_part})"
 
 
 def last_spatial_feature(model) -> str:

@@ -84,7 +84,7 @@ class NamedMethod(NamedTuple):
         key = checks.key(key)
         x = checks.image(x)
         if target is None:
-            target = int(classifier.full_probs(x).argmax())
+            target = classifier.predicted_class(classifier.full_probs(x))
         return self.fn(classifier, x, target, key=key)
 
 

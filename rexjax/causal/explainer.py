@@ -86,8 +86,9 @@ class Explainer:
         if h < 2 or w < 2 or h * w < min_box:
             raise ValueError(f"image {h}x{w} is smaller than the minimum box size ({min_box} pixels)")
         probs = np.asarray(self.classifier.full_probs(x))
-        target = int(np.argmax(probs)) if target is None else checks.target(target, probs.shape[0])
-        return x, target, float(probs[target]), int(np.argmax(probs)) == target
+        decided = self.classifier.predicted_class(probs)
+        target = decided if target is None else checks.target(target, probs.shape[0])
+        return x, target, float(probs[target]), decided == target
 
     def __call__(self, image, *, key: Any, target: Optional[int] = None, progress: bool = False) -> Explanation:
         """Explains `image` (path, PIL image or f32[H,W,C] in the model's input space).

@@ -117,6 +117,7 @@ def extremal(
 
     def explain(classifier, x, target, *, key) -> Attribution:
         del key
+        classifier.require_gradients("extremal")
         x, t = classifier.check(x, target)
         m, region, confidence, losses = optimise(x, classifier.masked(mask_mode), t)
         region = np.asarray(region)

@@ -75,8 +75,8 @@ def gradcam_pp_weights(feat, g):
     return (a * jax.nn.relu(g)).sum(axis=(0, 1))
 
 
-def cam_method(weights_fn: Callable, layer: Optional[str], relu: bool, output: str):
-    """`fn(classifier, x, target, *, key) -> Attribution` for a CAM with channel weights
+def cam_method(name: str, weights_fn: Callable, layer: Optional[str], relu: bool, output: str):
+    """`fn(classifier, x, target, *, key) -> Attribution` for the CAM `name` with channel weights
     `weights_fn(feat f32[h,w,c], grads f32[h,w,c]) -> f32[c]`."""
     checks.one_of("output", output, OUTPUTS)
     if layer is not None and not isinstance(layer, str):
@@ -92,6 +92,7 @@ def cam_method(weights_fn: Callable, layer: Optional[str], relu: bool, output: s
 
     def explain(classifier, x, target, *, key) -> Attribution:
         del key
+        classifier.require_gradients(name)
         x, t = classifier.check(x, target)
         features_and_logits = classifier.features(layer)
         feature_shape(features_and_logits, x)
@@ -102,9 +103,9 @@ def cam_method(weights_fn: Callable, layer: Optional[str], relu: bool, output: s
 
 def gradcam(layer: Optional[str] = None, relu: bool = True, output: str = "logit"):
     """Grad-CAM factory. Returns `fn(classifier, x, target, *, key) -> Attribution` (key unused)."""
-    return cam_method(gradcam_weights, layer, relu, output)
+    return cam_method("gradcam", gradcam_weights, layer, relu, output)
 
 
 def gradcam_pp(layer: Optional[str] = None, relu: bool = True, output: str = "logit"):
     """Grad-CAM++ factory. Returns `fn(classifier, x, target, *, key) -> Attribution` (key unused)."""
-    return cam_method(gradcam_pp_weights, layer, relu, output)
+    return cam_method("gradcam_pp", gradcam_pp_weights, layer, relu, output)

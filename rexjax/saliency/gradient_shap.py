@@ -61,6 +61,7 @@ def gradient_shap(
         return batching.push(evaluate, n_samples, batch_size=batch_size, fold=fold).total / n_samples
 
     def explain(classifier, x, target, *, key) -> Attribution:
+        classifier.require_gradients("gradient_shap")
         x, t = classifier.check(x, target)
         base = jnp.zeros((1,) + x.shape, x.dtype) if baselines is None else jnp.asarray(baselines, x.dtype)
         if base.ndim == 3:

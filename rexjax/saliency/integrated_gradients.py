@@ -88,6 +88,7 @@ def integrated_gradients(
 
     def explain(classifier, x, target, *, key) -> Attribution:
         del key
+        classifier.require_gradients("integrated_gradients")
         x, t = classifier.check(x, target)
         base = jnp.asarray(baseline, x.dtype)
         if base.ndim and base.shape != x.shape:

@@ -108,6 +108,7 @@ def lrp(eps: float = 1e-6, gamma: float = 0.0):
 
     def explain(classifier, x, target, *, key) -> Attribution:
         del key
+        classifier.require_gradients("lrp")
         x, t = classifier.check(x, target)
         r = relevance(classifier, x, t)
         return Attribution(r.sum(-1), 1, ChannelAttributions(r))
