@@ -18,6 +18,7 @@ from PIL import Image
 
 from tests.commands import onnx_models
 from tests.commands.test_cli_errors import _probe
+from tests.helpers import tiny_pth_model as tiny
 
 pytest.importorskip("onnxruntime")
 
@@ -38,6 +39,7 @@ def files(tmp_path_factory):
     (d / "notes.db").write_text("not a database\n")
     (d / "model.pt").write_text("x")
     (d / "folder.onnx").mkdir()
+    tiny.write_weights(d / "tiny.pth", 0)
     return {
         "dir": str(d), "rgb": str(d / "rgb.png"), "rgba": str(d / "rgba.png"), "notes_db": str(d / "notes.db"),
         "grey": onnx_models.cnn(d / "grey.onnx", channels=1, size=GREY_SIZE, seed=0),
@@ -45,7 +47,8 @@ def files(tmp_path_factory):
         "rgba_model": onnx_models.cnn(d / "rgba.onnx", channels=4, size=RGBA_SIZE, seed=1),
         "binary": onnx_models.binary(d / "binary.onnx", size=BINARY_SIZE, seed=3),
         "unsupported": onnx_models.cnn(d / "hardmax.onnx", extra_op="Hardmax"),
-        "db": str(d / "results" / "r.db"),
+        "db": str(d / "results" / "r.db"), "zoo_db": str(d / "zoo.db"),
+        "weights": str(d / "tiny.pth"),
     }
 
 
@@ -81,6 +84,7 @@ def _runs(f):
                  "ad", "--db", "{db}", "--out", "{dir}/grey"],
         "rgba": ["{rgb}", "{rgba}", "--model", "{rgba_model}", "--db", "{db}", "--out", "{dir}/rgba"],
         "binary": ["{rgb}", "--model", "{binary}", "--binary_threshold", "0.8", "--out", "{dir}/binary"],
+        "zoo": ["{rgb}", "--model", tiny.NAME, "--weights", "{weights}", "--db", "{zoo_db}", "--out", "{dir}/zoo"],
     }
 
 
@@ -193,6 +197,15 @@ def test_db_rows_match_the_saved_files(results, files):
     _check_rows(rows, [(rec, None) for rec in recs], os.path.dirname(files["db"]))
     assert [r["mask_mode"] for r in rows] == ["ad", "0.0", "0.0"]
     assert all(r["composite_png"] is None for r in rows)
+
+
+def test_db_row_of_a_zoo_model_has_its_weights_sha256(results, files):
+    """A zoo model's row names the weights file's SHA-256 (there is no model file); its JSON
+    line has no model_sha256 (that field is the ONNX file's)."""
+    (rec,) = _records(results["zoo"])
+    assert "model_sha256" not in rec
+    (row,) = _rows(files["zoo_db"])
+    assert (row["model"], row["model_sha256"], row["target"]) == (tiny.NAME, _sha(files["weights"]), rec["target"])
 
 
 @pytest.mark.slow
