@@ -145,6 +145,22 @@ def test_cycles_and_undefined_inputs_are_one_line(tmp_path):
         C.compile_graph(helper.make_model(graph, opset_imports=opset), "m.onnx")
 
 
+def test_nodes_out_of_file_order_are_sorted(tmp_path):
+    """A graph whose nodes are stored in reverse order (valid once sorted) gives the logits
+    onnxruntime gave for the ordered file."""
+    name = "efficientnet_v2_torchscript13"
+    proto = onnx.load(str(FIXTURES / f"{name}.onnx"))
+    nodes = list(proto.graph.node)[::-1]
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    path = tmp_path / "reversed.onnx"
+    onnx.save(proto, str(path))
+    npz = np.load(FIXTURES / f"{name}.npz")
+    model = load_onnx(path)
+    got = model.apply_fn(model.variables, fixed_input(npz).transpose(0, 2, 3, 1))
+    np.testing.assert_allclose(np.asarray(got), npz["ort_logits"], rtol=0, atol=1e-4)
+
+
 def test_huge_constant_shapes_are_refused(tmp_path):
     nodes, inits = head("e")
     nodes.insert(0, helper.make_node("Expand", ["X", "big"], ["e"], name="expand"))
