@@ -195,7 +195,8 @@ def _open_db():
         os.makedirs(os.path.dirname(os.path.abspath(FLAGS.db)), exist_ok=True)
         return ResultsDB(FLAGS.db)
     except OSError as err:
-        raise common.UsageError("--db", f"cannot create the folder of {_label(FLAGS.db)!r} ({err.strerror or err})")
+        raise common.UsageError("--db", f"cannot create the folder of {_label(FLAGS.db)!r} ({err.strerror or err})"
+                                ) from err
     except ValueError as err:
         raise common.UsageError("--db", common.first_line(err)) from err
 
