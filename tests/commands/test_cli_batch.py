@@ -72,7 +72,7 @@ import rexjax.causal
 
 failures = {"a.png": Image.DecompressionBombError("too many pixels"), "c.png": OSError(28, "No space left on device")}
 
-def one(model, explainer, path, name):
+def one(model, explainer, path, name, *run):
     if os.path.basename(path) in failures:
         raise failures[os.path.basename(path)]
     return {"image": path, "name": name}
