@@ -13,24 +13,38 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+INPUT_RANKS = (2, 3, 4)  # x[*spatial, C]: a signal [N, C], an image [H, W, C], a volume [D, H, W, C]
+_SHAPES = {2: "a signal [N, C]", 3: "an image [H, W, C]", 4: "a volume [D, H, W, C]"}
 
-def image(x, name: str = "x") -> jax.Array:
-    """x must be a finite float array [H, W, C] with H, W >= 2 (the model's input space)."""
+
+def _rank(a, name: str, ranks) -> None:
+    if a.ndim not in ranks:
+        if tuple(ranks) == (3,):
+            raise ValueError(f"{name} must be an image [H, W, C] (rank 3), got shape {tuple(a.shape)}")
+        what = ", ".join(f"{_SHAPES[r]} (rank {r})" for r in ranks)
+        raise ValueError(f"{name} must be {what}, got shape {tuple(a.shape)}")
+
+
+def image(x, name: str = "x", ranks=(3,)) -> jax.Array:
+    """x must be a float array [*spatial, C] of a rank in `ranks` (default 3: an image [H, W, C];
+    `INPUT_RANKS`: also signals [N, C] and volumes [D, H, W, C]), every spatial side >= 2 (the
+    model's input space)."""
     a = np.asarray(x) if not isinstance(x, jax.Array) else x
-    if a.ndim != 3:
-        raise ValueError(f"{name} must be an image [H, W, C] (rank 3), got shape {tuple(a.shape)}")
+    _rank(a, name, ranks)
     if not jnp.issubdtype(a.dtype, jnp.floating):
         raise ValueError(f"{name} must be floating point (model input space), got {a.dtype}")
-    if a.shape[0] < 2 or a.shape[1] < 2:
-        raise ValueError(f"{name} must be at least 2x2 pixels, got shape {tuple(a.shape)}")
+    if min(a.shape[:-1]) < 2:
+        size = "x".join(["2"] * (a.ndim - 1))
+        raise ValueError(f"{name} must be at least {size} {'pixels' if a.ndim == 3 else 'elements'}, "
+                         f"got shape {tuple(a.shape)}")
     return jnp.asarray(a)
 
 
-def finite_image(x, name: str = "image") -> jax.Array:
-    """A rank-3 numeric, finite array -> f32[H, W, C] (for user-supplied images)."""
+def finite_image(x, name: str = "image", ranks=INPUT_RANKS) -> jax.Array:
+    """A numeric, finite array of a rank in `ranks` (default: a signal [N, C], an image
+    [H, W, C] or a volume [D, H, W, C]) -> f32[*spatial, C] (for user-supplied inputs)."""
     a = np.asarray(x)
-    if a.ndim != 3:
-        raise ValueError(f"{name} must have rank 3 [H, W, C], got shape {a.shape}")
+    _rank(a, name, ranks)
     if not np.issubdtype(a.dtype, np.number) or not np.all(np.isfinite(a)):
         raise ValueError(f"{name} contains non-finite or non-numeric values")
     return jnp.asarray(a, jnp.float32)

@@ -171,7 +171,7 @@ class Classifier:
         return self._full(x)
 
     def _full_probs(self, x: jax.Array) -> jax.Array:
-        chex.assert_rank(x, 3)
+        chex.assert_rank(x, set(checks.INPUT_RANKS))
         probs = self.probs(x[None])
         chex.assert_rank(probs, 2)
         return probs[0]
@@ -180,9 +180,13 @@ class Classifier:
         """K for images shaped like x f32[H,W,C] (shape inference only, no model call)."""
         shape = tuple(x.shape)
         if shape not in self._num_classes:
-            out = jax.eval_shape(self.model, jax.ShapeDtypeStruct((1,) + shape, x.dtype))
-            if len(out.shape) != 2:
-                raise ValueError(f"model must return scores [B, K], got shape {out.shape}")
+            try:  # a batch of 2: a model that only works for B = 1 fails here, not in a method
+                out = jax.eval_shape(self.model, jax.ShapeDtypeStruct((2,) + shape, x.dtype))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"model does not take inputs of shape {shape} (rank {len(shape)}; images are "
+                                 f"[H, W, C], rank 3): {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            if len(out.shape) != 2 or out.shape[0] != 2:
+                raise ValueError(f"model must return scores [B, K], got shape {out.shape} for a batch of 2")
             self._check_columns(int(out.shape[1]))
             self._num_classes[shape] = 2 if self.binary_threshold is not None else int(out.shape[1])
         return self._num_classes[shape]
@@ -195,9 +199,10 @@ class Classifier:
             return 2
         return getattr(self.model, "num_classes", None)
 
-    def check(self, x, target, name: str = "x") -> tuple[jax.Array, int]:
-        """Validated (x f32[H,W,C], target int) for this model."""
-        x = checks.image(x, name)
+    def check(self, x, target, name: str = "x", ranks=(3,)) -> tuple[jax.Array, int]:
+        """Validated (x f32[H,W,C], target int) for this model; `ranks`: the ranks of x taken
+        (`checks.INPUT_RANKS`: also signals [N, C] and volumes [D, H, W, C])."""
+        x = checks.image(x, name, ranks)
         return x, checks.target(target, self.num_classes_for(x))
 
     def label(self, target: int) -> Optional[str]:

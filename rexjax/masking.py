@@ -1,12 +1,16 @@
 """The masked classifier: what does the model say when only the pixels in `m` are visible?
 
-    MaskedClassifier: (x: f32[H, W, C], masks: f32|bool[B, H, W]) -> f32[B, K] probabilities
+    MaskedClassifier: (x: f32[*S, C], masks: f32|bool[B, *S]) -> f32[B, K] probabilities
 
-A mask value of 1/True means *visible*. The occlusion concept has one name, `mask_mode`:
+S is the spatial shape: [H, W] for images, [N] for 1-D signals, [D, H, W] for volumes. A mask
+value of 1/True means *visible*. The occlusion concept has one name, `mask_mode`:
 
-* a number, or "zero" / "min" / "max" / "mean" (the image's per-channel statistic), or "blur"
-  / "blur:SIGMA" (a Gaussian-blurred copy): `painted(probs_fn, mask_mode)` shows
-  `x*m + v*(1-m)` in the model's input space;
+* a number, or "zero" / "min" / "max" / "mean" (the input's per-channel statistic over S), or
+  "blur" / "blur:SIGMA" (a Gaussian-blurred copy, separable over S): `painted(probs_fn,
+  mask_mode)` shows `x*m + v*(1-m)` in the model's input space;
+* "spectral" (1-D signals only, the tool's spectral mask value): `v` depends on the mask,
+  each run of hidden elements linearly interpolated between the nearest visible elements on
+  either side (`spectral_fill`);
 * "ad" (ConvAD, `rexjax.ad.convad`): `deactivated(apply_fn, variables, to_probs)` carries the
   mask through the network beside the activations, so masked pixels never reach the logits.
 
@@ -29,19 +33,47 @@ from rexjax.types import MaskedClassifier
 
 MaskMode = Union[float, int, str]
 
-NAMED_VALUES = ("zero", "min", "max", "mean", "blur")
+NAMED_VALUES = ("zero", "min", "max", "mean", "blur", "spectral")
 
 
 def gaussian_blur(x: jax.Array, sigma: float) -> jax.Array:
-    """Separable Gaussian blur of `x[H, W, C]` (edge padding), kernel radius ceil(3 sigma)."""
+    """Separable Gaussian blur of `x[*S, C]` over its spatial axes, one after the other (edge
+    padding), kernel radius ceil(3 sigma)."""
     radius = max(1, int(3.0 * sigma + 0.999))
     t = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
     k = jnp.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()
-    xp = jnp.pad(x, ((radius, radius), (0, 0), (0, 0)), mode="edge")
-    x = sum(k[i] * xp[i : i + x.shape[0]] for i in range(2 * radius + 1))
-    xp = jnp.pad(x, ((0, 0), (radius, radius), (0, 0)), mode="edge")
-    return sum(k[i] * xp[:, i : i + x.shape[1]] for i in range(2 * radius + 1))
+    for axis in range(x.ndim - 1):
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (radius, radius)
+        xp = jnp.pad(x, pad, mode="edge")
+        n = x.shape[axis]
+        x = sum(k[i] * jax.lax.slice_in_dim(xp, i, i + n, axis=axis) for i in range(2 * radius + 1))
+    return x
+
+
+def spectral_fill(x: jax.Array, visible: jax.Array) -> jax.Array:
+    """The "spectral" substrate of a signal `x[N, C]` under one mask `visible bool[N]` -> f32[N, C].
+
+    Each run of hidden elements is filled by linear interpolation between the nearest visible
+    elements on either side, per channel: at i between visible l < i < r, x[l] + (x[r] - x[l])
+    (i - l) / (r - l); a run at an edge takes its one visible neighbour's value; with nothing
+    visible, 0. Visible elements keep their value. Static shapes: l and r are cumulative
+    max / min of the visible indices. Deviations from the tool (`mutants/occlusions.py`), which
+    interpolates between the run's own first and last (hidden) values, leaves the run's last
+    element as it was, adds Gaussian noise (sigma 0.02), handles channel 0 only and stops at the
+    first run of length <= 1: here no hidden value shows, no noise, every channel, every run.
+    """
+    n = x.shape[0]
+    i = jnp.arange(n)
+    left = jax.lax.cummax(jnp.where(visible, i, -1))
+    right = jax.lax.cummin(jnp.where(visible, i, n), reverse=True)
+    has_l, has_r = left >= 0, right < n
+    xl, xr = x[jnp.maximum(left, 0)], x[jnp.minimum(right, n - 1)]
+    t = ((i - left) / jnp.maximum(right - left, 1)).astype(x.dtype)[:, None]
+    both = xl + (xr - xl) * t
+    fill = jnp.where(has_r[:, None], jnp.where(has_l[:, None], both, xr), jnp.where(has_l[:, None], xl, 0.0))
+    return jnp.where(visible[:, None], x, fill.astype(x.dtype))
 
 
 def parse_mask_mode(value: MaskMode, name: str = "mask_mode") -> MaskMode:
@@ -75,42 +107,64 @@ def parse_mask_mode(value: MaskMode, name: str = "mask_mode") -> MaskMode:
 
 
 def fill_image(x: jax.Array, mask_mode: MaskMode) -> jax.Array:
-    """The substrate shown at masked pixels, broadcastable to `x[H, W, C]`."""
+    """The substrate shown at masked elements, broadcastable to `x[*S, C]` (not "spectral",
+    whose substrate depends on the mask: `spectral_fill`)."""
     value = parse_mask_mode(mask_mode)
+    one = (1,) * (x.ndim - 1) + (x.shape[-1],)
+    spatial = tuple(range(x.ndim - 1))
     if isinstance(value, float):
-        return jnp.full((1, 1, x.shape[-1]), value, x.dtype)
+        return jnp.full(one, value, x.dtype)
     if value == "zero":
-        return jnp.zeros((1, 1, x.shape[-1]), x.dtype)
+        return jnp.zeros(one, x.dtype)
     if value == "min":
-        return x.min(axis=(0, 1), keepdims=True)
+        return x.min(axis=spatial, keepdims=True)
     if value == "max":
-        return x.max(axis=(0, 1), keepdims=True)
+        return x.max(axis=spatial, keepdims=True)
     if value == "mean":
-        return x.mean(axis=(0, 1), keepdims=True)
+        return x.mean(axis=spatial, keepdims=True)
     if value == "ad":
         raise ValueError("mask_mode 'ad' has no fill image; use Classifier.masked('ad')")
+    if value == "spectral":
+        raise ValueError("mask_mode 'spectral' depends on the mask; use spectral_fill(x, visible)")
     sigma = 10.0 if value == "blur" else float(value[5:])
     return gaussian_blur(x, sigma)
 
 
 def apply_masks(x: jax.Array, masks: jax.Array, fill: jax.Array) -> jax.Array:
-    """`x[H,W,C]`, `masks[B,H,W]` (1 = visible), `fill` -> mutants `[B,H,W,C]`."""
-    chex.assert_rank([x, masks], [3, 3])
-    chex.assert_equal_shape_suffix([x[..., 0], masks], 2)
+    """`x[*S,C]`, `masks[B,*S]` (1 = visible), `fill` (broadcastable to `x`, or one per mask
+    `[B,*S,C]`) -> mutants `[B,*S,C]`."""
+    chex.assert_rank(masks, x.ndim)
+    chex.assert_equal_shape_suffix([x[..., 0], masks], x.ndim - 1)
     m = masks.astype(x.dtype)[..., None]
-    return x[None] * m + fill[None] * (1 - m)
+    fill = fill if fill.ndim == x.ndim + 1 else fill[None]
+    return x[None] * m + fill * (1 - m)
+
+
+def spectral_mutants(x: jax.Array, masks: jax.Array) -> jax.Array:
+    """`x[N, C]`, `masks[B, N]` -> mutants `[B, N, C]` under mask_mode "spectral": the visible
+    elements (m > 0.5, the anchors of `spectral_fill`) blended as `x*m + fill*(1-m)`, so binary
+    masks show x or the interpolation and soft ones (RISE) mix the two."""
+    if x.ndim != 2:
+        raise ValueError(
+            f"mask_mode 'spectral' interpolates along 1-D signals x[N, C]; got x of shape {tuple(x.shape)} "
+            "(use a number, 'min', 'mean' or 'blur')"
+        )
+    fill = jax.vmap(lambda m: spectral_fill(x, m > 0.5))(masks)
+    return apply_masks(x, masks, fill)
 
 
 def painted(probs_fn: Callable[[jax.Array], jax.Array], mask_mode: MaskMode = 0.0) -> MaskedClassifier:
     """MaskedClassifier painting masked pixels with `mask_mode` (a value, statistic or blur).
 
-    probs_fn: batched `x[B,H,W,C] -> probabilities[B,K]`.
+    probs_fn: batched `x[B,*S,C] -> probabilities[B,K]`.
     """
     value = parse_mask_mode(mask_mode)
     if value == "ad":
         raise ValueError("painted() takes a value; mask_mode 'ad' is built by deactivated()")
 
     def classify(x: jax.Array, masks: jax.Array) -> jax.Array:
+        if value == "spectral":
+            return probs_fn(spectral_mutants(x, masks))
         return probs_fn(apply_masks(x, masks, fill_image(x, value)))
 
     return classify

@@ -82,7 +82,7 @@ class NamedMethod(NamedTuple):
 
         `key` is required (keyword only; `None` is refused with a ValueError naming it)."""
         key = checks.key(key)
-        x = checks.image(x)
+        x = checks.image(x, ranks=checks.INPUT_RANKS)  # each method takes the ranks it supports
         if target is None:
             target = classifier.predicted_class(classifier.full_probs(x))
         return self.fn(classifier, x, target, key=key)

@@ -11,11 +11,18 @@ explanation (global `extract.py` or spatial `spatial.py`) -> optionally spotligh
 resolved here, once, at the boundary (they are not part of the RexConfig). The search and the
 global extraction are compiled on first use per image shape; the spatial, spotlight and
 contrastive engines are built only when the config asks for them.
+
+Inputs: `x[*S, C]` with S = [N] (1-D signal), [H, W] (image) or [D, H, W] (volume); the
+classifier maps `x[B, *S, C]` to scores. The search and the global extraction work on every
+rank (boxes and their split rule per rank: `partition.py`); the responsibility map and the
+mask have shape S. The spatial strategy, spotlights (`multiple`) and contrastive unions grow
+circles on images only and are refused for signals and volumes (`SPATIAL_KINDS`).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import time
 import warnings
 from typing import Any, Optional
@@ -35,6 +42,9 @@ from rexjax.causal.spatial import make_spatial_extractor
 from rexjax.classifier import Classifier
 from rexjax.masking import MaskMode, parse_mask_mode
 from rexjax.types import Explanation
+
+KINDS = {1: "signal", 2: "image", 3: "volume"}  # inputs by spatial rank
+SPATIAL_KINDS = (2,)  # spatial ranks the circle-based parts (spatial, multiple, contrastive) take
 
 
 class Explainer:
@@ -79,19 +89,29 @@ class Explainer:
         return self._lockstep_searches[mesh]
 
     def _prepare(self, image, target: Optional[int]):
-        """-> (x, target, full confidence, whether the full image is top-1 = target)."""
+        """-> (x, target, full confidence, whether the full input is top-1 = target)."""
         x = self.classifier.prepare(image)
-        h, w = x.shape[:2]
-        min_box = self.config.search.min_box_size
-        if h < 2 or w < 2 or h * w < min_box:
-            raise ValueError(f"image {h}x{w} is smaller than the minimum box size ({min_box} pixels)")
+        spatial = x.shape[:-1]
+        kind, cfg = KINDS[len(spatial)], self.config
+        min_box = cfg.search.min_box_size
+        if min(spatial) < 2 or math.prod(spatial) < min_box:
+            size = "x".join(str(n) for n in spatial)
+            raise ValueError(f"{kind} {size} is smaller than the minimum box size ({min_box} pixels)")
+        if len(spatial) not in SPATIAL_KINDS and (cfg.strategy == "spatial" or cfg.wants_spotlights):
+            raise ValueError(
+                f"strategy 'spatial', multiple and contrastive explanations grow circles on images [H, W, C] "
+                f"only; x is a {kind} of shape {tuple(x.shape)}: use strategy='global', multiple=None, "
+                "contrastive=False"
+            )
+        self.classifier.num_classes_for(x)  # a model that refuses this shape: one ValueError
         probs = np.asarray(self.classifier.full_probs(x))
         decided = self.classifier.predicted_class(probs)
         target = decided if target is None else checks.target(target, probs.shape[0])
         return x, target, float(probs[target]), decided == target
 
     def __call__(self, image, *, key: Any, target: Optional[int] = None, progress: bool = False) -> Explanation:
-        """Explains `image` (path, PIL image or f32[H,W,C] in the model's input space).
+        """Explains `image` (path, PIL image or f32[*S,C] in the model's input space: a
+        signal [N, C], an image [H, W, C] or a volume [D, H, W, C]).
 
         key: required (integer seed or jax.random key); target: class (default: top-1).
         """
@@ -133,7 +153,7 @@ class Explainer:
         """Extraction, spotlights and the record, after the search (`start`/`t_map`: clock
         readings around the search, so t_map - start is the map's time)."""
         cfg = self.config
-        h, w = x.shape[:2]
+        spatial = x.shape[:-1]
         kept = int(found.kept.sum())
         if kept == 0:
             warnings.warn(
@@ -156,7 +176,7 @@ class Explainer:
                 key, x, found.responsibility, target, full_conf, ex, cfg.strategy, k, cfg.permitted_overlap
             )
             if cfg.contrastive:
-                masks = np.stack([p.mask for p in candidates]) if candidates else np.zeros((0, h, w), bool)
+                masks = np.stack([p.mask for p in candidates]) if candidates else np.zeros((0,) + spatial, bool)
                 contra = self._contrastive(x, masks, target, full_conf)
         time_other = time.perf_counter() - t0 - time_extract
         forward = 1 + found.forward_images + ex.forward_images
@@ -169,7 +189,7 @@ class Explainer:
             full_confidence=full_conf,
             explanation_confidence=ex.confidence,
             sufficient=ex.sufficient,
-            area=ex.pixels / float(h * w),
+            area=ex.pixels / float(math.prod(spatial)),
             forward_images=forward,
             forward_images_map=found.forward_images,
             forward_images_extract=ex.forward_images,

@@ -10,8 +10,10 @@ grow geometrically instead (`prefix_lengths`: each max(previous + step, ceil(pre
 g)))), so the linear search asks about log(area) prefixes instead of area / step; the first
 passing length on that grid is returned. With `prune_grids` (g1, g2, ...) (a departure from
 the reference; RexConfig's default (4, 8, 16)) the passing prefix is then shrunk, coarse to
-fine: for each g, drop the cells of a g x g grid it does not need (`prune`: two more rounds of
-model calls, at most `prune_candidates` images each, per grid; the result still passes).
+fine: for each g, drop the cells of a grid of g cells per axis (g x g on images) it does not
+need (`prune`: two more rounds of model calls, at most `prune_candidates` images each, per
+grid; the result still passes). Signals [N, C] and volumes [D, H, W, C] are ranked and
+pruned the same way, element by element (flat row-major index for the ties).
 Two searches (`RexConfig.prefix_search`), both one jitted `lax.while_loop`:
 
 * "linear" (default, the reference's): prefixes k = 1, 2, ... `batch_size` at a time,
@@ -58,17 +60,17 @@ from rexjax.causal.config import RexConfig
 
 
 class Extraction(NamedTuple):
-    mask: np.ndarray  # bool[H, W], the explanation (True = kept; all False when not found)
+    mask: np.ndarray  # bool[*S] (images: [H, W]), the explanation (True = kept; all False when not found)
     confidence: float  # target probability with only the explanation visible (0.0 when not found)
     sufficient: bool  # a passing prefix was found
-    pixels: int  # pixels in the explanation
+    pixels: int  # pixels (elements) in the explanation
     forward_images: int
 
 
 def pixel_rank(resp: jax.Array) -> jax.Array:
-    """`resp[H, W]` -> `int32[H, W]` rank of each pixel (0 = most responsible).
+    """`resp[*S]` (images: [H, W]) -> `int32[*S]` rank of each element (0 = most responsible).
 
-    Ties: larger flat index first (the reference's descending (row, col) order).
+    Ties: larger flat index first (the reference's descending (row, col) order; row-major in N-D).
     """
     flat = resp.reshape(-1)
     index = jnp.arange(flat.size)
@@ -151,16 +153,20 @@ def _coarse(ask: Callable, steps: int, batch_size: int, on_chunk: Optional[Calla
     return jax.lax.cond(found, lambda: (hi, conf, levels * b), fallback)
 
 
-def grid_cells(h: int, w: int, g: int) -> np.ndarray:
-    """int32[h, w]: each pixel's cell in a g x g grid, row-major (row r is in cell row r g // h)."""
-    return ((np.arange(h) * g // h)[:, None] * g + (np.arange(w) * g // w)[None, :]).astype(np.int32)
+def grid_cells(shape: tuple, g: int) -> np.ndarray:
+    """int32[*shape]: each element's cell in a grid of g cells per axis, row-major (index i of
+    an axis of length n is in cell i g // n of that axis); images: a g x g grid."""
+    cells = np.zeros((), np.int64)
+    for n in shape:
+        cells = cells[..., None] * g + np.arange(n) * g // n
+    return cells.astype(np.int32)
 
 
 def prune(passes: Callable, mask, resp, confidence: float, cells, m: int, batch_size: int):
     """Drops grid cells a passing explanation does not need (one grid of `RexConfig.prune_grids`).
 
-    `passes(masks bool[b, H, W]) -> (passes bool[b], confidence f32[b])`, the prefix search's
-    test; `mask` bool[H, W] passes; `cells` int[H, W] >= 0, a cell id per pixel. Candidates: the m cells
+    `passes(masks bool[b, *S]) -> (passes bool[b], confidence f32[b])`, the prefix search's
+    test; `mask` bool[*S] (images: [H, W]) passes; `cells` int[*S] >= 0, a cell id per element. Candidates: the m cells
     that `mask` touches with the lowest mean responsibility over its pixels there (ties: lower
     cell index). Call 1 asks `mask` without each candidate alone; the candidates whose removal
     alone still passes are "removable", in candidate order. Call 2 asks `mask` without the
@@ -174,7 +180,7 @@ def prune(passes: Callable, mask, resp, confidence: float, cells, m: int, batch_
     Host-driven: `passes` is called on blocks of b = min(batch_size, m) masks (the last block
     padded by repeating its last mask), so one compiled model call serves every grid; a jitted
     prune inlined the model once per call site, seven copies of ViT-B/32's weights, and was
-    killed for memory at 11 GB (BUILD_NOTES). Returns (mask bool[H, W], its confidence, forward images = rows pushed).
+    killed for memory at 11 GB (BUILD_NOTES). Returns (mask bool[*S], its confidence, forward images = rows pushed).
     """
     mask, resp, cells = np.asarray(mask, bool), np.asarray(resp, np.float64), np.asarray(cells)
     flat = cells.reshape(-1)
@@ -186,7 +192,7 @@ def prune(passes: Callable, mask, resp, confidence: float, cells, m: int, batch_
     b = max(1, min(int(batch_size), m))
     forward = 0
 
-    def ask(masks):  # list of bool[H, W] (<= b) -> (passes, confidences) for them
+    def ask(masks):  # list of bool[*S] (<= b) -> (passes, confidences) for them
         nonlocal forward
         block = np.stack(masks + [masks[-1]] * (b - len(masks)))
         ok, conf = passes(jnp.asarray(block))
@@ -228,7 +234,7 @@ def make_global_extractor(
 ) -> Callable:
     """Returns `extract(x, resp, target, full_confidence, *, progress=False) -> Extraction` (jitted core).
 
-    `classify`: MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`; `config`: its
+    `classify`: MaskedClassifier `(x[*S,C], masks[B,*S]) -> probs[B,K]` (S: 1-3 spatial axes); `config`: its
     `prefix_step` and `extract` part are used; `batch_size`: images per model call.
     `on_progress(done, total)`: called on the host after each block of prefixes the linear
     search asks (this extractor's `ProgressSink`), before `extract` returns.
@@ -240,7 +246,7 @@ def make_global_extractor(
 
     @jax.jit
     def ask_masks(x, masks, target, full_confidence):
-        """bool[b, H, W] -> (passes bool[b], confidence f32[b]): the target is the top-1 class
+        """bool[b, *S] -> (passes bool[b], confidence f32[b]): the target is the top-1 class
         with confidence >= min_confidence x full-image confidence. The prefix search calls it
         inside `run` (inlined), the prune from the host (compiled once)."""
         probs = classify(x, masks)
@@ -255,7 +261,7 @@ def make_global_extractor(
         steps = lengths.shape[0]
 
         def ask(k):  # int32[b] prefix indices 1..steps -> (passes bool[b], confidence f32[b])
-            return ask_masks(x, rank[None] < lengths[k - 1][:, None, None], target, full_confidence)
+            return ask_masks(x, rank[None] < lengths[k - 1].reshape((-1,) + (1,) * rank.ndim), target, full_confidence)
 
         k, conf, forward = search(ask, steps, batch_size, sink)
         found = k > 0  # not found: nothing (module doc)
@@ -285,7 +291,7 @@ def make_global_extractor(
             target_, full_, resp = jnp.int32(target), jnp.float32(full_confidence), np.asarray(resp)
             for g in cfg.prune_grids:  # coarse to fine (host-driven: one compiled model call, `prune`)
                 mask, conf, more = prune(lambda masks: ask_masks(x, masks, target_, full_), mask, resp, conf,
-                                         grid_cells(*mask.shape, g), min(cfg.prune_candidates, g * g), batch_size)
+                                         grid_cells(mask.shape, g), min(cfg.prune_candidates, g**mask.ndim), batch_size)
                 forward += more
         return Extraction(mask, conf, bool(found), int(mask.sum()), forward)
 

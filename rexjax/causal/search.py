@@ -73,15 +73,15 @@ class IterState(NamedTuple):
     """State of one iteration (a leading `iters` axis when batched)."""
 
     key: jax.Array  # PRNG key of the iteration
-    static: jax.Array  # bool[Q, H, W] region each job shows but does not refine
-    active: jax.Array  # int32[Q, A, 4] boxes each job refines (A = max_active)
+    static: jax.Array  # bool[Q, *S] region each job shows but does not refine (S: the spatial shape)
+    active: jax.Array  # int32[Q, A, 2k] boxes each job refines (A = max_active; k = len(S), partition.py)
     active_valid: jax.Array  # bool[Q, A]
     depth: jax.Array  # int32[Q, A] tree depth of each active box (root 0)
     empty_known: jax.Array  # bool[Q, A] the job's region without this box was evaluated
     empty_pass: jax.Array  # bool[Q, A] ... and passed (meaningful where empty_known)
     full_pass: jax.Array  # bool[Q] the job's whole region passes (True but at a failing root)
     job_valid: jax.Array  # bool[Q]
-    resp: jax.Array  # int32[H, W] units of 1/RESOLUTION (exact rules) or f32[H, W]
+    resp: jax.Array  # int32[*S] units of 1/RESOLUTION (exact rules) or f32[*S]
     depth_reached: jax.Array  # int32, deepest children queued
     work: jax.Array  # int32, 14 x splits (what `search_limit` bounds)
     mutants: jax.Array  # int32, mutants evaluated (work + empty subsets asked), no padding
@@ -89,9 +89,9 @@ class IterState(NamedTuple):
 
 
 class SearchResult(NamedTuple):
-    responsibility: np.ndarray  # f32[H, W], sum over kept iterations
-    per_iteration: np.ndarray  # f32[iters, H, W] each iteration's map
-    units: Optional[np.ndarray]  # int32[iters, H, W] the same in units of 1/resolution (exact rules), else None
+    responsibility: np.ndarray  # f32[*S] (images: [H, W]), sum over kept iterations
+    per_iteration: np.ndarray  # f32[iters, *S] each iteration's map
+    units: Optional[np.ndarray]  # int32[iters, *S] the same in units of 1/resolution (exact rules), else None
     resolution: int  # RESOLUTION for the exact rules, 1 for float rules
     depth_reached: np.ndarray  # int32[iters]
     kept: np.ndarray  # bool[iters] iterations summed into `responsibility`
@@ -102,17 +102,20 @@ class SearchResult(NamedTuple):
 
 
 def init_state(
-    key: jax.Array, height: int, width: int, capacity: int, max_active: int, dtype=jnp.int32, full_pass=True
+    key: jax.Array, shape: tuple, capacity: int, max_active: int, dtype=jnp.int32, full_pass=True
 ) -> IterState:
-    """One job per iteration: the root box, nothing static; its empty subset (the blank
-    image) unknown, its full subset (the image) passing as `full_pass` says."""
-    active = jnp.zeros((capacity, max_active, 4), jnp.int32).at[0, 0].set(
-        jnp.array([0, 0, height, width], jnp.int32)
+    """One job per iteration over inputs of spatial `shape` (k axes): the root box, nothing
+    static; its empty subset (the blank input) unknown, its full subset (the input) passing as
+    `full_pass` says."""
+    shape = tuple(shape)
+    k = len(shape)
+    active = jnp.zeros((capacity, max_active, 2 * k), jnp.int32).at[0, 0].set(
+        jnp.array((0,) * k + shape, jnp.int32)
     )
     slots = jnp.zeros((capacity, max_active), bool)
     return IterState(
         key=key,
-        static=jnp.zeros((capacity, height, width), bool),
+        static=jnp.zeros((capacity,) + shape, bool),
         active=active,
         active_valid=slots.at[0, 0].set(True),
         depth=jnp.zeros((capacity, max_active), jnp.int32),
@@ -120,7 +123,7 @@ def init_state(
         empty_pass=slots,
         full_pass=jnp.ones((capacity,), bool).at[0].set(full_pass),
         job_valid=jnp.zeros((capacity,), bool).at[0].set(True),
-        resp=jnp.zeros((height, width), dtype),
+        resp=jnp.zeros(shape, dtype),
         depth_reached=jnp.zeros((), jnp.int32),
         work=jnp.zeros((), jnp.int32),
         mutants=jnp.zeros((), jnp.int32),
@@ -129,10 +132,10 @@ def init_state(
 
 
 class _Plan(NamedTuple):
-    children: jax.Array  # int32[Q, A, 4, 4]
+    children: jax.Array  # int32[Q, A, 4, 2k]
     evaluated: jax.Array  # bool[Q, A] splits made this round
     ask_empty: jax.Array  # bool[Q, A] splits whose empty subset is evaluated too
-    rects: jax.Array  # int32[Q, A, 15, 4 + A, 4] visible rectangles of each mutant (+ static)
+    rects: jax.Array  # int32[Q, A, 15, 4 + A, 2k] visible boxes of each mutant (+ static)
     rect_valid: jax.Array  # bool[Q, A, 15, 4 + A]
     others_valid: jax.Array  # bool[Q, A, A] the other active boxes of the job
     area: jax.Array  # int32[Q, A, 15] visible pixels of each mutant
@@ -149,15 +152,15 @@ def _plan(st: IterState, cfg: SearchConfig) -> _Plan:
         distribution=cfg.distribution,
         distribution_args=cfg.distribution_args,
     )
-    q, a = st.active.shape[:2]
+    q, a, b = st.active.shape
     children, splittable = jax.vmap(jax.vmap(split))(st.active, st.depth)
     evaluated = st.job_valid[:, None] & st.active_valid & splittable & ~st.done
     ask_empty = evaluated & ~st.empty_known if cfg.responsibility in NEEDS_EMPTY else jnp.zeros_like(evaluated)
     others_valid = st.active_valid[:, None, :] & ~jnp.eye(a, dtype=bool)[None]
     rects = jnp.concatenate(
         [
-            jnp.broadcast_to(children[:, :, None], (q, a, N_PLAN, 4, 4)),
-            jnp.broadcast_to(st.active[:, None, None], (q, a, N_PLAN, a, 4)),
+            jnp.broadcast_to(children[:, :, None], (q, a, N_PLAN, 4, b)),
+            jnp.broadcast_to(st.active[:, None, None], (q, a, N_PLAN, a, b)),
         ],
         axis=3,
     )
@@ -168,7 +171,7 @@ def _plan(st: IterState, cfg: SearchConfig) -> _Plan:
         ],
         axis=3,
     )
-    static_area = st.static.sum(axis=(1, 2), dtype=jnp.int32)
+    static_area = st.static.sum(axis=tuple(range(1, st.static.ndim)), dtype=jnp.int32)
     area = static_area[:, None, None] + (box_area(rects) * rect_valid).sum(-1)
     return _Plan(children, evaluated, ask_empty, rects, rect_valid, others_valid, area)
 
@@ -185,7 +188,7 @@ def _judge(st: IterState, plan: _Plan, top1, conf, target, threshold):
 
 
 def _credit(st: IterState, plan: _Plan, passes, conf, empty, cfg: SearchConfig) -> jax.Array:
-    """`st.resp` [H, W] plus the responsibility of every evaluated split's 4 children (the
+    """`st.resp` [*S] plus the responsibility of every evaluated split's 4 children (the
     rule `cfg.responsibility` on passes bool[Q, A, 14], conf f32[Q, A, 15], empty bool[Q, A];
     / child area with `concentrate`, paper Alg. 3 line 6; in units with `exact`), painted
     over the children's rectangles."""
@@ -197,7 +200,7 @@ def _credit(st: IterState, plan: _Plan, passes, conf, empty, cfg: SearchConfig) 
         inc = inc / jnp.maximum(box_area(plan.children), 1).astype(jnp.float32)
     if cfg.exact:
         inc = units(inc)
-    return paint(st.resp, plan.children.reshape(-1, 4), inc.reshape(-1))
+    return paint(st.resp, plan.children.reshape(-1, plan.children.shape[-1]), inc.reshape(-1))
 
 
 class _Picked(NamedTuple):
@@ -221,17 +224,17 @@ def _pick(passes, area, cap: int) -> _Picked:
 def _candidate_slots(st: IterState, plan: _Plan, picked: _Picked, passes, empty, refine_static: bool):
     """The boxes each next job may refine, in order, before the cut at `max_active`.
 
-    -> (slots, held, held_valid). slots: (boxes int32[cap, K, 4], valid, depth int32, known,
+    -> (slots, held, held_valid). slots: (boxes int32[cap, K, 2k], valid, depth int32, known,
     empty_pass bool[cap, K]): the children in the picked mutant's subset S (depth + 1, their
     empty subset S - {child} known from this round), then with `refine_static` the boxes held
     while the split was made (their own depth, empty subset unknown: never shown), else
-    padding to A; held int32[cap, A, 4], held_valid bool[cap, A]: those held boxes.
+    padding to A; held int32[cap, A, 2k], held_valid bool[cap, A]: those held boxes.
     """
     pq, pa, ps = picked.job, picked.box, picked.subset
     cap, n_active = pq.shape[0], plan.evaluated.shape[1]
     subsets = jnp.asarray(SUBSETS)[ps]  # [cap, 4]
     order = jnp.argsort(~subsets, axis=1, stable=True)[:, :3]  # the children in S first
-    kids = jnp.take_along_axis(plan.children[pq, pa], order[..., None], axis=1)  # [cap, 3, 4]
+    kids = jnp.take_along_axis(plan.children[pq, pa], order[..., None], axis=1)  # [cap, 3, 2k]
     kids_valid = jnp.take_along_axis(subsets, order, axis=1)
     kids_depth = jnp.broadcast_to(st.depth[pq, pa][:, None] + 1, kids_valid.shape)
     # A kid's empty subset next round (the job's region without it) is S - {kid}: a mutant
@@ -264,11 +267,11 @@ def _candidate_slots(st: IterState, plan: _Plan, picked: _Picked, passes, empty,
 def _next_jobs(st: IterState, picked: _Picked, slots, held, held_valid, n_active: int, refine_static: bool):
     """Cuts the candidate slots (`_candidate_slots`) at A = `n_active` valid boxes first.
 
-    -> (active int32[cap, A, 4], active_valid, depth int32, empty_known, empty_pass bool[cap, A],
-    static bool[cap, H, W]): slots beyond A (held boxes, or children when A < 3) stay visible
+    -> (active int32[cap, A, 2k], active_valid, depth int32, empty_known, empty_pass bool[cap, A],
+    static bool[cap, *S]): slots beyond A (held boxes, or children when A < 3) stay visible
     as static region, added to the picked job's own; without refine_static the held boxes do too.
     """
-    h, w = st.resp.shape
+    shape = st.resp.shape
     keep = jnp.argsort(~slots[1], axis=1, stable=True)
     boxes, valid, depth, known, empty_pass = (
         jnp.take_along_axis(v, keep[..., None] if v.ndim == 3 else keep, axis=1) for v in slots
@@ -277,7 +280,7 @@ def _next_jobs(st: IterState, picked: _Picked, slots, held, held_valid, n_active
     if not refine_static:
         to_static = jnp.concatenate([to_static, held], axis=1)
         to_static_valid = jnp.concatenate([to_static_valid, held_valid], axis=1)
-    static = st.static[picked.job] | jax.vmap(lambda r, v: render(r, v, h, w))(to_static, to_static_valid)
+    static = st.static[picked.job] | jax.vmap(lambda r, v: render(r, v, *shape))(to_static, to_static_valid)
     known = known[:, :n_active]
     return (boxes[:, :n_active], valid[:, :n_active], depth[:, :n_active], known,
             empty_pass[:, :n_active] & known, static)
@@ -318,7 +321,7 @@ def _update(st: IterState, plan: _Plan, top1, conf, target, threshold, cfg: Sear
 
 
 def _rows_classifier(classify: Callable, n_images: int) -> Callable:
-    """`(xs[I,H,W,C], image i32[b], masks[b,H,W]) -> probs[b,K]`: row r shows xs[image[r]].
+    """`(xs[I,*S,C], image i32[b], masks[b,*S]) -> probs[b,K]`: row r shows xs[image[r]].
 
     One image: the MaskedClassifier as it is (x broadcast over the batch). Several: the
     classifier vmapped over rows with a batch of one, which XLA folds back into one batch of
@@ -332,9 +335,9 @@ def _rows_classifier(classify: Callable, n_images: int) -> Callable:
 def make_round(classify: Callable, cfg: SearchConfig, batch_size: int, n_images: int = 1, mesh=None) -> Callable:
     """Returns jitted `round(xs, state, lane_image, target, threshold) -> (state, forward_images)`.
 
-    `classify` is a MaskedClassifier `(x[H,W,C], masks[B,H,W]) -> probs[B,K]`; `xs`
-    f32[I,H,W,C] the images in lockstep; `state` an IterState with a leading lane axis L (one
-    lane = one iteration of one image); `lane_image` int32[L] the image of each lane (index
+    `classify` is a MaskedClassifier `(x[*S,C], masks[B,*S]) -> probs[B,K]` (S the spatial
+    shape: [N], [H, W] or [D, H, W]); `xs` f32[I,*S,C] the inputs in lockstep; `state` an
+    IterState with a leading lane axis L (one lane = one iteration of one image); `lane_image` int32[L] the image of each lane (index
     into `xs`), `target` int32[L] and `threshold` f32[L] (the absolute confidence a passing
     mutant needs) per lane. The round's valid mutants of every lane go through one
     `batching.push` (compacted), so the model sees full batches whatever the image count.
@@ -346,7 +349,7 @@ def make_round(classify: Callable, cfg: SearchConfig, batch_size: int, n_images:
     rows = _rows_classifier(classify, n_images)
 
     def round_fn(xs, state: IterState, lane_image, target, threshold):
-        h, w = xs.shape[1:3]
+        spatial = xs.shape[1:-1]
         plan = jax.vmap(lambda st: _plan(st, cfg))(state)
         lanes, cap = plan.evaluated.shape[:2]
         shape = (lanes, cap, cfg.max_active, N_PLAN)
@@ -354,15 +357,15 @@ def make_round(classify: Callable, cfg: SearchConfig, batch_size: int, n_images:
         valid = jnp.concatenate(
             [jnp.broadcast_to(plan.evaluated[..., None], shape[:-1] + (N_MUTANTS,)), plan.ask_empty[..., None]], axis=-1
         ).reshape(m)
-        rects = plan.rects.reshape(m, -1, 4)
+        rects = plan.rects.reshape(m, -1, 2 * len(spatial))
         rect_valid = plan.rect_valid.reshape(m, -1)
-        static = state.static.reshape(lanes * cap, h, w)
+        static = state.static.reshape((lanes * cap,) + spatial)
         job_of = jnp.arange(m) // (cfg.max_active * N_PLAN)
         lane_of = job_of // cap
         row_target = target[lane_of]
 
         def evaluate(idx):
-            drawn = jax.vmap(lambda r, v: render(r, v, h, w))(rects[idx], rect_valid[idx])
+            drawn = jax.vmap(lambda r, v: render(r, v, *spatial))(rects[idx], rect_valid[idx])
             return rows(xs, lane_image[lane_of[idx]], static[job_of[idx]] | drawn)
 
         def read(probs, idx):
@@ -427,7 +430,7 @@ def make_lockstep_search(classify: Callable, cfg: SearchConfig, batch_size: int,
     def search(keys, xs, targets, full_confidences, full_passes, progress: bool = False) -> list:
         xs = jnp.asarray(xs)
         n = xs.shape[0]
-        h, w = xs.shape[1:3]
+        shape = tuple(xs.shape[1:-1])
         padded = -(-n // devices) * devices
         per_device = padded // devices
         if padded not in rounds_by_count:
@@ -443,7 +446,7 @@ def make_lockstep_search(classify: Callable, cfg: SearchConfig, batch_size: int,
         lanes = padded * cfg.iters
         passes = jnp.asarray(np.repeat(pad(np.asarray(full_passes, bool), True), cfg.iters))
         state = jax.vmap(
-            lambda k, f: init_state(k, h, w, cfg.queue_capacity, cfg.max_active, dtype, f)
+            lambda k, f: init_state(k, shape, cfg.queue_capacity, cfg.max_active, dtype, f)
         )(lane_keys, passes)
         idle = np.repeat(np.arange(padded) >= n, cfg.iters)
         state = state._replace(done=jnp.asarray(idle), job_valid=state.job_valid & ~jnp.asarray(idle)[:, None])
@@ -468,13 +471,13 @@ def make_lockstep_search(classify: Callable, cfg: SearchConfig, batch_size: int,
         total = int(sum(int(np.asarray(f).sum()) for f in forward))
         share = (total - int(mutants.sum())) * mutants // max(int(mutants.sum()), 1)
         share[0] += total - int(mutants.sum()) - int(share.sum())
-        return [_result(cfg, jax.tree_util.tree_map(lambda v: v[i], state), int(mutants[i] + share[i]), rounds, h, w)
+        return [_result(cfg, jax.tree_util.tree_map(lambda v: v[i], state), int(mutants[i] + share[i]), rounds, shape)
                 for i in range(n)]
 
     return search
 
 
-def _result(cfg: SearchConfig, state: IterState, forward_images: int, rounds: int, h: int, w: int) -> SearchResult:
+def _result(cfg: SearchConfig, state: IterState, forward_images: int, rounds: int, shape: tuple) -> SearchResult:
     """One image's SearchResult from its lanes' final states (numpy, leading `iters` axis)."""
     depth = state.depth_reached
     keep = depth > 1 if cfg.discard_shallow else np.ones_like(depth, bool)
@@ -484,7 +487,7 @@ def _result(cfg: SearchConfig, state: IterState, forward_images: int, rounds: in
         responsibility = (total / RESOLUTION).astype(np.float32)
         per_iteration, unit_maps, resolution = (raw / RESOLUTION).astype(np.float32), raw, RESOLUTION
     else:  # iterations added in order: equal per-iteration values give equal sums
-        responsibility = np.zeros((h, w), np.float32)
+        responsibility = np.zeros(shape, np.float32)
         for i in np.flatnonzero(keep):
             responsibility += raw[i]
         per_iteration, unit_maps, resolution = raw, None, 1

@@ -13,6 +13,9 @@ Coalitions are shown through `classifier.masked(mask_mode)`, `batch_size` at a t
 The map paints phi_j on superpixel j; the Attribution's record is a `ShapRecord`
 (segments, shap_values). forward_images = 2 (v(0), v(1) in one chunk) + the coalition rows
 rounded up to whole chunks.
+Signals [N, C] and volumes [D, H, W, C] take user `segments` (int labels over the spatial
+axes, i32[N] or i32[D, H, W]); superpixels are computed for images only, so without
+`segments` they are refused with one line.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ def kernel_shap(
         return constrained_wls(z, y, w, v1 - v0)
 
     def explain(classifier, x, target, *, key, segments=None) -> Attribution:
-        x, t = classifier.check(x, target)
+        x, t = classifier.check(x, target, ranks=checks.INPUT_RANKS)  # N-D: with `segments` only
         seg, m = segment(x, segments)
         if m < 2:
             raise ValueError(f"KernelSHAP needs at least 2 superpixels, got {m}")

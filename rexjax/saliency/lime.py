@@ -14,6 +14,9 @@ are kept (lime's `num_features` selection only affects its own visualisation). S
 shown through `classifier.masked(mask_mode)`, `batch_size` at a time; the Attribution's
 record is a `LimeRecord` (segments, coefficients, intercept).
 forward_images = n_samples rounded up to whole chunks.
+Signals [N, C] and volumes [D, H, W, C] take user `segments` (int labels over the spatial
+axes, i32[N] or i32[D, H, W]); superpixels are computed for images only, so without
+`segments` they are refused with one line.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ def lime(
         return weighted_ridge(z, y, kernel_weights(z, kernel_width), alpha)
 
     def explain(classifier, x, target, *, key, segments=None) -> Attribution:
-        x, t = classifier.check(x, target)
+        x, t = classifier.check(x, target, ranks=checks.INPUT_RANKS)  # N-D: with `segments` only
         seg, m = segment(x, segments)
         seg_j = jnp.asarray(seg)
         beta, intercept = fit(classifier.masked(mask_mode), x, t, seg_j, m, key)

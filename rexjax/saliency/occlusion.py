@@ -1,6 +1,7 @@
 """Sliding-window occlusion (Zeiler & Fergus 2014; Captum `Occlusion` semantics).
 
-Each window position occludes a `window x window` box (mask 0 there, so
+Inputs `x[*S, C]` with S = [N] (signals), [H, W] (images) or [D, H, W] (volumes): each
+window position occludes a box of side `window` on every spatial axis (mask 0 there, so
 `classifier.masked(mask_mode)` decides what the box shows: a value, blur, or ConvAD). The
 map is, per pixel, the mean over the windows covering it of f_t(x) - f_t(x with the window
 hidden), with f_t(x) from `classifier.full_probs`. Window positions are 0, stride,
@@ -30,19 +31,29 @@ def _starts(size: int, window: int, stride: int) -> np.ndarray:
     return np.asarray(s, np.int32)
 
 
-def window_corners(hw: tuple[int, int], window: int, stride: int) -> np.ndarray:
-    """Top-left corners i32[n, 2] of all window positions on an H x W image."""
-    rows, cols = _starts(hw[0], window, stride), _starts(hw[1], window, stride)
-    return np.stack(np.meshgrid(rows, cols, indexing="ij"), -1).reshape(-1, 2)
+def window_corners(shape: tuple[int, ...], window: int, stride: int) -> np.ndarray:
+    """Lowest corners i32[n, k] of all window positions over a spatial `shape` of k axes
+    (images: top-left corners on an H x W image), row-major."""
+    starts = [_starts(n, window, stride) for n in shape]
+    return np.stack(np.meshgrid(*starts, indexing="ij"), -1).reshape(-1, len(shape))
 
 
-def box_masks(corners: jax.Array, window: int, hw: tuple[int, int]) -> jax.Array:
-    """f32[B, H, W], 1 inside the window at each corner."""
-    r = jnp.arange(hw[0])[None, :, None]
-    c = jnp.arange(hw[1])[None, None, :]
-    r0, c0 = corners[:, 0, None, None], corners[:, 1, None, None]
-    inside = (r >= r0) & (r < r0 + window) & (c >= c0) & (c < c0 + window)
+def box_masks(corners: jax.Array, window: int, shape: tuple[int, ...]) -> jax.Array:
+    """f32[B, *shape], 1 inside the window at each corner `corners[B, k]`."""
+    k = len(shape)
+    inside = jnp.ones((1,) * (k + 1), bool)
+    for ax, n in enumerate(shape):
+        i = jnp.arange(n).reshape((1,) + tuple(n if a == ax else 1 for a in range(k)))
+        lo = corners[:, ax].reshape((-1,) + (1,) * k)
+        inside = inside & (i >= lo) & (i < lo + window)
     return inside.astype(jnp.float32)
+
+
+def spatial_sum(weights: jax.Array, maps: jax.Array) -> jax.Array:
+    """sum_b weights[b] maps[b] -> f32[*S] for `maps[B, *S]` (1 to 3 spatial axes; the einsum
+    "b,bhw->hw" on images)."""
+    axes = "dhw"[3 - (maps.ndim - 1):]
+    return jnp.einsum(f"b,b{axes}->{axes}", weights, maps)
 
 
 def occlusion(window: int = 16, stride: int = 8, mask_mode: MaskMode = 0.0, batch_size: Optional[int] = None):
@@ -56,7 +67,7 @@ def occlusion(window: int = 16, stride: int = 8, mask_mode: MaskMode = 0.0, batc
 
     @functools.partial(jax.jit, static_argnums=0)
     def occ_map(classifier, x, target):
-        hw = x.shape[:2]
+        hw = x.shape[:-1]
         corners = jnp.asarray(window_corners(hw, window, stride))
         n = corners.shape[0]
         classify = classifier.masked(mask_mode)
@@ -68,7 +79,7 @@ def occlusion(window: int = 16, stride: int = 8, mask_mode: MaskMode = 0.0, batc
 
         def fold(out, idx, ok):
             drop = full - out[0]
-            return jnp.einsum("b,bhw->hw", drop * ok, out[1])
+            return spatial_sum(drop * ok, out[1])
 
         total = batching.push(evaluate, n, batch_size=batch_size, fold=fold).total
         count = box_masks(corners, window, hw).sum(0)
@@ -76,10 +87,10 @@ def occlusion(window: int = 16, stride: int = 8, mask_mode: MaskMode = 0.0, batc
 
     def explain(classifier, x, target, *, key) -> Attribution:
         del key
-        x, t = classifier.check(x, target)
-        if window > min(x.shape[:2]):
-            raise ValueError(f"window ({window}) must fit in the image {tuple(x.shape[:2])}")
-        n = len(window_corners(x.shape[:2], window, stride))
+        x, t = classifier.check(x, target, ranks=checks.INPUT_RANKS)
+        if window > min(x.shape[:-1]):
+            raise ValueError(f"window ({window}) must fit in the input {tuple(x.shape[:-1])}")
+        n = len(window_corners(x.shape[:-1], window, stride))
         return Attribution(occ_map(classifier, x, t), batching.padded_count(n, batch_size) + 1)
 
     return explain

@@ -9,7 +9,9 @@ map is the Monte-Carlo estimate
     S(lambda) = 1 / (N p) * sum_i f_t(x (.) M_i) M_i(lambda)          (RISE Eq. 6)
 
 with f_t the target-class probability from `classifier.masked(mask_mode)`, the masks pushed
-`batch_size` at a time (`rexjax.batching.push`).
+`batch_size` at a time (`rexjax.batching.push`). Signals [N, C] and volumes [D, H, W, C]: the
+same on every spatial axis (an s^k grid of cells, k random shifts: `uniform(key, (N, s^k + k))`,
+which is the images' stream for k = 2).
 
 Under ConvAD (`mask_mode="ad"`) a mask is binary by definition (AD switches a pixel off or
 leaves it on; a soft mask would be binarised at > 0, leaving e.g. 92 % of pixels visible at
@@ -35,6 +37,7 @@ import numpy as np
 
 from rexjax import batching, checks
 from rexjax.masking import MaskMode, parse_mask_mode
+from rexjax.saliency.occlusion import spatial_sum
 from rexjax.types import Attribution
 
 
@@ -65,27 +68,32 @@ def _interp_matrix(grid: int, size: int, method: str = "bilinear") -> jax.Array:
         return jax.image.resize(jnp.eye(grid, dtype=jnp.float32), (size, grid), method)
 
 
-def mask_uniforms(key: jax.Array, n_masks: int, grid: int) -> jax.Array:
-    """f32[N, s*s + 2]: the uniforms mask i is made of (row i); independent of batching."""
-    return jax.random.uniform(key, (n_masks, grid * grid + 2))
+def mask_uniforms(key: jax.Array, n_masks: int, grid: int, rank: int = 2) -> jax.Array:
+    """f32[N, s^k + k] (k = `rank` spatial axes; images s*s + 2): the uniforms mask i is made of
+    (row i); independent of batching."""
+    return jax.random.uniform(key, (n_masks, grid**rank + rank))
 
 
-def rise_mask(u: jax.Array, grid: int, p: float, hw: tuple[int, int], upsample: str = "bilinear") -> jax.Array:
-    """One RISE mask f32[H, W] in [0, 1] (1 = visible) from its uniforms `u[s*s + 2]`.
+def rise_mask(u: jax.Array, grid: int, p: float, hw: tuple[int, ...], upsample: str = "bilinear") -> jax.Array:
+    """One RISE mask f32[*hw] in [0, 1] (1 = visible) from its uniforms `u[s^k + k]`, k = len(hw).
 
-    cells = u[:s*s] < p; shift (dy, dx) = floor(u[-2:] * (ch, cw)). Equals
+    Images: cells = u[:s*s] < p; shift (dy, dx) = floor(u[-2:] * (ch, cw)). Equals
     `resize(cells, ((s+1) ch, (s+1) cw), upsample)[dy:dy+H, dx:dx+W]`, computed as the
     separable product R_y cells R_x^T of the cropped interpolation matrices (with
-    "nearest" the rows of R are one-hot, so the mask is exactly 0/1).
+    "nearest" the rows of R are one-hot, so the mask is exactly 0/1). k = 1, 3: the same per
+    axis (cells u[:s^k] < p, shifts u[-k:]), the matrices applied axis by axis.
     """
-    h, w = hw
-    ch, cw = math.ceil(h / grid), math.ceil(w / grid)
-    cells = (u[: grid * grid] < p).astype(jnp.float32).reshape(grid, grid)
-    dy = jnp.minimum((u[-2] * ch).astype(jnp.int32), ch - 1)
-    dx = jnp.minimum((u[-1] * cw).astype(jnp.int32), cw - 1)
-    ry = jax.lax.dynamic_slice_in_dim(_interp_matrix(grid, (grid + 1) * ch, upsample), dy, h)
-    rx = jax.lax.dynamic_slice_in_dim(_interp_matrix(grid, (grid + 1) * cw, upsample), dx, w)
-    return ry @ cells @ rx.T
+    k = len(hw)
+    sizes = [math.ceil(n / grid) for n in hw]
+    cells = (u[: grid**k] < p).astype(jnp.float32).reshape((grid,) * k)
+    shifts = [jnp.minimum((u[-k + i] * c).astype(jnp.int32), c - 1) for i, c in enumerate(sizes)]
+    r = [jax.lax.dynamic_slice_in_dim(_interp_matrix(grid, (grid + 1) * c, upsample), d, n)
+         for c, d, n in zip(sizes, shifts, hw)]
+    if k == 2:
+        return r[0] @ cells @ r[1].T
+    for axis in range(k):
+        cells = jnp.moveaxis(jnp.tensordot(r[axis], cells, axes=([1], [axis])), 0, axis)
+    return cells
 
 
 class MaskStream(NamedTuple):
@@ -115,20 +123,20 @@ def mask_stream(n_masks, grid, p, mask_mode, batch_size, upsample) -> MaskStream
 def rise_masks(
     key: jax.Array, n_masks: int, grid: int, p: float, hw: tuple[int, int], upsample: str = "bilinear"
 ) -> jax.Array:
-    """All N masks of the stream defined by `key` -> f32[N, H, W] (for tests and plots);
+    """All N masks of the stream defined by `key` -> f32[N, *hw] (for tests and plots);
     `upsample` as resolved by `resolve_upsample` ("bilinear" or "nearest")."""
-    u = mask_uniforms(key, n_masks, grid)
+    u = mask_uniforms(key, n_masks, grid, len(hw))
     return jax.vmap(lambda r: rise_mask(r, grid, p, hw, upsample))(u)
 
 
 def masked_scores_sum(classify, x, target, key, stream: MaskStream, weight):
-    """sum over chunks of weight(f_t(x (.) M)[B], M[B,H,W], ok[B]) -> f32[H, W] for the
-    masks M of `stream` drawn from `key`.
+    """sum over chunks of weight(f_t(x (.) M)[B], M[B,*S], ok[B]) -> f32[*S] for the
+    masks M of `stream` drawn from `key` (x f32[*S, C]; images S = [H, W]).
 
     ok is 0 for the padding of the last chunk; `weight` must zero those rows.
     """
-    hw = x.shape[:2]
-    u = mask_uniforms(key, stream.n_masks, stream.grid)
+    hw = x.shape[:-1]
+    u = mask_uniforms(key, stream.n_masks, stream.grid, len(hw))
 
     def evaluate(idx):
         m = jax.vmap(lambda r: rise_mask(r, stream.grid, stream.p, hw, stream.upsample))(u[idx])
@@ -146,7 +154,8 @@ def rise(
 ):
     """RISE factory (defaults: RISE paper N 4000, s 7, p 0.5; SHAPE's setting: 6000, 7, 0.1).
 
-    Returns `fn(classifier, x[H,W,C], target, *, key) -> Attribution`; the masks are shown
+    Returns `fn(classifier, x[*S,C], target, *, key) -> Attribution` (x a signal [N, C], an
+    image [H, W, C] or a volume [D, H, W, C]); the masks are shown
     through `classifier.masked(mask_mode)`. forward_images = n_masks rounded up to whole chunks.
     upsample: "auto" (bilinear, RISE's soft masks; nearest, i.e. binary masks, under
     mask_mode "ad"), "bilinear" (refused under "ad") or "nearest".
@@ -154,14 +163,14 @@ def rise(
     stream = mask_stream(n_masks, grid, p, mask_mode, batch_size, upsample)
 
     def weight(probs, m, ok):
-        return jnp.einsum("b,bhw->hw", probs * ok, m)
+        return spatial_sum(probs * ok, m)
 
     @functools.partial(jax.jit, static_argnums=1)
     def rise_map(key, classify, x, target):
         return masked_scores_sum(classify, x, target, key, stream, weight) / (stream.n_masks * stream.p)
 
     def explain(classifier, x, target, *, key) -> Attribution:
-        x, t = classifier.check(x, target)
+        x, t = classifier.check(x, target, ranks=checks.INPUT_RANKS)
         return Attribution(
             rise_map(key, classifier.masked(stream.mask_mode), x, t),
             batching.padded_count(stream.n_masks, stream.batch_size),

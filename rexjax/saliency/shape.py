@@ -18,8 +18,9 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from rexjax import batching
+from rexjax import batching, checks
 from rexjax.masking import MaskMode
+from rexjax.saliency.occlusion import spatial_sum
 from rexjax.saliency.rise import mask_stream, masked_scores_sum
 from rexjax.types import Attribution
 
@@ -28,7 +29,8 @@ def shape(
     n_masks: int = 6000, grid: int = 7, p: float = 0.1, mask_mode: MaskMode = 0.0, batch_size: Optional[int] = None,
     upsample: str = "auto",
 ):
-    """SHAPE factory. Returns `fn(classifier, x, target, *, key) -> Attribution`.
+    """SHAPE factory. Returns `fn(classifier, x, target, *, key) -> Attribution` (x a signal
+    [N, C], an image [H, W, C] or a volume [D, H, W, C], as RISE).
 
     forward_images = n_masks rounded up to whole chunks + 1 (the unmasked image for f_t(x)).
     upsample: as in `rise` ("auto": bilinear, binary nearest masks under mask_mode "ad").
@@ -42,13 +44,13 @@ def shape(
         full = classifier.full_probs(x)[target]  # traced into this program, not a call of its own
 
         def weight(probs, m, ok):
-            return jnp.einsum("b,bhw->hw", (full - probs) * ok, 1.0 - m)
+            return spatial_sum((full - probs) * ok, 1.0 - m)
 
         total = masked_scores_sum(classifier.masked(stream.mask_mode), x, target, key, stream, weight)
         return total / ((1.0 - stream.p) * stream.n_masks)
 
     def explain(classifier, x, target, *, key) -> Attribution:
-        x, t = classifier.check(x, target)
+        x, t = classifier.check(x, target, ranks=checks.INPUT_RANKS)
         fwd = batching.padded_count(stream.n_masks, stream.batch_size) + 1
         return Attribution(shape_map(key, classifier, x, t), fwd)
 

@@ -37,10 +37,10 @@ def resolve_options(method: str, options: Optional[dict] = None) -> dict:
 
 
 def relabel(segments) -> tuple[np.ndarray, int]:
-    """Consecutive labels 0..M-1 -> (i32[H, W], M)."""
+    """Consecutive labels 0..M-1 -> (i32[*S], M); S: [H, W] for images, [N] or [D, H, W]."""
     segments = np.asarray(segments)
-    if segments.ndim != 2:
-        raise ValueError(f"segments must be a label image [H, W], got shape {segments.shape}")
+    if segments.ndim not in (1, 2, 3):
+        raise ValueError(f"segments must be a label array [H, W] ([N] or [D, H, W]), got shape {segments.shape}")
     _, inv = np.unique(segments, return_inverse=True)
     inv = inv.reshape(segments.shape).astype(np.int32)
     return inv, int(inv.max()) + 1
@@ -50,8 +50,8 @@ def resolve_segments(x, segments=None, method: str = "slic", **kwargs) -> tuple[
     """User `segments` (int [H, W], relabelled) or host superpixels of x -> (i32[H, W], M)."""
     if segments is None:
         return superpixels(x, method, **kwargs)
-    if np.shape(segments) != tuple(x.shape[:2]):
-        raise ValueError(f"segments must be [H, W] = {tuple(x.shape[:2])}, got {np.shape(segments)}")
+    if np.shape(segments) != tuple(x.shape[:-1]):
+        raise ValueError(f"segments must have x's spatial shape {tuple(x.shape[:-1])}, got {np.shape(segments)}")
     return relabel(segments)
 
 
@@ -65,7 +65,8 @@ def superpixels(x, method: str = "slic", **kwargs) -> tuple[np.ndarray, int]:
 
     x = np.asarray(x, np.float64)
     if x.ndim != 3:
-        raise ValueError(f"x must be an image [H, W, C], got shape {x.shape}")
+        raise ValueError(f"superpixels segment images [H, W, C] only, got x of shape {x.shape}: "
+                         "pass segments (int labels over x's spatial axes) for signals and volumes")
     if method not in SUPERPIXELS:
         raise ValueError(f"superpixel method must be one of {SUPERPIXELS}, got {method!r}")
     kwargs = resolve_options(method, kwargs)
