@@ -42,7 +42,9 @@ bench: $(STAMP)
 # (third_party/validation, never tuned on; benchmarks/compare.py); builds
 # .venv-bench on first use. Needs a quiet machine; BENCH_ARGS="--limit 1 --seeds 1
 # --rex.search.iters 2 --tool_iters 2" for a smoke run, BENCH_ARGS="--rex.search.iters=8" (any
-# RexConfig field, rexjax/configs/rex.py) for another rexjax budget.
+# RexConfig field, rexjax/configs/rex.py) for another rexjax budget. BENCH_ARGS=--onnx: both
+# tools run Lite0 as one ONNX file (the tool under onnxruntime, rexjax through models.load),
+# exported once into out/onnx/ with .venv-export (built on first use).
 bench-compare: $(STAMP)
 	$(BIN)/python -m benchmarks.compare $(BENCH_ARGS)
 

