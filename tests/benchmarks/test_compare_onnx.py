@@ -71,7 +71,8 @@ def test_onnx_mode_runs_both_tools_on_the_file_with_the_tools_preprocessing(tmp_
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (21, 27, 3), np.uint8)).save(image)
     workers = []
     monkeypatch.setattr(compare.tool_env, "ensure", lambda venv: "python")
-    monkeypatch.setattr(compare, "ToolWorker", lambda python, log: workers.append(OnnxFakeWorker(python, log)) or workers[-1])
+    monkeypatch.setattr(compare, "ToolWorker",
+                        lambda python, log: workers.append(OnnxFakeWorker(python, log)) or workers[-1])
     config = RexConfig().replace(iters=2, min_box_size=2, prune_grids=[])
     out = tmp_path / "out"
     runs, facts = compare.compare([image], [5], config, 4, {"iters": 3}, out, tmp_path / "venv", log=lambda s: None,
@@ -84,7 +85,8 @@ def test_onnx_mode_runs_both_tools_on_the_file_with_the_tools_preprocessing(tmp_
     assert len(sent) == 1 and np.allclose(sent[0], want_x, rtol=0, atol=1e-6)
     target = int(np.argmax(_logits(ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]), want_x)))
     assert sorted((r.tool, r.target) for r in runs) == [("rex-xai", target), ("rexjax", target)]
-    assert model.name in facts["model"] and "x / 255, (x - (0.498, 0.498, 0.498)) / (0.502, 0.502, 0.502)" in facts["model"]
+    assert model.name in facts["model"]
+    assert "x / 255, (x - (0.498, 0.498, 0.498)) / (0.502, 0.502, 0.502)" in facts["model"]
     text = compare.write(runs, facts, out, resamples=20)
     assert text.splitlines()[1].startswith(f"Model: ONNX file {model.name}")
     assert f"(onnxruntime {ort.__version__}, torch stand-in" in text

@@ -122,7 +122,7 @@ def _tensor(folder: str, t: TensorProto) -> str:
     return _save(folder, m)
 
 
-def _raw(name: str, data_type: int, dims: list[int], raw: bytes) -> TensorProto:
+def _raw(name: str, data_type: int, dims: list[int], raw: bytes = b"") -> TensorProto:
     t = TensorProto(name=name, data_type=data_type, raw_data=raw)
     t.dims.extend(dims)
     return t
@@ -236,7 +236,8 @@ CASES = {
     "external_bad_checksum": (lambda d: _with_conv_w(d, checksum="0" * 40), "fails its SHA-1 checksum"),
     "external_unknown_key": (lambda d: _with_conv_w(d, basepath="/etc"), "unknown external data key 'basepath'"),
     "external_negative_offset": (lambda d: _with_conv_w(d, offset=-8), r"offset '-8' \(not a non-negative integer\)"),
-    "declared_1e12_elements": (lambda d: _tensor(d, _raw("big", _F, [10**12], b"\0" * 4)), "more than 2147483648 elements"),
+    "declared_1e12_elements": (lambda d: _tensor(d, _raw("big", _F, [10**12], b"\0" * 4)),
+                               "more than 2147483648 elements"),
     "declared_more_than_held": (lambda d: _tensor(d, _raw("big", _F, [1000, 1000], b"\0" * 4)),
                                 r"\(4000000 bytes\) but holds 4 bytes"),
     "typed_count_mismatch": (lambda d: _tensor(d, TensorProto(name="t", data_type=_F, dims=[3], float_data=[1.0, 2.0])),
@@ -246,9 +247,11 @@ CASES = {
     "negative_dims": (lambda d: _tensor(d, _raw("neg", _F, [-1, 4], b"")), "negative dim -1"),
     "string_tensor": (lambda d: _tensor(d, helper.make_tensor("s", TensorProto.STRING, [1], [b"hi"])),
                       "data type STRING"),
-    "complex_tensor": (lambda d: _tensor(d, _raw("cplx", TensorProto.COMPLEX64, [1], b"\0" * 8)), "data type COMPLEX64"),
-    "constant_node_1e12": (lambda d: _graph(d, [helper.make_node("Constant", [], ["k"], value=_raw("", _F, [10**12], b"")),
-                                                *model().graph.node]), "attribute 'value' of node 'Constant'.*more than"),
+    "complex_tensor": (lambda d: _tensor(d, _raw("cplx", TensorProto.COMPLEX64, [1], b"\0" * 8)),
+                       "data type COMPLEX64"),
+    "constant_node_1e12": (lambda d: _graph(d, [helper.make_node("Constant", [], ["k"], value=_raw("", _F, [10**12])),
+                                                *model().graph.node]),
+                           "attribute 'value' of node 'Constant'.*more than"),
     "cycle_two_nodes": (_cycle, "cycle through node"),
     "self_loop": (lambda d: _graph(d, [*model().graph.node, helper.make_node("Add", ["x", "s"], ["s"])]),
                   "cycle through node 'Add'"),
@@ -257,7 +260,8 @@ CASES = {
     "duplicate_output": (lambda d: _graph(d, [*model().graph.node, _relu("x", "c")]), "value 'c' is produced twice"),
     "duplicate_initializer": (lambda d: _tensor(d, numpy_helper.from_array(WEIGHTS["fc.b"], "fc.b")),
                               "initializer 'fc.b' is defined twice"),
-    "dangling_input": (lambda d: _graph(d, [*model().graph.node, _relu("ghost", "g")]), "consumes 'ghost', which nothing"),
+    "dangling_input": (lambda d: _graph(d, [*model().graph.node, _relu("ghost", "g")]),
+                       "consumes 'ghost', which nothing"),
     "dangling_output": (lambda d: _graph(d, model().graph.node[:4]), "graph output 'y' is produced by nothing"),
     "if_subgraph": (_if_node, "control flow is not supported"),
     "custom_domain": (lambda d: _graph(d, [*model().graph.node, _relu("y", "z", domain="com.evil")]),

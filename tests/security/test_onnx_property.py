@@ -135,7 +135,8 @@ def _problem(path: str, outcome) -> str | None:
     known = {t.name for t in value.graph.initializer} | {v.name for v in value.graph.input} | {""}
     for node in value.graph.node:
         if not set(node.input) <= known:
-            return f"node {node.name or node.op_type!r} comes before what it consumes ({sorted(set(node.input) - known)})"
+            missing = sorted(set(node.input) - known)
+            return f"node {node.name or node.op_type!r} comes before what it consumes ({missing})"
         known.update(node.output)
     tensors = [*value.graph.initializer, *(a.t for n in value.graph.node for a in n.attribute if a.HasField("t"))]
     for t in tensors:
@@ -194,8 +195,8 @@ def main(cases: int, seed: int) -> dict:
 
 
 def test_mutated_models_are_read_or_refused_in_one_line():
-    out = subprocess.run([sys.executable, "-m", "tests.security.test_onnx_property", str(CASES), str(SEED), str(MEMORY)],
-                         capture_output=True, text=True, timeout=LIMIT_S, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-m", "tests.security.test_onnx_property", str(CASES), str(SEED),
+                          str(MEMORY)], capture_output=True, text=True, timeout=LIMIT_S, cwd=ROOT)
     assert out.returncode == 0, f"exit {out.returncode} (a signal if negative): {out.stderr[-2000:]}"
     report = json.loads(out.stdout.splitlines()[-1])
     assert report["failures"] == [], json.dumps(report["failures"][:10], indent=1)

@@ -70,7 +70,8 @@ MAX_DEPTH = 32  # message nesting (a model without subgraphs nests at most ~10 d
 CHUNK = 1 << 20  # bytes read per step
 
 T = onnx.TensorProto
-DTYPES = {T.FLOAT: 4, T.FLOAT16: 2, T.BFLOAT16: 2, T.DOUBLE: 8, T.INT64: 8, T.INT32: 4, T.INT8: 1, T.UINT8: 1, T.BOOL: 1}
+DTYPES = {T.FLOAT: 4, T.FLOAT16: 2, T.BFLOAT16: 2, T.DOUBLE: 8, T.INT64: 8, T.INT32: 4, T.INT8: 1, T.UINT8: 1,
+          T.BOOL: 1}  # the supported data types -> bytes per element
 _TYPED = {T.FLOAT: "float_data", T.DOUBLE: "double_data", T.INT64: "int64_data"}  # others: int32_data
 _TYPED_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
 _EXTERNAL_KEYS = ("location", "offset", "length", "checksum")
@@ -184,7 +185,8 @@ def _scan(data: bytes, pos: int, end: int, message: Descriptor, counts: dict[str
             raise _Refused(f"not an ONNX model (protobuf wire type {wire} of field {key >> 3} at byte {pos})")
         length, pos = _varint(data, pos, end)
         if pos + length > end:
-            raise _Refused(f"not an ONNX model (a protobuf field of {length} bytes runs past its message at byte {pos})")
+            raise _Refused(f"not an ONNX model (a protobuf field of {length} bytes runs past its message "
+                           f"at byte {pos})")
         number = key >> 3
         if number in fields:
             counts["items"] = counts.get("items", 0) + 1
@@ -241,7 +243,8 @@ def _check_tensor(t: onnx.TensorProto, what: str) -> int:
         raise _Refused(f"{what} of type {T.DataType.Name(t.data_type)} holds {' and '.join(present)}")
     if present == [typed]:
         if len(getattr(t, typed)) != n:
-            raise _Refused(f"{what} declares dims {list(t.dims)} ({n} elements) but {typed} holds {len(getattr(t, typed))}")
+            raise _Refused(f"{what} declares dims {list(t.dims)} ({n} elements) but {typed} holds "
+                           f"{len(getattr(t, typed))}")
     elif len(t.raw_data) != nbytes:  # no data at all holds 0 bytes
         raise _Refused(f"{what} declares dims {list(t.dims)} ({nbytes} bytes) but holds {len(t.raw_data)} bytes")
     return nbytes
@@ -296,7 +299,8 @@ def _check_graph(graph: onnx.GraphProto) -> None:
     for i, node in enumerate(graph.node):
         for name in set(node.input) - {""}:
             if name not in producer:
-                raise _Refused(f"node {_name(node.name or node.op_type)} (#{i}) consumes {_name(name)}, which nothing produces")
+                raise _Refused(f"node {_name(node.name or node.op_type)} (#{i}) consumes {_name(name)}, "
+                               "which nothing produces")
             if producer[name] >= 0:
                 consumers[producer[name]].append(i)
                 waiting[i] += 1
@@ -314,7 +318,8 @@ def _check_graph(graph: onnx.GraphProto) -> None:
                 heapq.heappush(ready, j)
     if len(order) < len(graph.node):
         i = next(i for i, w in enumerate(waiting) if w)
-        raise _Refused(f"the graph has a cycle through node {_name(graph.node[i].name or graph.node[i].op_type)} (#{i})")
+        node = graph.node[i]
+        raise _Refused(f"the graph has a cycle through node {_name(node.name or node.op_type)} (#{i})")
     if order != sorted(order):
         nodes = [onnx.NodeProto() for _ in order]
         for node, i in zip(nodes, order):
@@ -338,7 +343,8 @@ def _external(t: onnx.TensorProto, what: str, folder: str) -> tuple[str, int, in
     if not location or "\0" in location:
         raise _Refused(f"{what} has an external data location {_name(location)} (not a file name)")
     if os.path.isabs(location):
-        raise _Refused(f"{what} has an absolute external data location {_name(location)} (must be relative to the model)")
+        raise _Refused(f"{what} has an absolute external data location {_name(location)} "
+                       "(must be relative to the model)")
     resolved = os.path.realpath(os.path.join(folder, location))
     if os.path.commonpath([folder, resolved]) != folder:
         raise _Refused(f"{what} has an external data location {_name(location)} that leads out of the model's folder")
