@@ -17,7 +17,9 @@ and the tensors it declares (within the caps below), and every failure is one
   messages and repeated strings, more than `MAX_NODES` nodes or `MAX_TENSORS` tensors, nests
   messages deeper than `MAX_DEPTH`, or is not well-formed wire format (a field running past
   its message, a group, an overlong varint). Only then `ModelProto.ParseFromString` runs:
-  the worst case is ~150 MB for a file of `MAX_ITEMS` empty messages.
+  the worst case is ~150 MB for a file of `MAX_ITEMS` empty messages; besides, bytes and
+  strings take their own size, and packed integers (`int32_data`, `int64_data`, dims) 4 to
+  8 bytes per element, i.e. at most 8x the bytes they occupy in the file.
 * **Tensors** (initializers and every TENSOR/TENSORS attribute, the Constant node's `value`
   among them): a data type of `DTYPES` only (a string tensor or any other type is refused by
   its type name), at most `MAX_NDIM` dims, none negative, at most `MAX_ELEMENTS` elements,
