@@ -4,9 +4,10 @@ NCHW graphs run channels-last inside), the same graph compiled in its own NCHW l
 optionally a zoo model (`--zoo efficientnet_lite0`: the Flax port of the same network).
 
 Every JAX model is timed jitted, one call per batch, after a first call (compile included,
-reported apart); the median of --repeats calls. The logits of all runners on the same
-random batch are compared with the compiled default (max abs difference). Timings are only
-comparable within one run on a quiet machine (the load average is printed).
+reported apart); then --repeats rounds, each timing one call of every runner in turn (so a
+busy machine slows them alike), and the median per runner. The logits of all runners on
+the same random batch are compared with the compiled default (max abs difference).
+Timings are only comparable within one run (the load average is printed).
 
   .venv-export/bin/python tests/fixtures/onnx/export.py --lite0   # Lite0 graph + data under $TMPDIR
   .venv/bin/python -m benchmarks.onnx_forward /tmp/rexjax_onnx_export/efficientnet_lite0.onnx --zoo efficientnet_lite0
@@ -16,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import time
 
 import numpy as np
-
-from benchmarks.timing import first_and_median
 
 
 def main() -> None:
@@ -54,12 +55,19 @@ def main() -> None:
     print(f"{model.name}: batch {args.batch} at {model.input_size[0]}x{model.input_size[1]}, "
           f"{len(model.graph.nodes)} nodes, jax {jax.__version__} on {jax.default_backend()}, "
           f"load average {os.getloadavg()[0]:.2f}")
+    def seconds(fn) -> float:
+        t = time.perf_counter()
+        jax.block_until_ready(fn(x))
+        return time.perf_counter() - t
+
+    first = {label: seconds(fn) for label, fn in runners.items()}
     reference = np.asarray(model(x))
+    diffs = {label: float(np.abs(np.asarray(fn(x)) - reference).max()) for label, fn in runners.items()}
+    rounds = [{label: seconds(fn) for label, fn in runners.items()} for _ in range(args.repeats)]
     print(f"{'runner':<42} {'first s':>8} {'median s':>9} {'max |diff|':>11}")
-    for label, fn in runners.items():
-        first, median = first_and_median(fn, x, repeats=args.repeats)
-        diff = np.abs(np.asarray(fn(x)) - reference).max()
-        print(f"{label:<42} {first:8.3f} {median:9.3f} {diff:11.2e}")
+    for label in runners:
+        median = statistics.median(r[label] for r in rounds)
+        print(f"{label:<42} {first[label]:8.3f} {median:9.3f} {diffs[label]:11.2e}")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -48,7 +48,7 @@ def supported_ops() -> tuple[str, ...]:
     return tuple(sorted(OPS))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Graph:
     """A checked, sorted ONNX graph ready to trace.
 
