@@ -188,6 +188,22 @@ def test_batch_fixed_to_one_runs_image_by_image(tmp_path):
     np.testing.assert_allclose(np.asarray(model(x.transpose(0, 2, 3, 1))), want, rtol=0, atol=1e-5)
 
 
+def test_channels_last_graph(tmp_path):
+    """An NHWC graph (tf2onnx's pattern: Transpose to NCHW, then Conv) takes the input as it
+    is: layout, channels and size read from axes 3 and 1-2; logits as onnxruntime's."""
+    ort = pytest.importorskip("onnxruntime")
+    nodes, inits = head("c")
+    nodes[:0] = [helper.make_node("Transpose", ["X"], ["t"], name="to_nchw", perm=[0, 3, 1, 2]),
+                 helper.make_node("Conv", ["t", "k"], ["c"], name="conv", pads=[1, 1, 1, 1])]
+    inits["k"] = RNG.standard_normal((3, 3, 3, 3)).astype(np.float32)
+    path = save(tmp_path, nodes, inits, in_shape=("N", 7, 9, 3))
+    model = load_onnx(path)
+    assert (model.input_layout, model.channels, model.input_size) == ("NHWC", 3, (7, 9))
+    x = RNG.standard_normal((2, 7, 9, 3)).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"X": x})[0]
+    np.testing.assert_allclose(np.asarray(model(x)), want, rtol=0, atol=1e-5)
+
+
 def test_at_size_follows_the_graph(tmp_path):
     """A convolutional graph takes another size (its spatial dims made symbolic so that
     onnxruntime runs it there too: the logits agree); a graph with a fixed flatten size
