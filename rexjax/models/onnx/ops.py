@@ -276,12 +276,6 @@ def _dropout(node, x, ratio=None, training=None):
     return outs
 
 
-def _check_dropout(node) -> Optional[str]:
-    if node.attr("is_test", 1) == 0 and node.opset < 7:
-        return "training mode"
-    return None
-
-
 # --- spatial (convolutions, pooling, batch norm) -------------------------------------------
 def _spatial_dims(node, x) -> list[int]:
     """Static sizes of x's spatial axes, in canonical order."""
@@ -786,7 +780,7 @@ OPS: dict[str, Op] = {
     "Cast": Op(_cast, E),
     "CastLike": Op(_cast_like, E),
     "Identity": Op(_identity, E),
-    "Dropout": Op(_dropout, E, _check_dropout),
+    "Dropout": Op(_dropout, E),
     # spatial
     "Conv": Op(_conv, S, _check_auto_pad),
     "BatchNormalization": Op(_batch_norm, S, _check_batch_norm),
