@@ -4,6 +4,9 @@
     check_image_file(path)    ValueError unless `path` is a regular file (never opens it)
     open_image(path, mode)    RGB (or L, RGBA) PIL image: 16-bit and 32-bit integer images scaled
                               to 8 bits, decompression bombs, unreadable and non-regular files a ValueError
+    read_npy(path)            the array of a .npy file as finite f32, its header checked before any data is
+                              read (numeric dtypes only, no pickles, a size cap, the file's length)
+    read_nifti(path)          the same for a NIfTI volume (.nii, .nii.gz), through nibabel if it is installed
     unique_names(paths)       one output stem per input whose output files collide with no other's
     folder_lock(folder)       an exclusive lock on a folder between processes
     AtomicOutputs(folder)     a group of files that replaces the previous group as one unit
@@ -14,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import gzip
+import math
 import os
 import shutil
 import signal
@@ -51,10 +56,10 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 
-def _not_regular(path, mode: int) -> None:
+def _not_regular(path, mode: int, what: str = "an image file") -> None:
     for test, kind in _KINDS:
         if test(mode):
-            raise ValueError(f"{display_name(path)!r} is {kind}, not an image file")
+            raise ValueError(f"{display_name(path)!r} is {kind}, not {what}")
 
 
 def check_image_file(path: str | os.PathLike) -> None:
@@ -67,6 +72,25 @@ def check_image_file(path: str | os.PathLike) -> None:
     _not_regular(path, mode)
 
 
+def _open_regular(path: str, what: str) -> int:
+    """A read-only descriptor of `path` if it is a regular file, checked on the descriptor
+    itself (opened non-blocking: a FIFO put in the file's place is refused, never waited on);
+    ValueError naming the file and `what` it should be otherwise."""
+    shown = display_name(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ValueError(f"{what} {shown!r} does not exist") from None
+    except OSError as e:
+        raise ValueError(f"{shown!r} is not a readable {what} ({e.strerror or e})") from e
+    try:
+        _not_regular(path, os.fstat(fd).st_mode, f"{'an' if what[0] in 'aeiou' else 'a'} {what}")
+    except ValueError:
+        os.close(fd)
+        raise
+    return fd
+
+
 def open_image(path: str | os.PathLike, mode: str = "RGB") -> Image.Image:
     """The image file at `path` as a PIL image of `mode` (RGB, or L / RGBA for grey and RGBA
     models; loaded). Grey, palette, alpha and CMYK images are converted by PIL; 16-bit (and
@@ -76,18 +100,7 @@ def open_image(path: str | os.PathLike, mode: str = "RGB") -> Image.Image:
     FIFO put in a file's place is refused, never waited on."""
     path = os.fspath(path)
     shown = display_name(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise ValueError(f"image file {shown!r} does not exist") from None
-    except OSError as e:
-        raise ValueError(f"{shown!r} is not a readable image file ({e.strerror or e})") from e
-    try:
-        _not_regular(path, os.fstat(fd).st_mode)
-    except ValueError:
-        os.close(fd)
-        raise
-    with os.fdopen(fd, "rb") as f:
+    with os.fdopen(_open_regular(path, "image file"), "rb") as f:
         try:
             with Image.open(f) as im:
                 im.load()
@@ -100,6 +113,122 @@ def open_image(path: str | os.PathLike, mode: str = "RGB") -> Image.Image:
             raise ValueError(f"{shown!r} is too large to open safely ({e})") from e
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise ValueError(f"{shown!r} is not a readable image file ({e})") from e
+
+
+MAX_ARRAY_ELEMENTS = 2**28  # elements of one array file (1 GiB as float32)
+# The dtypes an array file may hold (kind, item sizes): bool, signed and unsigned integers,
+# float16/32/64. Objects (pickles), strings, structured, complex and long double are refused.
+_NUMERIC = {"b": (1,), "i": (1, 2, 4, 8), "u": (1, 2, 4, 8), "f": (2, 4, 8)}
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+MAX_NPY_HEADER = 10000  # bytes, numpy's own default limit
+
+
+def _check_declared(shown: str, shape, dtype, max_elements: int) -> int:
+    """The element count of an array file's declared `shape` and `dtype`, before any data is
+    read; ValueError naming the file for a dtype that is not a real number, an empty array,
+    or more than `max_elements` elements."""
+    if dtype.names is not None or dtype.subdtype is not None or dtype.itemsize not in _NUMERIC.get(dtype.kind, ()):
+        raise ValueError(f"{shown!r} holds {dtype} values; only real numbers are read (bool, int8-64, uint8-64, "
+                         "float16/32/64)")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"{shown!r} declares an invalid shape {tuple(shape)}")
+    count = math.prod(shape)
+    if count == 0:
+        raise ValueError(f"{shown!r} holds an empty array of shape {tuple(shape)}")
+    if count > max_elements:
+        raise ValueError(f"{shown!r} declares shape {tuple(shape)} ({count} elements), more than the "
+                         f"{max_elements} an array file may hold")
+    return count
+
+
+def _finite_f32(shown: str, a: np.ndarray) -> np.ndarray:
+    """`a` as C-contiguous float32; ValueError naming the file if any value is NaN or infinite
+    (values beyond float32's range become infinite)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = np.ascontiguousarray(a, dtype=np.float32)
+    bad = int(np.count_nonzero(~np.isfinite(x)))
+    if bad:
+        raise ValueError(f"{shown!r} holds {bad} NaN or infinite value(s) among {x.size} (values beyond float32's "
+                         "range count as infinite)")
+    return x
+
+
+def read_npy(path: str | os.PathLike, max_elements: int = MAX_ARRAY_ELEMENTS) -> np.ndarray:
+    """The array of the .npy file at `path` -> f32[*shape] (C order, finite), for untrusted files.
+
+    The file is opened non-blocking and checked on its descriptor (a directory or FIFO is
+    refused, never waited on); its header (format 1.0 or 2.0, at most MAX_NPY_HEADER bytes) is
+    parsed first, and the declared shape and dtype are checked before any data is read: a real
+    numeric dtype (bool, int8-64, uint8-64, float16/32/64; never an object array, so no
+    pickle is ever loaded), at least one and at most `max_elements` elements, and exactly
+    shape x itemsize bytes of data in the file (a truncated file or trailing bytes are
+    refused). Fortran order is read as such. The data is then read by
+    `np.load(allow_pickle=False)` from the same descriptor. A `.npz` archive is refused (save
+    the one array with numpy.save). Every refusal is one ValueError naming the file.
+    """
+    path = os.fspath(path)
+    shown = display_name(path)
+    with os.fdopen(_open_regular(path, "array file"), "rb") as f:
+        if f.read(4) == b"PK\x03\x04":
+            raise ValueError(f"{shown!r} is a .npz archive (a zip of arrays); save the one array to explain with "
+                             "numpy.save")
+        f.seek(0)
+        try:
+            version = np.lib.format.read_magic(f)
+            if version not in _NPY_HEADERS:
+                raise ValueError(f"format version {version[0]}.{version[1]} (1.0 and 2.0 are read)")
+            shape, fortran, dtype = _NPY_HEADERS[version](f, max_header_size=MAX_NPY_HEADER)
+        except (ValueError, TypeError, SyntaxError, OverflowError, EOFError) as e:
+            problem = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            raise ValueError(f"{shown!r} is not a readable .npy file ({problem})") from None
+        count = _check_declared(shown, shape, dtype, max_elements)
+        data, want = os.fstat(f.fileno()).st_size - f.tell(), count * dtype.itemsize
+        if data != want:
+            kind = "is truncated" if data < want else "has trailing bytes"
+            raise ValueError(f"{shown!r} {kind}: its header declares {dtype} {tuple(shape)} ({want} bytes of data), "
+                             f"the file holds {data}")
+        f.seek(0)
+        try:
+            a = np.load(f, allow_pickle=False, max_header_size=MAX_NPY_HEADER)
+        except (ValueError, OSError, EOFError) as e:  # the file changed after the checks
+            raise ValueError(f"{shown!r} cannot be read ({str(e).splitlines()[0][:200]})") from None
+    return _finite_f32(shown, a)
+
+
+def read_nifti(path: str | os.PathLike, max_elements: int = MAX_ARRAY_ELEMENTS) -> np.ndarray:
+    """The volume of the NIfTI-1 file at `path` (`.nii`, or gzipped `.nii.gz`) -> f32[*shape]
+    (nibabel's axis order, the header's scaling applied; finite), for untrusted files.
+
+    Needs nibabel (not a dependency of rexjax: `pip install nibabel`). The file is checked on
+    its descriptor as `read_npy` does; the header's shape and dtype are checked (real
+    numbers, at most `max_elements`) before the data is read, so a gzipped file inflates to
+    at most the declared size. Every refusal, nibabel's included, is one ValueError naming
+    the file."""
+    path = os.fspath(path)
+    shown = display_name(path)
+    try:
+        import nibabel
+    except ImportError:
+        raise ValueError(f"{shown!r}: reading NIfTI files needs nibabel (pip install nibabel)") from None
+
+    def unreadable(e: Exception) -> ValueError:  # nibabel's and gzip's errors, whatever their class
+        why = str(e).splitlines()[0][:200] if str(e) else ""
+        return ValueError(f"{shown!r} is not a readable NIfTI file ({type(e).__name__}: {why})")
+
+    with os.fdopen(_open_regular(path, "NIfTI file"), "rb") as raw:
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if path.lower().endswith(".gz") else raw
+        try:
+            holder = nibabel.FileHolder(fileobj=stream)
+            image = nibabel.Nifti1Image.from_file_map({"header": holder, "image": holder})
+            shape, dtype = image.shape, image.get_data_dtype()
+        except Exception as e:
+            raise unreadable(e) from None
+        _check_declared(shown, shape, dtype, max_elements)
+        try:
+            a = np.asarray(image.dataobj)
+        except Exception as e:
+            raise unreadable(e) from None
+    return _finite_f32(shown, a)
 
 
 def unique_names(paths: Sequence[str | os.PathLike],

@@ -11,7 +11,8 @@ The columns (`COLUMNS`, in order after `id INTEGER PRIMARY KEY`):
 
     uid                   random hex id of the row (UNIQUE: a retried insert is never doubled)
     timestamp             UTC, ISO 8601 to the microsecond, when the row was made
-    image, image_sha256   the image path as given (`io.display_name`) and its content's SHA-256
+    image, image_sha256   the input file's path as given (`io.display_name`) and its content's SHA-256
+    mode                  what the file is (`rexjax explain --mode`): image, spectral, tabular or voxel
     model, model_sha256   the --model value; SHA-256 of the model file (ONNX), of the zoo model's
                           weights file, or NULL when there is no file (random init, a factory)
     part                  NULL: the primary explanation (`mask` in the .npz); i: the i-th of
@@ -28,9 +29,11 @@ The columns (`COLUMNS`, in order after `id INTEGER PRIMARY KEY`):
     mask_mode, seed, batch_size    the call's settings (mask_mode as text, e.g. "0.0", "ad")
     rexjax_version, rexjax_commit  `provenance.versions()["rexjax"]`, `code_state().code_id`
                           (`<commit>` or `<commit>+dirty`; NULL outside a git checkout)
-    npz, png, composite_png        the files written beside the row's explanation, relative to
-                          the database's folder (`../out/x.npz` when outside it); composite_png
-                          NULL without --multiple
+    npz, png, composite_png, map_npy, mask_npy
+                          the files written beside the row's explanation, relative to the
+                          database's folder (`../out/x.npz` when outside it): an image's npz and
+                          png (composite_png NULL without --multiple), an array's (--mode
+                          spectral, tabular, voxel) map_npy, mask_npy and png; NULL where not written
 
 Concurrency: many processes may append to one file. SQLite's default rollback journal is
 kept (the file format is unchanged, no -wal/-shm files; it works wherever SQLite's locks
@@ -60,7 +63,7 @@ from rexjax import provenance
 from rexjax.io import display_name
 
 TABLE = "explanations"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: mode, map_npy, mask_npy; npz may be NULL (arrays)
 HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite 3 database file
 BUSY_TIMEOUT_S = 5.0  # SQLite's own wait for a lock, per attempt
 RETRY_S = 120.0  # total time a row keeps retrying a busy database
@@ -70,6 +73,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("timestamp", "TEXT NOT NULL"),
     ("image", "TEXT NOT NULL"),
     ("image_sha256", "TEXT NOT NULL"),
+    ("mode", "TEXT NOT NULL"),
     ("model", "TEXT NOT NULL"),
     ("model_sha256", "TEXT"),
     ("part", "INTEGER"),
@@ -89,10 +93,13 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("batch_size", "INTEGER NOT NULL"),
     ("rexjax_version", "TEXT"),
     ("rexjax_commit", "TEXT"),
-    ("npz", "TEXT NOT NULL"),
+    ("npz", "TEXT"),
     ("png", "TEXT NOT NULL"),
     ("composite_png", "TEXT"),
+    ("map_npy", "TEXT"),
+    ("mask_npy", "TEXT"),
 )
+FILES = ("npz", "png", "composite_png", "map_npy", "mask_npy")  # the columns naming written files
 NAMES = tuple(name for name, _ in COLUMNS)
 CREATE = (f"CREATE TABLE IF NOT EXISTS {TABLE} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
           + ", ".join(f"{name} {kind}" for name, kind in COLUMNS) + ")")
@@ -214,22 +221,25 @@ class ResultsDB:
 
 
 def explanation_rows(ex, *, image: str, image_sha256: str, model: str, model_sha256: Optional[str], seed: int,
-                     files: dict[str, Optional[str]]) -> list[dict[str, Any]]:
+                     files: dict[str, Optional[str]], mode: str = "image") -> list[dict[str, Any]]:
     """The rows of one `Explanation` `ex`: the primary explanation (part NULL), then one per
-    --multiple part (part i = `multiple_masks[i]`). `files` maps npz, png, composite_png to
-    the names the rows hold (None: not written). Numbers are those of `ex.stats()` and each
-    part's `stats()`."""
+    --multiple part (part i = `multiple_masks[i]`). `files` maps some of FILES to the names the
+    rows hold (the others: NULL, not written); `mode` is the input's kind. Numbers are those
+    of `ex.stats()` and each part's `stats()`."""
+    unknown = set(files) - set(FILES)
+    if unknown:
+        raise ValueError(f"files: unknown file columns {sorted(unknown)}; expected some of {FILES}")
     stats = ex.stats()
     state = provenance.code_state()
     common = {
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds"),
-        "image": display_name(image), "image_sha256": image_sha256, "model": display_name(model),
+        "image": display_name(image), "image_sha256": image_sha256, "mode": mode, "model": display_name(model),
         "model_sha256": model_sha256, "target": stats["target"], "label": stats["label"],
         "full_confidence": stats["full_confidence"], "wall_time_s": stats["wall_time_s"],
         "time_map_s": stats["time_map_s"], "time_extract_s": stats["time_extract_s"],
         "config": json.dumps(ex.config.to_dict(), sort_keys=True), "mask_mode": str(ex.mask_mode), "seed": seed,
         "batch_size": stats["batch_size"], "rexjax_version": provenance.versions()["rexjax"],
-        "rexjax_commit": state.code_id or None, **files,
+        "rexjax_commit": state.code_id or None, **{name: files.get(name) for name in FILES},
     }
     primary = {"part": None, "explanation_confidence": stats["explanation_confidence"], "area": stats["area"],
                "sufficient": int(stats["sufficient"]), "forward_images": stats["forward_images"]}

@@ -158,16 +158,18 @@ def available_memory() -> int:
 
 def check_batch_size(batch_size: Optional[int], input_size, flag: str = "--batch_size",
                      channels: int = 3) -> Optional[int]:
-    """`batch_size` if positive and its estimated forward buffers (batch x H x W x channels
-    x 4 bytes x ACTIVATION_FACTOR) fit in `available_memory()`; None (the default) passes."""
+    """`batch_size` if positive and its estimated forward buffers (batch x elements of
+    `input_size` x channels x 4 bytes x ACTIVATION_FACTOR) fit in `available_memory()`; None (the
+    default) passes. `input_size`: the spatial shape, (H, W) for images, (N,) for a signal,
+    (D, H, W) for a volume."""
     if batch_size is None:
         return None
     check_range(flag, batch_size, 1)
-    h, w = input_size
-    need = batch_size * h * w * channels * 4 * ACTIVATION_FACTOR
+    one = math.prod(input_size) * channels * 4 * ACTIVATION_FACTOR
+    need = batch_size * one
     have = available_memory()
     if need > have:
-        largest = max(1, have // (h * w * channels * 4 * ACTIVATION_FACTOR))
+        largest = max(1, have // one)
         raise UsageError(flag, f"{batch_size} images need about {need / 2**30:.1f} GiB, {have / 2**30:.1f} GiB "
                                f"available; use at most {largest}")
     return batch_size
@@ -186,7 +188,8 @@ def check_out_dir(path: str, flag: str = "--out") -> str:
 
 
 def is_flat(responsibility, rel: float = 0.05) -> bool:
-    """True when a responsibility map f32[H, W] barely varies: (max - min) <= rel * max|r|
+    """True when a responsibility map f32[*S] (an image's [H, W], a signal's [N], a volume's
+    [D, H, W]) barely varies: (max - min) <= rel * max|r|
     (featureless inputs: uniform, tiny, blank), where extraction needs many forward images."""
     import numpy as np
 

@@ -1,7 +1,7 @@
-"""`rexjax explain IMAGE... [flags]`: ReX causal explanations of a model's decisions.
+"""`rexjax explain INPUT... [flags]`: ReX causal explanations of a model's decisions.
 
-For each image: prints one JSON line of statistics (class, confidence, area, forward images,
-time, and the `npz` and `png` written) and writes `<out>/<name>.png` (input | responsibility
+For each image (arrays, `--mode`: below) it prints one JSON line of statistics (class,
+confidence, area, forward images, time, and the `npz` and `png` written) and writes `<out>/<name>.png` (input | responsibility
 heatmap | explanation overlay; the PNG's Title text is the figure's title) and
 `<out>/<name>.npz` (`responsibility` f32[H,W], `mask` bool[H,W], `target`). `<name>` is the
 image's stem, or `stem-2`, `stem-3`, ... for a later image one of whose files would be an
@@ -46,6 +46,24 @@ the file's `model_sha256`; an ONNX file the compiler refuses (an unsupported op)
 `--db results.db` appends one row per explanation (per part with --multiple) to a SQLite
 table `explanations` (columns in `rexjax/results_db.py`), safe with concurrent runs.
 
+`--mode spectral|tabular|voxel` explains arrays instead of images, as the ReX tool's --mode:
+a 1-D signal or a row of features from `.npy` ([N] one channel, or [N, C]; [1, N] is read as
+[N, 1]), or a volume from `.npy` ([D, H, W] or [D, H, W, C]) or NIfTI `.nii`/`.nii.gz` (with
+nibabel installed: `pip install nibabel`). A file is read safely (`io.read_npy`: a regular
+file, its header checked before any data is read: real numbers only, no pickles, at most 2^28
+elements, the file's length; values finite) and given to the model as it is (float32): the
+model is a 'package.module:factory' or an ONNX file taking x[B, N, C] or x[B, D, H, W, C];
+the image flags (--norm, --means, --stds, --input_size), zoo models, and spotlights/spatial
+are refused with one line. `--mask_mode spectral` (each hidden run interpolated linearly
+between its visible neighbours) is for --mode spectral only (the tool falls back to 0 with a
+warning; here it is refused). Per array: `<name>.map.npy` (responsibility f32[N] or
+f32[D, H, W]), `<name>.mask.npy` (bool, same shape), `<name>.png` (1-D: the signal, each
+channel a line, the explanation shaded, over the responsibility; 3-D: three orthogonal slices
+through the explanation's most responsible voxel with the explanation outlined, over the
+responsibility on them), the JSON line (with `mode`, and `map_npy`, `mask_npy`, `png` for
+the files), the --db row (`mode`, `map_npy`, `mask_npy`). A file whose content is refused
+(wrong rank for the mode, NaN, truncated, a FIFO) fails alone, as an unreadable image does.
+
 With `--multiple K` it also searches up to K sufficient explanations (spotlights, pairwise
 Dice <= --config.permitted_overlap) and writes `<out>/<name>_multiple.png` (each contoured in its
 colour) and `multiple_masks` in the .npz; `--contrastive` adds a sufficient-and-necessary
@@ -59,10 +77,13 @@ Example:
   rexjax explain third_party/images/*.jpg --iters 10 --mask_mode ad --seed 3
   rexjax explain --multiple 4 third_party/images/starfish.jpg
   rexjax explain third_party/images/ladybird.jpg --config=rexjax/configs/rex.py:paper
+  rexjax explain spectrum.npy --mode spectral --mask_mode spectral --model mypkg.models:dna_cnn
+  rexjax explain scan.nii.gz --mode voxel --model mri.onnx --db results.db
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -85,6 +106,28 @@ _REX_CONFIG = config_flags.DEFINE_config_file(
     "--config.search.iters=20 --config.extract.prune_grids='()' --config.search.responsibility=alg1. "
     "Default fields:\n" + describe_config(rex_configs.get_config()),
 )
+MODES = ("image", "spectral", "tabular", "voxel")
+# Per array mode: the spatial rank, the shapes a file may hold, the file suffixes read.
+ARRAY_MODES = {"spectral": 1, "tabular": 1, "voxel": 3}
+ARRAY_SHAPES = {1: "[N] or [N, C]", 3: "[D, H, W] or [D, H, W, C]"}
+NIFTI = (".nii", ".nii.gz")
+SUFFIXES = {"spectral": (".npy",), "tabular": (".npy",), "voxel": (".npy",) + NIFTI}
+flags.DEFINE_enum(
+    "mode", "image", MODES,
+    "What the inputs are, as the ReX tool's --mode. image (default): image files, preprocessed for the model. "
+    "spectral: a 1-D signal in a .npy file, [N] (one channel) or [N, C]; a [1, N] array (the tool's "
+    "one-channel layout) is read as [N, 1]. tabular: one row of N features in a .npy file, [N] or [N, C], "
+    "as spectral. voxel: a volume in a .npy file, [D, H, W] (one channel) or [D, H, W, C], or in a NIfTI "
+    ".nii/.nii.gz file (needs nibabel, not installed with rexjax: pip install nibabel). Arrays are given to "
+    "the model as they are (float32: no resizing, no --norm/--means/--stds), so the model is a "
+    "'package.module:factory' or an ONNX file taking x[B, N, C] or x[B, D, H, W, C]; a file must be finite, "
+    "real-valued, at most 2^28 elements, and of the mode's rank. Occlusion (--mask_mode): a number, min, max, "
+    "mean, blur, ad as for images, and for spectral only 'spectral' (each hidden run linearly interpolated "
+    "between its visible neighbours). Only the global strategy (no --multiple, --contrastive, spatial). "
+    "Outputs per array: NAME.map.npy (responsibility f32[N] or f32[D, H, W]), NAME.mask.npy (the explanation, "
+    "bool, same shape), NAME.png (1-D: the signal with the explanation shaded, over the responsibility; 3-D: "
+    "three orthogonal slices through the explanation's most responsible voxel, the explanation outlined, "
+    "over the responsibility on them) and the JSON line with a `mode` field.")
 flags.DEFINE_string("model", "efficientnet_lite0", "Registered model name (see `rexjax models`), "
                     "'package.module:factory', a callable returning a model (as experiments/run.py takes), or an "
                     "ONNX file PATH.onnx (as ReX's --model): its input size, channels (1 grey, 3 RGB, 4 RGBA) and "
@@ -116,8 +159,9 @@ flags.DEFINE_integer("seed", 0, "PRNG seed in [0, 2^32 - 1]; an image's key is r
                      "name), the same key `rexjax evaluate` and experiments/run.py give it.")
 flags.DEFINE_string(
     "mask_mode", "0",
-    "What masked pixels show: a number (|x| <= 1e4), min, max, mean, blur, blur:SIGMA (SIGMA <= 64), or 'ad' "
-    "(Activation-Deactivation).",
+    "What masked pixels show: a number (|x| <= 1e4), min, max, mean, blur, blur:SIGMA (SIGMA <= 64), 'ad' "
+    "(Activation-Deactivation), or with --mode spectral 'spectral' (each hidden run linearly interpolated "
+    "between the nearest visible elements; refused for other modes, where the tool falls back to 0).",
 )
 flags.DEFINE_integer("batch_size", None, "Images per model call (default 8 on CPU, 128 on GPU); refused if it "
                      "would not fit in memory.", lower_bound=1)
@@ -137,8 +181,14 @@ flags.DEFINE_integer("input_size", None, "Feed the model S x S images instead of
 flags.DEFINE_string("out", "out/explain", "Output directory for PNG and .npz files.")
 flags.DEFINE_bool("progress", True, "Show progress bars.")
 
-# The JSON field and the file name (after the image's name) of each file an image can produce.
+# The JSON field and the file name (after the input's name) of each file an image, or an
+# array (--mode spectral, tabular, voxel), can produce; the fields are results_db.FILES.
 OUTPUTS = {"npz": ".npz", "png": ".png", "composite_png": "_multiple.png"}
+ARRAY_OUTPUTS = {"map_npy": ".map.npy", "mask_npy": ".mask.npy", "png": ".png"}
+
+
+def _outputs() -> dict:
+    return OUTPUTS if FLAGS.mode == "image" else ARRAY_OUTPUTS
 
 
 def _config():
@@ -201,20 +251,53 @@ def _open_db():
         raise common.UsageError("--db", common.first_line(err)) from err
 
 
+def _check_mode(images: list[str], spec) -> None:
+    """--mode against the inputs' names, the model, the mask mode and the image-only flags."""
+    mode = FLAGS.mode
+    if common.check_mask_mode(FLAGS.mask_mode) == "spectral" and mode != "spectral":
+        raise common.UsageError("--mask_mode", f"'spectral' interpolates along 1-D signals: it is for --mode spectral, "
+                                               f"not {mode} (the tool falls back to 0; give a number, min, mean or "
+                                               "blur)")
+    if mode == "image":
+        arrays = [p for p in images if p.lower().endswith(SUFFIXES["voxel"] + (".npz", ".mat"))]
+        if arrays:
+            raise common.UsageError("", f"{_label(arrays[0])} is an array file, not an image: give --mode spectral, "
+                                        "tabular or voxel (see --help)")
+        return
+    shape = f"x[B, {'N' if ARRAY_MODES[mode] == 1 else 'D, H, W'}, C]"
+    if spec is not None:
+        raise common.UsageError("--model", f"{FLAGS.model!r} is a zoo image model; --mode {mode} needs a model taking "
+                                           f"{shape}: a 'package.module:factory' or an ONNX file")
+    given = [f"--{name}" for name in ("norm", "means", "stds", "input_size") if getattr(FLAGS, name) is not None]
+    if given:
+        raise common.UsageError(given[0], f"is for images; --mode {mode} gives the array to the model as it is")
+    wrong = [p for p in images if not p.lower().endswith(SUFFIXES[mode])]
+    if wrong:
+        raise common.UsageError("", f"--mode {mode} reads {' or '.join(SUFFIXES[mode])} files; "
+                                    f"{_label(wrong[0])} is not one")
+    nifti = [p for p in images if p.lower().endswith(NIFTI)]
+    if nifti and importlib.util.find_spec("nibabel") is None:
+        raise common.UsageError("", f"{_label(nifti[0])}: reading NIfTI files needs nibabel, which is not installed "
+                                    "(pip install nibabel)")
+
+
 def _check_flags(images: list[str]):
     """Every check that needs no model; returns (RexConfig, ModelSpec or None, ResultsDB or None)."""
     if not images:
-        raise common.UsageError("", "give at least one image path (see --help)")
+        raise common.UsageError("", "give at least one input path (see --help)")
     missing = [p for p in images if not os.path.exists(p)]  # a directory or FIFO fails alone, later
     if missing:
         raise common.UsageError("", f"no such file: {', '.join(map(_label, missing))}")
     spec = _check_model_flags()
+    _check_mode(images, spec)
     common.check_seed(FLAGS.seed)
     if spec is not None:  # a zoo model: its class count and input size are known without loading it
         common.check_range("--target", FLAGS.target, 0, spec.num_classes - 1, allow_none=True)
         common.check_batch_size(FLAGS.batch_size, (FLAGS.input_size,) * 2 if FLAGS.input_size else spec.input_size)
-    common.check_mask_mode(FLAGS.mask_mode)
     config = _config()
+    if FLAGS.mode != "image" and (config.strategy == "spatial" or config.wants_spotlights):
+        raise common.UsageError("--config", f"--mode {FLAGS.mode}: strategy 'spatial', --multiple and --contrastive "
+                                            "grow circles on images only; use the global strategy without them")
     common.check_out_dir(FLAGS.out)
     return config, spec, _open_db()
 
@@ -223,7 +306,8 @@ def _onnx_model(model):
     """An ONNX model with the tool's preprocessing of --norm/--means/--stds (x / norm, then per
     channel (x - mean) / std, in the model's channel mode) and the Classifier options of
     --binary_threshold; the checks that need its graph (channel and output counts, --target,
-    --batch_size). Returns (model, Classifier options)."""
+    --batch_size). Returns (model, Classifier options). With an array --mode the model is
+    returned as it is (arrays are not preprocessed; --batch_size is checked per array)."""
     from dataclasses import replace
 
     from rexjax.models.preprocess import Preprocess
@@ -240,12 +324,14 @@ def _onnx_model(model):
         raise common.UsageError("--binary_threshold", f"{name} has one output (a binary classifier): give "
                                                       "--binary_threshold T in (0, 1), e.g. 0.5")
     common.check_range("--target", FLAGS.target, 0, max(k, 2) - 1, allow_none=True)
+    options = {"binary_threshold": FLAGS.binary_threshold, "outputs": "probs", "labels": ("0", "1")} if k == 1 else {}
+    if FLAGS.mode != "image":
+        return model, options
     common.check_batch_size(FLAGS.batch_size, (FLAGS.input_size,) * 2 if FLAGS.input_size else model.input_size,
                             channels=channels)
     norm = 255.0 if FLAGS.norm is None else FLAGS.norm
     pre = Preprocess(tuple(model.input_size), 0.0 if means is None else means, 1.0 if stds is None else stds,
                      channels=channels, norm=norm)
-    options = {"binary_threshold": FLAGS.binary_threshold, "outputs": "probs", "labels": ("0", "1")} if k == 1 else {}
     return replace(model, preprocessing=pre), options
 
 
@@ -258,7 +344,7 @@ def _label(path: str) -> str:
 
 
 class _DbRecord:
-    """Appends an image's explanations to the --db database, after its files are in place."""
+    """Appends an input's explanations to the --db database, after its files are in place."""
 
     def __init__(self, db, model_sha256):
         self.db, self.model_sha256 = db, model_sha256
@@ -266,53 +352,106 @@ class _DbRecord:
     def __call__(self, ex, path: str, finals: dict) -> None:
         from rexjax.results_db import explanation_rows, file_sha256
 
-        files = {field: self.db.relative(finals[field]) if field in finals else None for field in OUTPUTS}
+        files = {field: self.db.relative(final) for field, final in finals.items()}
         for row in explanation_rows(ex, image=path, image_sha256=file_sha256(path), model=FLAGS.model,
-                                    model_sha256=self.model_sha256, seed=FLAGS.seed, files=files):
+                                    model_sha256=self.model_sha256, seed=FLAGS.seed, files=files, mode=FLAGS.mode):
             self.db.append(row)
 
 
-def _explain_one(model, explainer, path: str, name: str, identity: dict, record=None) -> dict:
-    """Explains one image, writes its files as one unit (`io.AtomicOutputs`) and its rows
-    with `record` (--db); returns its JSON record. `name` is the image's output name
-    (`io.unique_names`); `identity` the model's fields of the record."""
+def _read_array(path: str):
+    """The array file `path` (--mode spectral, tabular, voxel) as the model's input f32[*S, C]:
+    `io.read_npy` / `io.read_nifti` (checked before reading: a regular file, real numbers,
+    bounded size; finite), a missing channel axis added, a [1, N] signal read as [N, 1]; the
+    mode's rank and --batch_size checked. ValueError naming the file otherwise."""
+    from rexjax.io import read_nifti, read_npy
+
+    mode = FLAGS.mode
+    a = read_nifti(path) if path.lower().endswith(NIFTI) else read_npy(path)
+    rank = ARRAY_MODES[mode]
+    if rank == 1 and a.ndim == 2 and a.shape[0] == 1 < a.shape[1]:
+        a = a.T  # the tool's one-channel layout [1, N]: one element of N channels cannot be explained
+    if a.ndim == rank:
+        a = a[..., None]
+    if a.ndim != rank + 1:
+        raise ValueError(f"{_label(path)!r} holds an array of shape {a.shape}; --mode {mode} takes "
+                         f"{ARRAY_SHAPES[rank]}")
+    common.check_batch_size(FLAGS.batch_size, a.shape[:-1], channels=a.shape[-1])
+    return a
+
+
+def _write_image(out, name: str, model, x, ex, config) -> None:
+    """An image's files (OUTPUTS) into `out` (`io.AtomicOutputs`): the .npz, the figure and,
+    with spotlights, the composite."""
     import numpy as np
 
-    from rexjax import keys
-    from rexjax.io import AtomicOutputs, check_image_file, display_name
     from rexjax.viz.explanation import display_image, save_explanation_figure
 
-    check_image_file(path)  # a directory or FIFO: refused before any model reader opens it
-    x = model.preprocess(path)
-    key = keys.for_image(FLAGS.seed, path)
-    ex = _in_worker(lambda: explainer(x, target=FLAGS.target, key=key, progress=FLAGS.progress))
     arrays = {"responsibility": ex.responsibility, "mask": ex.mask, "target": ex.target}
     if ex.multiple is not None:
         arrays["multiple_masks"] = np.stack([p.mask for p in ex.multiple.parts] + [np.zeros_like(ex.mask)])[:-1]
     if ex.contrastive is not None:
         arrays["contrastive_mask"] = ex.contrastive.mask
     title = f"{name}: {ex.target_label} ({ex.target}), p={ex.full_confidence:.3f}"
-    with AtomicOutputs(FLAGS.out) as out:
-        with open(out.path(name + OUTPUTS["npz"]), "wb") as f:
-            np.savez_compressed(f, **arrays)
-        save_explanation_figure(out.path(name + OUTPUTS["png"]), display_image(model, x), ex.responsibility, ex.mask,
-                                title)
-        if ex.multiple is not None:
-            from rexjax.viz.multiple import save_multiple_figure
+    with open(out.path(name + OUTPUTS["npz"]), "wb") as f:
+        np.savez_compressed(f, **arrays)
+    save_explanation_figure(out.path(name + OUTPUTS["png"]), display_image(model, x), ex.responsibility, ex.mask,
+                            title)
+    if ex.multiple is not None:
+        from rexjax.viz.multiple import save_multiple_figure
 
-            contrastive = ex.contrastive.mask if ex.contrastive is not None and ex.contrastive.found else None
-            save_multiple_figure(out.path(name + OUTPUTS["composite_png"]), display_image(model, x),
-                                 ex.responsibility, ex.multiple.parts if explainer.config.multiple else (), title,
-                                 contrastive)
-    written = {field: display_name(final) for field, final in zip(OUTPUTS, out.finals)}
+        contrastive = ex.contrastive.mask if ex.contrastive is not None and ex.contrastive.found else None
+        save_multiple_figure(out.path(name + OUTPUTS["composite_png"]), display_image(model, x),
+                             ex.responsibility, ex.multiple.parts if config.multiple else (), title, contrastive)
+
+
+def _write_array(out, name: str, model, x, ex, config) -> None:
+    """An array's files (ARRAY_OUTPUTS) into `out`: the responsibility f32[*S] and the mask
+    bool[*S] as .npy, and the figure (`viz.signal` for 1-D, `viz.volume` for 3-D)."""
+    import numpy as np
+
+    from rexjax.viz.signal import save_signal_figure
+    from rexjax.viz.volume import save_volume_figure
+
+    for field, array in (("map_npy", np.asarray(ex.responsibility, np.float32)), ("mask_npy", np.asarray(ex.mask, bool))):
+        with open(out.path(name + ARRAY_OUTPUTS[field]), "wb") as f:
+            np.save(f, array, allow_pickle=False)
+    label = f"class {ex.target}" + (f" ({ex.target_label})" if ex.target_label is not None else "")
+    title = f"{name}: {label}, p={ex.full_confidence:.3f}, area {100 * ex.area:.1f}%"
+    png = out.path(name + ARRAY_OUTPUTS["png"])
+    if x.ndim == 2:
+        save_signal_figure(png, x, ex.responsibility, ex.mask, title,
+                           element="feature" if FLAGS.mode == "tabular" else "element")
+    else:
+        save_volume_figure(png, x, ex.responsibility, ex.mask, title)
+
+
+def _explain_one(model, explainer, path: str, name: str, identity: dict, record=None) -> dict:
+    """Explains one input (an image, or an array with --mode), writes its files as one unit
+    (`io.AtomicOutputs`) and its rows with `record` (--db); returns its JSON record. `name` is
+    the input's output name (`io.unique_names`); `identity` the model's fields of the record."""
+    from rexjax import keys
+    from rexjax.io import AtomicOutputs, check_image_file, display_name
+
+    if FLAGS.mode == "image":
+        check_image_file(path)  # a directory or FIFO: refused before any model reader opens it
+        x = model.preprocess(path)
+    else:
+        x = _read_array(path)
+    key = keys.for_image(FLAGS.seed, path)
+    ex = _in_worker(lambda: explainer(x, target=FLAGS.target, key=key, progress=FLAGS.progress))
+    with AtomicOutputs(FLAGS.out) as out:
+        (_write_image if FLAGS.mode == "image" else _write_array)(out, name, model, x, ex, explainer.config)
+    outputs = _outputs()
+    written = {field: display_name(final) for field, final in zip(outputs, out.finals)}
     if record is not None:
-        record(ex, path, dict(zip(OUTPUTS, out.finals)))
+        record(ex, path, dict(zip(outputs, out.finals)))
     if ex.contrastive is not None and not ex.contrastive.found:
         print(f"rexjax explain: {_label(path)}: no contrastive explanation: {ex.contrastive.message}", file=sys.stderr)
     if common.is_flat(ex.responsibility):
-        print(f"rexjax explain: {_label(path)}: warning: flat responsibility map (a featureless image?); "
+        print(f"rexjax explain: {_label(path)}: warning: flat responsibility map (a featureless input?); "
               f"the explanation took {ex.forward_images} forward images", file=sys.stderr)
-    return {"image": display_name(path), **identity, **ex.stats(), **written}
+    mode = {} if FLAGS.mode == "image" else {"mode": FLAGS.mode}
+    return {"image": display_name(path), **mode, **identity, **ex.stats(), **written}
 
 
 def _in_worker(fn):
@@ -362,7 +501,7 @@ def _model_sha256(model) -> str | None:
 
 
 def _explain_all(images: list[str], config, db) -> int:
-    """Loads the model and explains each image; 1 if any image failed, else 0."""
+    """Loads the model and explains each input; 1 if any input failed, else 0."""
     from tqdm.auto import tqdm
 
     from rexjax.causal import Explainer
@@ -382,14 +521,16 @@ def _explain_all(images: list[str], config, db) -> int:
                           batch_size=FLAGS.batch_size)
     identity = {"model": FLAGS.model, **({"model_sha256": model.sha256} if common.is_model_file(FLAGS.model) else {})}
     record = None if db is None else _DbRecord(db, _model_sha256(model))
-    suffixes = [OUTPUTS["npz"], OUTPUTS["png"]] + ([OUTPUTS["composite_png"]] if config.wants_spotlights else [])
+    suffixes = list(_outputs().values())
+    if not config.wants_spotlights:
+        suffixes = [suffix for suffix in suffixes if suffix != OUTPUTS["composite_png"]]
     names = unique_names(images, outputs=lambda name: [name + suffix for suffix in suffixes])
     failed = 0
     for path, name in tqdm(list(zip(images, names)), desc="images", disable=not FLAGS.progress or len(images) == 1):
         try:
             with common.one_line_warnings(f"rexjax explain: {_label(path)}"):
                 line = _explain_one(model, explainer, path, name, identity, record)
-        except Exception as err:  # one bad image never stops the batch (Ctrl-C does)
+        except Exception as err:  # one bad input never stops the batch (Ctrl-C does)
             failed += 1
             message = display_name(f"{type(err).__name__}: {common.first_line(err)}")
             print(json.dumps({"image": display_name(path), "error": message}), flush=True)
@@ -397,5 +538,6 @@ def _explain_all(images: list[str], config, db) -> int:
             continue
         print(json.dumps(line), flush=True)
     if failed:
-        print(f"rexjax explain: {failed} of {len(images)} images failed", file=sys.stderr)
+        print(f"rexjax explain: {failed} of {len(images)} {'images' if FLAGS.mode == 'image' else 'inputs'} failed",
+              file=sys.stderr)
     return 1 if failed else 0

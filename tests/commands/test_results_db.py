@@ -26,7 +26,7 @@ for i in range(50):
                    image=f"{writer}/{i}.png", image_sha256="x", model="m", target=i, full_confidence=0.5,
                    explanation_confidence=0.5, area=0.1, sufficient=1, forward_images=1, wall_time_s=0.0,
                    time_map_s=0.0, time_extract_s=0.0, config="{}", mask_mode="0.0", seed=0, batch_size=1,
-                   npz="a.npz", png="a.png"))
+                   npz="a.npz", png="a.png", mode="image"))
 """
 
 
