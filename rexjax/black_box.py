@@ -8,7 +8,8 @@ onnxruntime, scikit-learn's predict_proba, plain NumPy. It gets whole batches: u
 (`vmap_method="broadcast_all"`) the mapped axes are folded into the batch on the host, so
 fn sees x[V * B, ...], never one row at a time. With `batch_size`, fn is called on at most
 `batch_size` rows at a time (the last call gets the remainder, no padding). `x` is a
-read-only view of JAX's buffer (copy it to write).
+read-only view of JAX's buffer (copy it to write). fn runs on the host (on an accelerator,
+after a device -> host copy), possibly on one of XLA's threads rather than the caller's.
 
 fn's answers are checked on every call: a 2-D array [n, K] of real numbers, finite, and in
 [0, 1] when `outputs="probs"`; anything else is one ValueError naming fn, the shape it was
