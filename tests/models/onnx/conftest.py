@@ -1,7 +1,8 @@
 """Fixtures of the ONNX compiler tests: the fixture folder, the fixed inputs the .npz files
-record, and the EfficientNet-Lite0 graph with its external data rebuilt from the pip
-package's .pth (the committed graph holds no weights: each initializer from the state_dict
-has a location, offset and length, and its bytes are written there)."""
+record, hand-built graphs (`save`, `head`), and the EfficientNet-Lite0 graph with its
+external data rebuilt from the pip package's .pth (the committed graph holds no weights:
+each initializer from the state_dict has a location, offset and length, and its bytes are
+written there)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "onnx"
 LITE0 = FIXTURES / "efficientnet_lite0.onnx"
@@ -19,6 +21,30 @@ LITE0 = FIXTURES / "efficientnet_lite0.onnx"
 def fixed_input(npz) -> np.ndarray:
     """The recorded input of a fixture: f32 NCHW, `default_rng(seed).standard_normal(shape)`."""
     return np.random.default_rng(int(npz["seed"])).standard_normal(tuple(npz["shape"])).astype(np.float32)
+
+
+def save(tmp_path: Path, nodes, inits=(), in_shape=("N", 3, 8, 8), in_type=TensorProto.FLOAT, opset=13,
+         name="m.onnx") -> Path:
+    """Saves a graph of `nodes` (input X of `in_shape`, output Y) as `tmp_path/name`."""
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("X", in_type, list(in_shape))],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in dict(inits).items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    path = tmp_path / name
+    onnx.save(model, str(path))
+    return path
+
+
+def head(inputs="X"):
+    """GlobalAveragePool -> Flatten -> Gemm(3 -> 4): a classifier head on X."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("GlobalAveragePool", [inputs], ["p"], name="pool"),
+             helper.make_node("Flatten", ["p"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "w", "b"], ["Y"], name="fc", transB=1)]
+    return nodes, {"w": rng.standard_normal((4, 3)).astype(np.float32), "b": np.zeros(4, np.float32)}
 
 
 def rebuild_external_data(graph: Path, state_dict: dict, folder: Path) -> Path:

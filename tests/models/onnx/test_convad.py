@@ -14,12 +14,13 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
+from onnx import helper
 
 from rexjax.ad import UnsupportedPrimitiveError, convad
 from rexjax.classifier import Classifier
 from rexjax.models.onnx import load_onnx
 from tests.helpers.ad_helpers import check_convad, random_masks
-from tests.models.onnx.conftest import FIXTURES
+from tests.models.onnx.conftest import FIXTURES, head, save
 
 
 def _check(name, taus):
@@ -46,6 +47,20 @@ def test_convad_refuses_attention_between_masked_tokens():
     x = jax.random.normal(jax.random.key(1), (1, *model.input_size, 3))
     with pytest.raises(UnsupportedPrimitiveError, match="both operands masked"):
         jax.eval_shape(convad(model.apply_fn), model.variables, x, x[..., 0] > 0)  # traced only
+
+
+def test_convad_on_a_batch_one_graph_run_image_by_image(tmp_path):
+    """A static batch-1 export (Reshape to [1, 3]) runs under `jax.vmap`; ConvAD walks the
+    vmapped jaxpr just as well."""
+    nodes, inits = head("r")
+    nodes[1] = helper.make_node("Reshape", ["p", "shape"], ["f"], name="flat")
+    nodes[:0] = [helper.make_node("Conv", ["X", "k"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+                 helper.make_node("Relu", ["c"], ["r"], name="relu")]
+    inits.update(k=np.random.default_rng(1).standard_normal((3, 3, 3, 3)).astype(np.float32), shape=np.int64([1, 3]))
+    model = load_onnx(save(tmp_path, nodes, inits, in_shape=(1, 3, 16, 16)))
+    assert model.batched is False
+    x = jax.random.normal(jax.random.key(1), (2, 16, 16, 3))
+    check_convad(model.apply_fn, model.variables, x, jax.random.key(2))
 
 
 def test_classifier_masked_ad_on_an_imported_cnn():

@@ -11,36 +11,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 import rexjax.models as M
 from rexjax.models.onnx import OnnxModel, UnsupportedOnnxOp, load_onnx, supported_ops
 from rexjax.models.onnx import compile as C
-from tests.models.onnx.conftest import FIXTURES, fixed_input
+from tests.models.onnx.conftest import FIXTURES, fixed_input, head, save
 
 RNG = np.random.default_rng(0)
-
-
-def save(tmp_path: Path, nodes, inits=(), in_shape=("N", 3, 8, 8), in_type=TensorProto.FLOAT, opset=13,
-         name="m.onnx") -> Path:
-    graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("X", in_type, list(in_shape))],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
-        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in dict(inits).items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    path = tmp_path / name
-    onnx.save(model, str(path))
-    return path
-
-
-def head(inputs="X"):
-    """GlobalAveragePool -> Flatten -> Gemm(3 -> 4): a classifier head on X."""
-    nodes = [helper.make_node("GlobalAveragePool", [inputs], ["p"], name="pool"),
-             helper.make_node("Flatten", ["p"], ["f"], name="flat"),
-             helper.make_node("Gemm", ["f", "w", "b"], ["Y"], name="fc", transB=1)]
-    return nodes, {"w": RNG.standard_normal((4, 3)).astype(np.float32), "b": np.zeros(4, np.float32)}
 
 
 def one_line(err) -> str:
