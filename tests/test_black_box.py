@@ -221,3 +221,19 @@ def test_a_fault_at_run_time_carries_the_line():
     with pytest.raises(Exception, match=r"fn \(<lambda>\) returned shape \[1, 2\] for x\[8, 16, 16, 3\]; "
                                         r"expected \[8, 2\]"):
         methods.make("rise", **SMALL["rise"])(bb, X, key=0)
+
+
+@pytest.mark.slow
+def test_rex_on_a_signal_black_box():
+    """input_shape of another rank: a 1-D signal [32, 1] whose class 1 is the mean of samples
+    10..15; ReX's explanation lies in those samples (the engine's own rank support)."""
+
+    def signal_scores(x):
+        m = x[:, 10:16, 0].mean(1)
+        return np.stack([np.zeros_like(m), 8 * (m - 0.5)], -1)
+
+    x = np.full((32, 1), 0.2, np.float32)
+    x[10:16] = 1.0
+    ex = rexjax.explain(Classifier.from_callable(signal_scores, (32, 1)), x, key=0, iters=2)
+    assert ex.target == 1 and ex.sufficient and ex.mask.shape == (32,)
+    assert ex.mask.any() and not ex.mask[:10].any() and not ex.mask[16:].any()
