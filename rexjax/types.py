@@ -7,6 +7,11 @@ Protocols (what the layers exchange):
     Method            (classifier, x f32[H, W, C], target int | None = None, *, key) -> Attribution
                       every explainer, ReX included (`rexjax.methods.make(name, **config)`)
 
+Shapes are written for images; the black-box methods (rex, occlusion, rise, shape, and
+kernel_shap / lime with user segments) also take signals x f32[N, C] and volumes
+f32[D, H, W, C], with masks, maps and explanation masks over the spatial shape ([N],
+[D, H, W]) and `area` the fraction of elements.
+
 Records: `Attribution` (what every Method returns), and ReX's richer `Explanation` with its
 parts (`ExplanationPart`, `MultiExplanation`, `ContrastiveExplanation`), which a ReX
 Attribution carries as its `record`.
