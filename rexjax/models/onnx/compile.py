@@ -37,7 +37,7 @@ from rexjax.models.onnx.ops import OPS, Node
 
 MIN_OPSET, MAX_OPSET = 9, 22
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
-MAX_TRACE_ELEMENTS = 1 << 30  # one intermediate at load's shape check (a graph declaring more is refused)
+MAX_TRACE_ELEMENTS = 1 << 28  # elements of one value at load's shape check, batch 2 (more is refused)
 
 
 class UnsupportedOnnxOp(ValueError):
