@@ -120,7 +120,7 @@ class SearchConfig:
     """The responsibility search (ReX paper Alg. 2-3): which random partitions, how deep, which rule.
 
     iters: independent random partitions (Alg. 3's N), summed (default 6; the paper 20).
-    min_box_size: a box with fewer pixels is not split (bounds the parent, as the tool).
+    min_box_size: a box with fewer pixels (elements) is not split (bounds the parent, as the tool).
     tree_depth: boxes deeper than this are not split (root depth 0; default 7, the paper 10).
     queue_len: passing mutants refined per round and iteration, smallest area first.
     queue_style: "area" (queue_len smallest) or "all" (every passing mutant, up to 14).
@@ -132,7 +132,9 @@ class SearchConfig:
         visible while a sibling was split are refined in the next round too (about 2x the
         images of False); False: they stay visible but are not refined further (still fixes
         the tool, which drops them).
-    distribution: split-point law, "uniform" or "betabinom" with `distribution_args` (a, b).
+    distribution: split-point law, "uniform" or "betabinom" with `distribution_args` (a, b);
+        the split rule per spatial rank is partition.py's (signals: three uniform cuts, so
+        "betabinom" is refused for them; volumes: two random axes, one cut each).
     responsibility: "tool" (default, rex-xai 0.4.1: 1/n per passing mutant), "alg1" (paper
         Alg. 1 read literally: 1/(k+1), k the masked children of the passing mutant where the
         child is needed), "sufficient" (paper Def. 4.2 on the partition: 1/|smallest passing

@@ -3,7 +3,8 @@
     rex = methods.make("rex", iters=20, mask_mode="ad")        # RexConfig fields + boundary options
     attribution = rex(classifier, x, target=None, key=key)     # Attribution(map, forward_images, record)
 
-The Attribution's map is the responsibility map f32[H, W] (ReX paper Alg. 3, summed over
+The Attribution's map is the responsibility map f32[H, W] (f32[N] for a signal x[N, C],
+f32[D, H, W] for a volume; ReX paper Alg. 3, summed over
 iterations), forward_images every image ReX pushed (map, extraction, spotlights, contrastive,
 the full image), and its record the full `Explanation` (mask, area, sufficiency, ...).
 The compiled `Explainer` is kept on the Classifier the method sees (`Classifier.memo`), so
