@@ -284,7 +284,7 @@ def _check_mode(images: list[str], spec) -> None:
 def _check_flags(images: list[str]):
     """Every check that needs no model; returns (RexConfig, ModelSpec or None, ResultsDB or None)."""
     if not images:
-        raise common.UsageError("", "give at least one input path (see --help)")
+        raise common.UsageError("", "give at least one image (or --mode array) path (see --help)")
     missing = [p for p in images if not os.path.exists(p)]  # a directory or FIFO fails alone, later
     if missing:
         raise common.UsageError("", f"no such file: {', '.join(map(_label, missing))}")
