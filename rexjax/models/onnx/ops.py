@@ -247,6 +247,10 @@ def _softplus(node, x):
     return xp(x).logaddexp(x, 0.0).astype(x.dtype)
 
 
+def _mish(node, x):
+    return x * xp(x).tanh(_softplus(node, x))
+
+
 def _relu(node, x):
     return xp(x).maximum(x, np.zeros((), x.dtype))
 
@@ -766,6 +770,7 @@ OPS: dict[str, Op] = {
     "HardSigmoid": Op(_hard_sigmoid, E),
     "HardSwish": Op(_hard_swish, E),
     "Softplus": Op(_softplus, E),
+    "Mish": Op(_mish, E),
     "Gelu": Op(_gelu, E, lambda n: None if n.attr("approximate", "none") in ("none", "tanh") else "approximate"),
     "Clip": Op(_clip, E),
     "Equal": Op(_binary(np.equal, jnp.equal), E),

@@ -71,6 +71,7 @@ CASES = [
     ("leaky_relu", 13, [node("LeakyRelu", ["X"], alpha=0.2)], {}),
     ("prelu_channel", 13, [node("PRelu", ["X", "s"])], {"s": _w(3, 1, 1)}),
     ("softplus", 13, [node("Softplus", ["X"])], {}),
+    ("mish", 18, [node("Mish", ["X"])], {}),
     ("gelu_tanh", 20, [node("Gelu", ["X"], approximate="tanh")], {}),
     ("gelu_exact", 20, [node("Gelu", ["X"])], {}),
     ("unary_chain", 13, [node("Abs", ["X"], ["a"]), node("Sqrt", ["a"], ["b"]), node("Log", ["b"], ["c"]),
