@@ -117,6 +117,7 @@ CASES = [
     ("batch_norm_eps", 15, [node("BatchNormalization", ["X", "s", "b", "m", "v"], epsilon=1e-3)],
      {"s": _w(3), "b": _w(3), "m": _w(3), "v": np.abs(_w(3)) + 0.5}),
     ("reduce_attr_axes_opset13", 13, [node("ReduceMax", ["X"], axes=[1, 3], keepdims=0)], {}),
+    ("reduce_height_drop_axis", 13, [node("ReduceMean", ["X"], axes=[2], keepdims=0)], {}),
     ("reduce_min_keep", 13, [node("ReduceMin", ["X"], axes=[-2], keepdims=1)], {}),
     ("reduce_sum_input_opset13", 13, [node("ReduceSum", ["X", "ax"], keepdims=0)], {"ax": np.int64([2, 3])}),
     ("reduce_sum_empty_noop", 13, [node("ReduceSum", ["X", "ax"], noop_with_empty_axes=1)],
