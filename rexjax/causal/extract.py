@@ -153,9 +153,11 @@ def _coarse(ask: Callable, steps: int, batch_size: int, on_chunk: Optional[Calla
     return jax.lax.cond(found, lambda: (hi, conf, levels * b), fallback)
 
 
-def grid_cells(shape: tuple, g: int) -> np.ndarray:
-    """int32[*shape]: each element's cell in a grid of g cells per axis, row-major (index i of
-    an axis of length n is in cell i g // n of that axis); images: a g x g grid."""
+def grid_cells(*shape_and_g: int) -> np.ndarray:
+    """`grid_cells(*shape, g)` -> int32[*shape]: each element's cell in a grid of g cells per
+    axis, row-major (index i of an axis of length n is in cell i g // n of that axis); images:
+    `grid_cells(h, w, g)`, a g x g grid (row r is in cell row r g // h)."""
+    *shape, g = shape_and_g
     cells = np.zeros((), np.int64)
     for n in shape:
         cells = cells[..., None] * g + np.arange(n) * g // n
@@ -291,7 +293,7 @@ def make_global_extractor(
             target_, full_, resp = jnp.int32(target), jnp.float32(full_confidence), np.asarray(resp)
             for g in cfg.prune_grids:  # coarse to fine (host-driven: one compiled model call, `prune`)
                 mask, conf, more = prune(lambda masks: ask_masks(x, masks, target_, full_), mask, resp, conf,
-                                         grid_cells(mask.shape, g), min(cfg.prune_candidates, g**mask.ndim), batch_size)
+                                         grid_cells(*mask.shape, g), min(cfg.prune_candidates, g**mask.ndim), batch_size)
                 forward += more
         return Extraction(mask, conf, bool(found), int(mask.sum()), forward)
 
