@@ -10,12 +10,14 @@ one function per ONNX op, numpy on concrete inputs, jax.numpy on traced ones), `
 
 ConvAD (`mask_mode="ad"`, `rexjax.ad`) walks the jaxpr of `OnnxModel.apply_fn`; the ops emit
 the primitives the zoo emits (Conv: `conv_general_dilated` NHWC/HWIO, or the named
-`depthwise_conv`; pools: `reduce_window_*`; global pools and Reduce*: `reduce_*`), so every
-op of the table has a rule, with one exception: a MatMul, Gemm or Einsum whose two operands
-both carry masked activations (the attention scores and mixing of a ViT) is refused by
-ConvAD with `UnsupportedPrimitiveError` (the zoo's ViTs use a named attention function for
-that); painted mask modes work on every graph. Checked on imported CNNs of the ResNet,
-VGG, ConvNeXt, RegNetY, EfficientNet-V2, Inception patterns and the real Lite0.
+`depthwise_conv`; pools: `reduce_window_*`; global pools and Reduce*: `reduce_*`), and
+attention written as `MatMul -> Softmax(axis=-1) -> MatMul` on [B, heads, N, d] is fused at
+load into the zoo's named `attention` (`compile.fuse_attention`), so every op of the table
+has a rule. Refused by ConvAD (`UnsupportedPrimitiveError`; painted mask modes work on every
+graph): a MatMul/Gemm/Einsum of two masked activations outside that pattern, and reshapes
+that fold the heads into the batch axis (dynamo's decomposition of
+`scaled_dot_product_attention`). Checked on the ResNet, VGG, ConvNeXt, RegNetY,
+EfficientNet-V2, Inception and ViT patterns and the real Lite0 (`tests/models/onnx`).
 """
 
 from rexjax.models.onnx.compile import UnsupportedOnnxOp, supported_ops

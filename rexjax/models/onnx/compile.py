@@ -52,11 +52,12 @@ def supported_ops() -> tuple[str, ...]:
 class Graph:
     """A checked, sorted ONNX graph ready to trace.
 
-    nodes: topologically sorted NodeProtos. params: {name: float numpy array} (Conv weights
+    nodes: topologically sorted NodeProtos (attention fused). params: {name: float numpy array} (Conv weights
     in `hwio` already HWIO). consts: {name: integer/bool numpy array}. input_name /
     output_name: the first graph input / output. input_dims: the input's declared dims
     (int, or None when symbolic). channels_first: whether the graph's input is NCHW.
-    input_dtype: its numpy dtype. opset: the default domain's version.
+    input_dtype: its numpy dtype. opset: the default domain's version. op_types: the
+    file's op types, sorted (before `fuse_attention`).
     """
 
     source: str
@@ -70,11 +71,8 @@ class Graph:
     channels_first: bool
     input_dtype: np.dtype
     opset: int
+    op_types: tuple
     channels_last: bool = True
-
-    @property
-    def op_types(self) -> tuple[str, ...]:
-        return tuple(sorted({n.op_type for n in self.nodes}))
 
     def apply(self, params: dict, x: jax.Array, limit: Optional[int] = None) -> jax.Array:
         """Pure forward pass: params {name: array}, x f32[B,H,W,C] (NHWC) -> the graph's
@@ -104,7 +102,7 @@ class Graph:
         return ops.to_canonical(env[self.output_name], tags.get(self.output_name))
 
     def _run(self, proto, env, tags, limit) -> None:
-        op = OPS[proto.op_type]
+        op = ops.FUSED[proto.op_type] if proto.domain == ops.FUSED_DOMAIN else OPS[proto.op_type]
         vals = [env[i] if i else None for i in proto.input]
         in_tags = [tags.get(i) if i else None for i in proto.input]
         vals, in_tags = self._align(op.layout, vals, in_tags)
@@ -217,6 +215,42 @@ def check_nodes(nodes, opset: int, source: str) -> None:
                 raise UnsupportedOnnxOp(f"{source}: unsupported ONNX op '{proto.op_type}' {where}: {reason}")
 
 
+def fuse_attention(nodes: list, outputs: set, opset: int) -> list:
+    """Replaces each `MatMul -> Softmax(axis=-1) -> MatMul` chain (the scores and weights of
+    attention: each used once, by the next node only, and not a graph output) by one node
+    `rexjax.FusedAttention(a, b, v)` at the second MatMul's place (`ops._fused_attention`).
+    Opsets below 13 (Softmax over flattened axes) are left as they are."""
+    if opset < 13:
+        return nodes
+    producer = {o: n for n in nodes for o in n.output if o}
+    consumers: dict[str, list] = {}
+    for n in nodes:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+
+    def only_use(name, user) -> bool:
+        return name not in outputs and [id(u) for u in consumers.get(name, [])] == [id(user)]
+
+    dropped, fused = set(), {}
+    for sm in nodes:
+        axis = next((a.i for a in sm.attribute if a.name == "axis"), -1)
+        if sm.op_type != "Softmax" or sm.domain not in ("", "ai.onnx") or axis != -1:
+            continue
+        first = producer.get(sm.input[0])
+        users = consumers.get(sm.output[0], [])
+        if first is None or first.op_type != "MatMul" or len(users) != 1:
+            continue
+        second = users[0]
+        if second.op_type != "MatMul" or second.input[0] != sm.output[0]:
+            continue
+        if not (only_use(first.output[0], sm) and only_use(sm.output[0], second)):
+            continue
+        dropped |= {id(first), id(sm)}
+        fused[id(second)] = onnx.helper.make_node("FusedAttention", [first.input[0], first.input[1], second.input[1]],
+                                                  [second.output[0]], name=second.name, domain=ops.FUSED_DOMAIN)
+    return [fused.get(id(n), n) for n in nodes if id(n) not in dropped]
+
+
 def _dims(value_info) -> tuple:
     shape = value_info.type.tensor_type.shape
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in shape.dim)
@@ -250,6 +284,8 @@ def compile_graph(model: onnx.ModelProto, source: str, *, channels_last: bool = 
                          "1, 3 or 4 channels")
     nodes = _sorted_nodes(graph, source)
     check_nodes(nodes, opset, source)
+    op_types = tuple(sorted({n.op_type for n in nodes}))
+    nodes = fuse_attention(nodes, {o.name for o in graph.output}, opset)
     params, consts = {}, {}
     for t in graph.initializer:
         value = onnx.numpy_helper.to_array(t)
@@ -276,5 +312,6 @@ def compile_graph(model: onnx.ModelProto, source: str, *, channels_last: bool = 
         channels_first=channels_first,
         input_dtype=ops.np_dtype(elem),
         opset=opset,
+        op_types=op_types,
         channels_last=channels_last,
     )

@@ -42,7 +42,7 @@ import numpy as np
 import onnx
 from jax import lax
 
-from rexjax.models.layers import depthwise_conv
+from rexjax.models.layers import attention, depthwise_conv
 
 HIGHEST = lax.Precision.HIGHEST
 MAX_CONCRETE = 1 << 26  # elements of one value computed at trace time (shape sub-graphs)
@@ -550,6 +550,23 @@ def _matmul(node, a, b):
     return np.matmul(a, b) if xp(a, b) is np else jnp.matmul(a, b, precision=HIGHEST)
 
 
+def _fused_attention(node, a, b, v):
+    """`MatMul(Softmax(MatMul(a, b), axis=-1), v)`, fused at load (`compile.fuse_attention`):
+    a f32[B,h,N,d] (queries, already scaled), b f32[B,h,d,N] (keys, transposed), v
+    f32[B,h,N,d] -> f32[B,h,N,d]. Self-attention of these shapes is emitted as the zoo's
+    named `layers.attention` (q, k, v as [B,N,h,d]; it scales q by d^-0.5, undone here), so
+    ConvAD drops inactive tokens as keys and values (`rexjax.ad.rules_attention`); any other
+    shape is computed as written."""
+    shaped = a.ndim == 4 and v.shape == a.shape and b.shape == (*a.shape[:2], a.shape[3], a.shape[2])
+    if xp(a, b, v) is np or not shaped:
+        scores = _matmul(node, a, b)
+        return _matmul(node, _softmax(False)(node, scores), v)
+    root_d = np.asarray(math.sqrt(a.shape[-1]), a.dtype)
+    q = jnp.swapaxes(a, 1, 2) * root_d
+    out = attention(q, jnp.transpose(b, (0, 3, 1, 2)), jnp.swapaxes(v, 1, 2))
+    return jnp.swapaxes(out, 1, 2)
+
+
 def _gemm(node, a, b, c=None):
     m = xp(a, b, c)
     if node.attr("transA", 0):
@@ -825,3 +842,6 @@ OPS: dict[str, Op] = {
     "Range": Op(_range),
     "Size": Op(_size),
 }
+
+FUSED_DOMAIN = "rexjax"  # nodes the compiler makes (never read from a file: other domains are refused)
+FUSED: dict[str, Op] = {"FusedAttention": Op(_fused_attention)}

@@ -41,11 +41,29 @@ def test_convad_on_every_cnn_pattern(name):
     _check(name, taus=(0.0, 0.5))
 
 
-def test_convad_refuses_attention_between_masked_tokens():
-    """The documented limit: a ViT's q k^T multiplies two masked activations."""
+def test_convad_on_an_imported_vit():
+    """Attention written out (MatMul -> Softmax -> MatMul on [B, heads, N, d]) is fused at
+    load into the zoo's named `attention` (ConvAD's token rule), once per block."""
     model = load_onnx(FIXTURES / "vit_torchscript17.onnx")
-    x = jax.random.normal(jax.random.key(1), (1, *model.input_size, 3))
-    with pytest.raises(UnsupportedPrimitiveError, match="both operands masked"):
+    assert [n.op_type for n in model.graph.nodes].count("FusedAttention") == 1
+    assert "Softmax" in model.op_types and "FusedAttention" not in model.op_types  # the file's op types
+    x = np.zeros((1, *model.input_size, 3), np.float32)
+    assert str(jax.make_jaxpr(model.apply_fn)(model.variables, x)).count("name=attention") == 1
+    _check("vit_torchscript17", taus=(0.0,))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vit_dynamo18", "vit_dynamo20", "vit_torchscript13", "vit_sdpa_torchscript17"])
+def test_convad_on_every_vit_export(name):
+    _check(name, taus=(0.0, 0.5))
+
+
+def test_convad_refuses_heads_folded_into_the_batch():
+    """The documented limit: dynamo's decomposition of scaled_dot_product_attention reshapes
+    q, k, v to [B * heads, N, d], which mixes the batch axis with the heads."""
+    model = load_onnx(FIXTURES / "vit_sdpa_dynamo20.onnx")
+    x = jax.random.normal(jax.random.key(1), (2, *model.input_size, 3))
+    with pytest.raises(UnsupportedPrimitiveError, match="mixes the batch axis"):
         jax.eval_shape(convad(model.apply_fn), model.variables, x, x[..., 0] > 0)  # traced only
 
 
