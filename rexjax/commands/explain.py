@@ -151,7 +151,8 @@ flags.DEFINE_float("binary_threshold", None, "As the ReX tool's `binary_threshol
 flags.DEFINE_string("db", None, "SQLite file to append one row per explanation to (as the ReX tool's --database, in "
                     "a table `explanations` of our own columns: image and model with their SHA-256, target, "
                     "confidences, area, sufficient, forward images, times, the config as JSON, seed, rexjax version "
-                    "and commit, and the .npz/.png written, relative to the file's folder; see "
+                    "and commit, the --mode, and the files written (.npz/.png, or .map.npy/.mask.npy/.png for "
+                    "arrays), relative to the file's folder; see "
                     "rexjax/results_db.py). Created if missing; safe for concurrent runs; refused (untouched) if it "
                     "is another kind of file.")
 flags.DEFINE_integer("target", None, "Class to explain (default: the model's top-1 class).", lower_bound=0)
