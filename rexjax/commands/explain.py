@@ -525,7 +525,8 @@ def _explain_all(images: list[str], config, db) -> int:
     suffixes = list(_outputs().values())
     if not config.wants_spotlights:
         suffixes = [suffix for suffix in suffixes if suffix != OUTPUTS["composite_png"]]
-    names = unique_names(images, outputs=lambda name: [name + suffix for suffix in suffixes])
+    stems = [p[:-3] if p.lower().endswith(".nii.gz") else p for p in images]  # scan.nii.gz -> scan
+    names = unique_names(stems, outputs=lambda name: [name + suffix for suffix in suffixes])
     failed = 0
     for path, name in tqdm(list(zip(images, names)), desc="images", disable=not FLAGS.progress or len(images) == 1):
         try:

@@ -13,6 +13,8 @@ import importlib.util
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -21,7 +23,7 @@ from PIL import Image
 
 from rexjax import io
 from tests.commands import nd_models
-from tests.commands.test_cli_errors import _probe
+from tests.commands.test_cli_errors import ROOT, _probe
 
 QUICK = ["--iters", "3", "--noprogress"]
 SIGNAL_MODEL = "tests.commands.nd_models:signal_model"
@@ -373,3 +375,20 @@ def test_tabular_end_to_end(files, tmp_path):
     assert mask.shape == (nd_models.N,) and mask[a:b].all() and mask.mean() <= 0.25, np.flatnonzero(mask)
     assert _signal_fires(np.load(files["row"])[0][:, None] * mask[:, None])
     _check_png(rec["png"], (990, 550), "row: class 1, p=")
+
+
+@pytest.mark.slow
+def test_nifti_volume_end_to_end(files, tmp_path):
+    """With nibabel: a gzipped NIfTI volume is explained as its .npy twin is, its outputs named
+    after the scan (`vol.map.npy`, not `vol.nii.map.npy`)."""
+    nibabel = pytest.importorskip("nibabel")
+    nibabel.save(nibabel.Nifti1Image(np.load(files["vol"]), np.eye(4)), tmp_path / "vol.nii.gz")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+           "REXJAX_COMPILE_CACHE": "0"}
+    argv = [str(tmp_path / "vol.nii.gz"), "--mode", "voxel", "--model", VOLUME_MODEL, "--out", str(tmp_path / "o"), *QUICK]
+    out = subprocess.run([sys.executable, "-m", "rexjax.cli", "explain", *argv], capture_output=True, text=True,
+                         timeout=600, env=env, cwd=ROOT)
+    (rec,) = _records({"code": out.returncode, "stdout": out.stdout, "stderr": out.stderr})
+    assert rec["mask_npy"] == str(tmp_path / "o" / "vol.mask.npy")
+    mask = np.load(rec["mask_npy"])
+    assert mask.shape == nd_models.VOLUME and mask[nd_models.CUBE].all() and mask.mean() <= 0.25
