@@ -62,7 +62,7 @@ def test_lite0_runs_channels_last_with_named_depthwise_convs(lite0):
 @pytest.mark.slow
 def test_convad_on_lite0_at_a_small_size(lite0):
     """Theorem 1, masked-pixel invariance and the poisoning check on the real Lite0 graph fed
-    32 x 32 images (its pads are static, as in the torch module; ~80 s on 2 cores)."""
+    32 x 32 images (its pads are static, as in the torch module; 40-80 s on 2 busy cores)."""
     import jax
 
     small = lite0.at_size(32)
