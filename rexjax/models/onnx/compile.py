@@ -15,10 +15,14 @@ Layout: the input arrives NHWC (the project's convention). An NCHW graph runs
 channels-last inside (`channels_last=True`, the default): the input is used as it is,
 stored channels-last, Conv weights are converted OIHW -> HWIO once at load (those used
 only by Conv, and by Shape, which reports their ONNX shape), spatial ops (conv, pooling,
-BN) work on channels-last data, elementwise and axes-aware ops follow the layout of their inputs (`ops` module doc), and any other op sees
-the canonical layout (a transpose is inserted only there). `channels_last=False` transposes
-the input to NCHW at entry and runs every op in the graph's own layout (the benchmark's
-comparison point, `benchmarks/onnx_forward.py`).
+BN) work on channels-last data, elementwise and axes-aware ops follow the layout of their
+inputs (`ops` module doc), and any other op sees the canonical layout (a transpose is
+inserted only there). `channels_last=False` transposes the input to NCHW at entry and runs
+every op in the graph's own layout (the benchmark's comparison point,
+`benchmarks/onnx_forward.py`).
+
+Attention (`MatMul -> Softmax -> MatMul`) is fused at load into one node that emits the
+zoo's named attention function, for ConvAD (`fuse_attention`).
 """
 
 from __future__ import annotations
