@@ -110,6 +110,7 @@ MODES = ("image", "spectral", "tabular", "voxel")
 # Per array mode: the spatial rank, the shapes a file may hold, the file suffixes read.
 ARRAY_MODES = {"spectral": 1, "tabular": 1, "voxel": 3}
 ARRAY_SHAPES = {1: "[N] or [N, C]", 3: "[D, H, W] or [D, H, W, C]"}
+MODEL_INPUTS = {1: "x[B, N, C]", 3: "x[B, D, H, W, C]"}
 NIFTI = (".nii", ".nii.gz")
 SUFFIXES = {"spectral": (".npy",), "tabular": (".npy",), "voxel": (".npy",) + NIFTI}
 flags.DEFINE_enum(
@@ -265,10 +266,10 @@ def _check_mode(images: list[str], spec) -> None:
             raise common.UsageError("", f"{_label(arrays[0])} is an array file, not an image: give --mode spectral, "
                                         "tabular or voxel (see --help)")
         return
-    shape = f"x[B, {'N' if ARRAY_MODES[mode] == 1 else 'D, H, W'}, C]"
     if spec is not None:
         raise common.UsageError("--model", f"{FLAGS.model!r} is a zoo image model; --mode {mode} needs a model taking "
-                                           f"{shape}: a 'package.module:factory' or an ONNX file")
+                                           f"{MODEL_INPUTS[ARRAY_MODES[mode]]}: a 'package.module:factory' or an ONNX "
+                                           "file")
     given = [f"--{name}" for name in ("norm", "means", "stds", "input_size") if getattr(FLAGS, name) is not None]
     if given:
         raise common.UsageError(given[0], f"is for images; --mode {mode} gives the array to the model as it is")
@@ -327,6 +328,10 @@ def _onnx_model(model):
     common.check_range("--target", FLAGS.target, 0, max(k, 2) - 1, allow_none=True)
     options = {"binary_threshold": FLAGS.binary_threshold, "outputs": "probs", "labels": ("0", "1")} if k == 1 else {}
     if FLAGS.mode != "image":
+        axes = len(model.input_size)  # the graph's spatial axes
+        if axes != ARRAY_MODES[FLAGS.mode]:
+            raise common.UsageError("--model", f"{name} takes inputs with {axes} spatial axes; --mode {FLAGS.mode} "
+                                               f"needs a model taking {MODEL_INPUTS[ARRAY_MODES[FLAGS.mode]]}")
         return model, options
     common.check_batch_size(FLAGS.batch_size, (FLAGS.input_size,) * 2 if FLAGS.input_size else model.input_size,
                             channels=channels)

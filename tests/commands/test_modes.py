@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from rexjax import io
-from tests.commands import nd_models
+from tests.commands import nd_models, onnx_models
 from tests.commands.test_cli_errors import ROOT, _probe
 
 QUICK = ["--iters", "3", "--noprogress"]
@@ -209,6 +209,7 @@ def files(tmp_path_factory):
     os.mkfifo(d / "fifo.npy")
     (d / "v.nii").write_bytes(b"\0" * 400)
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(d / "img.png")
+    onnx_models.cnn(d / "image_model.onnx")
     return {"dir": str(d), **{p.stem: str(p) for p in d.iterdir()}}
 
 
@@ -228,6 +229,8 @@ USAGE = [
     (["{sig}"], "sig.npy is an array file, not an image: give --mode spectral, tabular or voxel"),
     (["{v}", "--mode", "voxel", "--model", VOLUME_MODEL], "reading NIfTI files needs nibabel, which is not installed "
                                                            "(pip install nibabel)"),
+    (["{sig}", "--mode", "spectral", "--model", "{image_model}"], "image_model.onnx takes inputs with 2 spatial axes; "
+                                                                  "--mode spectral needs a model taking x[B, N, C]"),
 ]
 REFUSED = [("cube", "holds an array of shape (4, 4, 4); --mode spectral takes [N] or [N, C]"),
            ("nan", "holds 1 NaN or infinite value(s) among 64"), ("fifo", "is a FIFO (named pipe), not an array file"),
