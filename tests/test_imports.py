@@ -30,7 +30,7 @@ LAYERS = (
     ("metrics", ("rexjax.metrics", "rexjax.configs")),
     ("package", ("rexjax",)),
     ("evaluation", ("rexjax.evaluation",)),
-    ("report", ("rexjax.report", "rexjax.viz")),
+    ("report", ("rexjax.report", "rexjax.viz", "rexjax.results_db")),
     ("studies", ("rexjax.studies",)),
     ("commands", ("rexjax.commands", "rexjax.cli")),
 )
