@@ -20,11 +20,11 @@ JAX) keeps only its first line.
 
 Every flag is checked before the model is loaded (--out is checked writable, --db opened or
 created), except what needs an ONNX model's graph (the number of --means/--stds against its
-channels, --binary_threshold against its outputs, --target), checked as soon as it loads: a
-bad value or a missing image is one line naming it, exit status 2. One image that fails (unreadable, a
-directory or FIFO, a decompression bomb, an output that cannot be written) is reported as a
-JSON line `{"image", "error"}` and one stderr line, and the batch goes on; the exit status
-is then 1. A flat responsibility map (a featureless image) is reported on stderr.
+channels, --binary_threshold against its outputs, --target, its spatial axes against --mode),
+checked as soon as it loads: a bad value or a missing image is one line naming it, exit
+status 2. One image that fails (unreadable, a directory or FIFO, a decompression bomb, an
+output that cannot be written) is reported as a JSON line `{"image", "error"}` and one
+stderr line, and the batch goes on; the exit status is then 1. A flat responsibility map (a featureless image) is reported on stderr.
 
 The ReX settings come from `--config` (default `rexjax/configs/rex.py`, the fast preset;
 `--config=rexjax/configs/rex.py:paper` the paper's budget), the library's own field names:
