@@ -45,7 +45,7 @@ def test_1d_split_three_distinct_uniform_cuts():
     triples, counts = np.unique(kids[:, 1:, 0], axis=0, return_counts=True)
     assert [tuple(t) for t in triples] == list(itertools.combinations(range(4, 9), 3))
     assert np.abs(counts / 4000 - 0.1).max() < 4 * np.sqrt(0.09 / 4000), counts
-    short, ok_short = _split_many((0, 3), 4)
+    short, ok_short = _split_many((0, 3), 4, min_box_size=1)
     assert not ok_short.any()  # fewer than 4 elements: 4 non-empty children impossible
 
 

@@ -41,9 +41,11 @@ def _bounds(ratios):
 @pytest.mark.parametrize("rank", sorted(CASES))
 @pytest.mark.parametrize("mode", ["or", "and"])
 def test_planted_or_and(rank, mode):
-    """Catches an engine that loses an axis (explanations spanning the whole extent of the
-    lost axis), a split rule that cannot isolate a region, and credit painted on the wrong
-    boxes; AND also needs both regions in the mask."""
+    """Catches credit painted on the wrong children (the map must favour the planted
+    elements: mean responsibility inside above the mean outside, every seed; measured 1.14x
+    to 2.8x) and an engine that cannot isolate the regions (size bounds); AND also needs both
+    regions in the mask. (The prune rescues the size of a map that ignores an axis: the
+    rendering itself is pinned by test_nd.py.)"""
     shape, size, fields = CASES[rank]
     explainer = Explainer(oracles.marked_oracle(size**rank, mode), RexConfig().replace(**fields))
     ratios = []
@@ -53,6 +55,8 @@ def test_planted_or_and(rank, mode):
         held = [bool(ex.mask[p].all()) for p in planted]
         assert ex.target == 1 and ex.sufficient and ex.mask.shape == shape
         assert all(held) if mode == "and" else any(held), (seed, held)
+        union = planted[0] | planted[1]
+        assert ex.responsibility[union].mean() > ex.responsibility[~union].mean(), seed
         ratios.append(ex.mask.sum() / (size**rank * (2 if mode == "and" else 1)))
     _bounds(ratios)
 
