@@ -1,12 +1,13 @@
 """`rexjax explain INPUT... [flags]`: ReX causal explanations of a model's decisions.
 
 For each image (arrays, `--mode`: below) it prints one JSON line of statistics (class,
-confidence, area, forward images, time, and the `npz` and `png` written) and writes `<out>/<name>.png` (input | responsibility
-heatmap | explanation overlay; the PNG's Title text is the figure's title) and
-`<out>/<name>.npz` (`responsibility` f32[H,W], `mask` bool[H,W], `target`). `<name>` is the
-image's stem, or `stem-2`, `stem-3`, ... for a later image one of whose files would be an
-earlier image's file (the same stem, or with --multiple `p_multiple.jpg` after `p.jpg`, whose
-`p_multiple.png` is taken): names are chosen so that no two images' files collide.
+confidence, area, forward images, time, and the `npz` and `png` written) and writes
+`<out>/<name>.png` (input | responsibility heatmap | explanation overlay; the PNG's Title
+text is the figure's title) and `<out>/<name>.npz` (`responsibility` f32[H,W], `mask`
+bool[H,W], `target`). `<name>` is the image's stem, or `stem-2`, `stem-3`, ... for a later
+image one of whose files would be an earlier image's file (the same stem, or with --multiple
+`p_multiple.jpg` after `p.jpg`, whose `p_multiple.png` is taken): names are chosen so that
+no two images' files collide.
 
 One image's files are one unit: they are written in a hidden staging folder inside --out
 and moved into place under a lock on --out, so every file of an image comes from one run,
@@ -24,7 +25,8 @@ channels, --binary_threshold against its outputs, --target, its spatial axes aga
 checked as soon as it loads: a bad value or a missing image is one line naming it, exit
 status 2. One image that fails (unreadable, a directory or FIFO, a decompression bomb, an
 output that cannot be written) is reported as a JSON line `{"image", "error"}` and one
-stderr line, and the batch goes on; the exit status is then 1. A flat responsibility map (a featureless image) is reported on stderr.
+stderr line, and the batch goes on; the exit status is then 1. A flat responsibility map (a
+featureless image) is reported on stderr.
 
 The ReX settings come from `--config` (default `rexjax/configs/rex.py`, the fast preset;
 `--config=rexjax/configs/rex.py:paper` the paper's budget), the library's own field names:
@@ -418,7 +420,8 @@ def _write_array(out, name: str, model, x, ex, config) -> None:
     from rexjax.viz.signal import save_signal_figure
     from rexjax.viz.volume import save_volume_figure
 
-    for field, array in (("map_npy", np.asarray(ex.responsibility, np.float32)), ("mask_npy", np.asarray(ex.mask, bool))):
+    arrays = {"map_npy": np.asarray(ex.responsibility, np.float32), "mask_npy": np.asarray(ex.mask, bool)}
+    for field, array in arrays.items():
         with open(out.path(name + ARRAY_OUTPUTS[field]), "wb") as f:
             np.save(f, array, allow_pickle=False)
     label = f"class {ex.target}" + (f" ({ex.target_label})" if ex.target_label is not None else "")

@@ -30,11 +30,10 @@ SIGNAL_MODEL = "tests.commands.nd_models:signal_model"
 VOLUME_MODEL = "tests.commands.nd_models:volume_model"
 
 
-def _header_only(path, shape, descr="<f4", data=b"", version=(1, 0)):
-    """A .npy header declaring `shape` and `descr`, followed by `data` bytes."""
-    header = {"descr": descr, "fortran_order": False, "shape": shape}
+def _header_only(path, shape, data=b""):
+    """A .npy (format 1.0) header declaring float32 of `shape`, followed by `data` bytes."""
     with open(path, "wb") as f:
-        {(1, 0): np.lib.format.write_array_header_1_0, (2, 0): np.lib.format.write_array_header_2_0}[version](f, header)
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": shape})
         f.write(data)
 
 
@@ -240,8 +239,8 @@ REFUSED = [("cube", "holds an array of shape (4, 4, 4); --mode spectral takes [N
 
 def _runs(f) -> dict:
     return {
-        "spectral": [f["sig"], f["row"], "--mode", "spectral", "--mask_mode", "spectral", "--model", SIGNAL_MODEL, "--db",
-                     f"{f['dir']}/r.db", "--out", f"{f['dir']}/spectral", *QUICK],
+        "spectral": [f["sig"], f["row"], "--mode", "spectral", "--mask_mode", "spectral", "--model", SIGNAL_MODEL,
+                     "--db", f"{f['dir']}/r.db", "--out", f"{f['dir']}/spectral", *QUICK],
         "voxel": [f["vol"], "--mode", "voxel", "--model", VOLUME_MODEL, "--db", f"{f['dir']}/r.db", "--out",
                   f"{f['dir']}/voxel", *QUICK],
         "refused": [*(f[name] for name, _ in REFUSED), "--mode", "spectral", "--model", SIGNAL_MODEL, "--out",
@@ -369,7 +368,8 @@ def test_refused_arrays_fail_alone_with_one_line(results, files):
 def test_tabular_end_to_end(files, tmp_path):
     """--mode tabular on the [1, N] row with the default occlusion (0): the mask covers the
     segment, and the row zeroed outside it (numpy) still fires the oracle."""
-    argv = ["explain", files["row"], "--mode", "tabular", "--model", SIGNAL_MODEL, "--out", str(tmp_path / "out"), *QUICK]
+    argv = ["explain", files["row"], "--mode", "tabular", "--model", SIGNAL_MODEL, "--out", str(tmp_path / "out"),
+            *QUICK]
     (r,) = _probe([argv], tmp_path)
     (rec,) = _records(r)
     assert (rec["mode"], rec["target"], rec["mask_mode"], rec["sufficient"]) == ("tabular", 1, 0.0, True)
@@ -388,7 +388,8 @@ def test_nifti_volume_end_to_end(files, tmp_path):
     nibabel.save(nibabel.Nifti1Image(np.load(files["vol"]), np.eye(4)), tmp_path / "vol.nii.gz")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
            "REXJAX_COMPILE_CACHE": "0"}
-    argv = [str(tmp_path / "vol.nii.gz"), "--mode", "voxel", "--model", VOLUME_MODEL, "--out", str(tmp_path / "o"), *QUICK]
+    argv = [str(tmp_path / "vol.nii.gz"), "--mode", "voxel", "--model", VOLUME_MODEL, "--out", str(tmp_path / "o"),
+            *QUICK]
     out = subprocess.run([sys.executable, "-m", "rexjax.cli", "explain", *argv], capture_output=True, text=True,
                          timeout=600, env=env, cwd=ROOT)
     (rec,) = _records({"code": out.returncode, "stdout": out.stdout, "stderr": out.stderr})
