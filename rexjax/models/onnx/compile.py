@@ -1,9 +1,10 @@
 """An ONNX graph -> a pure JAX function: `compile_graph(model, source) -> Graph`, then
-`graph.apply(params, x f32[B,H,W,C]) -> f32[B,K]`.
+`graph.apply(params, x f32[B,*S,C]) -> f32[B,K]` (S: one to three position axes).
 
 At load (`compile_graph`, nothing traced): the opset and every node are checked against
 the op table (`ops.OPS`: op type and attribute values; one `UnsupportedOnnxOp` line naming
-the op and the node), nodes are sorted topologically, and the initializers are split:
+the op and the node), nodes are sorted topologically (`reader.sort_graph`, the reader's own
+check and order), and the initializers are split:
 floating-point ones become parameters (`params`, traced: ConvAD and gradients see them
 as inputs), integer and bool ones stay numpy constants (shape arguments must be concrete).
 
@@ -11,13 +12,18 @@ At trace time (`Graph.apply`) the nodes are evaluated in order on an environment
 values; ops whose inputs are all concrete compute in numpy (`ops.xp`), so the shape
 sub-graphs of dynamic batch axes and TF 'SAME' padding are folded on static shapes.
 
-Layout: the input arrives NHWC (the project's convention). An NCHW graph runs
-channels-last inside (`channels_last=True`, the default): the input is used as it is,
-stored channels-last, Conv weights are converted OIHW -> HWIO once at load (those used
+Ranks (`input_layout`): a signal [B, C, N], an image [B, C, H, W] or a volume
+[B, C, D, H, W], each channels-first when axis 1 is 1, 3 or 4 (the ReX tool's rule), else
+channels-last [B, *S, C]; and tabular [B, F] (decided by its two axes), fed as x[B, F, 1].
+
+Layout: the input arrives channels-last (NHWC; the project's convention). A
+channels-first graph runs channels-last inside (`channels_last=True`, the default): the
+input is used as it is, stored channels-last, Conv weights are converted OI* -> *IO (OIHW
+-> HWIO, OIW -> WIO, OIDHW -> DHWIO) once at load (those used
 only by Conv, and by Shape, which reports their ONNX shape), spatial ops (conv, pooling,
 BN) work on channels-last data, elementwise and axes-aware ops follow the layout of their
 inputs (`ops` module doc), and any other op sees the canonical layout (a transpose is
-inserted only there). `channels_last=False` transposes the input to NCHW at entry and runs
+inserted only there). `channels_last=False` transposes the input to channels-first at entry and runs
 every op in the graph's own layout (the benchmark's comparison point,
 `benchmarks/onnx_forward.py`).
 
@@ -27,7 +33,6 @@ zoo's named attention function, for ConvAD (`fuse_attention`).
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from typing import Optional
 
@@ -38,6 +43,7 @@ import onnx
 
 from rexjax.models.onnx import ops
 from rexjax.models.onnx.ops import OPS, Node
+from rexjax.models.onnx.reader import sort_graph
 
 MIN_OPSET, MAX_OPSET = 9, 22
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
@@ -59,7 +65,8 @@ class Graph:
     nodes: topologically sorted NodeProtos (attention fused). params: {name: float numpy array} (Conv weights
     in `hwio` already HWIO). consts: {name: integer/bool numpy array}. input_name /
     output_name: the first graph input / output. input_dims: the input's declared dims
-    (int, or None when symbolic). channels_first: whether the graph's input is NCHW.
+    (int, or None when symbolic). channels_first: whether the graph's input is
+    channels-first ([B, C, *S]; `input_layout`).
     input_dtype: its numpy dtype. opset: the default domain's version. op_types: the
     file's op types, sorted (before `fuse_attention`).
     """
@@ -79,10 +86,13 @@ class Graph:
     channels_last: bool = True
 
     def apply(self, params: dict, x: jax.Array, limit: Optional[int] = None) -> jax.Array:
-        """Pure forward pass: params {name: array}, x f32[B,H,W,C] (NHWC) -> the graph's
-        first output (f32[B,K] for a classifier). `limit`: refuse any value with more
-        elements (load's shape check: a crafted Expand/Tile must not allocate at run time)."""
+        """Pure forward pass: params {name: array}, x f32[B,*S,C] channels-last (a [B, F]
+        graph takes x f32[B,F,1]) -> the graph's first output (f32[B,K] for a classifier).
+        `limit`: refuse any value with more elements (load's shape check: a crafted
+        Expand/Tile must not allocate at run time)."""
         x = x.astype(jax.dtypes.canonicalize_dtype(self.input_dtype))
+        if len(self.input_dims) == 2:  # tabular: the features as one channel
+            x = x.reshape(x.shape[:-1]) if x.shape[-1:] == (1,) else x
         env: dict = dict(self.consts)
         tags: dict = {}
         for name, value in params.items():
@@ -92,7 +102,7 @@ class Graph:
         if self.channels_first and self.channels_last:
             env[self.input_name], tags[self.input_name] = x, "last"
         elif self.channels_first:
-            env[self.input_name] = jnp.transpose(x, (0, 3, 1, 2))
+            env[self.input_name] = jnp.transpose(x, (0, x.ndim - 1, *range(1, x.ndim - 1)))
         else:
             env[self.input_name] = x
         for proto in self.nodes:
@@ -164,44 +174,6 @@ def opset_of(model: onnx.ModelProto) -> int:
     return int(versions[0]) if versions else 1
 
 
-def _sorted_nodes(graph: onnx.GraphProto, source: str) -> list:
-    """Kahn's topological sort, stable in file order; a cycle or an undefined input is one error."""
-    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
-    producers = {}
-    for idx, node in enumerate(graph.node):
-        for o in node.output:
-            if o:
-                producers.setdefault(o, idx)
-    waiting = {}
-    users: dict[str, list[int]] = {}
-    ready = []
-    for idx, node in enumerate(graph.node):
-        missing = {i for i in node.input if i not in available}
-        for name in missing:
-            if name not in producers:
-                raise ValueError(f"{source}: node {node.name!r} ({node.op_type}) reads {name!r}, which nothing defines")
-            users.setdefault(name, []).append(idx)
-        waiting[idx] = len(missing)
-        if not missing:
-            heapq.heappush(ready, idx)
-    order = []
-    done = set(available)
-    while ready:
-        idx = heapq.heappop(ready)
-        order.append(graph.node[idx])
-        for o in graph.node[idx].output:
-            if o and o not in done:
-                done.add(o)
-                for user in users.get(o, ()):
-                    waiting[user] -= 1
-                    if waiting[user] == 0:
-                        heapq.heappush(ready, user)
-    if len(order) != len(graph.node):
-        stuck = next(graph.node[i] for i, n in waiting.items() if n > 0)
-        raise ValueError(f"{source}: the graph has a cycle (node {stuck.name!r}, {stuck.op_type})")
-    return order
-
-
 def check_nodes(nodes, opset: int, source: str) -> None:
     """Every node's op (default domain, in the table) and attributes; UnsupportedOnnxOp otherwise."""
     for proto in nodes:
@@ -255,6 +227,25 @@ def fuse_attention(nodes: list, outputs: set, opset: int) -> list:
     return [fused.get(id(n), n) for n in nodes if id(n) not in dropped]
 
 
+def input_layout(dims: tuple, what: str) -> bool:
+    """Whether a graph input of declared `dims` (int or None per axis, batch first) is
+    channels-first; ValueError starting with `what` for a rank it cannot take.
+
+    [B, F] (2 axes): tabular, F features (run as a 1-D signal of one channel, x[F, 1]).
+    [B, C, N], [B, C, H, W], [B, C, D, H, W] (3-5 axes): channels-first when axis 1 is 1, 3
+    or 4 (the ReX tool's rule: its DNA model is [batch, 1, 1356]), else channels-last
+    [B, *S, C]; images (4 axes) also need axis 3 to be 1, 3 or 4 then."""
+    if not 2 <= len(dims) <= 5:
+        raise ValueError(f"{what} has shape {list(dims)}; a classifier takes [B, F] features, a signal [B, C, N], "
+                         "an image [B, C, H, W] or a volume [B, C, D, H, W] (or channels-last)")
+    if len(dims) == 2:
+        return False
+    first = dims[1] in (1, 3, 4)
+    if len(dims) == 4 and not first and dims[3] not in (1, 3, 4):
+        raise ValueError(f"{what} has shape {list(dims)}: neither axis 1 nor axis 3 is 1, 3 or 4 channels")
+    return first
+
+
 def _dims(value_info) -> tuple:
     shape = value_info.type.tensor_type.shape
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in shape.dim)
@@ -277,16 +268,12 @@ def compile_graph(model: onnx.ModelProto, source: str, *, channels_last: bool = 
         raise ValueError(f"{source}: input {first.name!r} is not floating point "
                          f"({onnx.TensorProto.DataType.Name(elem) if elem else 'no tensor type'})")
     dims = _dims(first)
-    if len(dims) != 4:
-        raise ValueError(f"{source}: input {first.name!r} has shape {list(dims)}; an image classifier takes 4 axes")
+    channels_first = input_layout(dims, f"{source}: input {first.name!r}")
     if dims[0] is not None and dims[0] > 1:
         raise ValueError(f"{source}: input {first.name!r} has a fixed batch of {dims[0]}; export with batch 1 "
                          "or a dynamic batch axis")
-    channels_first = dims[1] in (1, 3, 4)
-    if not channels_first and dims[3] not in (1, 3, 4):
-        raise ValueError(f"{source}: input {first.name!r} has shape {list(dims)}: neither axis 1 nor axis 3 is "
-                         "1, 3 or 4 channels")
-    nodes = _sorted_nodes(graph, source)
+    sort_graph(graph, source)
+    nodes = list(graph.node)
     check_nodes(nodes, opset, source)
     op_types = tuple(sorted({n.op_type for n in nodes}))
     nodes = fuse_attention(nodes, {o.name for o in graph.output}, opset)

@@ -127,13 +127,15 @@ def _open_regular(path: str, what: str, flags: int = 0) -> int:
     return fd
 
 
-def _read(fd: int, offset: int, length: int, what: str) -> bytes:
-    """`length` bytes of `fd` from `offset`, in CHUNK-byte steps."""
+def _read(fd: int, offset: int, length: int, what: str, digest) -> bytes:
+    """`length` bytes of `fd` from `offset`, in CHUNK-byte steps, each fed to `digest` (a
+    hashlib object) as it is read."""
     parts, done = [], 0
     while done < length:
         part = os.pread(fd, min(CHUNK, length - done), offset + done)
         if not part:
             raise _Refused(f"{what} ended after {done} of {length} bytes (changed while read?)")
+        digest.update(part)
         parts.append(part)
         done += len(part)
     return b"".join(parts)
@@ -366,8 +368,9 @@ def _external(t: onnx.TensorProto, what: str, folder: str) -> tuple[str, int, in
     return resolved, numbers["offset"] or 0, length, checksum and checksum.lower()
 
 
-def _load_external(model: onnx.ModelProto, folder: str) -> None:
-    """Reads every external tensor's bytes into its raw_data, one data file open at a time."""
+def _load_external(model: onnx.ModelProto, folder: str, digest) -> None:
+    """Reads every external tensor's bytes into its raw_data, one data file open at a time
+    (each byte read fed to `digest`)."""
     by_file: dict[str, list] = {}
     for t, what in _tensors(model.graph):
         if t.data_location == T.EXTERNAL:
@@ -381,7 +384,7 @@ def _load_external(model: onnx.ModelProto, folder: str) -> None:
             for t, what, offset, length, checksum in tensors:
                 if offset + length > size:
                     raise _Refused(f"{what} wants bytes {offset}..{offset + length} of {label}, which holds {size}")
-                data = _read(fd, offset, length, label)
+                data = _read(fd, offset, length, label, digest)
                 if checksum is not None and hashlib.sha1(data).hexdigest() != checksum:
                     raise _Refused(f"{what} fails its SHA-1 checksum in {label}")
                 t.raw_data = data
@@ -391,7 +394,7 @@ def _load_external(model: onnx.ModelProto, folder: str) -> None:
             os.close(fd)
 
 
-def _parse(data: bytes, folder: str) -> onnx.ModelProto:
+def _parse(data: bytes, folder: str, digest) -> onnx.ModelProto:
     counts: dict[str, int] = {}
     _scan(data, 0, len(data), onnx.ModelProto.DESCRIPTOR, counts, 0)
     model = onnx.ModelProto()
@@ -411,7 +414,7 @@ def _parse(data: bytes, folder: str) -> onnx.ModelProto:
         total += _check_tensor(t, what)
         if total > MAX_DATA_BYTES:
             raise _Refused(f"the tensors declare more than {MAX_DATA_BYTES} bytes (limit)")
-    _load_external(model, folder)
+    _load_external(model, folder, digest)
     return model
 
 
@@ -419,7 +422,15 @@ def read_model(path: str | os.PathLike) -> onnx.ModelProto:
     """The ONNX model at `path`, checked (module docstring) and with every tensor's bytes in
     memory (external data read into raw_data). Raises OnnxFileError, one line
     `<path>: <problem>`, for anything else."""
+    return read_model_and_sha256(path)[0]
+
+
+def read_model_and_sha256(path: str | os.PathLike) -> tuple[onnx.ModelProto, str]:
+    """`read_model(path)` and the SHA-256 (hex) of exactly the bytes it parsed: the model
+    file, then each external data range in the order it was read (so it covers the weights
+    kept in external data, and is computed from the same reads as the model)."""
     shown = display_name(path)
+    digest = hashlib.sha256()
     try:
         path = os.fspath(path)
         folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
@@ -431,10 +442,10 @@ def read_model(path: str | os.PathLike) -> onnx.ModelProto:
             if size > MAX_MODEL_BYTES:
                 raise _Refused(f"the model file is {size} bytes (limit {MAX_MODEL_BYTES}; larger models keep "
                                "their weights in external data)")
-            data = _read(fd, 0, size, "the model file")
+            data = _read(fd, 0, size, "the model file", digest)
         finally:
             os.close(fd)
-        return _parse(data, folder)
+        return _parse(data, folder, digest), digest.hexdigest()
     except _Refused as e:
         raise OnnxFileError(f"{shown}: {e}") from None
     except (MemoryError, RecursionError):
@@ -442,3 +453,14 @@ def read_model(path: str | os.PathLike) -> onnx.ModelProto:
     except Exception as e:  # anything a crafted file provokes is reported as one clear error
         raise OnnxFileError(f"{shown}: not a readable ONNX model ({type(e).__name__}: "
                             f"{' '.join(str(e).split())[:300]})") from e
+
+
+def sort_graph(graph: onnx.GraphProto, source: str) -> None:
+    """The graph checks of `read_model` (module doc, "Graph") on a graph built in memory, its
+    nodes put in topological order in place (unchanged when already in order); the compiler
+    calls it, so a graph that did not come through `read_model` is ordered the same way.
+    OnnxFileError `<source>: <problem>` otherwise."""
+    try:
+        _check_graph(graph)
+    except _Refused as e:
+        raise OnnxFileError(f"{source}: {e}") from None

@@ -82,11 +82,11 @@ def test_unsupported_attribute_values_are_refused(tmp_path, node, reason):
     [
         (dict(in_shape=(2, 3, 8, 8)), "fixed batch of 2"),
         (dict(in_type=TensorProto.INT64), r"is not floating point \(INT64\)"),
-        (dict(in_shape=("N", 3, 8)), "an image classifier takes 4 axes"),
+        (dict(in_shape=("N", 3, 8, 8, 8, 8)), r"a classifier takes \[B, F\] features, a signal"),
         (dict(in_shape=("N", 5, 8, 7)), "neither axis 1 nor axis 3"),
         (dict(opset=8), "opset 8 is not supported"),
     ],
-    ids=["fixed_batch", "int_input", "rank3", "no_channels", "opset"],
+    ids=["fixed_batch", "int_input", "rank6", "no_channels", "opset"],
 )
 def test_inputs_the_model_cannot_take_are_refused(tmp_path, kwargs, message):
     nodes, inits = head()
@@ -109,7 +109,7 @@ def test_trace_errors_name_the_node_and_outputs_must_be_2d(tmp_path):
 
 
 def test_cycles_and_undefined_inputs_are_one_line(tmp_path):
-    """The reader refuses them first; the compiler's own sort is robust too."""
+    """The reader refuses them first; the compiler, given a graph in memory, too (the reader's sort_graph)."""
     nodes = [helper.make_node("Relu", ["b"], ["a"], name="n1"), helper.make_node("Relu", ["a"], ["b"], name="n2"),
              helper.make_node("Add", ["X", "a"], ["Y"], name="n3")]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 3, 4, 4])],
@@ -119,14 +119,14 @@ def test_cycles_and_undefined_inputs_are_one_line(tmp_path):
         C.compile_graph(helper.make_model(graph, opset_imports=opset), "m.onnx")
     one_line(err)
     graph.node.pop(1)
-    with pytest.raises(ValueError, match="reads 'b', which nothing defines"):
+    with pytest.raises(ValueError, match="consumes 'b', which nothing produces"):
         C.compile_graph(helper.make_model(graph, opset_imports=opset), "m.onnx")
 
 
 def test_nodes_out_of_file_order_are_sorted(tmp_path):
     """A graph whose nodes are stored in reverse order (valid once sorted) gives the logits
     onnxruntime gave for the ordered file: through the reader (which sorts too) and
-    compiled straight from the proto (the compiler's own sort)."""
+    compiled straight from the proto (the compiler's call of reader.sort_graph)."""
     name = "efficientnet_v2_torchscript13"
     proto = onnx.load(str(FIXTURES / f"{name}.onnx"))
     nodes = list(proto.graph.node)[::-1]
