@@ -14,15 +14,18 @@ import jax.numpy as jnp
 import numpy as np
 
 INPUT_RANKS = (2, 3, 4)  # x[*spatial, C]: a signal [N, C], an image [H, W, C], a volume [D, H, W, C]
-_SHAPES = {2: "a signal [N, C]", 3: "an image [H, W, C]", 4: "a volume [D, H, W, C]"}
+_SHAPES = {3: "an image [H, W, C]", 2: "a signal [N, C]", 4: "a volume [D, H, W, C]"}  # images first
+
+
+def _kinds(ranks) -> str:
+    """'an image [H, W, C] (rank 3), a signal [N, C] (rank 2) or ...' for `ranks`."""
+    kinds = [f"{what} (rank {r})" for r, what in _SHAPES.items() if r in ranks]
+    return kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " or " + kinds[-1]
 
 
 def _rank(a, name: str, ranks) -> None:
     if a.ndim not in ranks:
-        if tuple(ranks) == (3,):
-            raise ValueError(f"{name} must be an image [H, W, C] (rank 3), got shape {tuple(a.shape)}")
-        what = ", ".join(f"{_SHAPES[r]} (rank {r})" for r in ranks)
-        raise ValueError(f"{name} must be {what}, got shape {tuple(a.shape)}")
+        raise ValueError(f"{name} must be {_kinds(ranks)}, got shape {tuple(a.shape)}")
 
 
 def image(x, name: str = "x", ranks=(3,)) -> jax.Array:
@@ -34,9 +37,9 @@ def image(x, name: str = "x", ranks=(3,)) -> jax.Array:
     if not jnp.issubdtype(a.dtype, jnp.floating):
         raise ValueError(f"{name} must be floating point (model input space), got {a.dtype}")
     if min(a.shape[:-1]) < 2:
-        size = "x".join(["2"] * (a.ndim - 1))
-        raise ValueError(f"{name} must be at least {size} {'pixels' if a.ndim == 3 else 'elements'}, "
-                         f"got shape {tuple(a.shape)}")
+        if tuple(ranks) == (3,):
+            raise ValueError(f"{name} must be at least 2x2 pixels, got shape {tuple(a.shape)}")
+        raise ValueError(f"{name} must be {_kinds(ranks)} with every spatial side >= 2, got shape {tuple(a.shape)}")
     return jnp.asarray(a)
 
 
