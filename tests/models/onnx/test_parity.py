@@ -19,6 +19,7 @@ import pytest
 
 from rexjax.models.onnx import OnnxModel, load_onnx
 from tests.models.onnx.conftest import FIXTURES, fixed_input
+from tests.models.onnx.test_nd import ND_NAMES
 
 FAMILIES = ("resnet", "vgg", "convnext", "regnety", "efficientnet_v2", "inception", "vit", "vit_sdpa", "binary")
 EXPORTS = ("dynamo18", "dynamo20", "torchscript13", "torchscript17")
@@ -44,8 +45,8 @@ def test_logits_match_onnxruntime(name):
 
 
 def test_fixtures_are_small_and_record_provenance():
-    assert sorted(p.stem for p in FIXTURES.glob("*.onnx") if p.stem != "efficientnet_lite0") == sorted(NAMES)
-    for name in NAMES:
+    assert sorted(p.stem for p in FIXTURES.glob("*.onnx") if p.stem != "efficientnet_lite0") == sorted([*NAMES, *ND_NAMES])
+    for name in [*NAMES, *ND_NAMES]:
         assert (FIXTURES / f"{name}.onnx").stat().st_size < 200_000, name
         prov = json.loads(str(np.load(FIXTURES / f"{name}.npz")["provenance"]))
         exporter, opset = prov["exporter"], prov["opset"]
