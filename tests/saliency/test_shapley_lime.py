@@ -170,7 +170,7 @@ def test_superpixels_host():
     with pytest.raises(ValueError, match="superpixel method"):
         kernel_shap(superpixel="watershed")
     with pytest.raises(ValueError, match="segments"):
-        lime(segments=np.zeros(5))
+        lime(segments=np.zeros((2, 2, 2, 2)))  # rank 4: no input has 4 spatial axes
 
 
 LIN_W = jax.random.normal(jax.random.key(5), (6, 6, 2, 3))
