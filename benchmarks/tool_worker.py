@@ -18,6 +18,14 @@ Requests:
       -> {"target", "confidence", "explanation_confidence", "map_s", "extract_s", "wall_s",
           "forward_images", "forward_images_map", "forward_images_extract", "found"};
          out.npz holds `responsibility` f32[H, W] and `mask` bool[H, W].
+  {"op": "explain_array", "x": "in.npy", "mode": "spectral" | "voxel", "out": "out.npz", "seed": 1,
+   "args": {...}}
+      -> the answer of "explain" for an array in the tool's own layout (spectral f32[N], voxel
+         f32[D, H, W]), given to the ONNX model of a previous "onnx" request as the tool's
+         `try_preprocess` gives a .npy file (`Data(array, model_shape, mode)` then
+         `generic_tab_preprocess`: axes added in front up to the model's rank; the tool has no
+         loader for volumes, so the same call is used); out.npz holds `responsibility` and
+         `mask` bool in the array's shape. The tool's errors come back as {"error": ...}.
   {"op": "check", "x": "in.npy", "masks": "masks.npy"}   masks bool[N, H, W]
       -> {"top1": [N], "probs_top1": [N]}: the model on x with everything outside each mask
          set to 0 (the tool's mask value), for the sufficiency re-check of both tools' masks.
@@ -91,14 +99,19 @@ class Backend:
 
 
 class Counter:
-    """The tool's prediction function, counting the images it is given."""
+    """The tool's prediction function, counting the inputs it is given (a batch: a list, or
+    a tensor of the model's rank)."""
 
-    def __init__(self, predict):
+    def __init__(self, predict, rank: int = 4):
         self.inner = predict
         self.images = 0
+        self.rank = rank  # of the model's input with its batch axis
 
     def __call__(self, mutants, target=None, raw=False):
-        self.images += int(mutants.shape[0]) if mutants.ndim == 4 else 1
+        if isinstance(mutants, (list, tuple)):
+            self.images += len(mutants)
+        else:
+            self.images += int(mutants.shape[0]) if mutants.ndim == self.rank else 1
         return self.inner(mutants, target=target, raw=raw)
 
 
@@ -107,9 +120,9 @@ def to_tensor(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
 
 
-def explain(backend: Backend, req: dict) -> dict:
-    x = np.load(req["x"])
-    h, w = x.shape[:2]
+def causal_args(backend: Backend, req: dict) -> CausalArgs:
+    """CausalArgs() with the backend's fields, batch 64, no progress bar, the request's seed
+    and its "args"."""
     args = backend.causal_args(CausalArgs())
     args.batch_size = 64  # the tool's documented default (its code says 1)
     args.progress_bar = False
@@ -118,10 +131,12 @@ def explain(backend: Backend, req: dict) -> dict:
         if not hasattr(args, name):
             raise ValueError(f"CausalArgs has no field {name!r}")
         setattr(args, name, value)
-    predict = Counter(backend.predict())
-    # Data needs an RGB PIL image for its geometry; its pixels are replaced by x below.
-    data = Data(Image.new("RGB", (w, h)), backend.shape, "cpu", mode="RGB")
-    data.data = to_tensor(x)
+    return args
+
+
+def run_rex(data: Data, args: CausalArgs, predict: Counter, shape: tuple, out: str) -> dict:
+    """The tool's steps for one input (module doc) on `data`; writes the map and the mask
+    (its first channel) of the input's `shape` to `out`; the answer of "explain"."""
     data.set_mask_value(args.mask_value)
     t0 = time.perf_counter()
     data.target = predict_target(data, args, predict)
@@ -131,9 +146,9 @@ def explain(backend: Backend, req: dict) -> dict:
     exp = Explanation(maps, predict, data, args, stats)
     exp.extract()
     t2 = time.perf_counter()
-    resp = np.asarray(maps.get(data.target.classification), np.float32).reshape(h, w)
-    mask = np.asarray(exp.sufficiency_mask.cpu().numpy()).reshape(-1, h, w)[0].astype(bool)
-    np.savez(req["out"], responsibility=resp, mask=mask)
+    resp = np.asarray(maps.get(data.target.classification), np.float32).reshape(shape)
+    mask = np.asarray(exp.sufficiency_mask.cpu().numpy()).reshape(-1, *shape)[0].astype(bool)
+    np.savez(out, responsibility=resp, mask=mask)
     return {
         "target": int(data.target.classification),
         "confidence": float(data.target.confidence),
@@ -146,6 +161,25 @@ def explain(backend: Backend, req: dict) -> dict:
         "forward_images_map": n_map,
         "forward_images_extract": predict.images - n_map,
     }
+
+
+def explain(backend: Backend, req: dict) -> dict:
+    x = np.load(req["x"])
+    h, w = x.shape[:2]
+    args = causal_args(backend, req)
+    # Data needs an RGB PIL image for its geometry; its pixels are replaced by x below.
+    data = Data(Image.new("RGB", (w, h)), backend.shape, "cpu", mode="RGB")
+    data.data = to_tensor(x)
+    return run_rex(data, args, Counter(backend.predict()), (h, w), req["out"])
+
+
+def explain_array(backend: Backend, req: dict) -> dict:
+    x = np.load(req["x"]).astype(np.float32)
+    args = causal_args(backend, req)
+    args.mode = req["mode"]
+    data = Data(x, backend.shape, "cpu", mode=req["mode"])
+    data.data = data.generic_tab_preprocess()
+    return run_rex(data, args, Counter(backend.predict(), rank=len(backend.shape)), x.shape, req["out"])
 
 
 def check(backend: Backend, req: dict) -> dict:
@@ -174,7 +208,8 @@ def info(backend: Backend) -> dict:
 def main() -> None:
     answers, sys.stdout = sys.stdout, sys.stderr  # the tool and the model loader print freely
     backend = Backend()
-    ops = {"explain": lambda r: explain(backend, r), "check": lambda r: check(backend, r),
+    ops = {"explain": lambda r: explain(backend, r), "explain_array": lambda r: explain_array(backend, r),
+           "check": lambda r: check(backend, r),
            "info": lambda r: info(backend), "onnx": backend.use_onnx}
     print(json.dumps({"ready": True}), file=answers, flush=True)
     for line in sys.stdin:
