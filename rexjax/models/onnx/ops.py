@@ -150,7 +150,7 @@ def to_canonical(v, tag: Optional[str]):
 
 
 def hwio(w_oihw: np.ndarray) -> np.ndarray:
-    """A Conv weight OIHW -> HWIO (converted once at load)."""
+    """A Conv weight O,I,*K -> *K,I,O (OIHW -> HWIO, OIW -> WIO, OIDHW -> DHWIO; converted once at load)."""
     return np.ascontiguousarray(np.transpose(w_oihw, (*range(2, w_oihw.ndim), 1, 0)))
 
 

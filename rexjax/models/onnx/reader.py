@@ -44,6 +44,11 @@ and the tensors it declares (within the caps below), and every failure is one
   topological order (the file's order when it already is one, as ONNX requires): a consumer
   may evaluate them in sequence.
 
+Hash: `read_model_and_sha256` also returns the SHA-256 of exactly the bytes it read and
+parsed, the model file's and then each external data range's in the order read (a model's
+identity covers the weights kept in external data; `OnnxModel.sha256`). `sort_graph` runs
+the graph checks on a graph built in memory (the compiler's one topological order).
+
 Not closed: a directory of the model's folder swapped for a symlink between the path check
 and the open of an external file (a race needing write access to the folder meanwhile).
 """
