@@ -21,7 +21,9 @@ For each input, in alternating order:
   * rexjax in this process: `rexjax.models.load(file)` and ReX with the default config,
     mask value 0, compiled once per model before the timed runs (the first call reported
     apart).
-Columns: seconds per input, forward passes (inputs given to the model, counted as
+Writes README.md (setting, load, table), results.json (every row and fact), provenance.json
+and the models into --out. Columns: seconds per input, forward passes (inputs given to the
+model, counted as
 `benchmarks.compare` does: the tool's prediction function wrapped, rexjax's own count),
 explanation size (fraction of elements), and whether the explanation alone (the rest 0)
 keeps the target as top-1 under onnxruntime (this process, the same file). A tool error is
@@ -228,9 +230,36 @@ def run(args) -> dict:
                     facts["rows"].append(row)
                     print(json.dumps(row), flush=True)
     facts["tool_onnx"] = worker.ask({"op": "info"})  # with the onnxruntime version
+    facts["tool_onnx"]["onnx_model"] = Path(facts["tool_onnx"]["onnx_model"]).name  # no machine path
     worker.close()
     facts["load_end"] = os.getloadavg()
     return facts
+
+
+def readme(facts: dict) -> str:
+    """README.md of a results folder: the setting, the load, the tool's refusals, the table."""
+    trained = ", ".join(f"{t['model']} {t['held_out_accuracy']:.3f}" for t in facts["trained"])
+    lines = ["# ReX tool vs rexjax on 1-D and 3-D ONNX classifiers (`benchmarks/side_by_side_nd.py`)", "",
+             f"rexjax {facts['rexjax_source']}, rex-xai {facts['tool_onnx']['rex_xai']} (torch "
+             f"{facts['tool_onnx']['torch']}, onnxruntime {facts['tool_onnx'].get('onnxruntime')}), one run, "
+             f"{facts['cpus']} CPUs. The machine is shared with other jobs and loaded (load average "
+             f"{facts['load_start'][0]:.1f} at the start, {facts['load_end'][0]:.1f} at the end): the seconds "
+             "are indicative only; forward passes, sizes and sufficiency do not depend on the load.", "",
+             f"Models (`models/`, trained here; held-out accuracy {trained}): see the script's docstring. "
+             "Both tools: mask value 0, their default settings; the tool's spectral / voxel mode through its "
+             "ONNX prediction function (gpu=False); rexjax through `rexjax.models.load` on the same file. "
+             "Sufficient: the explanation alone (the rest 0) keeps the target as top-1 under onnxruntime.", ""]
+    for kind, m in facts["models"].items():
+        if isinstance(m, dict):
+            lines.append(f"- {kind}: {m['file']} (input {m['input_layout']}, sha256 {m['sha256'][:12]}); the tool "
+                         f"ran {m['tool_file']} (input {m['tool_input_shape']}); rexjax's first call (compile + "
+                         f"one explanation) {m['rexjax_first_call_s']:.1f} s")
+    if "volume_tool_error" in facts["models"]:
+        lines.append(f"- the tool's voxel mode on volume.onnx ([batch, 1, 16, 16, 16]) fails: "
+                     f"`{facts['models']['volume_tool_error']}` (its `Data` reads a model shape of 4 axes as "
+                     "[batch, D, H, W] and no other); it ran volume_dhw.onnx, the same network with the channel "
+                     "axis added inside")
+    return "\n".join(lines + ["", table(facts), ""])
 
 
 def table(facts: dict) -> str:
@@ -266,10 +295,10 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     facts = run(args)
-    md = table(facts)
+    md = readme(facts)
     print(md)
     (out / "results.json").write_text(json.dumps(facts, indent=1, default=str))
-    (out / "table.md").write_text(md + "\n")
+    (out / "README.md").write_text(md)
     write_provenance(out, "side_by_side_nd", "side_by_side_nd", load_start=facts["load_start"],
                      load_end=facts["load_end"], tool=facts["tool_onnx"])
 

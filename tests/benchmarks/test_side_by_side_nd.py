@@ -97,5 +97,5 @@ def test_side_by_side_smoke(tmp_path):
     assert sorted((r["input"], r["tool"]) for r in facts["rows"]) == [
         ("signal0", "rexjax"), ("signal0", "tool"), ("volume0", "rexjax"), ("volume0", "tool")]
     assert all(r["target"] == r["onnxruntime_top1"] == 1 for r in facts["rows"])
-    assert "| signal0 | spectral |" in (tmp_path / "table.md").read_text()
+    assert "| signal0 | spectral |" in (tmp_path / "README.md").read_text()
     assert (tmp_path / "provenance.json").exists()
