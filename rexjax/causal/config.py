@@ -221,7 +221,8 @@ class ExtractConfig:
         explanation's cells of a g x g grid that it does not need, lowest mean responsibility
         first (extract.py `prune`: per grid two model calls of at most `prune_candidates`
         images; the result still passes; a departure from the paper, see BUILD_NOTES.md).
-    prune_candidates: cells tried per model call of the prune.
+    prune_candidates: cells tried per model call of the prune (volumes: twice as many,
+        `extract.prune_cells`).
     """
 
     prefix_step: Optional[int] = None

@@ -293,8 +293,16 @@ def make_global_extractor(
             target_, full_, resp = jnp.int32(target), jnp.float32(full_confidence), np.asarray(resp)
             for g in cfg.prune_grids:  # coarse to fine (host-driven: one compiled model call, `prune`)
                 mask, conf, more = prune(lambda masks: ask_masks(x, masks, target_, full_), mask, resp, conf,
-                                         grid_cells(*mask.shape, g), min(cfg.prune_candidates, g**mask.ndim), batch_size)
+                                         grid_cells(*mask.shape, g), prune_cells(cfg.prune_candidates, g, mask.ndim), batch_size)
                 forward += more
         return Extraction(mask, conf, bool(found), int(mask.sum()), forward)
 
     return extract
+
+
+def prune_cells(candidates: int, g: int, rank: int) -> int:
+    """Cells the prune tries per model call on a g-per-axis grid over `rank` position axes:
+    `candidates` for signals and images, twice as many for volumes (a volume's grid has g
+    times an image's cells; with 32 the 3-D oracles' AND case reached median 3.2x, worst
+    4.6x the needed voxels, with 64 median 1.07x, worst 1.3x), never more than the grid has."""
+    return min(candidates * (2 if rank >= 3 else 1), g**rank)

@@ -10,13 +10,12 @@ sufficient (the target is still top-1 with only the explanation shown), holds wh
 needed, and its size is at most 2x the needed elements at the median over the seeds and 3x
 at the worst.
 
-Configurations: 1-D runs RexConfig's defaults (measured over 8 seeds: OR median 1.4x, worst
-1.5x; AND median 1.4x, worst 1.5x). 3-D runs prune_candidates=64: the default 32 cells per
-prune call was set on images, whose g x g grids have g^2 cells, and a volume's g^3 grid
-leaves most touched cells untried; with the defaults the AND oracle's explanation had median
-3.2x and worst 4.6x the needed voxels over 8 seeds and one OR seed 5.1x (without any prune:
-AND median 6.0x; max_active=3 with refine_static: AND worst 2.0x but one OR seed 3.9x); with
-prune_candidates=64: OR 1.0x on all 8 seeds, AND median 1.07x, worst 1.3x.
+Both ranks run RexConfig's defaults (measured over 8 seeds: 1-D OR and AND median 1.4x,
+worst 1.5x). A volume's prune tries twice an image's cells per call (`extract.prune_cells`):
+with 32, as on images, a g^3 grid left most touched cells untried and the AND oracle reached
+median 3.2x, worst 4.6x the needed voxels (one OR seed 5.1x; without any prune AND median
+6.0x); with 64, OR 1.0x on all 8 seeds, AND median 1.07x, worst 1.3x. A mutation back to 32
+cells for volumes fails `test_planted_or_and`.
 """
 
 import numpy as np
@@ -31,7 +30,7 @@ from rexjax.classifier import Classifier
 from tests.helpers import oracles
 
 SEEDS = range(6)
-CASES = {1: ((64,), 8, {}), 3: ((8, 8, 8), 3, {"prune_candidates": 64})}  # shape, side, RexConfig fields
+CASES = {1: ((64,), 8, {}), 3: ((8, 8, 8), 3, {})}  # shape, side, RexConfig fields
 
 
 def _bounds(ratios):
