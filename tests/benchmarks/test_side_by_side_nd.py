@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx import helper
+import onnx
+from onnx import TensorProto, helper, numpy_helper
 
 from benchmarks import side_by_side_nd as sbs
 from benchmarks.runs import ToolWorker
@@ -79,6 +80,41 @@ def test_tool_worker_explains_signals_and_records_its_volume_error(tmp_path):
         assert r == {"error": "the tool's worker: ValueError: too many values to unpack (expected 3)"}
     finally:
         worker.close()
+
+
+def _volume_without_channel(tmp_path) -> Path:
+    """The volume fixture with input [batch, 8, 10, 12] and an Unsqueeze to its channel axis
+    in front: the layout the tool's voxel mode reads."""
+    proto = onnx.load(str(FIXTURES / "volume_cnn_dynamo18.onnx"))
+    old = proto.graph.input[0]
+    proto.graph.node.insert(0, helper.make_node("Unsqueeze", ["X", "one"], [old.name], name="channel"))
+    proto.graph.initializer.append(numpy_helper.from_array(np.int64([1]), "one"))
+    del proto.graph.input[:]
+    proto.graph.input.append(helper.make_tensor_value_info("X", TensorProto.FLOAT, ["batch", 8, 10, 12]))
+    path = tmp_path / "volume_dhw.onnx"
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_tool_worker_counts_every_volume_of_a_batch(tmp_path):
+    """The tool's voxel mode stacks its mutants in batches of 64; counted one by one (batch
+    1, each call one volume) the map's forward passes are the same (the extraction differs:
+    batched, it evaluates 64 prefixes at once). Bug caught: a stacked batch counted as one
+    input."""
+    if not PYTHON.exists():
+        pytest.skip("no .venv-bench (python -m benchmarks.tool_env builds it)")
+    path = _volume_without_channel(tmp_path)
+    worker = ToolWorker(PYTHON, tmp_path / "worker.log")
+    try:
+        worker.ask({"op": "onnx", "model": str(path), "norm": None, "means": None, "stds": None})
+        x = np.random.default_rng(2).standard_normal((8, 10, 12)).astype(np.float32)
+        runs = [sbs.run_tool(worker, "voxel", x, 1, {"iters": 1, "batch_size": b}, tmp_path) for b in (1, 64)]
+    finally:
+        worker.close()
+    assert runs[0]["target"] == runs[1]["target"] == _top1(path, x[None])
+    assert runs[0]["forward_images_map"] == runs[1]["forward_images_map"] > 14
+    assert runs[1]["forward_images"] - runs[1]["forward_images_map"] == 64  # one batch of prefixes
+    assert (runs[0]["mask"] == runs[1]["mask"]).all()
 
 
 @pytest.mark.slow
