@@ -56,10 +56,40 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 
+def file_kind(mode: int) -> str:
+    """What a file of `os.stat` mode `mode` is, for messages: 'a directory', 'a FIFO (named
+    pipe)', ...; 'a regular file' for one."""
+    return next((kind for test, kind in _KINDS if test(mode)), "a regular file" if stat.S_ISREG(mode) else "not a file")
+
+
+class NotRegularFile(Exception):
+    """`open_regular`'s refusal of a file that is not regular; `kind` says what it is."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
+
+
+def open_regular(path: str | os.PathLike, flags: int = 0) -> int:
+    """A read-only, non-blocking descriptor of `path` once it is a regular file, for every reader
+    of untrusted files (images, arrays, weights, ONNX models and their external data). A
+    device is refused before it is opened (opening one can act); the rest is checked on the
+    open descriptor itself, so a file swapped for a FIFO after a look at the path is refused,
+    never waited on. A symlink is followed unless `flags` has `os.O_NOFOLLOW`. Raises
+    FileNotFoundError, OSError, or NotRegularFile (with what the file is)."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | flags)
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            return fd
+        os.close(fd)
+    raise NotRegularFile(file_kind(mode))
+
+
 def _not_regular(path, mode: int, what: str = "an image file") -> None:
-    for test, kind in _KINDS:
-        if test(mode):
-            raise ValueError(f"{display_name(path)!r} is {kind}, not {what}")
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{display_name(path)!r} is {file_kind(mode)}, not {what}")
 
 
 def check_image_file(path: str | os.PathLike) -> None:
@@ -73,22 +103,16 @@ def check_image_file(path: str | os.PathLike) -> None:
 
 
 def _open_regular(path: str, what: str) -> int:
-    """A read-only descriptor of `path` if it is a regular file, checked on the descriptor
-    itself (opened non-blocking: a FIFO put in the file's place is refused, never waited on);
-    ValueError naming the file and `what` it should be otherwise."""
+    """`open_regular`'s descriptor of `path`; ValueError naming the file and `what` it should be."""
     shown = display_name(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return open_regular(path)
     except FileNotFoundError:
         raise ValueError(f"{what} {shown!r} does not exist") from None
+    except NotRegularFile as e:
+        raise ValueError(f"{shown!r} is {e.kind}, not {'an' if what[0] in 'aeiou' else 'a'} {what}") from None
     except OSError as e:
         raise ValueError(f"{shown!r} is not a readable {what} ({e.strerror or e})") from e
-    try:
-        _not_regular(path, os.fstat(fd).st_mode, f"{'an' if what[0] in 'aeiou' else 'a'} {what}")
-    except ValueError:
-        os.close(fd)
-        raise
-    return fd
 
 
 def open_image(path: str | os.PathLike, mode: str = "RGB") -> Image.Image:

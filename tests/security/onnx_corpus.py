@@ -228,7 +228,7 @@ CASES = {
     "external_parent_path": (lambda d: _with_conv_w(d, location="../../etc/passwd"), _OUT),
     "external_absolute_path": (lambda d: _with_conv_w(d, location="/etc/passwd"), "absolute external data location"),
     "external_symlink_out": (_symlink_out, _OUT),
-    "external_fifo": (_fifo_data, "'pipe.bin' is a FIFO, not a regular file"),
+    "external_fifo": (_fifo_data, r"'pipe.bin' is a FIFO \(named pipe\), not a regular file"),
     "external_directory": (_dir_data, "'sub' is a directory, not a regular file"),
     "external_missing": (lambda d: _with_conv_w(d, location="nothing.bin"), "'nothing.bin' does not exist"),
     "external_offset_beyond_end": (lambda d: _with_conv_w(d, offset=1 << 40), r"wants bytes 1099511627776\.\."),

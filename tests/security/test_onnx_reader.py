@@ -120,7 +120,7 @@ def test_tensors_over_the_total_cap_are_refused_before_external_data_is_read(tmp
 
 
 def test_device_is_refused_unopened():
-    with pytest.raises(reader.OnnxFileError, match="/dev/zero: the model file is a device, not a regular file"):
+    with pytest.raises(reader.OnnxFileError, match="/dev/zero: the model file is a character device, not a regular file"):
         reader.read_model("/dev/zero")
 
 

@@ -59,12 +59,11 @@ import functools
 import hashlib
 import heapq
 import os
-import stat
 
 import onnx
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from rexjax.io import display_name
+from rexjax.io import NotRegularFile, display_name, open_regular
 
 MAX_MODEL_BYTES = (2 << 30) - 1  # protobuf's limit for one message; larger models need external data
 MAX_DATA_BYTES = 4 << 30  # all tensors together (embedded + external)
@@ -105,31 +104,16 @@ def _name(value: str | bytes, limit: int = 80) -> str:
     return repr(text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text)
 
 
-def _kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
-        if test(mode):
-            return kind
-    return "no regular file"
-
-
 def _open_regular(path: str, what: str, flags: int = 0) -> int:
-    """A descriptor of the regular file `path`; anything else is refused without reading it
-    (a device before it is opened, since opening one can act; the rest on the descriptor)."""
+    """`io.open_regular`'s descriptor of `path` (anything but a regular file refused unread)."""
     try:
-        mode = os.stat(path).st_mode
-        if stat.S_ISREG(mode):
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | flags)
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
-                os.close(fd)
+        return open_regular(path, flags)
     except FileNotFoundError:
         raise _Refused(f"{what} does not exist") from None
+    except NotRegularFile as e:
+        raise _Refused(f"{what} is {e.kind}, not a regular file") from None
     except OSError as e:
         raise _Refused(f"{what} cannot be read ({e.strerror or e})") from None
-    if not stat.S_ISREG(mode):
-        raise _Refused(f"{what} is {_kind(mode)}, not a regular file")
-    return fd
 
 
 def _read(fd: int, offset: int, length: int, what: str, digest) -> bytes:
