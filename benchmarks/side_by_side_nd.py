@@ -230,7 +230,6 @@ def run(args) -> dict:
                     facts["rows"].append(row)
                     print(json.dumps(row), flush=True)
     facts["tool_onnx"] = worker.ask({"op": "info"})  # with the onnxruntime version
-    facts["tool_onnx"]["onnx_model"] = Path(facts["tool_onnx"]["onnx_model"]).name  # no machine path
     worker.close()
     facts["load_end"] = os.getloadavg()
     return facts

@@ -201,7 +201,7 @@ def info(backend: Backend) -> dict:
         "model": backend.kind,
     }
     if backend.kind == "onnx":
-        out.update(onnxruntime=md.version("onnxruntime"), onnx_model=backend.args["model"])
+        out.update(onnxruntime=md.version("onnxruntime"), onnx_model=os.path.basename(backend.args["model"]))  # no machine path
     return out
 
 

@@ -26,6 +26,8 @@ from tests.commands import nd_models, onnx_models
 from tests.commands.test_cli_errors import ROOT, _probe
 
 QUICK = ["--iters", "3", "--noprogress"]
+ONNX_DIR = os.path.join(ROOT, "tests", "fixtures", "onnx")
+ONNX_SIGNAL, ONNX_VOLUME = (64, 1), (8, 10, 12, 1)  # [*S, C] for the torch exports' [B, 1, 64] and [B, 1, 8, 10, 12]
 SIGNAL_MODEL = "tests.commands.nd_models:signal_model"
 VOLUME_MODEL = "tests.commands.nd_models:volume_model"
 
@@ -209,6 +211,9 @@ def files(tmp_path_factory):
     (d / "v.nii").write_bytes(b"\0" * 400)
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(d / "img.png")
     onnx_models.cnn(d / "image_model.onnx")
+    rng = np.random.default_rng(0)
+    np.save(d / "onnx_sig.npy", rng.standard_normal(ONNX_SIGNAL).astype(np.float32))
+    np.save(d / "onnx_vol.npy", rng.standard_normal(ONNX_VOLUME).astype(np.float32))
     return {"dir": str(d), **{p.stem: str(p) for p in d.iterdir()}}
 
 
@@ -243,6 +248,10 @@ def _runs(f) -> dict:
                      "--db", f"{f['dir']}/r.db", "--out", f"{f['dir']}/spectral", *QUICK],
         "voxel": [f["vol"], "--mode", "voxel", "--model", VOLUME_MODEL, "--db", f"{f['dir']}/r.db", "--out",
                   f"{f['dir']}/voxel", *QUICK],
+        "onnx_spectral": [f["onnx_sig"], "--mode", "spectral", "--model", f"{ONNX_DIR}/signal_cnn_dynamo18.onnx",
+                          "--out", f"{f['dir']}/onnx_spectral", *QUICK],
+        "onnx_voxel": [f["onnx_vol"], "--mode", "voxel", "--model", f"{ONNX_DIR}/volume_cnn_torchscript17.onnx",
+                       "--out", f"{f['dir']}/onnx_voxel", *QUICK],
         "refused": [*(f[name] for name, _ in REFUSED), "--mode", "spectral", "--model", SIGNAL_MODEL, "--out",
                     f"{f['dir']}/refused", "--noprogress"],
     }
@@ -347,6 +356,26 @@ def test_voxel_end_to_end(results, files):
     _check_png(rec["png"], (1100, 726), "vol: class 1, p=")
     row = _row(f"{files['dir']}/r.db", files["vol"])
     assert (row["mode"], row["npz"]) == ("voxel", None) and row["area"] == pytest.approx(mask.mean(), abs=1e-6)
+
+
+@pytest.mark.parametrize("mode,onnx_file,shape", [
+    ("spectral", "signal_cnn_dynamo18.onnx", ONNX_SIGNAL), ("voxel", "volume_cnn_torchscript17.onnx", ONNX_VOLUME)])
+def test_onnx_file_end_to_end(results, files, mode, onnx_file, shape):
+    """A 1-D and a 3-D torch CNN exported to ONNX, given on the command line: the target is
+    onnxruntime's top-1 class on the whole array, and onnxruntime, shown only the saved
+    explanation (the rest 0, the default mask value), still picks it. Catches the channel
+    axis put on the wrong side of the position axes for a channels-first graph, a mask
+    reshaped on the wrong axes, and the figure or files missing."""
+    ort = pytest.importorskip("onnxruntime")
+    (rec,) = _records(results[f"onnx_{mode}"])
+    mask = np.load(rec["mask_npy"])
+    assert rec["mode"] == mode and mask.shape == shape[:-1] and 0 < mask.mean() < 1
+    x = np.load(files[f"onnx_{'sig' if mode == 'spectral' else 'vol'}"])
+    session = ort.InferenceSession(os.path.join(ONNX_DIR, onnx_file), providers=["CPUExecutionProvider"])
+    batch = np.stack([x, x * mask[..., None]])  # [2, *S, 1] -> the graph's channels-first [2, 1, *S]
+    logits = session.run(None, {session.get_inputs()[0].name: np.moveaxis(batch, -1, 1)})[0]
+    assert logits.argmax(1).tolist() == [rec["target"]] * 2 and rec["sufficient"]
+    assert os.path.getsize(rec["png"]) > 0
 
 
 def test_refused_arrays_fail_alone_with_one_line(results, files):
