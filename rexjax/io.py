@@ -18,6 +18,7 @@ import contextlib
 import errno
 import fcntl
 import gzip
+import hashlib
 import math
 import os
 import shutil
@@ -85,6 +86,17 @@ def open_regular(path: str | os.PathLike, flags: int = 0) -> int:
             return fd
         os.close(fd)
     raise NotRegularFile(file_kind(mode))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 (hex) of a regular file's content, read in 1 MiB steps from an
+    `open_regular` descriptor (a FIFO is refused, never waited on). Raises as `open_regular`
+    does (FileNotFoundError, OSError, NotRegularFile)."""
+    digest = hashlib.sha256()
+    with os.fdopen(open_regular(path), "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _not_regular(path, mode: int, what: str = "an image file") -> None:

@@ -4,7 +4,6 @@
     db = ResultsDB(path)                        # opens, creates the table, or refuses the file
     db.append(row)                              # one row: a dict with every column of COLUMNS
     rows = explanation_rows(ex, image=..., ...) # the rows of one `Explanation` (primary, parts)
-    file_sha256(path)                           # a file's SHA-256 (images, model files)
 
 Table `explanations`, schema version SCHEMA_VERSION (kept in SQLite's `PRAGMA user_version`).
 The columns (`COLUMNS`, in order after `id INTEGER PRIMARY KEY`):
@@ -49,7 +48,6 @@ database of another schema version.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import random
@@ -248,12 +246,3 @@ def explanation_rows(ex, *, image: str, image_sha256: str, model: str, model_sha
                          "sufficient": int(p["sufficient"]), "forward_images": p["forward_images"]}
                         for i, p in enumerate(part.stats() for part in parts)]
     return [{"uid": uuid.uuid4().hex, **common, **row} for row in rows]
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's content, read in 1 MiB steps."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -358,7 +358,8 @@ class _DbRecord:
         self.db, self.model_sha256 = db, model_sha256
 
     def __call__(self, ex, path: str, finals: dict) -> None:
-        from rexjax.results_db import explanation_rows, file_sha256
+        from rexjax.io import file_sha256
+        from rexjax.results_db import explanation_rows
 
         files = {field: self.db.relative(final) for field, final in finals.items()}
         for row in explanation_rows(ex, image=path, image_sha256=file_sha256(path), model=FLAGS.model,
@@ -503,7 +504,7 @@ def main(argv) -> int:
 
 def _model_sha256(model) -> str | None:
     """The SHA-256 of the file the model came from: the ONNX file, or a zoo model's weights."""
-    from rexjax.results_db import file_sha256
+    from rexjax.io import file_sha256
 
     weights = getattr(model, "weights_path", None)
     return getattr(model, "sha256", None) or (file_sha256(weights) if weights else None)

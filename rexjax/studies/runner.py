@@ -68,18 +68,16 @@ What the runner guarantees:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
-import stat
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 import jax
 
-from rexjax import data, evaluation, keys, provenance
+from rexjax import data, evaluation, io, keys, provenance
 from rexjax import models as zoo
 from rexjax.classifier import Classifier
 from rexjax.errors import first_line
@@ -270,22 +268,12 @@ def select_samples(config) -> list[data.Sample]:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 (hex) of a regular file's bytes; "" when it is not one or cannot be read
-    (its pair then fails when the image is read)."""
-    digest = hashlib.sha256()
+    """`io.file_sha256` of an image; "" when it is not a regular file or cannot be read (its
+    pair then fails when the image is read)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
-    except OSError:
+        return io.file_sha256(path)
+    except (OSError, io.NotRegularFile):
         return ""
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return ""
-        try:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        except OSError:
-            return ""
-    return digest.hexdigest()
 
 
 def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:

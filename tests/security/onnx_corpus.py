@@ -136,7 +136,8 @@ def _relu(src: str, dst: str, **kw) -> onnx.NodeProto:
     return helper.make_node("Relu", [src], [dst], **kw)
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """`n` as a protobuf base-128 varint."""
     out = bytearray()
     while True:
         out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
@@ -147,7 +148,7 @@ def _varint(n: int) -> bytes:
 
 def _field(number: int, payload: bytes) -> bytes:
     """One length-delimited protobuf field."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def _many(folder: str, graph_field: int, item: bytes, count: int) -> str:

@@ -22,6 +22,8 @@ import tempfile
 
 import numpy as np
 
+from tests.security.onnx_corpus import varint
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CASES = 400
 SEED = 1
@@ -35,15 +37,6 @@ EDGE = (0, 1, 2**31, 2**32 + 7, 2**63 - 1, 2**64 - 1, 2**40, 127, 128, 16383)
 EDGE_DIMS = (-1, 0, 1, 2, 3, 5, 2**31, 2**62, -(2**63))
 EDGE_TEXT = ("-1", "0", "1", "432", "448", "18446744073709551616", "1e3", " 16", "", "..", "/", "weights.bin\0x",
              "../weights.bin", "model.onnx", ".")
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
 
 
 def mutate(data: bytes, seed: int, index: int) -> tuple[str, bytes]:
@@ -70,7 +63,7 @@ def mutate(data: bytes, seed: int, index: int) -> tuple[str, bytes]:
     elif kind == "truncate":
         del b[at:]
     else:
-        value = _varint(EDGE[int(rng.integers(len(EDGE)))])
+        value = varint(EDGE[int(rng.integers(len(EDGE)))])
         b[at : at + len(value)] = value
     return kind, bytes(b)
 
