@@ -213,8 +213,8 @@ class Classifier:
         """ValueError naming `method` when the model has no gradients (a black box); call it
         before tracing anything that differentiates the model."""
         if self.black_box:
-            raise ValueError(f"{method} needs gradients of the model; a Classifier.from_callable black box has none: "
-                             f"use {', '.join(BLACK_BOX_METHODS)}")
+            raise ValueError(f"{method} needs gradients of the model; a black box (Classifier.from_callable, an ONNX "
+                             f"model under onnxruntime) has none: use {', '.join(BLACK_BOX_METHODS)}")
 
     # --- views ---------------------------------------------------------------------------
     def memo(self, key: Any, build: Callable[[], Any]) -> Any:
@@ -233,8 +233,8 @@ class Classifier:
             if mode == "ad":
                 if self.black_box:
                     raise ValueError("mask_mode='ad' needs the model's layers (ConvAD deactivates activations inside "
-                                     "it); a Classifier.from_callable black box has none: use a fill value such as "
-                                     "mask_mode=0.0, 'mean' or 'blur'")
+                                     "it); a black box (Classifier.from_callable, an ONNX model under onnxruntime) "
+                                     "has none: use a fill value such as mask_mode=0.0, 'mean' or 'blur'")
                 if not (hasattr(self.model, "apply_fn") and hasattr(self.model, "variables")):
                     raise ValueError(
                         "mask_mode='ad' needs a Flax model with `apply_fn` and `variables` "

@@ -139,7 +139,7 @@ def test_gradient_methods_refuse_a_black_box(name):
     needs = "integrated_gradients" if name == "noise_tunnel" else name
     message = str(err.value)
     assert message.startswith(f"{needs} needs gradients of the model") and "\n" not in message
-    assert "from_callable black box" in message and "rise" in message
+    assert "a black box (Classifier.from_callable" in message and "rise" in message
     assert calls.sizes == [1]  # the construction probe only
 
 

@@ -25,7 +25,8 @@ LAYERS = (
               "rexjax.data", "rexjax.provenance")),
     ("models", ("rexjax.models", "rexjax.jaxpr", "rexjax.compile_cache")),
     ("ad", ("rexjax.ad",)),
-    ("masking", ("rexjax.masking", "rexjax.classifier", "rexjax.binary", "rexjax.black_box")),
+    ("masking", ("rexjax.masking", "rexjax.classifier", "rexjax.binary", "rexjax.black_box",
+                 "rexjax.models.onnx.runtime")),  # an ONNX file as a black box
     ("explainers", ("rexjax.causal", "rexjax.saliency", "rexjax.methods", "rexjax.api")),
     ("metrics", ("rexjax.metrics", "rexjax.configs")),
     ("package", ("rexjax",)),

@@ -75,6 +75,8 @@ USAGE = [
     (["{rgb}", "--model", "{binary}"], "has one output (a binary classifier): give --binary_threshold"),
     (["{rgb}", "--model", "{rgb_model}", "--target", "3"], "--target: must be in [0, 2]"),
     (["{rgb}", "--model", "{unsupported}"], "unsupported ONNX op 'Hardmax' (node 'hardmax_1')"),
+    (["{rgb}", "--onnx_runtime"], "--onnx_runtime: applies to ONNX models"),
+    (["{rgb}", "--model", "{grey}", "--onnx_runtime", "--mask_mode", "ad"], "--onnx_runtime: --mask_mode ad needs"),
 ]
 
 
@@ -85,6 +87,9 @@ def _runs(f):
         "rgba": ["{rgb}", "{rgba}", "--model", "{rgba_model}", "--db", "{db}", "--out", "{dir}/rgba"],
         "binary": ["{rgb}", "--model", "{binary}", "--binary_threshold", "0.8", "--out", "{dir}/binary"],
         "zoo": ["{rgb}", "--model", tiny.NAME, "--weights", "{weights}", "--db", "{zoo_db}", "--out", "{dir}/zoo"],
+        "compiled": ["{rgb}", "--model", "{grey}", "--means", "0.5", "--stds", "0.25", "--out", "{dir}/compiled"],
+        "onnxruntime": ["{rgb}", "--model", "{grey}", "--means", "0.5", "--stds", "0.25", "--onnx_runtime",
+                        "--out", "{dir}/onnxruntime"],
     }
 
 
@@ -136,6 +141,22 @@ def test_grey_model_with_the_tools_flags_and_convad(results, files):
         assert z["responsibility"].shape == z["mask"].shape == GREY_SIZE
     with Image.open(rec["png"]) as im:
         assert im.info["Title"].startswith("rgb:") and im.size[0] > 100
+
+
+def test_onnx_runtime_explains_as_the_compiled_graph(results, files):
+    """--onnx_runtime: the same target and confidence as onnxruntime on the tool's pipeline
+    (the --means/--stds reach the session's input), the compiled run's explanation, and the
+    executor named in the JSON line. Catches the flag ignored (no `executor`), the tool's
+    flags dropped when the session is built, and a different model behind the session."""
+    (ort,), (jax,) = _records(results["onnxruntime"]), _records(results["compiled"])
+    probs = onnx_models.ort_probs(files["grey"], onnx_models.tool_input(files["rgb"], GREY_SIZE, channels=1,
+                                                                        means=[0.5], stds=[0.25]))[0]
+    assert (ort["executor"], jax["executor"]) == ("onnxruntime", "xla")
+    assert ort["target"] == jax["target"] == int(np.argmax(probs))
+    assert ort["full_confidence"] == pytest.approx(probs[ort["target"]], abs=1e-5)
+    with np.load(ort["npz"]) as a, np.load(jax["npz"]) as b:
+        np.testing.assert_array_equal(a["mask"], b["mask"])
+    assert ort["forward_images"] == jax["forward_images"] and ort["model_sha256"] == jax["model_sha256"]
 
 
 def test_rgba_model_keeps_the_files_alpha(results, files):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Callable, Mapping, Optional
+from typing import Callable, ClassVar, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
@@ -68,6 +68,7 @@ class OnnxModel:
     batched: bool = True
     has_weights: bool = True
     feature_names: tuple[str, ...] = ()
+    executor: ClassVar[str] = "xla"  # what runs the forward pass (`runtime.OnnxRuntimeModel`: "onnxruntime")
     _jit_apply: Callable = field(init=False, repr=False)
 
     def __post_init__(self):
