@@ -33,6 +33,7 @@ array of that preprocessing (x / 255, then (x - 0.498) / 0.502), and the suffici
 re-check by onnxruntime; the same columns as the default mode.
 
   make bench-compare BENCH_ARGS=--onnx                 # out/bench_compare_onnx/
+  make bench-compare BENCH_ARGS="--onnx --onnx_runtime"   # rexjax's forward passes by onnxruntime too
   .venv/bin/python -m benchmarks.compare --onnx --limit 1 --seeds 1 --rex.search.iters 2 --tool_iters 2
 
 Timings are only comparable within one run on a quiet machine: the load average at the start
@@ -81,6 +82,9 @@ def define_flags() -> None:
                         "(with --onnx, by default out/bench_compare_onnx).")
     flags.DEFINE_boolean("onnx", False, "Both tools run Lite0 as an ONNX file (exported once into out/onnx/; "
                          "module doc).")
+    flags.DEFINE_boolean("onnx_runtime", False, "With --onnx: rexjax sends the file's forward passes to "
+                         "onnxruntime (`rexjax explain --onnx_runtime`, rexjax.models.onnx.runtime) instead of "
+                         "running the compiled graph.")
     flags.DEFINE_string("venv", str(tool_env.DEFAULT_VENV), "The torch environment (built if missing).")
     flags.DEFINE_integer("bootstrap", 2000, "Bootstrap resamples for the intervals.", lower_bound=1)
 
@@ -88,9 +92,10 @@ def define_flags() -> None:
 # --- the run --------------------------------------------------------------------------------------
 
 
-def lite0_classifier(onnx_file: Path | None):
+def lite0_classifier(onnx_file: Path | None, onnx_runtime: bool = False):
     """(rexjax's Classifier, a description of the model): the zoo's Lite0, or the ONNX file
-    through `rexjax.models.load` with the tool's preprocessing (ONNX_PREPROCESS)."""
+    through `rexjax.models.load` with the tool's preprocessing (ONNX_PREPROCESS), compiled or
+    (`onnx_runtime`) under onnxruntime."""
     from rexjax import models
     from rexjax.classifier import Classifier
     from rexjax.models.preprocess import Preprocess
@@ -99,15 +104,20 @@ def lite0_classifier(onnx_file: Path | None):
         return (Classifier.of(models.load("efficientnet_lite0")),
                 "efficientnet_lite0 (rexjax's zoo port; torch in the tool)")
     model = models.load(str(onnx_file))
+    opset, executor = model.opset, "rexjax.models.load"
+    if onnx_runtime:
+        from rexjax.models.onnx.runtime import under_onnxruntime
+
+        model, executor = under_onnxruntime(model), "rexjax.models.load under onnxruntime (--onnx_runtime)"
     prep = Preprocess(model.input_size, mean=ONNX_PREPROCESS["means"], std=ONNX_PREPROCESS["stds"],
                       norm=ONNX_PREPROCESS["norm"], channels=model.channels)
     return Classifier.of(model, preprocess=prep), (
-        f"ONNX file {onnx_file.name} (sha256 {model.sha256[:12]}, opset {model.opset}): rexjax.models.load, the tool "
+        f"ONNX file {onnx_file.name} (sha256 {model.sha256[:12]}, opset {opset}): {executor}, the tool "
         f"and the sufficiency re-check (the torch columns) under onnxruntime; preprocessing {prep.describe()}")
 
 
 def compare(images: list[Path], seeds: list[int], config, batch_size, tool_args: dict, out: Path,
-            venv: Path, log=print, onnx_file: Path | None = None) -> tuple[list[Run], dict]:
+            venv: Path, log=print, onnx_file: Path | None = None, onnx_runtime: bool = False) -> tuple[list[Run], dict]:
     """Runs both tools on images x seeds (alternating order), scores everything, returns the runs
     and a dict of run facts (versions, config, compile, load). config: rexjax's RexConfig;
     tool_args: the tool's CausalArgs fields over its defaults; onnx_file: both tools run this
@@ -124,7 +134,7 @@ def compare(images: list[Path], seeds: list[int], config, batch_size, tool_args:
     facts = {"tool": worker.ask({"op": "info"}), "tool_args": tool_args, "jax": jax.__version__,
              "device": str(jax.devices()[0]), "load_start": os.getloadavg(), "cpus": os.cpu_count(), "seeds": seeds,
              "rexjax_source": source_state(), "image_set": image_sets.describe(images[0])}
-    classifier, facts["model"] = lite0_classifier(onnx_file)
+    classifier, facts["model"] = lite0_classifier(onnx_file, onnx_runtime)
     explainer = explainer_for(classifier, config, 0.0, batch_size)  # mask value 0, as the tool's
     facts["rexjax_config"] = config.to_dict()
     facts["raw_batch"] = batch = explainer.batch_size
@@ -207,9 +217,11 @@ def main(argv):
     config = RexConfig.from_dict(FLAGS.rex)
     tool_args = {} if FLAGS.tool_iters is None else {"iters": FLAGS.tool_iters}
     out = Path(FLAGS.out) if FLAGS["out"].present or not FLAGS.onnx else ROOT / "out" / "bench_compare_onnx"
+    if FLAGS.onnx_runtime and not FLAGS.onnx:
+        raise app.UsageError("--onnx_runtime runs the ONNX file of --onnx; give --onnx too")
     onnx_file = tool_env.lite0_onnx() if FLAGS.onnx else None
     runs, facts = compare(images, seeds, config, FLAGS.batch_size, tool_args, out, Path(FLAGS.venv),
-                          onnx_file=onnx_file)
+                          onnx_file=onnx_file, onnx_runtime=FLAGS.onnx_runtime)
     print(write(runs, facts, out, FLAGS.bootstrap))
     write_provenance(out, "bench_compare", "compare", rexjax_commit=facts["rexjax_source"], image_set=facts["image_set"],
                      model=facts["model"],

@@ -92,13 +92,16 @@ def test_onnx_mode_runs_both_tools_on_the_file_with_the_tools_preprocessing(tmp_
     assert f"(onnxruntime {ort.__version__}, torch stand-in" in text
 
 
-def test_rexjax_side_computes_what_onnxruntime_computes(tmp_path):
-    # The classifier compare builds for the file: its inputs are the tool's array and its
-    # probabilities onnxruntime's (a wrong layout or weight conversion would differ).
+@pytest.mark.parametrize("onnx_runtime", [False, True])
+def test_rexjax_side_computes_what_onnxruntime_computes(tmp_path, onnx_runtime):
+    # The classifier compare builds for the file, compiled or under onnxruntime: its inputs
+    # are the tool's array and its probabilities onnxruntime's (a wrong layout or weight
+    # conversion would differ), and the description names the executor.
     model = Path(onnx_corpus.valid(str(tmp_path), size=SIZE))
     image = tmp_path / "b.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 255, (SIZE, SIZE, 3), np.uint8)).save(image)
-    classifier, _ = compare.lite0_classifier(model)
+    classifier, described = compare.lite0_classifier(model, onnx_runtime)
+    assert classifier.black_box == onnx_runtime and ("under onnxruntime (--onnx_runtime)" in described) == onnx_runtime
     x = np.asarray(classifier.prepare(image))
     assert np.allclose(x, _tool_preprocess(image), rtol=0, atol=1e-6)
     logits = _logits(ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]), x)
