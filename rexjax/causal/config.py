@@ -8,7 +8,8 @@ ml_collections configs of the commands are generated from these dataclasses
 (`rexjax.configs.rex`), so their defaults have one source.
 
 Defaults are the fast budget: 6 iterations of a narrow descent (max_active 1, tree_depth 7),
-the tool's 1/n responsibility rule, a geometric prefix grid (prefix_growth 0.05) and a pruned
+the tool's 1/n responsibility rule weighted by each mutant's confidence (its `weighted`
+option), a geometric prefix grid (prefix_growth 0.05) and a pruned
 extraction (prune_grids 4, 8, 16); docs/benchmarks.md has the evidence. `PAPER_BUDGET` is the
 paper's budget (20 iterations, the full descent, Alg. 1's rule, every prefix, no pruning).
 Either way rexjax fixes the tool's bugs and refines held boxes (refine_static, Sec. 5.2).
@@ -135,10 +136,12 @@ class SearchConfig:
     distribution: split-point law, "uniform" or "betabinom" with `distribution_args` (a, b);
         the split rule per spatial rank is partition.py's (signals: three uniform cuts, so
         "betabinom" is refused for them; volumes: two random axes, one cut each).
-    responsibility: "tool" (default, rex-xai 0.4.1: 1/n per passing mutant), "alg1" (paper
-        Alg. 1 read literally: 1/(k+1), k the masked children of the passing mutant where the
-        child is needed), "sufficient" (paper Def. 4.2 on the partition: 1/|smallest passing
-        set of children that needs the child|) or "weighted" (responsibility.py).
+    responsibility: "weighted" (default: "tool" with each mutant's credit times its target
+        confidence, the tool's `weighted` option), "tool" (rex-xai 0.4.1's default: 1/n per
+        passing mutant), "alg1" (paper Alg. 1 read literally: 1/(k+1), k the masked children
+        of the passing mutant where the child is needed) or "sufficient" (paper Def. 4.2 on
+        the partition: 1/|smallest passing set of children that needs the child|); see
+        responsibility.py.
     concentrate: divide each child's credit by its area (paper Alg. 3 line 6, the tool's
         `concentrate` option, off by default as in the tool).
     confidence_filter: a mutant passes when its top-1 is the target and its confidence is at
@@ -156,7 +159,7 @@ class SearchConfig:
     refine_static: bool = True
     distribution: str = "uniform"
     distribution_args: tuple[float, float] = (1.0, 1.0)
-    responsibility: str = "tool"
+    responsibility: str = "weighted"
     concentrate: bool = False
     confidence_filter: float = 0.0
     search_limit: Optional[int] = None

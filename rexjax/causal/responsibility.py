@@ -24,10 +24,12 @@ Rules (`rule=`):
   visible never turns a pass into a fail) this smallest `S` is the smallest minimal
   sufficient subset containing `j`, which is Def. 4.2 word for word. Its credit halves on
   each side of a patch cut by a split, which costs it explanation size on the oracles.
-* ``"tool"`` (default; rex-xai 0.4.1): every passing mutant with `n` visible children gives `1/n` to
+* ``"tool"`` (rex-xai 0.4.1's default): every passing mutant with `n` visible children gives `1/n` to
   each of them, summed over the passing mutants (reference Sec. 3.1); nothing checks that a
   child is needed.
-* ``"weighted"``: as ``"tool"`` with each mutant weighted by its target confidence.
+* ``"weighted"`` (RexConfig's default; the tool's `weighted` option): as ``"tool"`` with each
+  mutant's credit multiplied by its target confidence, so a visible child that lowers the
+  confidence of the mutants it is in gets less.
 
 The values of "sufficient", "alg1" and "tool" are multiples of 1/12 (1/|S|, 1/(k+1) and sums
 of 1/n with |S|, k + 1, n in 1..4); the search accumulates them exactly as integers in units

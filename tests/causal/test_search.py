@@ -36,7 +36,7 @@ MODELS = {
 
 slow = pytest.mark.slow
 # the search fields in which RexConfig's defaults (the fast budget) differ from PAPER_BUDGET
-FAST_SEARCH = dict(tree_depth=7, max_active=1, responsibility="tool")
+FAST_SEARCH = dict(tree_depth=7, max_active=1, responsibility="weighted")
 CASES = {  # id: (model, overrides of the paper's budget PAPER_BUDGET, iters)
     "default": ("and", dict(), 3),  # the paper's budget: alg1, refine_static, max_active 3
     "fast-budget": ("and", FAST_SEARCH, 3),  # RexConfig's defaults
