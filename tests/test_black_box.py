@@ -69,17 +69,23 @@ def test_black_box_list_is_the_registry_minus_the_refusals():
     assert set(BLACK_BOX_METHODS) <= set(methods.names()) and set(SMALL) == set(BLACK_BOX_METHODS)
 
 
-def test_rex_equals_the_jax_function_bit_for_bit(pair):
-    """Same key: the same responsibility map and explanation, bit for bit. ReX only uses
-    pass/fail decisions of the model (argmax, and the target's confidence against a
-    threshold) and these are the same for the two functions on this image: the black box
-    changes how the scores are computed (host NumPy), not the search. Catches a callback that
-    scrambles rows (vmap axes flattened in the wrong order), drops a chunk or pads one."""
+@pytest.mark.parametrize("rule", ["tool", "weighted"])
+def test_rex_equals_the_jax_function(pair, rule):
+    """Same key: the same explanation, and the same responsibility map: bit for bit under the
+    tool's rule, which only uses pass/fail decisions of the model (argmax, and the target's
+    confidence against a threshold), the same for the two functions on this image; within
+    float rounding under the default "weighted" rule, which adds up the confidences (host
+    NumPy and XLA round them differently). The black box changes how the scores are
+    computed, not the search. Catches a callback that scrambles rows (vmap axes flattened in
+    the wrong order), drops a chunk or pads one."""
     bb, jc = pair
-    got = rexjax.explain(bb, X, key=3, **SMALL["rex"])
-    want = rexjax.explain(jc, X, key=3, **SMALL["rex"])
+    got = rexjax.explain(bb, X, key=3, responsibility=rule, **SMALL["rex"])
+    want = rexjax.explain(jc, X, key=3, responsibility=rule, **SMALL["rex"])
     assert got.target == want.target == 1
-    np.testing.assert_array_equal(got.responsibility, want.responsibility)
+    if rule == "tool":
+        np.testing.assert_array_equal(got.responsibility, want.responsibility)
+    else:
+        np.testing.assert_allclose(got.responsibility, want.responsibility, rtol=1e-5, atol=0)
     np.testing.assert_array_equal(got.mask, want.mask)
     assert got.sufficient and got.mask.any() and not got.mask[~IN_PATCH].any()  # the known answer
     assert got.forward_images == want.forward_images
