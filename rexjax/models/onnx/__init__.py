@@ -1,5 +1,5 @@
 """ONNX classifiers compiled to pure JAX functions (the `onnx` package parses; onnxruntime
-is never imported here).
+is imported only by `runtime`, the opt-in executor of `--onnx_runtime`).
 
     model = rexjax.models.load("model.onnx")       # -> OnnxModel, like a zoo Model
 
@@ -10,7 +10,8 @@ the model takes x[B, *S, C] channels-last (`OnnxModel.input_shape`, features as 
 Modules: `reader` (untrusted files -> a checked `onnx.ModelProto` and the SHA-256 of the
 bytes read), `ops` (the op table: one function per ONNX op, numpy on concrete inputs,
 jax.numpy on traced ones), `compile` (graph checks, input ranks and layouts;
-`Graph.apply(params, x)`), `model` (`OnnxModel`, `load_onnx`).
+`Graph.apply(params, x)`), `model` (`OnnxModel`, `load_onnx`), `runtime` (the same checked
+file's forward passes by onnxruntime, a black box: `under_onnxruntime`).
 
 ConvAD (`mask_mode="ad"`, `rexjax.ad`) walks the jaxpr of `OnnxModel.apply_fn`; the ops emit
 the primitives the zoo emits (Conv: `conv_general_dilated` NHWC/HWIO, or the named
