@@ -154,10 +154,11 @@ flags.DEFINE_float("binary_threshold", None, "As the ReX tool's `binary_threshol
                    "sigmoid): the model decides class 1 when p >= T, else 0, and the decided side is explained by "
                    "default (--target 0 or 1 picks one). Refused for a model with more outputs.")
 flags.DEFINE_bool("onnx_runtime", None, "ONNX models only: run the file's forward passes with onnxruntime on the "
-                  "CPU (as the ReX tool does) instead of the graph compiled to JAX (the default). The same graph, "
-                  "checks, preprocessing and outputs; on a CPU onnxruntime's kernels push 2.5x the images per second "
-                  "of XLA's for EfficientNet-Lite0; the compiled graph runs on GPUs and has layers (ConvAD). Needs onnxruntime (pip "
-                  "install 'rexjax[onnxruntime]'); --mask_mode ad needs the compiled graph and is refused with it.")
+                  "CPU (as the ReX tool does) instead of the graph compiled to JAX (the default). The same checked "
+                  "graph, preprocessing and outputs; on a CPU onnxruntime's kernels push 2.5x the images per second "
+                  "of XLA's for EfficientNet-Lite0; the compiled graph runs on GPUs and has layers (ConvAD). Needs "
+                  "onnxruntime (pip install 'rexjax[onnxruntime]'); --mask_mode ad needs the compiled graph and is "
+                  "refused with it.")
 flags.DEFINE_string("db", None, "SQLite file to append one row per explanation to (as the ReX tool's --database, in "
                     "a table `explanations` of our own columns: image and model with their SHA-256, target, "
                     "confidences, area, sufficient, forward images, times, the config as JSON, seed, rexjax version "

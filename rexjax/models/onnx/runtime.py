@@ -3,11 +3,13 @@ the `OnnxModel`'s interface (`preprocess`, `input_size`, `channels`, labels, `sh
 
     compiled = rexjax.models.load("model.onnx")            # read, checked and compiled to JAX
     model = under_onnxruntime(compiled)                     # the same file, run by onnxruntime
-    rexjax.explain(model.preprocess("photo.jpg"), model=model, key=key)
+    rexjax.explain(model, model.preprocess("photo.jpg"), key=key)
 
-The file is read, checked against hostile input (`reader.read_model`) and compiled first, so
-it is the same graph with the same input layout, size and outputs; only the forward pass
-moves to an `onnxruntime.InferenceSession` on the CPU, reached through `jax.pure_callback`
+The session is built from the bytes the hostile-file reader checked (`reader.read_model`:
+external data read into the graph), never from the path, and only when they hash to the
+compiled model's `sha256`: onnxruntime runs exactly the graph that was checked and compiled,
+with the same input layout, size and outputs. Only the forward pass moves to an
+`onnxruntime.InferenceSession` on the CPU, reached through `jax.pure_callback`
 (`rexjax.black_box.BlackBox`: whole batches, under jit and vmap). x f32[B, *S, C]
 channels-last goes to the session in the graph's own layout (channels-first transposed
 back) and the logits [B, K] come back.
@@ -15,9 +17,10 @@ back) and the logits [B, K] come back.
 Why: on a CPU onnxruntime's kernels push 2.5x the images per second that XLA:CPU gets from
 the compiled graph (EfficientNet-Lite0: 141 against 56.8 images/s on 2 cores,
 `benchmarks/results/bench_compare/2026-12-07-validation-onnx`), and a host round trip costs
-1.05x per ReX explanation (`benchmarks/results/callback_cost`). What it costs: no gradients and no layers, so the
-gradient baselines and `mask_mode="ad"` refuse it (`Classifier.require_gradients`), as for
-any black box. onnxruntime is optional (`pip install 'rexjax[onnxruntime]'`).
+1.05x per ReX explanation (`benchmarks/results/callback_cost`). What it costs: no gradients
+and no layers, so the gradient baselines and `mask_mode="ad"` refuse it
+(`Classifier.require_gradients`), as for any black box; the file is read a second time when
+the session is built. onnxruntime is optional (`pip install 'rexjax[onnxruntime]'`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from typing import Optional
 import numpy as np
 
 from rexjax.black_box import BlackBox
+from rexjax.io import display_name
 from rexjax.models.onnx.model import OnnxModel
+from rexjax.models.onnx.reader import read_model_and_sha256
 
 
 class OnnxRuntimeModel(BlackBox):
@@ -48,7 +53,8 @@ class OnnxRuntimeModel(BlackBox):
         if threads is not None:
             options.intra_op_num_threads = int(threads)
         self.compiled = compiled
-        self.session = onnxruntime.InferenceSession(compiled.path, options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(_checked_bytes(compiled), options,
+                                                    providers=["CPUExecutionProvider"])
         self._input = self.session.get_inputs()[0].name
         layout = compiled.input_layout
         # channels-last x[n, *S, C] -> the graph's layout: [n, F] rows, or channels moved to axis 1
@@ -62,7 +68,6 @@ class OnnxRuntimeModel(BlackBox):
         self.labels = compiled.labels
         self.sha256 = compiled.sha256
         self.path = compiled.path
-        self.preprocessing = compiled.preprocessing
         self.input_layout = layout
 
     def _run(self, x: np.ndarray) -> np.ndarray:
@@ -84,6 +89,20 @@ class OnnxRuntimeModel(BlackBox):
     @property
     def rank(self) -> int:
         return self.compiled.rank
+
+
+def _checked_bytes(compiled: OnnxModel) -> bytes:
+    """The serialized model `read_model` checked at `compiled.path` (every tensor inline),
+    refused in one ValueError when the file no longer hashes to `compiled.sha256` (changed
+    since it was loaded) or is too large to hand over in memory (protobuf's 2 GiB)."""
+    model, sha256 = read_model_and_sha256(compiled.path)
+    if sha256 != compiled.sha256:
+        raise ValueError(f"{compiled.name}: {display_name(compiled.path)} changed since it was loaded "
+                         f"(SHA-256 {sha256[:12]}, loaded {compiled.sha256[:12]}); load it again")
+    if model.ByteSize() >= 2**31:
+        raise ValueError(f"{compiled.name}: {model.ByteSize()} bytes with its weights inline, more than onnxruntime "
+                         "takes in memory (2 GiB); run the compiled graph")
+    return model.SerializeToString()
 
 
 def under_onnxruntime(compiled: OnnxModel, *, threads: Optional[int] = None,

@@ -97,6 +97,38 @@ def test_preprocessing_is_the_compiled_models(tmp_path):
     np.testing.assert_array_equal(ort.preprocess(image), compiled.preprocess(image))
 
 
+def test_a_file_changed_since_it_was_loaded_is_refused(tmp_path):
+    """The session runs the bytes the reader checked, and only when they hash to the compiled
+    model's: a file swapped after `load_onnx` is refused in one line. Bug caught: a session
+    built from the path, which would run the new file under the old model's checks."""
+    path = tmp_path / "m.onnx"
+    path.write_bytes((FIXTURES / "tabular_mlp_dynamo18.onnx").read_bytes())
+    compiled = load_onnx(path)
+    path.write_bytes((FIXTURES / "tabular_mlp_torchscript17.onnx").read_bytes())
+    with pytest.raises(ValueError, match="changed since it was loaded") as err:
+        under_onnxruntime(compiled)
+    assert "\n" not in str(err.value)
+
+
+def test_external_data_is_inline_and_covered_by_the_check(tmp_path):
+    """A graph whose weights are external data: the session gets them inline from the reader
+    and gives the compiled graph's logits; weights changed in the data file after the load
+    are refused like a changed graph. Bug caught: a session that reads the path and its data
+    file itself (it would run the new weights under the old model's checks)."""
+    from tests.security import onnx_corpus
+
+    path = onnx_corpus.valid(str(tmp_path / "model"), size=8)
+    compiled, ort = _both(path)
+    x = RNG.standard_normal((2, *compiled.input_shape)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(ort(x)), np.asarray(compiled(x)), rtol=0, atol=1e-5)
+    (data,) = [f for f in (tmp_path / "model").iterdir() if f.suffix != ".onnx"]
+    raw = bytearray(data.read_bytes())
+    raw[onnx_corpus.PAD + 3] ^= 0x40  # inside the conv weight's range; the graph file is unchanged
+    data.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="changed since it was loaded"):
+        under_onnxruntime(compiled)
+
+
 def test_without_onnxruntime_one_line(monkeypatch):
     """onnxruntime missing: one ValueError naming the extra, never an ImportError traceback."""
     compiled = load_onnx(FIXTURES / "tabular_mlp_dynamo18.onnx")
