@@ -33,6 +33,9 @@ The columns (`COLUMNS`, in order after `id INTEGER PRIMARY KEY`):
                           database's folder (`../out/x.npz` when outside it): an image's npz and
                           png (composite_png NULL without --multiple), an array's (--mode
                           spectral, tabular, voxel) map_npy, mask_npy and png; NULL where not written
+    executor              what ran the model's forward passes: "xla" (a zoo model, a compiled ONNX
+                          graph) or "onnxruntime" (--onnx_runtime); NULL in rows written before
+                          schema version 3
 
 Concurrency: many processes may append to one file. SQLite's default rollback journal is
 kept (the file format is unchanged, no -wal/-shm files; it works wherever SQLite's locks
@@ -40,9 +43,13 @@ do, not on network file systems that lack them); every row is one `BEGIN IMMEDIA
 transaction with a busy timeout, and a busy or locked database is retried for up to RETRY_S
 seconds before the row fails with one line.
 
+Upgrade: a version-2 database (written by an earlier rexjax) gains the `executor` column
+(ALTER TABLE, its rows keep NULL there) and version 3 in one transaction, re-checked inside
+it so that writers opening it at once upgrade it once; its rows are never rewritten.
+
 Refusals (ValueError, one line naming the file; the file is not written): not a regular
 file, a non-empty file that is not SQLite, an `explanations` table with other columns, or a
-database of another schema version.
+database of another schema version (any but 2 and 3).
 """
 
 from __future__ import annotations
@@ -61,7 +68,7 @@ from rexjax import provenance
 from rexjax.io import display_name
 
 TABLE = "explanations"
-SCHEMA_VERSION = 2  # 2: mode, map_npy, mask_npy; npz may be NULL (arrays)
+SCHEMA_VERSION = 3  # 2: mode, map_npy, mask_npy; npz may be NULL (arrays). 3: executor
 HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite 3 database file
 BUSY_TIMEOUT_S = 5.0  # SQLite's own wait for a lock, per attempt
 RETRY_S = 120.0  # total time a row keeps retrying a busy database
@@ -96,7 +103,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("composite_png", "TEXT"),
     ("map_npy", "TEXT"),
     ("mask_npy", "TEXT"),
+    ("executor", "TEXT"),  # last: ALTER TABLE ADD COLUMN appends it to a version-2 table
 )
+UPGRADES = {2: "ALTER TABLE {table} ADD COLUMN executor TEXT"}  # version -> the statement to the next
 FILES = ("npz", "png", "composite_png", "map_npy", "mask_npy")  # the columns naming written files
 NAMES = tuple(name for name, _ in COLUMNS)
 CREATE = (f"CREATE TABLE IF NOT EXISTS {TABLE} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -165,6 +174,9 @@ class ResultsDB:
 
                 self._in_transaction(create)
                 columns, version = self._columns(), self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version in UPGRADES and columns == ["id", *NAMES[:-1]]:
+                self._in_transaction(self._upgrade)
+                columns, version = self._columns(), self._conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error as e:
             raise self._error(f"is not a usable SQLite database ({e})") from e
         if columns != ["id", *NAMES]:
@@ -172,6 +184,14 @@ class ResultsDB:
                               f"rexjax writes schema version {SCHEMA_VERSION}: give another --db file")
         if version != SCHEMA_VERSION:
             raise self._error(f"has schema version {version}; this rexjax writes version {SCHEMA_VERSION}")
+
+    def _upgrade(self) -> None:
+        """Inside a transaction: a version-2 table gains the executor column and version 3,
+        unless another writer did so since this one looked (then nothing)."""
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version in UPGRADES and self._columns() == ["id", *NAMES[:-1]]:
+            self._conn.execute(UPGRADES[version].format(table=TABLE))
+            self._conn.execute(f"PRAGMA user_version = {version + 1}")
 
     def _in_transaction(self, work) -> None:
         """`work()` inside BEGIN IMMEDIATE ... COMMIT, retried while the database is busy (up
@@ -219,11 +239,12 @@ class ResultsDB:
 
 
 def explanation_rows(ex, *, image: str, image_sha256: str, model: str, model_sha256: Optional[str], seed: int,
-                     files: dict[str, Optional[str]], mode: str = "image") -> list[dict[str, Any]]:
+                     files: dict[str, Optional[str]], executor: str, mode: str = "image") -> list[dict[str, Any]]:
     """The rows of one `Explanation` `ex`: the primary explanation (part NULL), then one per
     --multiple part (part i = `multiple_masks[i]`). `files` maps some of FILES to the names the
-    rows hold (the others: NULL, not written); `mode` is the input's kind. Numbers are those
-    of `ex.stats()` and each part's `stats()`."""
+    rows hold (the others: NULL, not written); `executor` is what ran the forward passes
+    ("xla" or "onnxruntime"); `mode` is the input's kind. Numbers are those of `ex.stats()` and
+    each part's `stats()`."""
     unknown = set(files) - set(FILES)
     if unknown:
         raise ValueError(f"files: unknown file columns {sorted(unknown)}; expected some of {FILES}")
@@ -237,7 +258,7 @@ def explanation_rows(ex, *, image: str, image_sha256: str, model: str, model_sha
         "time_map_s": stats["time_map_s"], "time_extract_s": stats["time_extract_s"],
         "config": json.dumps(ex.config.to_dict(), sort_keys=True), "mask_mode": str(ex.mask_mode), "seed": seed,
         "batch_size": stats["batch_size"], "rexjax_version": provenance.versions()["rexjax"],
-        "rexjax_commit": state.code_id or None, **{name: files.get(name) for name in FILES},
+        "rexjax_commit": state.code_id or None, "executor": executor, **{name: files.get(name) for name in FILES},
     }
     primary = {"part": None, "explanation_confidence": stats["explanation_confidence"], "area": stats["area"],
                "sufficient": int(stats["sufficient"]), "forward_images": stats["forward_images"]}

@@ -369,8 +369,8 @@ def _label(path: str) -> str:
 class _DbRecord:
     """Appends an input's explanations to the --db database, after its files are in place."""
 
-    def __init__(self, db, model_sha256):
-        self.db, self.model_sha256 = db, model_sha256
+    def __init__(self, db, model_sha256, executor: str):
+        self.db, self.model_sha256, self.executor = db, model_sha256, executor
 
     def __call__(self, ex, path: str, finals: dict) -> None:
         from rexjax.io import file_sha256
@@ -378,7 +378,8 @@ class _DbRecord:
 
         files = {field: self.db.relative(final) for field, final in finals.items()}
         for row in explanation_rows(ex, image=path, image_sha256=file_sha256(path), model=FLAGS.model,
-                                    model_sha256=self.model_sha256, seed=FLAGS.seed, files=files, mode=FLAGS.mode):
+                                    model_sha256=self.model_sha256, seed=FLAGS.seed, files=files,
+                                    executor=self.executor, mode=FLAGS.mode):
             self.db.append(row)
 
 
@@ -550,7 +551,7 @@ def _explain_all(images: list[str], config, db) -> int:
                           batch_size=FLAGS.batch_size)
     identity = {"model": FLAGS.model, **({"model_sha256": model.sha256, "executor": model.executor}
                                          if common.is_model_file(FLAGS.model) else {})}
-    record = None if db is None else _DbRecord(db, _model_sha256(model))
+    record = None if db is None else _DbRecord(db, _model_sha256(model), getattr(model, "executor", "xla"))
     suffixes = list(_outputs().values())
     if not config.wants_spotlights:
         suffixes = [suffix for suffix in suffixes if suffix != OUTPUTS["composite_png"]]

@@ -47,7 +47,7 @@ def files(tmp_path_factory):
         "rgba_model": onnx_models.cnn(d / "rgba.onnx", channels=4, size=RGBA_SIZE, seed=1),
         "binary": onnx_models.binary(d / "binary.onnx", size=BINARY_SIZE, seed=3),
         "unsupported": onnx_models.cnn(d / "hardmax.onnx", extra_op="Hardmax"),
-        "db": str(d / "results" / "r.db"), "zoo_db": str(d / "zoo.db"),
+        "db": str(d / "results" / "r.db"), "zoo_db": str(d / "zoo.db"), "ort_db": str(d / "ort.db"),
         "weights": str(d / "tiny.pth"),
     }
 
@@ -89,7 +89,7 @@ def _runs(f):
         "zoo": ["{rgb}", "--model", tiny.NAME, "--weights", "{weights}", "--db", "{zoo_db}", "--out", "{dir}/zoo"],
         "compiled": ["{rgb}", "--model", "{grey}", "--means", "0.5", "--stds", "0.25", "--out", "{dir}/compiled"],
         "onnxruntime": ["{rgb}", "--model", "{grey}", "--means", "0.5", "--stds", "0.25", "--onnx_runtime",
-                        "--out", "{dir}/onnxruntime"],
+                        "--db", "{ort_db}", "--out", "{dir}/onnxruntime"],
     }
 
 
@@ -157,6 +157,8 @@ def test_onnx_runtime_explains_as_the_compiled_graph(results, files):
     with np.load(ort["npz"]) as a, np.load(jax["npz"]) as b:
         np.testing.assert_array_equal(a["mask"], b["mask"])
     assert ort["forward_images"] == jax["forward_images"] and ort["model_sha256"] == jax["model_sha256"]
+    (row,) = _rows(files["ort_db"])  # the database says what ran too
+    assert (row["executor"], row["forward_images"]) == ("onnxruntime", ort["forward_images"])
 
 
 def test_rgba_model_keeps_the_files_alpha(results, files):
@@ -217,6 +219,7 @@ def test_db_rows_match_the_saved_files(results, files):
     rows = _rows(files["db"])
     _check_rows(rows, [(rec, None) for rec in recs], os.path.dirname(files["db"]))
     assert [r["mask_mode"] for r in rows] == ["ad", "0.0", "0.0"]
+    assert [r["executor"] for r in rows] == ["xla"] * 3
     assert all(r["composite_png"] is None for r in rows)
 
 
@@ -227,6 +230,7 @@ def test_db_row_of_a_zoo_model_has_its_weights_sha256(results, files):
     assert "model_sha256" not in rec
     (row,) = _rows(files["zoo_db"])
     assert (row["model"], row["model_sha256"], row["target"]) == (tiny.NAME, _sha(files["weights"]), rec["target"])
+    assert row["executor"] == "xla"
 
 
 @pytest.mark.slow
