@@ -105,12 +105,18 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("mask_npy", "TEXT"),
     ("executor", "TEXT"),  # last: ALTER TABLE ADD COLUMN appends it to a version-2 table
 )
-UPGRADES = {2: "ALTER TABLE {table} ADD COLUMN executor TEXT"}  # version -> the statement to the next
+UPGRADE_FROM = 2  # a table of this version (every column but the last) gains the last in place
+UPGRADE = f"ALTER TABLE {TABLE} ADD COLUMN executor TEXT"
 FILES = ("npz", "png", "composite_png", "map_npy", "mask_npy")  # the columns naming written files
 NAMES = tuple(name for name, _ in COLUMNS)
 CREATE = (f"CREATE TABLE IF NOT EXISTS {TABLE} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
           + ", ".join(f"{name} {kind}" for name, kind in COLUMNS) + ")")
 INSERT = f"INSERT OR IGNORE INTO {TABLE} ({', '.join(NAMES)}) VALUES ({', '.join('?' * len(NAMES))})"
+
+
+def _upgradable(columns: list[str], version: int) -> bool:
+    """A version-2 table as an earlier rexjax wrote it (UPGRADE makes it the current one)."""
+    return version == UPGRADE_FROM and columns == ["id", *NAMES[:-1]]
 
 
 def _busy(err: sqlite3.Error) -> bool:
@@ -162,9 +168,13 @@ class ResultsDB:
     def _columns(self) -> list[str]:
         return [row[1] for row in self._conn.execute(f"PRAGMA table_info({TABLE})")]
 
+    def _state(self) -> tuple[list[str], int]:
+        """(the table's column names, PRAGMA user_version)."""
+        return self._columns(), self._conn.execute("PRAGMA user_version").fetchone()[0]
+
     def _check_or_create(self) -> None:
         try:
-            columns, version = self._columns(), self._conn.execute("PRAGMA user_version").fetchone()[0]
+            columns, version = self._state()
             if not columns:
                 if version not in (0, SCHEMA_VERSION):
                     raise self._error(f"has user_version {version}, not a rexjax results database")
@@ -173,10 +183,10 @@ class ResultsDB:
                     self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
                 self._in_transaction(create)
-                columns, version = self._columns(), self._conn.execute("PRAGMA user_version").fetchone()[0]
-            if version in UPGRADES and columns == ["id", *NAMES[:-1]]:
+                columns, version = self._state()
+            if _upgradable(columns, version):  # looked at outside the lock, checked again inside it
                 self._in_transaction(self._upgrade)
-                columns, version = self._columns(), self._conn.execute("PRAGMA user_version").fetchone()[0]
+                columns, version = self._state()
         except sqlite3.Error as e:
             raise self._error(f"is not a usable SQLite database ({e})") from e
         if columns != ["id", *NAMES]:
@@ -188,10 +198,9 @@ class ResultsDB:
     def _upgrade(self) -> None:
         """Inside a transaction: a version-2 table gains the executor column and version 3,
         unless another writer did so since this one looked (then nothing)."""
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version in UPGRADES and self._columns() == ["id", *NAMES[:-1]]:
-            self._conn.execute(UPGRADES[version].format(table=TABLE))
-            self._conn.execute(f"PRAGMA user_version = {version + 1}")
+        if _upgradable(*self._state()):
+            self._conn.execute(UPGRADE)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _in_transaction(self, work) -> None:
         """`work()` inside BEGIN IMMEDIATE ... COMMIT, retried while the database is busy (up

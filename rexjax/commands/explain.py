@@ -549,9 +549,10 @@ def _explain_all(images: list[str], config, db) -> int:
         model = under_onnxruntime(model)
     explainer = Explainer(Classifier.of(model, **options) if options else model, config, mask_mode=FLAGS.mask_mode,
                           batch_size=FLAGS.batch_size)
-    identity = {"model": FLAGS.model, **({"model_sha256": model.sha256, "executor": model.executor}
+    executor = getattr(model, "executor", "xla")  # ONNX models name theirs; zoo models and JAX callables run on XLA
+    identity = {"model": FLAGS.model, **({"model_sha256": model.sha256, "executor": executor}
                                          if common.is_model_file(FLAGS.model) else {})}
-    record = None if db is None else _DbRecord(db, _model_sha256(model), getattr(model, "executor", "xla"))
+    record = None if db is None else _DbRecord(db, _model_sha256(model), executor)
     suffixes = list(_outputs().values())
     if not config.wants_spotlights:
         suffixes = [suffix for suffix in suffixes if suffix != OUTPUTS["composite_png"]]

@@ -30,6 +30,15 @@ for i in range(50):
 """
 
 
+def _row(names, **fields) -> dict:
+    """A row with the columns `names`: the required ones filled with placeholders, `fields`
+    over them, the rest NULL."""
+    return dict({name: None for name in names}, timestamp="t", image_sha256="x", model="m", full_confidence=0.5,
+                explanation_confidence=0.5, area=0.1, sufficient=1, forward_images=1, wall_time_s=0.0,
+                time_map_s=0.0, time_extract_s=0.0, config="{}", mask_mode="0.0", seed=0, batch_size=1,
+                png="a.png", mode="image", **fields)
+
+
 def _version_2(path, rows: int = 0) -> None:
     """A database as rexjax wrote it at schema version 2 (no executor column), with `rows` rows."""
     v2 = [(name, kind) for name, kind in results_db.COLUMNS if name != "executor"]
@@ -37,11 +46,7 @@ def _version_2(path, rows: int = 0) -> None:
         conn.execute(f"CREATE TABLE explanations (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                      + ", ".join(f"{name} {kind}" for name, kind in v2) + ")")
         for i in range(rows):
-            row = dict({name: None for name, _ in v2}, uid=f"old-{i}", timestamp="t", image=f"old/{i}.png",
-                       image_sha256="x", model="m", target=i, full_confidence=0.5, explanation_confidence=0.5,
-                       area=0.1, sufficient=1, forward_images=1, wall_time_s=0.0, time_map_s=0.0,
-                       time_extract_s=0.0, config="{}", mask_mode="0.0", seed=0, batch_size=1, png="a.png",
-                       mode="image")
+            row = _row([name for name, _ in v2], uid=f"old-{i}", image=f"old/{i}.png", target=i)
             conn.execute(f"INSERT INTO explanations ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                          list(row.values()))
         conn.execute("PRAGMA user_version = 2")
@@ -131,11 +136,7 @@ def test_a_version_2_database_gains_the_executor_column_and_keeps_its_rows(tmp_p
         before = conn.execute("SELECT * FROM explanations ORDER BY id").fetchall()
     conn.close()
     with results_db.ResultsDB(path) as db:
-        db.append(dict({name: None for name in results_db.NAMES}, uid="new", timestamp="t", image="new.png",
-                       image_sha256="x", model="m", target=0, full_confidence=0.5, explanation_confidence=0.5,
-                       area=0.1, sufficient=1, forward_images=1, wall_time_s=0.0, time_map_s=0.0,
-                       time_extract_s=0.0, config="{}", mask_mode="0.0", seed=0, batch_size=1, png="a.png",
-                       mode="image", executor="onnxruntime"))
+        db.append(_row(results_db.NAMES, uid="new", image="new.png", target=0, executor="onnxruntime"))
     with results_db.ResultsDB(path) as db:  # opened again: already version 3, nothing to do
         db._in_transaction(db._upgrade)  # a writer that saw version 2 before the first upgrade committed
     with sqlite3.connect(path) as conn:
