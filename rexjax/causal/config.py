@@ -8,8 +8,8 @@ ml_collections configs of the commands are generated from these dataclasses
 (`rexjax.configs.rex`), so their defaults have one source.
 
 Defaults are the fast budget: 6 iterations of a narrow descent (max_active 1, tree_depth 7),
-the tool's 1/n responsibility rule weighted by each mutant's confidence (its `weighted`
-option), a geometric prefix grid (prefix_growth 0.05) and a pruned
+each child's main effect on the target confidence over its split's mutants (the
+"main_effect" rule), a geometric prefix grid (prefix_growth 0.05) and a pruned
 extraction (prune_grids 4, 8, 16); docs/benchmarks.md has the evidence. `PAPER_BUDGET` is the
 paper's budget (20 iterations, the full descent, Alg. 1's rule, every prefix, no pruning).
 Either way rexjax fixes the tool's bugs and refines held boxes (refine_static, Sec. 5.2).
@@ -26,7 +26,8 @@ import numpy as np
 
 QUEUE_STYLES = ("area", "all")
 DISTRIBUTIONS = ("uniform", "betabinom")
-RESPONSIBILITY_RULES = ("sufficient", "alg1", "tool", "weighted")
+RESPONSIBILITY_RULES = ("sufficient", "alg1", "tool", "weighted", "main_effect")
+EXACT_RULES = ("sufficient", "alg1", "tool")  # credits in multiples of 1/12 (responsibility.py)
 STRATEGIES = ("global", "spatial")
 CENTRES = ("responsibility", "uniform")
 PREFIX_SEARCHES = ("linear", "coarse")
@@ -136,8 +137,10 @@ class SearchConfig:
     distribution: split-point law, "uniform" or "betabinom" with `distribution_args` (a, b);
         the split rule per spatial rank is partition.py's (signals: three uniform cuts, so
         "betabinom" is refused for them; volumes: two random axes, one cut each).
-    responsibility: "weighted" (default: "tool" with each mutant's credit times its target
-        confidence, the tool's `weighted` option), "tool" (rex-xai 0.4.1's default: 1/n per
+    responsibility: "main_effect" (default: each child's mean target confidence over the 7
+        mutants that show it minus over the 7 that hide it, passing or not), "weighted"
+        ("tool" with each mutant's credit times its target confidence, the tool's
+        `weighted` option), "tool" (rex-xai 0.4.1's default: 1/n per
         passing mutant), "alg1" (paper Alg. 1 read literally: 1/(k+1), k the masked children
         of the passing mutant where the child is needed) or "sufficient" (paper Def. 4.2 on
         the partition: 1/|smallest passing set of children that needs the child|); see
@@ -159,7 +162,7 @@ class SearchConfig:
     refine_static: bool = True
     distribution: str = "uniform"
     distribution_args: tuple[float, float] = (1.0, 1.0)
-    responsibility: str = "weighted"
+    responsibility: str = "main_effect"
     concentrate: bool = False
     confidence_filter: float = 0.0
     search_limit: Optional[int] = None
@@ -203,7 +206,7 @@ class SearchConfig:
     @property
     def exact(self) -> bool:
         """The rule's credits are multiples of 1/12, accumulated as integers (no `concentrate`)."""
-        return self.responsibility != "weighted" and not self.concentrate
+        return self.responsibility in EXACT_RULES and not self.concentrate
 
 
 @dataclasses.dataclass(frozen=True)

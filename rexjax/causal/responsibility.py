@@ -27,9 +27,18 @@ Rules (`rule=`):
 * ``"tool"`` (rex-xai 0.4.1's default): every passing mutant with `n` visible children gives `1/n` to
   each of them, summed over the passing mutants (reference Sec. 3.1); nothing checks that a
   child is needed.
-* ``"weighted"`` (RexConfig's default; the tool's `weighted` option): as ``"tool"`` with each
-  mutant's credit multiplied by its target confidence, so a visible child that lowers the
-  confidence of the mutants it is in gets less.
+* ``"weighted"`` (the tool's `weighted` option): as ``"tool"`` with each mutant's credit
+  multiplied by its target confidence, so a visible child that lowers the confidence of the
+  mutants it is in gets less.
+* ``"main_effect"`` (RexConfig's default): the main effect of showing child `j` in the
+  split's 2^4 design read on its 14 mutants, `(1/7) sum_{S ∋ j} c_S - (1/7) sum_{S ∌ j} c_S`
+  (c_S the target confidence of mutant S, passing or not; 7 mutants show j and 7 hide it).
+  It asks no extra image. Unlike the pass-counting rules it sees a child that *lowers* the
+  confidence (a negative credit), which is what the pixels ranked after the explanation need.
+  On a model whose confidence is additive over the children, c_S = b + sum_{i in S} w_i, it
+  is (8/7) w_j - (1/7) sum_i w_i: the children's order by w is kept. A departure from the
+  paper's responsibility (BUILD_NOTES.md section 12); the search itself (which mutants pass
+  and are refined) is the same for every rule.
 
 The values of "sufficient", "alg1" and "tool" are multiples of 1/12 (1/|S|, 1/(k+1) and sums
 of 1/n with |S|, k + 1, n in 1..4); the search accumulates them exactly as integers in units
@@ -42,11 +51,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexjax.causal.config import RESPONSIBILITY_RULES
+from rexjax.causal.config import EXACT_RULES, RESPONSIBILITY_RULES
 from rexjax.causal.partition import SUBSETS
 
 RESOLUTION = 12  # lcm(1, 2, 3, 4): every exact rule's value is an integer number of 1/12
-EXACT_RULES = ("sufficient", "alg1", "tool")
 NEEDS_EMPTY = ("sufficient", "alg1")  # the rules that ask whether a child is needed
 
 # Extended subset table: rows 0..13 are the mutants, 14 the empty set, 15 the full set.
@@ -79,6 +87,8 @@ def child_responsibility(
         return (passes / n) @ sub
     if rule == "weighted":
         return (passes * confidence / n) @ sub
+    if rule == "main_effect":  # 7 of the 14 mutants show each child, 7 hide it
+        return (confidence @ sub - confidence @ (1.0 - sub)) / 7.0
     if rule in ("sufficient", "alg1"):
         size = jnp.asarray(_EXT.sum(axis=1), jnp.float32)  # |S|
         denominator = size if rule == "sufficient" else 5.0 - size  # |S| or k + 1 = 4 - |S| + 1

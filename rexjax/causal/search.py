@@ -24,14 +24,14 @@ region or the other active boxes can be enough), so it is never assumed to fail.
 (`empty_known`, `empty_pass`). It is evaluated as a 15th mutant of the split when unknown:
 the root's (the blank image, once per iteration) and, with `refine_static`, a held box's
 (the region without it was never shown). These extra images are in `forward_images` and
-`mutants`; "rex" and "weighted" never ask them.
+`mutants`; "tool", "weighted" and "main_effect" never ask them.
 
-Exact accumulation: the rules "alg1", "sufficient" and "rex" credit multiples of 1/12; each
+Exact accumulation: the rules "alg1", "sufficient" and "tool" credit multiples of 1/12; each
 iteration's map is an int32 count of 1/RESOLUTION units painted with an integer difference
 array, iterations are summed in int64, and the f32 map returned is units / 12, so pixels with
 equal responsibility have bit-equal values and the ranking's tie order (flat index) decides
-between them, never rounding residue. "weighted" and `concentrate` (credit / child area,
-paper Alg. 3 line 6) are float; they are painted rectangle by rectangle (`partition.paint`),
+between them, never rounding residue. "weighted", "main_effect" and `concentrate` (credit /
+child area, paper Alg. 3 line 6) are float; they are painted rectangle by rectangle (`partition.paint`),
 so pixels covered by the same rectangles are still bit-equal.
 
 One round = one jitted call for all `iters` iterations: the round's mutants are laid out

@@ -35,6 +35,21 @@ def test_weighted_scales_by_confidence():
     np.testing.assert_allclose(np.asarray(r), [conf[0] + conf[4] / 2, conf[4] / 2, 0, 0], rtol=1e-6)
 
 
+def test_main_effect_on_an_additive_confidence():
+    """Known answer: when c_S = b + sum_{i in S} w_i, each child's main effect over the 14
+    mutants is (8/7) w_j - (1/7) sum_i w_i, whatever passes (a child that lowers the
+    confidence gets a negative credit even where no mutant passes). Catches a rule that reads
+    only passing mutants, a wrong divisor (14 instead of 7), a flipped sign or the children
+    taken in another order."""
+    w = np.array([0.05, 0.4, -0.2, 0.3])
+    conf = jnp.asarray(0.1 + SUBSETS.astype(np.float64) @ w, jnp.float32)
+    want = 8 / 7 * w - w.sum() / 7
+    for passes in (jnp.ones(14, bool), jnp.zeros(14, bool), passes_of((1,), (1, 3))):
+        r = child_responsibility(passes, conf, "main_effect")
+        np.testing.assert_allclose(np.asarray(r), want, atol=1e-6)
+    assert np.argsort(want).tolist() == np.argsort(w).tolist()  # the order by w is kept
+
+
 def test_sufficient_is_definition_4_2_on_the_partition():
     """ReX paper Def. 4.2 and its Sec. 5.2 worked example: children {0, 2} needed together get
     1/2 each; a child that is enough alone gets 1; unneeded children get 0."""
@@ -87,19 +102,21 @@ def test_empty_subset_that_passes_makes_no_singleton_critical(rule):
     assert float(r.min()) > 0  # each singleton {j} passes where nothing else does
 
 
-@pytest.mark.parametrize("rule", ["tool", "sufficient", "alg1"])
+@pytest.mark.parametrize("rule", ["tool", "sufficient", "alg1", "weighted", "main_effect"])
 def test_rules_match_the_independent_formulas_on_every_pattern(rule):
-    """400 random pass patterns (14 mutants + the empty subset) against the formulas of
-    tests/helpers/rex_search.py (exact fractions, written from the definitions)."""
+    """400 random pass patterns (14 mutants + the empty subset) with random confidences
+    against the formulas of tests/helpers/rex_search.py (written from the definitions; exact
+    fractions for the pass-counting rules)."""
     rng = np.random.default_rng(0)
     patterns = rng.integers(0, 2, (400, 15)).astype(bool)
-    for row in patterns:
-        got = np.asarray(child_responsibility(jnp.asarray(row[:14]), jnp.ones(14), rule, empty_passes=bool(row[14])))
+    confidences = rng.random((400, 14)).astype(np.float32)
+    for row, c in zip(patterns, confidences):
+        got = np.asarray(child_responsibility(jnp.asarray(row[:14]), jnp.asarray(c), rule, empty_passes=bool(row[14])))
         passes = dict(zip(PROPER, row[:14]))
         passes[SUBSETS16[14]] = bool(row[14])
         passes[SUBSETS16[15]] = True
-        want = [float(v) for v in rule_values(rule, passes, {})]
-        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=str(row.astype(int)))
+        want = [float(v) for v in rule_values(rule, passes, dict(zip(PROPER, c.astype(np.float64))))]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=str(row.astype(int)))
 
 
 def test_unknown_rule_and_renamed_rules():

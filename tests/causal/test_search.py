@@ -36,7 +36,7 @@ MODELS = {
 
 slow = pytest.mark.slow
 # the search fields in which RexConfig's defaults (the fast budget) differ from PAPER_BUDGET
-FAST_SEARCH = dict(tree_depth=7, max_active=1, responsibility="weighted")
+FAST_SEARCH = dict(tree_depth=7, max_active=1, responsibility="main_effect")
 CASES = {  # id: (model, overrides of the paper's budget PAPER_BUDGET, iters)
     "default": ("and", dict(), 3),  # the paper's budget: alg1, refine_static, max_active 3
     "fast-budget": ("and", FAST_SEARCH, 3),  # RexConfig's defaults
@@ -50,12 +50,13 @@ CASES = {  # id: (model, overrides of the paper's budget PAPER_BUDGET, iters)
     "alg1-or-queue3": ("or", dict(responsibility="alg1", queue_len=3, max_active=4, refine_static=False), 3),
     "sufficient-refine-static": ("or", dict(responsibility="sufficient", refine_static=True, queue_len=2), 3),
     "weighted-concentrate": ("graded", dict(responsibility="weighted", concentrate=True, discard_shallow=False), 3),
+    "fast-budget-graded": ("graded", FAST_SEARCH, 3),  # the default rule on graded confidences
     # one box split per round, the other children of the passing mutant kept visible
     "alg1-max-active-1": ("and", dict(max_active=1, tree_depth=6), 3),
     "tool-max-active-1-static": ("and", dict(responsibility="tool", max_active=1, refine_static=False, tree_depth=6), 3),
 }
 FAST = {"default", "fast-budget", "alg1-max-active-1", "sufficient-or-all", "tool-refine-static-depth3", "graded-filter-limit", "sufficient-shallow",
-        "weighted-concentrate"}
+        "weighted-concentrate", "fast-budget-graded"}
 
 
 BATCH = 16
@@ -98,7 +99,7 @@ def test_search_matches_reference(case):
     # every split evaluates its 14 mutants; the empty subset is evaluated only when unknown
     assert 14 * sum(ref.splits) <= got.mutants <= 15 * sum(ref.splits)
     assert got.forward_images >= got.mutants and got.forward_images % BATCH == 0
-    if cfg.responsibility in ("tool", "weighted"):  # these rules never ask the empty subset
+    if cfg.responsibility in ("tool", "weighted", "main_effect"):  # these never ask the empty subset
         assert got.mutants == 14 * sum(ref.splits)
     elif not cfg.refine_static:
         # the empty subset of a split is a mutant of the round before, or the blank image at

@@ -40,10 +40,16 @@ def rule_values(rule: str, passes: dict, conf: dict) -> list:
     tool: sum over passing mutants S (the 14) containing j of 1/|S|; weighted: confidence x
     1/|S|; sufficient (Def. 4.2 on the partition): 1/min{|S| : j in S, S passes, S - {j}
     fails} over all 16; alg1 (Alg. 1 read literally): 1/(k+1), k = 4 - |S| = masked
-    children, minimised over the same S. 0 when no S qualifies.
+    children, minimised over the same S. 0 when no S qualifies. main_effect: the mean
+    confidence of the 7 mutants containing j minus that of the 7 without it, passing or not.
     """
     out = []
     for j in range(4):
+        if rule == "main_effect":
+            shown = [conf[s] for s in PROPER if j in s]
+            hidden = [conf[s] for s in PROPER if j not in s]
+            out.append(sum(shown) / len(shown) - sum(hidden) / len(hidden))
+            continue
         if rule in ("tool", "weighted"):
             v = Fraction(0) if rule == "tool" else 0.0
             for s in PROPER:
@@ -88,7 +94,7 @@ def reference_search(classify, x, target: int, cfg, key, full_confidence: float)
     run = jax.jit(classify)
     x = jnp.asarray(x)
     threshold = np.float32(cfg.confidence_filter * full_confidence)
-    exact = cfg.responsibility != "weighted" and not cfg.concentrate
+    exact = cfg.responsibility in ("sufficient", "alg1", "tool") and not cfg.concentrate
     capacity = 14 if cfg.queue_style == "all" else cfg.queue_len
 
     def ask(masks):
