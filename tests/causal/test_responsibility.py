@@ -128,3 +128,32 @@ def test_unknown_rule_and_renamed_rules():
         RexConfig.from_dict({"responsibility": "minimal_k"})
     with pytest.raises(ValueError, match="'rex' is now 'tool'"):
         RexConfig.from_dict({"responsibility": "rex"})
+
+
+def test_the_default_rule_gives_a_distracting_region_negative_responsibility():
+    """End to end, RexConfig's defaults on a synthetic model whose class-1 score rises with
+    the visible share of patch A and falls with that of patch D: A ranks first, the neutral
+    background next, D last and below zero (the pass-counting rules give D a positive
+    credit), and the explanation is drawn from A, never from D. Catches a default rule that ignores failing
+    mutants (e.g. "weighted": D > 0), a flipped sign, or the default not reaching the engine."""
+    import rexjax
+    from tests.helpers import oracles
+
+    h = w = 64
+    a_patch, d_patch = oracles.patch_mask(h, w, 6, 8, 12), oracles.patch_mask(h, w, 40, 36, 12)
+
+    def share(x, patch):
+        seen = (x.min(axis=-1) > 0.25).astype(jnp.float32)
+        return (seen * jnp.asarray(patch, jnp.float32)).sum(axis=(1, 2)) / patch.sum()
+
+    def model(x):
+        s = 4.0 * share(x, a_patch) - 3.0 * share(x, d_patch) - 0.5
+        return jnp.stack([jnp.zeros_like(s), s], -1)
+
+    assert RexConfig().search.responsibility == "main_effect"
+    ex = rexjax.explain(model, oracles.image(h, w), key=0, batch_size=16)
+    r, background = ex.responsibility, ~(a_patch | d_patch)
+    assert ex.target == 1 and ex.sufficient
+    assert r[a_patch].mean() > r[background].mean() > 0 > r[d_patch].mean()
+    # sufficient once 1/8 of A shows with D hidden: the explanation lies in A, none in D
+    assert not ex.mask[d_patch].any() and ex.mask[a_patch].sum() >= ex.mask[background].sum()
