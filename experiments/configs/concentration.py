@@ -22,5 +22,7 @@ def get_config():
     config.methods = "rex"
     config.architectures = placeholder(str)  # 'model=family,...'; None: the name without its size suffix
     config.rex.search.iters = 10
+    # The minimal pixel sets paper ran the ReX tool (rex-xai), whose rule is 1/n per passing mutant.
+    config.rex.search.responsibility = "tool"
     config.step = 250
     return config

@@ -25,6 +25,8 @@ def get_config():
     config.k_other = placeholder(int)
     config.colour_bounds = placeholder(str)  # None: the model's input range; "image": the image's
     config.rex.search.iters = 10
+    # The ConvAD paper ran the ReX tool (rex-xai), whose rule is 1/n per passing mutant.
+    config.rex.search.responsibility = "tool"
     config.lime.n_samples = 300
     config.step = 250
     return config

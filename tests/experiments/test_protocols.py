@@ -135,8 +135,9 @@ def test_photobomb_table_reports_the_chance_level():
 
 def test_study_configs_follow_the_papers():
     """SHAPE against RISE on identical masks (same grid, p and count: the SHAPE paper's p 0.1
-    and, at paper size, its 6000 masks); rex_compare runs the 1/n rule of the tool the ReX
-    paper ran, at 20 iterations and step 100 in its paper variant."""
+    and, at paper size, its 6000 masks); rex_compare, concentration and convad_robustness run
+    the 1/n rule of the tool their papers ran (not the library's default), rex_compare at 20
+    iterations and step 100 in its paper variant."""
     from tests.experiments.helpers import load_config
 
     for size, masks in (("cpu", 2000), ("paper", 6000)):
@@ -144,6 +145,8 @@ def test_study_configs_follow_the_papers():
         assert (c.rise.n_masks, c.rise.grid, c.rise.p) == (c.shape.n_masks, c.shape.grid, c.shape.p) == (masks, 7, 0.1)
     for size in ("cpu", "paper"):
         assert load_config("rex_compare", size).rex.search.responsibility == "tool"
+    for study in ("concentration", "convad_robustness"):
+        assert load_config(study).rex.search.responsibility == "tool", study
     from rexjax import metrics
 
     paper = load_config("rex_compare", "paper")
