@@ -85,7 +85,7 @@ def test_rex_equals_the_jax_function(pair, rule):
     if rule == "tool":
         np.testing.assert_array_equal(got.responsibility, want.responsibility)
     else:
-        np.testing.assert_allclose(got.responsibility, want.responsibility, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got.responsibility, want.responsibility, rtol=1e-5, atol=0)
     np.testing.assert_array_equal(got.mask, want.mask)
     assert got.sufficient and got.mask.any() and not got.mask[~IN_PATCH].any()  # the known answer
     assert got.forward_images == want.forward_images

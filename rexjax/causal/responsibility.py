@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rexjax.causal.config import EXACT_RULES, RESPONSIBILITY_RULES
+from rexjax.causal.config import RESPONSIBILITY_RULES
 from rexjax.causal.partition import SUBSETS
 
 RESOLUTION = 12  # lcm(1, 2, 3, 4): every exact rule's value is an integer number of 1/12

@@ -31,8 +31,8 @@ iteration's map is an int32 count of 1/RESOLUTION units painted with an integer 
 array, iterations are summed in int64, and the f32 map returned is units / 12, so pixels with
 equal responsibility have bit-equal values and the ranking's tie order (flat index) decides
 between them, never rounding residue. "weighted", "main_effect" and `concentrate` (credit /
-child area, paper Alg. 3 line 6) are float; they are painted rectangle by rectangle (`partition.paint`),
-so pixels covered by the same rectangles are still bit-equal.
+child area, paper Alg. 3 line 6) are float; they are painted rectangle by rectangle
+(`partition.paint`), so pixels covered by the same rectangles are still bit-equal.
 
 One round = one jitted call for all `iters` iterations: the round's mutants are laid out
 with fixed shape `[iters, Q, A, 15]`, compacted on device to the valid ones, and pushed

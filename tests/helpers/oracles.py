@@ -66,6 +66,18 @@ def graded_oracle(patches, scale: float = 6.0):
     return logits
 
 
+def weighted_oracle(patches, gains, bias: float):
+    """Logits [0, s] with s = bias + sum_k gains[k] x (visible fraction of patches[k]): a
+    patch with a negative gain is a distractor, showing it lowers the class-1 score."""
+    patches = [jnp.asarray(p, jnp.float32) for p in patches]
+
+    def logits(x):
+        score = bias + sum(g * _visible_fraction(x, p) for g, p in zip(gains, patches))
+        return jnp.stack([jnp.zeros_like(score), score], axis=-1)
+
+    return logits
+
+
 # Position-free oracles: the patches are marked in the image itself (channel 1 = 1.0 on patch
 # A, channel 2 = 1.0 on patch B, every other value <= 0.95), so one compiled model explains
 # any layout of patches of a given size (tools: tests/causal/oracle_quality.py).
