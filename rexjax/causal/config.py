@@ -28,6 +28,7 @@ QUEUE_STYLES = ("area", "all")
 DISTRIBUTIONS = ("uniform", "betabinom")
 RESPONSIBILITY_RULES = ("sufficient", "alg1", "tool", "weighted", "main_effect")
 EXACT_RULES = ("sufficient", "alg1", "tool")  # credits in multiples of 1/12 (responsibility.py)
+COMBINES = ("sum", "product")  # how the iterations' maps make the map (search.py `combine_iterations`)
 STRATEGIES = ("global", "spatial")
 CENTRES = ("responsibility", "uniform")
 PREFIX_SEARCHES = ("linear", "coarse")
@@ -140,8 +141,8 @@ class SearchConfig:
     responsibility: "main_effect" (default: each child's mean target confidence over the 7
         mutants that show it minus over the 7 that hide it, passing or not), "weighted"
         ("tool" with each mutant's credit times its target confidence, the tool's
-        `weighted` option), "tool" (rex-xai 0.4.1's default: 1/n per
-        passing mutant), "alg1" (paper Alg. 1 read literally: 1/(k+1), k the masked children
+        `weighted` option), "tool" (rex-xai 0.4.1's default rule: 1/n per
+        passing mutant; its default map is this rule with combine "product"), "alg1" (paper Alg. 1 read literally: 1/(k+1), k the masked children
         of the passing mutant where the child is needed) or "sufficient" (paper Def. 4.2 on
         the partition: 1/|smallest passing set of children that needs the child|); see
         responsibility.py.
@@ -151,6 +152,12 @@ class SearchConfig:
         least this fraction of the full-image confidence.
     search_limit: stop an iteration after this many mutants (None = unbounded).
     discard_shallow: drop iterations that never got below the root's children (as the tool).
+    combine: how the kept iterations' maps make the map. "sum" (default; reference Sec. 3.2's
+        additive style) or "product" (what rex-xai 0.4.1 runs by default: `CausalArgs()`
+        leaves `responsibility_style` the string "multiplicative", which never equals the
+        Additive enum, so each iteration's map is 1 + its credits and the map is their
+        product, divided by its max after each factor). "product" needs a rule whose
+        credits are >= 0, so not "main_effect".
     """
 
     iters: int = 6
@@ -167,6 +174,7 @@ class SearchConfig:
     confidence_filter: float = 0.0
     search_limit: Optional[int] = None
     discard_shallow: bool = True
+    combine: str = "sum"
 
     def __post_init__(self):
         own = "SearchConfig"
@@ -195,6 +203,10 @@ class SearchConfig:
               f"responsibility {self.responsibility!r} is now {renamed.get(self.responsibility)}")
         _need(self.responsibility in RESPONSIBILITY_RULES, own,
               f"responsibility must be one of {RESPONSIBILITY_RULES}, got {self.responsibility!r}")
+        _need(self.combine in COMBINES, own, f"combine must be one of {COMBINES}, got {self.combine!r}")
+        _need(not (self.combine == "product" and self.responsibility == "main_effect"), own,
+              "combine 'product' multiplies 1 + credit, and responsibility 'main_effect' credits can be "
+              "negative: use combine 'sum' or a rule with credits >= 0 ('tool', 'weighted', 'alg1', 'sufficient')")
         _need(0.0 <= self.confidence_filter <= 1.0, own, f"confidence_filter must be in [0, 1], got {self.confidence_filter!r}")
         _need(self.search_limit is None or self.search_limit > 0, own,
               f"search_limit must be > 0 or None, got {self.search_limit!r}")

@@ -24,9 +24,10 @@ Rules (`rule=`):
   visible never turns a pass into a fail) this smallest `S` is the smallest minimal
   sufficient subset containing `j`, which is Def. 4.2 word for word. Its credit halves on
   each side of a patch cut by a split, which costs it explanation size on the oracles.
-* ``"tool"`` (rex-xai 0.4.1's default): every passing mutant with `n` visible children gives `1/n` to
-  each of them, summed over the passing mutants (reference Sec. 3.1); nothing checks that a
-  child is needed.
+* ``"tool"`` (rex-xai 0.4.1's default rule): every passing mutant with `n` visible children gives
+  `1/n` to each of them, summed over the passing mutants (reference Sec. 3.1); nothing checks
+  that a child is needed. The tool's default map also multiplies its iterations
+  (`SearchConfig.combine="product"`).
 * ``"weighted"`` (the tool's `weighted` option): as ``"tool"`` with each mutant's credit
   multiplied by its target confidence, so a visible child that lowers the confidence of the
   mutants it is in gets less.

@@ -89,12 +89,12 @@ class IterState(NamedTuple):
 
 
 class SearchResult(NamedTuple):
-    responsibility: np.ndarray  # f32[*S] (images: [H, W]), sum over kept iterations
+    responsibility: np.ndarray  # f32[*S] (images: [H, W]), the kept iterations combined (`combine_iterations`)
     per_iteration: np.ndarray  # f32[iters, *S] each iteration's map
     units: Optional[np.ndarray]  # int32[iters, *S] the same in units of 1/resolution (exact rules), else None
     resolution: int  # RESOLUTION for the exact rules, 1 for float rules
     depth_reached: np.ndarray  # int32[iters]
-    kept: np.ndarray  # bool[iters] iterations summed into `responsibility`
+    kept: np.ndarray  # bool[iters] iterations combined into `responsibility`
     forward_images: int  # images pushed, padding of the last chunk of each round included
     mutants: int  # mutant images evaluated, without padding
     iteration_mutants: np.ndarray  # int32[iters] the same per iteration
@@ -477,20 +477,42 @@ def make_lockstep_search(classify: Callable, cfg: SearchConfig, batch_size: int,
     return search
 
 
+def combine_iterations(per_iteration: np.ndarray, keep: np.ndarray, combine: str) -> np.ndarray:
+    """The map f32[*S] from the iterations' maps `per_iteration` f32[iters, *S] and `keep`
+    bool[iters]. "sum": the kept maps added in order (equal per-iteration values give equal
+    sums). "product" (rex-xai 0.4.1's default, `ResponsibilityMaps.merge` in its
+    multiplicative style): m <- m * (1 + r_i) / max(m * (1 + r_i)) over the kept i, from
+    m = 1; all zero when none is kept.
+    """
+    total = np.zeros(per_iteration.shape[1:], np.float32)
+    kept = np.flatnonzero(keep)
+    if combine == "sum":
+        for i in kept:
+            total += per_iteration[i]
+        return total
+    if combine != "product":
+        raise ValueError(f"combine must be 'sum' or 'product', got {combine!r}")
+    if kept.size:
+        total += 1.0
+    for i in kept:
+        total *= 1.0 + per_iteration[i]
+        total /= total.max()
+    return total
+
+
 def _result(cfg: SearchConfig, state: IterState, forward_images: int, rounds: int, shape: tuple) -> SearchResult:
     """One image's SearchResult from its lanes' final states (numpy, leading `iters` axis)."""
     depth = state.depth_reached
     keep = depth > 1 if cfg.discard_shallow else np.ones_like(depth, bool)
     raw = state.resp
-    if cfg.exact:  # exact integer sum; equal units give equal floats
-        total = raw[keep].sum(axis=0, dtype=np.int64)
-        responsibility = (total / RESOLUTION).astype(np.float32)
+    if cfg.exact:
         per_iteration, unit_maps, resolution = (raw / RESOLUTION).astype(np.float32), raw, RESOLUTION
-    else:  # iterations added in order: equal per-iteration values give equal sums
-        responsibility = np.zeros(shape, np.float32)
-        for i in np.flatnonzero(keep):
-            responsibility += raw[i]
+    else:
         per_iteration, unit_maps, resolution = raw, None, 1
+    if cfg.exact and cfg.combine == "sum":  # exact integer sum; equal units give equal floats
+        responsibility = (raw[keep].sum(axis=0, dtype=np.int64) / RESOLUTION).astype(np.float32)
+    else:
+        responsibility = combine_iterations(per_iteration, keep, cfg.combine)
     return SearchResult(
         responsibility=responsibility,
         per_iteration=per_iteration,

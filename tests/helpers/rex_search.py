@@ -174,7 +174,12 @@ def reference_search(classify, x, target: int, cfg, key, full_confidence: float)
         depths.append(depth_reached)
         splits.append(n_splits)
         kept.append(depth_reached > 1 or not cfg.discard_shallow)
-    total = sum((v for v, k in zip(values, kept) if k), np.zeros((h, w)))
+    kept_values = [v for v, k in zip(values, kept) if k]
+    if cfg.combine == "product":  # rex-xai's multiplicative style, normalised once at the end
+        total = np.prod([1.0 + v for v in kept_values], axis=0) if kept_values else np.zeros((h, w))
+        total = total / total.max()
+    else:
+        total = sum(kept_values, np.zeros((h, w)))
     return Reference(units, values, depths, splits, total, kept)
 
 
