@@ -141,9 +141,10 @@ class SearchConfig:
     responsibility: "main_effect" (default: each child's mean target confidence over the 7
         mutants that show it minus over the 7 that hide it, passing or not), "weighted"
         ("tool" with each mutant's credit times its target confidence, the tool's
-        `weighted` option), "tool" (rex-xai 0.4.1's default rule: 1/n per
-        passing mutant; its default map is this rule with combine "product"), "alg1" (paper Alg. 1 read literally: 1/(k+1), k the masked children
-        of the passing mutant where the child is needed) or "sufficient" (paper Def. 4.2 on
+        `weighted` option), "tool" (rex-xai 0.4.1's default rule: 1/n per passing mutant;
+        its default map is this rule with combine "product"), "alg1" (paper Alg. 1 read
+        literally: 1/(k+1), k the masked children of the passing mutant where the child is
+        needed) or "sufficient" (paper Def. 4.2 on
         the partition: 1/|smallest passing set of children that needs the child|); see
         responsibility.py.
     concentrate: divide each child's credit by its area (paper Alg. 3 line 6, the tool's
