@@ -144,9 +144,8 @@ class SearchConfig:
         `weighted` option), "tool" (rex-xai 0.4.1's default rule: 1/n per passing mutant;
         its default map is this rule with combine "product"), "alg1" (paper Alg. 1 read
         literally: 1/(k+1), k the masked children of the passing mutant where the child is
-        needed) or "sufficient" (paper Def. 4.2 on
-        the partition: 1/|smallest passing set of children that needs the child|); see
-        responsibility.py.
+        needed) or "sufficient" (paper Def. 4.2 on the partition: 1/|smallest passing set of
+        children that needs the child|); see responsibility.py.
     concentrate: divide each child's credit by its area (paper Alg. 3 line 6, the tool's
         `concentrate` option, off by default as in the tool).
     confidence_filter: a mutant passes when its top-1 is the target and its confidence is at

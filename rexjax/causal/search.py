@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 
 from rexjax import checks
 from rexjax.batching import push
-from rexjax.causal.config import SearchConfig
+from rexjax.causal.config import COMBINES, SearchConfig
 from rexjax.causal.partition import N_MUTANTS, SUBSETS, box_area, paint, render, split_box
 from rexjax.keys import iteration as iteration_key
 from rexjax.causal.responsibility import NEEDS_EMPTY, RESOLUTION, WITHOUT, child_responsibility, units
@@ -484,16 +484,14 @@ def combine_iterations(per_iteration: np.ndarray, keep: np.ndarray, combine: str
     multiplicative style): m <- m * (1 + r_i) / max(m * (1 + r_i)) over the kept i, from
     m = 1; all zero when none is kept.
     """
-    total = np.zeros(per_iteration.shape[1:], np.float32)
+    checks.one_of("combine", combine, COMBINES)
     kept = np.flatnonzero(keep)
-    if combine == "sum":
+    if combine == "sum" or not kept.size:
+        total = np.zeros(per_iteration.shape[1:], np.float32)
         for i in kept:
             total += per_iteration[i]
         return total
-    if combine != "product":
-        raise ValueError(f"combine must be 'sum' or 'product', got {combine!r}")
-    if kept.size:
-        total += 1.0
+    total = np.ones(per_iteration.shape[1:], np.float32)
     for i in kept:
         total *= 1.0 + per_iteration[i]
         total /= total.max()

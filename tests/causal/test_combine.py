@@ -71,6 +71,8 @@ def test_combine_is_validated():
     assert RexConfig().search.combine == "sum"
     with pytest.raises(ValueError, match="combine must be one of"):
         SearchConfig(combine="mult")
+    with pytest.raises(ValueError, match="combine must be one of"):
+        combine_iterations(CREDITS, ALL, "mult")  # not a silent sum
     with pytest.raises(ValueError, match="main_effect"):
         SearchConfig(combine="product")  # the default rule's credits can be negative
     assert RexConfig.from_dict({"responsibility": "tool", "combine": "product"}).search.combine == "product"
